@@ -1,0 +1,93 @@
+"""Apache Airflow provider for Openapi's SMS Worldwide gateway.
+
+Importing this package is cheap on purpose (DAG files import it at parse time): the hook, operator,
+sensor, trigger and notifier live in their own modules and load their HTTP and phone-number machinery
+only when a task runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+CONN_TYPE = "smsww"
+DEFAULT_CONN_ID = "smsww_default"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """What Airflow's ProvidersManager reads through the ``apache_airflow_provider`` entry point."""
+    return {
+        "package-name": "airflow-provider-smsww",
+        "name": "SMS Worldwide (Openapi)",
+        "description": "Certified SMS through Openapi's SMS Worldwide gateway: dry-run gated sending, "
+        "delivery sensing (poke, reschedule, deferrable) and failure notifications.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "SMS Worldwide (Openapi)",
+                "external-doc-url": "https://console.openapi.com/apis/sms",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "SMS Worldwide (Openapi)",
+                "python-modules": ["airflow_provider_smsww.hooks.smsww"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "SMS Worldwide (Openapi)",
+                "python-modules": ["airflow_provider_smsww.operators.smsww"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "SMS Worldwide (Openapi)",
+                "python-modules": ["airflow_provider_smsww.sensors.smsww"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "SMS Worldwide (Openapi)",
+                "python-modules": ["airflow_provider_smsww.triggers.smsww"],
+            }
+        ],
+        "notifications": ["airflow_provider_smsww.notifications.smsww.SmsWwNotifier"],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_smsww.hooks.smsww.SmsWwHook",
+                "hook-name": "SMS Worldwide (Openapi)",
+                "connection-type": CONN_TYPE,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"login": "Account email", "password": "Bearer token", "host": "API host"},
+                    "placeholders": {
+                        "host": "https://sms.openapi.com (leave empty for the default)",
+                        "login": "only to mint tokens: the account email",
+                        "password": "a token with the sms.openapi.com scopes",
+                    },
+                },
+                "conn-fields": {
+                    "api_key": {
+                        "label": "API key",
+                        "description": "With the account email, mints tokens through Openapi OAuth "
+                        "instead of using a fixed token.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                        "sensitive": True,
+                    },
+                    "sandbox": {
+                        "label": "Use Openapi's test hosts",
+                        "description": "test.sms.openapi.com and test.oauth.openapi.com",
+                        "schema": {"type": ["boolean", "null"]},
+                    },
+                    "oauth_host": {
+                        "label": "OAuth host",
+                        "description": "Override for the token service (the embedded sandbox serves both).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,80 @@
+"""One error hierarchy for everything the provider raises.
+
+Catch :class:`SmsWwError` for all of them. Messages name what went wrong and what to do about it, and
+never contain a token, an API key or a callback header (the client builds them from status codes and
+the API's own error text only).
+"""
+
+from __future__ import annotations
+
+
+class SmsWwError(Exception):
+    """Base class. ``status_code`` is the HTTP status when there was one, ``code`` the API's error code."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+
+
+class SmsWwValidationError(SmsWwError):
+    """The request was refused as invalid: locally before sending, or by the API (422, with its code:
+    2011 bad E.164, 2013 wrong country, 2021 sender length, 2024 numeric sender, 2044/2050 forbidden
+    content)."""
+
+
+class SmsWwAuthError(SmsWwError):
+    """401/403: the token is missing, wrong, expired or lacks the scope, or the API key is wrong."""
+
+
+class SmsWwBlocklistedError(SmsWwAuthError):
+    """403 code 2020: the account is blocklisted (after forbidden content). Nothing more will send."""
+
+
+class SmsWwInsufficientCreditError(SmsWwError):
+    """402: not enough credit. Worldwide sends need at least 1 EUR per message part."""
+
+
+class SmsWwNotFoundError(SmsWwError):
+    """404: no message with that id on this account."""
+
+
+class SmsWwRateLimitError(SmsWwError):
+    """429 after all retries. ``retry_after`` is the server's hint in seconds, when it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: int | None) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class SmsWwServerError(SmsWwError):
+    """5xx after all retries."""
+
+
+class SmsWwTransportError(SmsWwError):
+    """The server could not be reached or the connection broke (after all retries)."""
+
+
+class SmsWwResponseError(SmsWwError):
+    """The server answered something that is not the API's JSON (an HTML error page, a proxy, a
+    changed API)."""
+
+
+class SmsWwSendUncertainError(SmsWwError):
+    """A real (non dry-run) send may or may not have reached the gateway: the connection broke or the
+    server failed after the request was written. Resending blindly could send the SMS twice, so the
+    client raises this instead; the operator reconciles against ``GET /messages`` before deciding."""
+
+
+class SmsWwGateError(SmsWwValidationError):
+    """The operator's dry-run gate refused the batch; nothing was sent. ``problems`` maps each bad
+    recipient to the reason."""
+
+    def __init__(self, message: str, *, problems: dict[str, str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class SmsWwDeliveryError(SmsWwError):
+    """A message reached a final failure state (UNDELIVERABLE, EXPIRED, REJECTED) or was blocklisted."""

@@ -1,0 +1,190 @@
+"""Typed shapes of the SMS Worldwide API (Gateway SMS v1.2.7) and of Openapi's OAuth v2 tokens.
+
+Field names follow the spec (camelCase on the wire, snake_case in Python). Responses accept fields the
+spec does not list, so a server that grows a field does not break a running DAG; requests forbid
+unknown fields, so a typo in a DAG fails before any money is spent.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    field_serializer,
+)
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+Region = Literal["WW", "IT", "ES"]
+REGIONS: tuple[Region, ...] = ("WW", "IT", "ES")
+
+
+class MessageState(str, enum.Enum):
+    """Lifecycle of a message. NEW and PENDING are in flight; every other state is final."""
+
+    NEW = "NEW"
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    UNDELIVERABLE = "UNDELIVERABLE"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (MessageState.NEW, MessageState.PENDING)
+
+    @property
+    def is_failure(self) -> bool:
+        return self in FAILED_STATES
+
+
+FAILED_STATES = frozenset({MessageState.UNDELIVERABLE, MessageState.EXPIRED, MessageState.REJECTED})
+
+
+class _Wire(BaseModel):
+    """Base for every model: camelCase aliases, Python names accepted too."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+
+class _Request(_Wire):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(_Wire):
+    model_config = ConfigDict(extra="allow")
+
+
+def _reveal(info: SerializationInfo) -> bool:
+    """Secrets are written out only when the caller asks for it explicitly (the HTTP client does)."""
+    return bool(info.context and info.context.get("reveal_secrets"))
+
+
+class MessageOptions(_Wire):
+    dry_run: bool = False
+    fail_on_multiple_messages: bool = False
+
+
+class Callback(_Wire):
+    """Where the gateway reports state changes. ``headers`` often carry credentials: they are kept as
+    secrets and written out only in the request body itself, never in a repr, a log line or XCom."""
+
+    url: AnyHttpUrl
+    method: Literal["JSON", "POST"] = "JSON"
+    field: str = "data"
+    retry: int = Field(default=0, ge=0, le=5)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("url")
+    def _url(self, url: AnyHttpUrl) -> str:
+        return str(url)
+
+    @field_serializer("headers")
+    def _headers(self, headers: dict[str, SecretStr], info: SerializationInfo) -> dict[str, str]:
+        if _reveal(info):
+            return {k: v.get_secret_value() for k, v in headers.items()}
+        return {k: "***" for k in headers}
+
+
+class SendRequest(_Request):
+    """Body of ``POST /{WW,IT,ES}-messages``: one recipient per request."""
+
+    recipient: str
+    message: str
+    sender: str | None = None
+    options: MessageOptions = Field(default_factory=MessageOptions)
+    callback: Callback | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON body as sent, callback header values included."""
+        return self.model_dump(mode="json", exclude_none=True, context={"reveal_secrets": True})
+
+
+class Message(_Response):
+    """The message resource, as returned by send and read calls."""
+
+    id: str
+    username: str | None = None
+    state: MessageState | str = MessageState.NEW
+    sender: str | None = None
+    recipient: str | None = None
+    international_prefix: str | None = None
+    country_code: str | None = None
+    message: str | None = None
+    encoding: Literal["GSM-7", "UCS-2"] | str | None = None
+    characters_count: int | None = None
+    message_count: int | None = None
+    price: Decimal = Decimal(0)
+    total_price: Decimal = Decimal(0)
+    blocklisted: bool = False
+    blocklisted_reason: str | None = None
+    options: MessageOptions | None = None
+    callback: Callback | None = None
+    is_otp: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """Final when the state is a known final state; an unknown state is treated as in flight."""
+        return isinstance(self.state, MessageState) and self.state.is_final
+
+    @property
+    def is_failure(self) -> bool:
+        return self.blocklisted or (isinstance(self.state, MessageState) and self.state.is_failure)
+
+    @property
+    def state_name(self) -> str:
+        return self.state.value if isinstance(self.state, MessageState) else str(self.state)
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-safe record for XCom and logs: no message text, no callback headers."""
+        return {
+            "id": self.id,
+            "recipient": self.recipient,
+            "state": self.state_name,
+            "messageCount": self.message_count,
+            "encoding": self.encoding,
+            "totalPrice": float(self.total_price),
+            "blocklisted": self.blocklisted,
+        }
+
+
+class Envelope(_Response, Generic[T]):
+    """``{"data": ...}``, the wrapper around every successful answer."""
+
+    data: T
+
+
+class ErrorBody(_Response):
+    """Error answer in either shape: ``{"code", "message"}`` (the spec) or the older Openapi
+    ``{"success": false, "message", "error", "data": null}``."""
+
+    code: int | None = None
+    error: int | None = None
+    message: str | None = None
+
+    @property
+    def api_code(self) -> int | None:
+        return self.code if self.code is not None else self.error
+
+
+class Token(_Response):
+    """A Bearer token minted by OAuth v2 ``POST /tokens``."""
+
+    token: SecretStr
+    expire_at: datetime | None = None
+    scopes: list[str] = Field(default_factory=list)

@@ -1,0 +1,118 @@
+"""The API's input rules, checked locally so that bad input is refused before any money is spent.
+
+The operator runs these before its dry-run gate; the sandbox runs the same ones so that it answers
+with the same error codes as the real gateway (spec v1.2.7: 2011, 2013, 2021, 2024). ``phonenumbers``
+is imported inside the functions: its metadata is only needed at execute time, not at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from airflow_provider_smsww.models import REGIONS
+from airflow_provider_smsww.segments import SegmentInfo, analyse
+
+CODE_BAD_RECIPIENT = 2011
+CODE_WRONG_COUNTRY = 2013
+CODE_SENDER_LENGTH = 2021
+CODE_SENDER_NUMERIC = 2024
+CODE_FORBIDDEN_CONTENT = 2044
+
+#: Characters people put in phone numbers for readability; removed before checking E.164.
+_READABILITY = re.compile(r"[\s\-().]")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SENDER = re.compile(r"^[A-Za-z0-9 ]{3,11}$")
+
+REGION_COUNTRY = {"IT": "IT", "ES": "ES"}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why an input is refused; ``code`` is the API's code for the same refusal, when it has one."""
+
+    message: str
+    code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A recipient in E.164 with the country facts the API reports back."""
+
+    e164: str
+    country_code: str
+    international_prefix: str
+
+
+def parse_recipient(raw: str, region: str = "WW") -> Recipient | Problem:
+    """Normalise ``raw`` to E.164 and check that it is a valid number (and in the region's country).
+
+    Spaces, dashes, dots and brackets are dropped; a number without a leading ``+`` is refused
+    rather than guessed at, since a national number means different things in different countries.
+    """
+    import phonenumbers
+
+    if not isinstance(raw, str) or not raw.strip():
+        return Problem("recipient is empty", CODE_BAD_RECIPIENT)
+    compact = _READABILITY.sub("", raw.strip())
+    if compact.startswith("00"):
+        return Problem(
+            f"{raw!r} is not E.164: write it with a leading '+' instead of '00' ('+{compact[2:]}')",
+            CODE_BAD_RECIPIENT,
+        )
+    if not _E164.match(compact):
+        return Problem(
+            f"{raw!r} is not an E.164 number: expected '+' and 7 to 15 digits, e.g. '+393331234567'",
+            CODE_BAD_RECIPIENT,
+        )
+    try:
+        number = phonenumbers.parse(compact, None)
+    except phonenumbers.NumberParseException:
+        return Problem(f"{raw!r} is not a phone number", CODE_BAD_RECIPIENT)
+    if not phonenumbers.is_valid_number(number):
+        return Problem(f"{raw!r} is not a valid phone number for its country code", CODE_BAD_RECIPIENT)
+    country = phonenumbers.region_code_for_number(number) or ""
+    expected = REGION_COUNTRY.get(region)
+    if expected and country != expected:
+        return Problem(
+            f"{raw!r} is a {country or 'non-geographic'} number; the {region} endpoint only sends to {expected}",
+            CODE_WRONG_COUNTRY,
+        )
+    return Recipient(
+        e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        country_code=country,
+        international_prefix=str(number.country_code),
+    )
+
+
+def check_sender(sender: str | None) -> Problem | None:
+    """3-11 letters, digits or spaces, not all digits. ``None`` or empty means the default 'Openapi'."""
+    if not sender:
+        return None
+    if not _SENDER.match(sender):
+        return Problem(
+            f"sender {sender!r} must be 3 to 11 letters, digits or spaces (it has {len(sender)} characters)",
+            CODE_SENDER_LENGTH,
+        )
+    if sender.replace(" ", "").isdigit():
+        return Problem(f"sender {sender!r} cannot be purely numeric", CODE_SENDER_NUMERIC)
+    return None
+
+
+def check_message(text: str, *, fail_on_multiple_messages: bool = False) -> SegmentInfo | Problem:
+    """The message's encoding and parts, or why it cannot be sent."""
+    if not isinstance(text, str) or not text.strip():
+        return Problem("message is empty")
+    info = analyse(text)
+    if fail_on_multiple_messages and info.parts > 1:
+        return Problem(
+            f"message needs {info.parts} parts ({info.characters} {info.encoding} characters, "
+            f"{info.single_part_limit} fit in one) and fail_on_multiple_messages is set"
+        )
+    return info
+
+
+def check_region(region: str) -> Problem | None:
+    if region not in REGIONS:
+        return Problem(f"region {region!r} is unknown: use one of {', '.join(REGIONS)}")
+    return None
