@@ -75,7 +75,6 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "With the account email, mints tokens through Openapi OAuth "
                         "instead of using a fixed token.",
                         "schema": {"type": ["string", "null"], "format": "password"},
-                        "sensitive": True,
                     },
                     "sandbox": {
                         "label": "Use Openapi's test hosts",

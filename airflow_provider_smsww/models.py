@@ -29,7 +29,7 @@ Region = Literal["WW", "IT", "ES"]
 REGIONS: tuple[Region, ...] = ("WW", "IT", "ES")
 
 
-class MessageState(str, enum.Enum):
+class MessageState(enum.StrEnum):
     """Lifecycle of a message. NEW and PENDING are in flight; every other state is final."""
 
     NEW = "NEW"

@@ -1,0 +1,576 @@
+"""HTTP clients for the SMS Worldwide API: the only module that speaks HTTP. No Airflow import.
+
+:class:`SmsWwClient` (sync) and :class:`AsyncSmsWwClient` (async) share everything but the I/O loop:
+the request plan, the retry decision, the error mapping and the token cache are plain functions and
+classes below, so both clients behave the same by construction.
+
+Retries. Reads (``GET``) and dry-run sends are retried with exponential backoff and full jitter on 429
+(waiting at least ``Retry-After``), 5xx and transport errors: they cost nothing and change nothing. A
+*real* send is retried only when the gateway provably did not process it: a connection that was never
+established, or a 429 (the rate limiter refused it). When a real send may have reached the gateway (a
+5xx, a timeout or a dropped connection after the request was written), the client raises
+:class:`~airflow_provider_smsww.exceptions.SmsWwSendUncertainError` instead of resending, because the
+API has no idempotency key and a blind retry could deliver (and bill) the SMS twice. The operator then
+looks the message up in ``GET /messages`` and resends only if it is not there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import ValidationError
+
+from airflow_provider_smsww import __version__
+from airflow_provider_smsww.exceptions import (
+    SmsWwAuthError,
+    SmsWwBlocklistedError,
+    SmsWwError,
+    SmsWwInsufficientCreditError,
+    SmsWwNotFoundError,
+    SmsWwRateLimitError,
+    SmsWwResponseError,
+    SmsWwSendUncertainError,
+    SmsWwServerError,
+    SmsWwTransportError,
+    SmsWwValidationError,
+)
+from airflow_provider_smsww.models import Envelope, ErrorBody, Message, Region, SendRequest, Token
+
+log = logging.getLogger(__name__)
+
+PRODUCTION_URL = "https://sms.openapi.com"
+SANDBOX_URL = "https://test.sms.openapi.com"
+OAUTH_PRODUCTION_URL = "https://oauth.openapi.com"
+OAUTH_SANDBOX_URL = "https://test.oauth.openapi.com"
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+USER_AGENT = f"airflow-provider-smsww/{__version__}"
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+CODE_USER_BLOCKLISTED = 2020
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; ``Retry-After`` is a floor, capped by ``max_retry_after``.
+
+    A server asking to wait longer than ``max_retry_after`` gets a :class:`SmsWwRateLimitError` at once
+    (with ``retry_after`` set) rather than a worker slot held for that long.
+    """
+
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
+        return max(backoff, retry_after or 0.0)
+
+
+@dataclass
+class _Outcome:
+    """What one attempt produced: a response, or a transport error before or after the request was sent."""
+
+    response: httpx.Response | None = None
+    error: httpx.TransportError | None = None
+
+    @property
+    def never_sent(self) -> bool:
+        """True when the server cannot have seen the request: the connection was never made."""
+        return isinstance(self.error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def parse_retry_after(
+    value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now()).total_seconds())
+
+
+def _describe(method: str, url: httpx.URL | str) -> str:
+    """``POST /WW-messages``: method and path only; query strings and hosts stay out of messages."""
+    return f"{method} {urlsplit(str(url)).path or '/'}"
+
+
+def error_from_response(response: httpx.Response) -> SmsWwError:
+    """Map an error response to the exception hierarchy, with the API's own code and text."""
+    status = response.status_code
+    body: ErrorBody | None = None
+    try:
+        body = ErrorBody.model_validate(response.json())
+    except (ValueError, ValidationError):
+        body = None
+    code = body.api_code if body else None
+    text = (body.message if body and body.message else response.reason_phrase or "no detail")[:300]
+    where = _describe(response.request.method, response.request.url)
+    detail = f"{where} answered {status}" + (f" (code {code})" if code is not None else "") + f": {text}"
+    kwargs: dict[str, Any] = {"status_code": status, "code": code}
+    if status == 401:
+        return SmsWwAuthError(f"{detail}. Check the connection's token or email + API key.", **kwargs)
+    if status == 403 and code == CODE_USER_BLOCKLISTED:
+        return SmsWwBlocklistedError(f"{detail}. The account is blocklisted: contact Openapi.", **kwargs)
+    if status == 403:
+        return SmsWwAuthError(f"{detail}. The token lacks the scope for this call.", **kwargs)
+    if status == 402:
+        return SmsWwInsufficientCreditError(
+            f"{detail}. Top up: worldwide sends need 1 EUR of credit per message part.", **kwargs
+        )
+    if status == 404:
+        return SmsWwNotFoundError(detail, **kwargs)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return SmsWwRateLimitError(detail, retry_after=retry_after, **kwargs)
+    if status >= 500:
+        return SmsWwServerError(detail, **kwargs)
+    if status in (400, 409, 413, 422):
+        return SmsWwValidationError(detail, **kwargs)
+    return SmsWwError(detail, **kwargs)
+
+
+def parse_data(response: httpx.Response, model: Any) -> Any:
+    """The ``data`` of a successful answer as ``model``; anything else is a :class:`SmsWwResponseError`."""
+    where = _describe(response.request.method, response.request.url)
+    try:
+        payload = response.json()
+    except ValueError:
+        ctype = response.headers.get("content-type", "unknown")
+        raise SmsWwResponseError(
+            f"{where} answered {response.status_code} with non-JSON content ({ctype}); "
+            "is the connection's host the SMS API?",
+            status_code=response.status_code,
+        ) from None
+    try:
+        return Envelope[model].model_validate(payload).data
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors()[:5])
+        raise SmsWwResponseError(
+            f"{where} answered {response.status_code} with JSON the provider does not understand "
+            f"(problem at: {fields})",
+            status_code=response.status_code,
+        ) from None
+
+
+def parse_token(response: httpx.Response) -> Token:
+    """A minted token, wrapped in ``{"data": ...}`` or not (both shapes are seen)."""
+    where = _describe(response.request.method, response.request.url)
+    try:
+        payload = response.json()
+        if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+            payload = payload["data"]
+        return Token.model_validate(payload)
+    except (ValueError, ValidationError):
+        raise SmsWwResponseError(
+            f"{where} answered without a token", status_code=response.status_code
+        ) from None
+
+
+def default_scopes(base_url: str) -> list[str]:
+    """Every SMS endpoint of the API host the client talks to (``*:sms.openapi.com/*``)."""
+    host = urlsplit(base_url).hostname or "sms.openapi.com"
+    return [f"*:{host}/*"]
+
+
+@dataclass
+class TokenMinter:
+    """Mints Bearer tokens from an account email + API key through OAuth v2 and caches them.
+
+    One minter is shared per (OAuth URL, email, scopes) in a process, so hooks created for each task
+    reuse a live token instead of minting one per call. A token is renewed ``refresh_margin`` seconds
+    before its ``expireAt``, and at once after the API refuses it (401).
+    """
+
+    oauth_url: str
+    email: str
+    api_key: str = field(repr=False)
+    scopes: list[str]
+    ttl: int = 3600
+    refresh_margin: float = 60.0
+    #: Called with each new token, e.g. Airflow's ``mask_secret`` so that it never shows in a task log.
+    on_token: Callable[[str], None] | None = field(default=None, repr=False)
+    _token: Token | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def _request(self) -> dict[str, Any]:
+        return {
+            "url": f"{self.oauth_url.rstrip('/')}/tokens",
+            "json": {"scopes": self.scopes, "ttl": self.ttl, "name": USER_AGENT},
+            "auth": httpx.BasicAuth(self.email, self.api_key),
+        }
+
+    def _fresh(self) -> str | None:
+        token = self._token
+        if token is None:
+            return None
+        if token.expire_at is not None:
+            remaining = (token.expire_at - datetime.now(UTC)).total_seconds()
+            if remaining < self.refresh_margin:
+                return None
+        return token.token.get_secret_value()
+
+    def _accept(self, response: httpx.Response) -> str:
+        if response.status_code >= 400:
+            err = error_from_response(response)
+            if response.status_code in (401, 403):
+                raise SmsWwAuthError(
+                    f"Minting a token failed ({response.status_code}): check the connection's account "
+                    "email (login) and api_key extra.",
+                    status_code=response.status_code,
+                    code=err.code,
+                )
+            raise err
+        self._token = parse_token(response)
+        secret = self._token.token.get_secret_value()
+        if self.on_token is not None:
+            self.on_token(secret)
+        return secret
+
+    def invalidate(self) -> None:
+        self._token = None
+
+    def get(self, http: httpx.Client) -> str:
+        with self._lock:
+            return self._fresh() or self._accept(http.post(**self._request()))
+
+    async def aget(self, http: httpx.AsyncClient, lock: asyncio.Lock) -> str:
+        """``lock`` belongs to the calling client's event loop: many concurrent sends mint one token."""
+        if cached := self._fresh():
+            return cached
+        async with lock:
+            return self._fresh() or self._accept(await http.post(**self._request()))
+
+
+_MINTERS: dict[tuple[str, str, tuple[str, ...]], TokenMinter] = {}
+_MINTERS_LOCK = threading.Lock()
+
+
+def shared_minter(
+    oauth_url: str,
+    email: str,
+    api_key: str,
+    scopes: list[str],
+    on_token: Callable[[str], None] | None = None,
+) -> TokenMinter:
+    """The process-wide minter for these credentials (a new one if the API key changed)."""
+    key = (oauth_url, email, tuple(scopes))
+    with _MINTERS_LOCK:
+        minter = _MINTERS.get(key)
+        if minter is None or minter.api_key != api_key:
+            minter = _MINTERS[key] = TokenMinter(oauth_url, email, api_key, scopes, on_token=on_token)
+        return minter
+
+
+class _Plan:
+    """Settings and decisions shared by the sync and async clients (no I/O here)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str | None,
+        minter: TokenMinter | None,
+        retry: RetryPolicy,
+        rng: random.Random | None,
+    ) -> None:
+        if not token and minter is None:
+            raise SmsWwAuthError("No credentials: give a token, or an account email and API key to mint one.")
+        self.base_url = base_url.rstrip("/")
+        self.static_token = token
+        self.minter = minter
+        self.retry = retry
+        self.rng = rng or random.Random()
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
+
+    def decide(self, method: str, path: str, outcome: _Outcome, attempt: int, safe: bool) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to stop here.
+
+        ``safe`` is True for calls that may be repeated freely (reads and dry runs).
+        """
+        if attempt >= self.retry.max_retries:
+            return None
+        response = outcome.response
+        if response is None:
+            if not (safe or outcome.never_sent):
+                return None
+            wait = self.retry.delay(attempt, None, self.rng)
+            log.warning(
+                "%s %s failed (%s); retry %d/%d in %.2fs",
+                method,
+                path,
+                type(outcome.error).__name__,
+                attempt + 1,
+                self.retry.max_retries,
+                wait,
+            )
+            return wait
+        status = response.status_code
+        if status not in RETRYABLE_STATUS or (status != 429 and not safe):
+            return None
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None and retry_after > self.retry.max_retry_after:
+            return None
+        wait = self.retry.delay(attempt, retry_after, self.rng)
+        log.warning(
+            "%s %s answered %d; retry %d/%d in %.2fs",
+            method,
+            path,
+            status,
+            attempt + 1,
+            self.retry.max_retries,
+            wait,
+        )
+        return wait
+
+    def finish(self, method: str, path: str, outcome: _Outcome, safe: bool) -> httpx.Response:
+        """The final response of a call, or the error that ends it."""
+        response = outcome.response
+        where = f"{method} {path}"
+        if response is None:
+            err = outcome.error
+            if not (safe or outcome.never_sent):
+                raise SmsWwSendUncertainError(
+                    f"{where}: the connection failed after the request was sent ({type(err).__name__}); "
+                    "the message may or may not have been accepted"
+                ) from None
+            raise SmsWwTransportError(
+                f"{where}: could not reach the API ({type(err).__name__}: {err})"
+            ) from None
+        if response.status_code < 400:
+            return response
+        if response.status_code >= 500 and not safe:
+            raise SmsWwSendUncertainError(
+                f"{where} answered {response.status_code}; the message may or may not have been accepted",
+                status_code=response.status_code,
+            )
+        raise error_from_response(response)
+
+
+def _send_args(request: SendRequest, region: Region) -> tuple[str, dict[str, Any], bool]:
+    return f"/{region}-messages", request.wire(), request.options.dry_run
+
+
+class SmsWwClient:
+    """Synchronous client. One pooled ``httpx.Client`` per instance; use as a context manager or call
+    :meth:`close`.
+
+    :param base_url: the SMS API, e.g. ``https://sms.openapi.com``.
+    :param token: a Bearer token; or give ``minter`` to mint tokens from an email + API key.
+    :param transport: an httpx transport (tests and the in-process sandbox).
+    :param sleep: how to wait between retries (tests pass a recorder instead of sleeping).
+    """
+
+    def __init__(
+        self,
+        base_url: str = PRODUCTION_URL,
+        *,
+        token: str | None = None,
+        minter: TokenMinter | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._plan = _Plan(
+            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng
+        )
+        self._http = httpx.Client(timeout=timeout, limits=limits, transport=transport)
+        self._sleep = sleep
+
+    def __enter__(self) -> SmsWwClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _token(self) -> str:
+        if self._plan.static_token:
+            return self._plan.static_token
+        assert self._plan.minter is not None
+        return self._plan.minter.get(self._http)
+
+    def _attempt(self, method: str, url: str, **kwargs: Any) -> _Outcome:
+        try:
+            response = self._http.request(method, url, headers=self._plan.headers(self._token()), **kwargs)
+            if response.status_code == 401 and self._plan.minter is not None:
+                # A minted token may have been revoked or expired early: mint once more (a 401 means
+                # the call was not processed, so repeating it is safe).
+                self._plan.minter.invalidate()
+                response = self._http.request(
+                    method, url, headers=self._plan.headers(self._token()), **kwargs
+                )
+        except httpx.TransportError as exc:
+            return _Outcome(error=exc)
+        return _Outcome(response=response)
+
+    def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
+        """One API call with retries; ``safe`` marks calls that may be repeated (see module docstring)."""
+        url = self._plan.base_url + path
+        attempt = 0
+        while True:
+            outcome = self._attempt(method, url, **kwargs)
+            wait = self._plan.decide(method, path, outcome, attempt, safe)
+            if wait is None:
+                return self._plan.finish(method, path, outcome, safe)
+            self._sleep(wait)
+            attempt += 1
+
+    def send_message(self, request: SendRequest, region: Region = "WW") -> Message:
+        """``POST /{region}-messages``. Dry runs are retried like reads; real sends see module docstring."""
+        path, body, safe = _send_args(request, region)
+        return parse_data(self.request("POST", path, safe=safe, json=body), Message)
+
+    def get_message(self, message_id: str) -> Message:
+        """``GET /messages/{id}``; :class:`SmsWwNotFoundError` when unknown."""
+        response = self.request("GET", f"/messages/{_quote_id(message_id)}", safe=True)
+        return parse_data(response, Message)
+
+    def list_messages(self, *, page_size: int = PAGE_SIZE, max_items: int | None = None) -> Iterator[Message]:
+        """Every message on the account, page by page (``skip``/``limit``), newest first on the gateway."""
+        skip = 0
+        while max_items is None or skip < max_items:
+            params = {"skip": skip, "limit": page_size}
+            page: list[Message] = parse_data(
+                self.request("GET", "/messages", safe=True, params=params), list[Message]
+            )
+            yield from page
+            if len(page) < page_size:
+                return
+            skip += page_size
+
+
+class AsyncSmsWwClient:
+    """Asynchronous twin of :class:`SmsWwClient` (same arguments, same behaviour), for bulk sends and
+    the triggerer. ``sleep`` defaults to ``asyncio.sleep``."""
+
+    def __init__(
+        self,
+        base_url: str = PRODUCTION_URL,
+        *,
+        token: str | None = None,
+        minter: TokenMinter | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._plan = _Plan(
+            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng
+        )
+        self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+        self._sleep = sleep
+        self._token_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> AsyncSmsWwClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _token(self) -> str:
+        if self._plan.static_token:
+            return self._plan.static_token
+        assert self._plan.minter is not None
+        return await self._plan.minter.aget(self._http, self._token_lock)
+
+    async def _attempt(self, method: str, url: str, **kwargs: Any) -> _Outcome:
+        try:
+            headers = self._plan.headers(await self._token())
+            response = await self._http.request(method, url, headers=headers, **kwargs)
+            if response.status_code == 401 and self._plan.minter is not None:
+                self._plan.minter.invalidate()
+                headers = self._plan.headers(await self._token())
+                response = await self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            return _Outcome(error=exc)
+        return _Outcome(response=response)
+
+    async def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
+        url = self._plan.base_url + path
+        attempt = 0
+        while True:
+            outcome = await self._attempt(method, url, **kwargs)
+            wait = self._plan.decide(method, path, outcome, attempt, safe)
+            if wait is None:
+                return self._plan.finish(method, path, outcome, safe)
+            await self._sleep(wait)
+            attempt += 1
+
+    async def send_message(self, request: SendRequest, region: Region = "WW") -> Message:
+        path, body, safe = _send_args(request, region)
+        response = await self.request("POST", path, safe=safe, json=body)
+        return parse_data(response, Message)
+
+    async def get_message(self, message_id: str) -> Message:
+        response = await self.request("GET", f"/messages/{_quote_id(message_id)}", safe=True)
+        return parse_data(response, Message)
+
+    async def list_messages(
+        self, *, page_size: int = PAGE_SIZE, max_items: int | None = None
+    ) -> AsyncIterator[Message]:
+        skip = 0
+        while max_items is None or skip < max_items:
+            params = {"skip": skip, "limit": page_size}
+            response = await self.request("GET", "/messages", safe=True, params=params)
+            page: list[Message] = parse_data(response, list[Message])
+            for message in page:
+                yield message
+            if len(page) < page_size:
+                return
+            skip += page_size
+
+
+def _quote_id(message_id: str) -> str:
+    """Message ids go into the path: refuse anything that could change the path."""
+    if not message_id or not isinstance(message_id, str) or not message_id.replace("-", "").isalnum():
+        raise SmsWwValidationError(f"{message_id!r} is not a message id")
+    return message_id
+
+
+__all__ = [
+    "OAUTH_PRODUCTION_URL",
+    "OAUTH_SANDBOX_URL",
+    "PRODUCTION_URL",
+    "SANDBOX_URL",
+    "AsyncSmsWwClient",
+    "RetryPolicy",
+    "SmsWwClient",
+    "TokenMinter",
+    "default_scopes",
+    "shared_minter",
+]
