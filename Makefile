@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest constraints bench clean
+.PHONY: demo test test-min lint typecheck pytest constraints constraints-min bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 ## Run example DAG 1 end to end against the embedded sandbox (no account, no cost, loopback only).
 demo: $(BIN)/.installed
-	$(BIN)/python -m airflow_provider_smsww.demo
+	$(BIN)/python scripts/demo.py
 
 ## ruff, mypy and the whole pytest suite.
 test: lint typecheck pytest
@@ -28,11 +28,26 @@ typecheck: $(BIN)/.installed
 pytest: $(BIN)/.installed
 	$(BIN)/pytest
 
+## The unit and integration tests again on the oldest Airflow we claim (3.3.0), so the claim stays true.
+MIN_VENV ?= .venv-min
+$(MIN_VENV)/bin/.installed: pyproject.toml constraints-min.txt
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(MIN_VENV)/bin/uv pip install -q --python $(MIN_VENV)/bin/python -c constraints-min.txt -e '.[test]'
+	touch $@
+
+test-min: $(MIN_VENV)/bin/.installed
+	$(MIN_VENV)/bin/python -c "import airflow; assert airflow.__version__ == '3.3.0', airflow.__version__"
+	$(MIN_VENV)/bin/pytest tests/unit tests/integration -q
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
 
 constraints: $(BIN)/.installed
 	$(BIN)/uv pip freeze --python $(BIN)/python | grep -v airflow-provider-smsww > constraints.txt
 
+constraints-min: $(MIN_VENV)/bin/.installed
+	$(MIN_VENV)/bin/uv pip freeze --python $(MIN_VENV)/bin/python | grep -v airflow-provider-smsww > constraints-min.txt
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -25,6 +25,8 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SENDER = re.compile(r"^[A-Za-z0-9 ]{3,11}$")
 
 REGION_COUNTRY = {"IT": "IT", "ES": "ES"}
+#: Concatenated SMS number their parts in one byte (3GPP TS 23.040 UDH): no text can need more.
+MAX_PARTS = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,11 @@ def check_message(text: str, *, fail_on_multiple_messages: bool = False) -> Segm
     if not isinstance(text, str) or not text.strip():
         return Problem("message is empty")
     info = analyse(text)
+    if info.parts > MAX_PARTS:
+        return Problem(
+            f"message needs {info.parts} parts ({info.characters} {info.encoding} characters); "
+            f"one SMS can be split into at most {MAX_PARTS}"
+        )
     if fail_on_multiple_messages and info.parts > 1:
         return Problem(
             f"message needs {info.parts} parts ({info.characters} {info.encoding} characters, "
