@@ -248,7 +248,8 @@ async def gate(
     max_total_price: float | None = None,
     price_per_part_if_unknown: float | None = None,
 ) -> GateResult:
-    """Dry-run every message; raise :class:`SmsWwGateError` naming each failure, or return the estimate.
+    """Dry-run every message; raise :class:`SmsWwGateError` naming each refused message, or return the
+    estimate. Errors that are not about one message (auth, credit, transport) propagate as they are.
 
     The budget fails closed: when a budget is set and the API leaves a price at 0 in dry run (worldwide
     prices are only final after sending), ``price_per_part_if_unknown`` must say what to assume.
@@ -261,11 +262,8 @@ async def gate(
         except SmsWwValidationError as exc:
             problems[recipient.e164] = exc.message
             return None
-        except SmsWwError as exc:
-            if isinstance(exc, FATAL_ERRORS):
-                raise
-            problems[recipient.e164] = exc.message
-            return None
+        # Any other error (auth, credit, transport, server) is about the account or the link, not
+        # this recipient: it propagates and stops the gate, so nothing is sent.
         parts = answer.message_count or batch.segments.parts
         price = answer.total_price or (answer.price * parts if answer.price else None)
         return Estimate(recipient.e164, parts, answer.encoding, price or None)
