@@ -86,10 +86,14 @@ class _Outcome:
 
     response: httpx.Response | None = None
     error: httpx.TransportError | None = None
+    #: False when the error came from minting a token, before the API request itself was made.
+    reached_api: bool = True
 
     @property
     def never_sent(self) -> bool:
         """True when the server cannot have seen the request: the connection was never made."""
+        if not self.reached_api:
+            return True
         return isinstance(self.error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
@@ -227,7 +231,10 @@ class TokenMinter:
         if token is None:
             return None
         if token.expire_at is not None:
-            remaining = (token.expire_at - datetime.now(UTC)).total_seconds()
+            expire_at = token.expire_at
+            if expire_at.tzinfo is None:  # a timestamp without offset: OAuth speaks UTC
+                expire_at = expire_at.replace(tzinfo=UTC)
+            remaining = (expire_at - datetime.now(UTC)).total_seconds()
             if remaining < self.refresh_margin:
                 return None
         return token.token.get_secret_value()
@@ -281,6 +288,8 @@ def shared_minter(
         minter = _MINTERS.get(key)
         if minter is None or minter.api_key != api_key:
             minter = _MINTERS[key] = TokenMinter(oauth_url, email, api_key, scopes, on_token=on_token)
+        elif on_token is not None:
+            minter.on_token = on_token  # e.g. mask_secret: a minter first made without it still masks
         return minter
 
 
@@ -420,17 +429,21 @@ class SmsWwClient:
         return self._plan.minter.get(self._http)
 
     def _attempt(self, method: str, url: str, **kwargs: Any) -> _Outcome:
+        reached_api = False
         try:
-            response = self._http.request(method, url, headers=self._plan.headers(self._token()), **kwargs)
+            headers = self._plan.headers(self._token())
+            reached_api = True
+            response = self._http.request(method, url, headers=headers, **kwargs)
             if response.status_code == 401 and self._plan.minter is not None:
                 # A minted token may have been revoked or expired early: mint once more (a 401 means
                 # the call was not processed, so repeating it is safe).
                 self._plan.minter.invalidate()
-                response = self._http.request(
-                    method, url, headers=self._plan.headers(self._token()), **kwargs
-                )
+                reached_api = False
+                headers = self._plan.headers(self._token())
+                reached_api = True
+                response = self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:
-            return _Outcome(error=exc)
+            return _Outcome(error=exc, reached_api=reached_api)
         return _Outcome(response=response)
 
     def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
@@ -456,13 +469,16 @@ class SmsWwClient:
         return parse_data(response, Message)
 
     def list_messages(self, *, page_size: int = PAGE_SIZE, max_items: int | None = None) -> Iterator[Message]:
-        """Every message on the account, page by page (``skip``/``limit``), newest first on the gateway."""
+        """Every message on the account, page by page (``skip``/``limit``), newest first on the gateway;
+        at most ``max_items`` of them when given."""
         skip = 0
         while max_items is None or skip < max_items:
             params = {"skip": skip, "limit": page_size}
             page: list[Message] = parse_data(
                 self.request("GET", "/messages", safe=True, params=params), list[Message]
             )
+            if max_items is not None:
+                page = page[: max_items - skip]
             yield from page
             if len(page) < page_size:
                 return
@@ -509,15 +525,19 @@ class AsyncSmsWwClient:
         return await self._plan.minter.aget(self._http, self._token_lock)
 
     async def _attempt(self, method: str, url: str, **kwargs: Any) -> _Outcome:
+        reached_api = False
         try:
             headers = self._plan.headers(await self._token())
+            reached_api = True
             response = await self._http.request(method, url, headers=headers, **kwargs)
             if response.status_code == 401 and self._plan.minter is not None:
                 self._plan.minter.invalidate()
+                reached_api = False
                 headers = self._plan.headers(await self._token())
+                reached_api = True
                 response = await self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:
-            return _Outcome(error=exc)
+            return _Outcome(error=exc, reached_api=reached_api)
         return _Outcome(response=response)
 
     async def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
@@ -548,6 +568,8 @@ class AsyncSmsWwClient:
             params = {"skip": skip, "limit": page_size}
             response = await self.request("GET", "/messages", safe=True, params=params)
             page: list[Message] = parse_data(response, list[Message])
+            if max_items is not None:
+                page = page[: max_items - skip]
             for message in page:
                 yield message
             if len(page) < page_size:

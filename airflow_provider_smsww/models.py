@@ -116,7 +116,9 @@ class Message(_Response):
 
     id: str
     username: str | None = None
-    state: MessageState | str = MessageState.NEW
+    # left_to_right: a known state becomes the enum (pydantic's default "smart" union would keep the exact
+    # str match, and then is_final/is_failure would be False for every state); an unknown one stays a str.
+    state: MessageState | str = Field(default=MessageState.NEW, union_mode="left_to_right")
     sender: str | None = None
     recipient: str | None = None
     international_prefix: str | None = None

@@ -91,6 +91,8 @@ class SmsWwHook(BaseHook):
                 )
             oauth_url = extra.get("oauth_host") or (OAUTH_SANDBOX_URL if sandbox else OAUTH_PRODUCTION_URL)
             scopes = extra.get("scopes") or default_scopes(base_url)
+            if isinstance(scopes, str):  # URI-form connections carry extras as strings
+                scopes = [s for s in scopes.replace(",", " ").split() if s]
             minter = shared_minter(_with_scheme(oauth_url), conn.login, api_key, list(scopes), mask_secret)
         timeout = float(extra["timeout"]) if extra.get("timeout") else DEFAULT_TIMEOUT
         retry = RetryPolicy(max_retries=int(extra.get("max_retries", RetryPolicy.max_retries)))
