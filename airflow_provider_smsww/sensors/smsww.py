@@ -1,0 +1,313 @@
+"""SmsDeliverySensor: wait until sent SMS are delivered, in poke, reschedule or deferrable mode.
+
+Import cost: DAG files import this module at parse time, so the hook, the client (httpx), the models
+and the trigger are imported inside the methods that run on a worker.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from airflow_provider_smsww import DEFAULT_CONN_ID
+from airflow_provider_smsww.exceptions import SmsWwDeliveryError, SmsWwError, SmsWwValidationError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, PokeReturnValue
+
+    from airflow_provider_smsww.models import Message
+
+#: What the API's ids look like (24 hex characters today); the client refuses anything that could
+#: change the request path, this refuses it earlier with a message that says which input was wrong.
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
+_SEPARATORS = re.compile(r"[,;\s]+")
+_MAX_DEPTH = 4
+
+
+class SmsDeliveryFailedError(SmsWwDeliveryError, AirflowFailException):  # type: ignore[misc]
+    """Delivery failed for good (a final failure state, a blocklisted message, or ``min_delivered`` out
+    of reach). It is an ``AirflowFailException`` too, so the task fails without retries: a retry would
+    read the same final states again. (Both bases define ``status_code``; the provider's, the HTTP
+    status or None, wins, and the task runner does not read it.)"""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _parse_literal(text: str) -> Any:
+    """A list or record rendered to a string: JSON, or the Python repr that Jinja produces for a list
+    of dicts when the DAG does not set ``render_template_as_native_obj``."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def normalize_message_ids(value: Any) -> list[str]:
+    """Every message id in ``value``, deduplicated, in order.
+
+    Accepts one id, a comma- or space-separated string of ids, a list of ids, the records that
+    :class:`~airflow_provider_smsww.operators.smsww.SmsSendOperator` returns (``{recipient, id, state,
+    ...}``), nested lists of those (a mapped upstream), and any of these rendered to a JSON or Python
+    literal string. Raises :class:`SmsWwValidationError` naming every entry that is not a message id.
+    """
+    ids: list[str] = []
+    problems: list[str] = []
+
+    def add(candidate: str) -> None:
+        if _MESSAGE_ID.match(candidate):
+            ids.append(candidate)
+        else:
+            problems.append(f"{_short(candidate)} is not a message id (letters, digits and '-')")
+
+    def walk(item: Any, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            problems.append(f"{_short(item)} is nested too deeply")
+        elif isinstance(item, str):
+            text = item.strip()
+            if text[:1] in ("[", "{", "("):
+                parsed = _parse_literal(text)
+                if parsed is None or isinstance(parsed, str):
+                    problems.append(f"{_short(text)} looks like a list or record but does not parse")
+                else:
+                    walk(parsed, depth + 1)
+            else:
+                for part in _SEPARATORS.split(text):
+                    if part:
+                        add(part)
+        elif isinstance(item, Mapping):
+            if item.get("dry_run") is True:
+                problems.append(
+                    "got the estimate of SmsSendOperator(dry_run=True): nothing was sent, so there is "
+                    "nothing to wait for"
+                )
+            elif isinstance(item.get("id"), str) and item["id"]:
+                add(item["id"])
+            else:
+                recipient = item.get("recipient")
+                problems.append(
+                    f"record {_short(dict(item))} has no message id"
+                    + (f" (recipient {recipient})" if recipient else "")
+                )
+        elif isinstance(item, Iterable) and not isinstance(item, bytes | bytearray):
+            for element in item:
+                walk(element, depth + 1)
+        else:
+            problems.append(f"{type(item).__name__} {_short(item)} is not a message id")
+
+    walk(value, 0)
+    if problems:
+        listed = "\n".join(f"  - {p}" for p in problems[:20])
+        more = f"\n  - and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise SmsWwValidationError(f"message_ids: {len(problems)} problem(s):\n{listed}{more}")
+    if not ids:
+        raise SmsWwValidationError(
+            "message_ids is empty: there is nothing to wait for (did the upstream task send anything?)"
+        )
+    return list(dict.fromkeys(ids))
+
+
+class SmsDeliverySensor(BaseSensorOperator):
+    """Wait until SMS sent through the SMS Worldwide API are delivered.
+
+    Polls ``GET /messages/{id}`` for every message that is not in a final state yet.
+
+    **Success** when every message is DELIVERED; with ``min_delivered``, as soon as at least that many
+    are DELIVERED (the others may still be in flight). Returns (XCom) one record per message, in id
+    order: ``{id, recipient, state, messageCount, encoding, totalPrice, blocklisted}`` (no message text,
+    no callback headers); an id that could not be read yet has ``state`` ``"UNKNOWN"``.
+
+    **Failure, at once** when a message reaches UNDELIVERABLE, EXPIRED or REJECTED or is blocklisted;
+    with ``min_delivered``, as soon as fewer than ``min_delivered`` can still be delivered (messages
+    minus failed ones). Waiting longer cannot change a final state, so the task fails without retries
+    (:class:`SmsDeliveryFailedError`, an ``AirflowFailException``) and the message names the id,
+    recipient and state of each failed SMS. With ``soft_fail=True`` (or ``never_fail=True``) the task
+    is skipped instead, in every mode.
+
+    **Errors** that waiting will not cure fail the task the ordinary way (so ``retries`` apply): an id
+    the account does not know (404: a wrong id, or a connection to another account or to production
+    instead of the sandbox), missing or refused credentials, a host that does not speak the API.
+
+    **Transient API trouble** (5xx, 429, network errors) that outlasts the client's own retries makes
+    a poke count as "not yet" rather than fail the task: the delivery state does not depend on our
+    ability to read it, an outage shorter than ``timeout`` should not cost a task try, and a longer
+    one ends in the usual sensor timeout. A poke stops at the first such error instead of trying every
+    other id against a struggling API.
+
+    **Modes.** ``poke`` keeps the worker slot and remembers final messages between pokes, reading only
+    the others. ``reschedule`` frees the slot between pokes and keeps no state: each poke reads every
+    id again (a cheap GET each). ``deferrable=True`` checks once synchronously (so messages that are
+    already final, e.g. when a task is cleared and re-run, cost no triggerer round trip; turn off with
+    ``check_before_defer=False`` for very large sets) and then defers to
+    :class:`~airflow_provider_smsww.triggers.smsww.SmsDeliveryTrigger`, which polls every
+    ``poke_interval`` seconds; ``timeout`` becomes the deferral timeout. ``exponential_backoff`` applies
+    to poke and reschedule mode only.
+
+    :param message_ids: the messages to watch (templated): one id, a list of ids, or the output of
+        :class:`~airflow_provider_smsww.operators.smsww.SmsSendOperator` (an XComArg such as
+        ``send.output``, also inside ``.expand(message_ids=...)``); a JSON or Python-literal string of
+        these works too, for templates rendered without ``render_template_as_native_obj``.
+    :param min_delivered: succeed once this many are delivered (bulk campaigns, where some numbers are
+        always out of service). Capped at the number of messages, with a warning, so that a mapped
+        campaign's smaller last batch waits for all of its messages instead of failing.
+    :param smsww_conn_id: the ``smsww`` connection.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param check_before_defer: in deferrable mode, poke once before deferring.
+    :param max_concurrency: in deferrable mode, reads in flight at once in the triggerer.
+    """
+
+    template_fields: Sequence[str] = ("message_ids",)
+    template_fields_renderers = {"message_ids": "json"}
+    ui_color = "#b2dfdb"
+
+    def __init__(
+        self,
+        *,
+        message_ids: Any,
+        min_delivered: int | None = None,
+        smsww_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        check_before_defer: bool = True,
+        max_concurrency: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if min_delivered is not None and (
+            isinstance(min_delivered, bool) or not isinstance(min_delivered, int) or min_delivered < 1
+        ):
+            raise ValueError(f"min_delivered must be a positive integer or None, not {min_delivered!r}")
+        self.message_ids = message_ids
+        self.min_delivered = min_delivered
+        self.smsww_conn_id = smsww_conn_id
+        self.deferrable = deferrable
+        self.check_before_defer = check_before_defer
+        self.max_concurrency = max_concurrency
+        # Final messages seen by earlier pokes of this try (poke mode); empty after a reschedule.
+        self._final: dict[str, Message] = {}
+
+    def _ids(self) -> list[str]:
+        return normalize_message_ids(self.message_ids)
+
+    def _required(self, ids: Sequence[str]) -> int:
+        from airflow_provider_smsww.triggers.smsww import required_count
+
+        if self.min_delivered is not None and self.min_delivered > len(ids):
+            self.log.warning(
+                "min_delivered=%d but there are only %d message id(s): waiting for all of them",
+                self.min_delivered,
+                len(ids),
+            )
+        return required_count(len(ids), self.min_delivered)
+
+    def _fail(self, message: str) -> None:
+        """A delivery failure: skip under ``soft_fail``/``never_fail``, else fail without retries."""
+        if self.soft_fail or self.never_fail:
+            raise AirflowSkipException(f"{message} (skipped: soft_fail)")
+        raise SmsDeliveryFailedError(message)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from airflow.sdk import PokeReturnValue
+
+        from airflow_provider_smsww.exceptions import SmsWwNotFoundError
+        from airflow_provider_smsww.hooks.smsww import SmsWwHook
+        from airflow_provider_smsww.triggers.smsww import (
+            TRANSIENT_ERRORS,
+            DeliveryProgress,
+            is_final,
+            not_found_error,
+        )
+
+        ids = self._ids()
+        required = self._required(ids)
+        messages: dict[str, Message] = {i: m for i, m in self._final.items() if i in ids}
+        trouble: SmsWwError | None = None
+        hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
+        try:
+            client = hook.client
+            for message_id in ids:
+                if message_id in messages:
+                    continue
+                try:
+                    message = client.get_message(message_id)
+                except SmsWwNotFoundError:
+                    raise not_found_error(message_id, self.smsww_conn_id) from None
+                except TRANSIENT_ERRORS as exc:
+                    trouble = exc
+                    break
+                messages[message_id] = message
+                if is_final(message):
+                    self._final[message_id] = message
+        finally:
+            hook.close()
+
+        progress = DeliveryProgress(ids, messages, required)
+        self.log.info("SMS delivery: %s", progress.counts())
+        if progress.succeeded:
+            return PokeReturnValue(is_done=True, xcom_value=progress.records())
+        if progress.impossible:
+            self._fail(progress.failure_message())
+        if trouble is not None:
+            self.log.warning("SMS API trouble, counted as not yet delivered: %s", trouble.message)
+        return PokeReturnValue(is_done=False)
+
+    def execute(self, context: Context) -> Any:
+        ids = self._ids()  # bad input fails here, before any request or deferral
+        if not self.deferrable:
+            return super().execute(context)
+        if self.check_before_defer:
+            first = self.poke(context)
+            if first.is_done:
+                self.log.info("Success criteria met before deferring.")
+                return first.xcom_value
+        from airflow_provider_smsww.triggers.smsww import SmsDeliveryTrigger
+
+        self.defer(
+            trigger=SmsDeliveryTrigger(
+                message_ids=ids,
+                smsww_conn_id=self.smsww_conn_id,
+                poll_interval=self.poke_interval,
+                min_delivered=self.min_delivered,
+                max_concurrency=self.max_concurrency,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Turn the trigger's event into the same outcome a poke would have had."""
+        if not event:
+            raise SmsWwError("The SMS delivery trigger ended without an event.")
+        status = event.get("status")
+        message = str(event.get("message") or "no detail")
+        if status == "success":
+            self.log.info(message)
+            return event.get("messages", [])
+        if status == "failure":
+            self._fail(message)
+        raise _error_from_event(event.get("error_type"), message)
+
+
+def _error_from_event(error_type: Any, message: str) -> SmsWwError:
+    """The provider exception the trigger caught, rebuilt from its class name (only provider classes)."""
+    from airflow_provider_smsww import exceptions
+
+    cls = getattr(exceptions, str(error_type), None) if error_type else None
+    if isinstance(cls, type) and issubclass(cls, SmsWwError):
+        try:
+            return cls(message)
+        except TypeError:  # a class that needs more than a message
+            pass
+    return SmsWwError(f"SMS delivery wait failed: {message}")

@@ -1,0 +1,264 @@
+"""SmsWwNotifier against pytest-httpx mocks: templates, recipients, local refusal, async, no secrets."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from airflow.sdk import DAG
+
+from airflow_provider_smsww.exceptions import SmsWwError
+from airflow_provider_smsww.notifications.smsww import (
+    SmsWwNotifier,
+    fit_one_part,
+    send_smsww_notification,
+)
+from airflow_provider_smsww.segments import analyse
+
+API = "https://sms.example.test"
+TOKEN = "unit-test-token-0123456789"
+ON_CALL = ["+393331234567", "+393331234568"]
+TEMPLATE = "FAILED {{ dag.dag_id }}.{{ ti.task_id }} (run {{ run_id }}). Log: {{ ti.log_url }}"
+
+
+@pytest.fixture(autouse=True)
+def connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {"conn_type": "smsww", "host": API, "password": TOKEN, "extra": {"max_retries": 0}}
+    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+
+
+class FakeSend:
+    """``POST /{region}-messages``: records each body; ``fail`` maps a recipient to a response."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.fail: dict[str, httpx.Response] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST"
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+        body = json.loads(request.content)
+        self.paths.append(request.url.path)
+        if body["recipient"] in self.fail:
+            return self.fail[body["recipient"]]
+        self.bodies.append(body)
+        info = analyse(body["message"])
+        return httpx.Response(
+            201,
+            json={
+                "data": {
+                    "id": f"{len(self.bodies):024x}",
+                    "state": "NEW",
+                    "recipient": body["recipient"],
+                    "message": body["message"],
+                    "encoding": info.encoding,
+                    "messageCount": info.parts,
+                }
+            },
+        )
+
+
+@pytest.fixture
+def gateway(httpx_mock: Any) -> FakeSend:
+    fake = FakeSend()
+    httpx_mock.add_callback(fake, is_reusable=True, is_optional=True)
+    return fake
+
+
+class FakeTI:
+    task_id = "load_warehouse"
+    log_url = "http://airflow.example.test/dags/etl/runs/manual__1/tasks/load_warehouse"
+
+
+def context(run_id: str = "manual__1", task_id: str = "load_warehouse") -> Any:
+    ti = FakeTI()
+    ti.task_id = task_id
+    return {"dag": DAG(dag_id="etl", schedule=None), "ti": ti, "run_id": run_id}
+
+
+def notifier(**kwargs: Any) -> SmsWwNotifier:
+    kwargs.setdefault("recipients", ON_CALL)
+    kwargs.setdefault("message", TEMPLATE)
+    kwargs.setdefault("sender", "Airflow")
+    return SmsWwNotifier(**kwargs)
+
+
+def test_renders_the_context_and_sends_to_each_recipient(gateway: FakeSend) -> None:
+    notifier()(context())
+    assert [b["recipient"] for b in gateway.bodies] == ON_CALL
+    text = gateway.bodies[0]["message"]
+    assert text.startswith("FAILED etl.load_warehouse (run manual__1). Log: http://airflow.example.test/")
+    assert gateway.bodies[0]["sender"] == "Airflow"
+    assert gateway.bodies[0]["options"] == {"dryRun": False, "failOnMultipleMessages": True}
+    assert set(gateway.paths) == {"/WW-messages"}
+
+
+def test_recipients_and_sender_are_templates_too(gateway: FakeSend) -> None:
+    ctx = context()
+    ctx["params"] = {"oncall": "+393331234567, +393331234568", "alias": "Ops"}
+    notifier(recipients="{{ params.oncall }}", sender="{{ params.alias }}")(ctx)
+    assert [b["recipient"] for b in gateway.bodies] == ON_CALL
+    assert gateway.bodies[0]["sender"] == "Ops"
+
+
+def test_a_list_rendered_to_a_string_still_works(gateway: FakeSend) -> None:
+    ctx = context()
+    ctx["params"] = {"oncall": ON_CALL}
+    notifier(recipients="{{ params.oncall }}")(ctx)  # renders to "['+39...', '+44...']"
+    assert [b["recipient"] for b in gateway.bodies] == ON_CALL
+
+
+def test_one_shared_notifier_renders_afresh_for_every_task(gateway: FakeSend) -> None:
+    shared = notifier(recipients=ON_CALL[:1])
+    shared(context(task_id="extract"))
+    shared(context(task_id="load", run_id="manual__2"))
+    assert "etl.extract (run manual__1)" in gateway.bodies[0]["message"]
+    assert "etl.load (run manual__2)" in gateway.bodies[1]["message"]
+
+
+def test_bad_number_is_refused_with_no_request(httpx_mock: Any) -> None:
+    with pytest.raises(SmsWwError, match="3331234567"):
+        notifier(recipients=["3331234567"])(context())
+    assert httpx_mock.get_requests() == []
+
+
+def test_bad_sender_refuses_everyone_with_no_request(httpx_mock: Any) -> None:
+    with pytest.raises(SmsWwError, match=r"2 recipient\(s\)") as info:
+        notifier(sender="123456")(context())
+    assert "numeric" in str(info.value)
+    assert httpx_mock.get_requests() == []
+
+
+def test_a_bad_number_does_not_stop_the_alert_to_the_others(gateway: FakeSend) -> None:
+    with pytest.raises(SmsWwError, match=r"1 of 3 recipient\(s\)") as info:
+        notifier(recipients=[*ON_CALL, "+1"])(context())
+    assert "'+1'" in str(info.value)
+    assert [b["recipient"] for b in gateway.bodies] == ON_CALL
+
+
+def test_an_api_refusal_is_reported_and_the_rest_still_sent(gateway: FakeSend) -> None:
+    gateway.fail[ON_CALL[0]] = httpx.Response(422, json={"code": 2044, "message": "Forbidden content"})
+    with pytest.raises(SmsWwError, match=r"\+393331234567.*2044"):
+        notifier()(context())
+    assert [b["recipient"] for b in gateway.bodies] == ON_CALL[1:]
+
+
+def test_raise_on_failure_false_only_logs(httpx_mock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    notifier(recipients=["3331234567"], raise_on_failure=False)(context())
+    assert "SMS alert NOT sent to 3331234567" in capsys.readouterr().out
+    assert httpx_mock.get_requests() == []
+
+
+def test_refused_credentials_stop_after_the_first_and_leak_no_token(
+    httpx_mock: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    httpx_mock.add_response(status_code=401, json={"code": 401, "message": "Unauthorized"}, is_reusable=True)
+    with pytest.raises(SmsWwError) as info:
+        notifier()(context())
+    assert len(httpx_mock.get_requests()) == 1  # the account is refused: no point trying the others
+    out = capsys.readouterr()
+    assert "NOT sent to +393331234567" in out.out
+    assert "NOT sent to +393331234568" in out.out
+    for text in (str(info.value), out.out, out.err, caplog.text):
+        assert TOKEN not in text
+
+
+def test_long_text_is_cut_to_one_part(gateway: FakeSend) -> None:
+    notifier(recipients=ON_CALL[:1], message="x" * 300)(context())
+    text = gateway.bodies[0]["message"]
+    assert len(text) == 160
+    assert text.endswith("...")
+
+
+def test_long_text_refused_when_truncation_is_off(httpx_mock: Any) -> None:
+    with pytest.raises(SmsWwError, match="fail_on_multiple_messages"):
+        notifier(message="x" * 300, truncate=False)(context())
+    assert httpx_mock.get_requests() == []
+
+
+def test_multi_part_allowed_when_asked(gateway: FakeSend) -> None:
+    notifier(recipients=ON_CALL[:1], message="x" * 300, fail_on_multiple_messages=False)(context())
+    assert len(gateway.bodies[0]["message"]) == 300
+    assert gateway.bodies[0]["options"]["failOnMultipleMessages"] is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 200, "€" * 100, "é€" * 100, "ü" * 70 + "😀" * 40, "Ж" * 71, "short"],
+)
+def test_fit_one_part_always_fits_one_part(text: str) -> None:
+    fitted = fit_one_part(text)
+    assert analyse(fitted).parts == 1
+    if analyse(text).parts == 1:
+        assert fitted == text
+    else:
+        assert fitted.endswith("...")
+        assert "\ud83d" not in fitted  # no half of a surrogate pair
+
+
+async def test_async_notify_sends_to_each_recipient(gateway: FakeSend) -> None:
+    n = notifier()
+    ctx = context()
+    n.render_template_fields(ctx)
+    await n.async_notify(ctx)
+    assert sorted(b["recipient"] for b in gateway.bodies) == sorted(ON_CALL)
+    assert "etl.load_warehouse" in gateway.bodies[0]["message"]
+
+
+async def test_awaited_like_a_deadline_alert(gateway: FakeSend) -> None:
+    # How the triggerer's CallbackTrigger runs AsyncCallback(SmsWwNotifier, kwargs=...): the class is
+    # called with the kwargs plus a small context, then awaited.
+    deadline_context: Any = {
+        "dag_run": {"dag_id": "etl", "run_id": "scheduled__2025-01-01"},
+        "deadline": {"id": "d1", "deadline_time": "2025-01-01T06:00:00+00:00"},
+    }
+    await SmsWwNotifier(
+        recipients=ON_CALL,
+        message="LATE {{ dag_run.dag_id }} {{ dag_run.run_id }}",
+        context=deadline_context,
+    )
+    assert {b["message"] for b in gateway.bodies} == {"LATE etl scheduled__2025-01-01"}
+
+
+async def test_async_notify_reports_failures(gateway: FakeSend) -> None:
+    gateway.fail[ON_CALL[1]] = httpx.Response(503, text="busy")
+    n = notifier()
+    with pytest.raises(SmsWwError, match=r"\+393331234568"):
+        await n.async_notify(context())
+    assert [b["recipient"] for b in gateway.bodies] == ON_CALL[:1]
+
+
+async def test_async_notify_missing_connection_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*nope"):
+        await notifier(smsww_conn_id="nope").async_notify(context())
+
+
+def test_missing_connection_is_reported() -> None:
+    with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*nope"):
+        notifier(smsww_conn_id="nope")(context())
+
+
+def test_alias_and_template_fields() -> None:
+    assert send_smsww_notification is SmsWwNotifier
+    assert tuple(SmsWwNotifier.template_fields) == ("recipients", "message", "sender")
+
+
+def test_region_goes_to_the_regional_endpoint(gateway: FakeSend) -> None:
+    notifier(recipients=ON_CALL[:1], region="IT")(context())
+    assert gateway.paths == ["/IT-messages"]
+
+
+def test_example_failure_alert_dag_builds() -> None:
+    path = Path(__file__).parents[2] / "example_dags" / "example_smsww_failure_alert.py"
+    spec = importlib.util.spec_from_file_location("_dag_failure_alert", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert isinstance(module.alert_on_call, SmsWwNotifier)
+    assert module.dag.default_args["on_failure_callback"] is module.alert_on_call
