@@ -1,0 +1,301 @@
+"""The sandbox's HTTP face: a FastAPI app with the gateway's paths, envelope, auth and error shape.
+
+Routes are thin: each one authorises, hands the JSON to :class:`~.state.Sandbox` and wraps the answer
+in ``{"data": ...}``. Refusals become ``{"code": int, "message": str}`` with the spec's codes. The
+request body is read as raw JSON (not a pydantic model) so that every body problem is answered the
+same way: 422 with code 1000 (a sandbox assumption: the spec gives no code for it).
+
+OAuth v2 ``POST /tokens`` is served by the same app (in production it is another host): HTTP Basic
+with the configured email and API key; the answer is the spec's ``TokenDetail`` (wrapped in
+``{"data": ...}`` when ``oauth_envelope`` is set), errors in the older ``{"success": false, ...}``
+shape the OAuth spec shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from airflow_provider_smsww.sandbox.callbacks import CallbackRunner
+from airflow_provider_smsww.sandbox.faults import (
+    FAULT_HEADER,
+    DroppedConnection,
+    FaultConfig,
+    FaultInjector,
+    FaultRecord,
+    FaultSyntaxError,
+)
+from airflow_provider_smsww.sandbox.state import CODE_INVALID_BODY, Sandbox, SandboxConfig, SandboxError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def create_app(
+    sandbox: Sandbox | None = None,
+    *,
+    faults: FaultConfig | FaultInjector | None = None,
+    callback_transport: httpx.AsyncBaseTransport | None = None,
+    **config: Any,
+) -> FastAPI:
+    """A new app around ``sandbox`` (or a new one from ``config``, see :class:`SandboxConfig`).
+
+    ``app.state`` holds ``sandbox``, ``faults`` (the :class:`FaultInjector`) and ``runner`` (the
+    :class:`CallbackRunner`). ``callback_transport`` routes callbacks elsewhere than the network
+    (e.g. an in-process receiver app in tests).
+    """
+    sandbox = sandbox or Sandbox(SandboxConfig(**config))
+    injector = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or FaultConfig())
+    runner = CallbackRunner(sandbox, callback_transport)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runner.ensure_started()
+        try:
+            yield
+        finally:
+            await runner.aclose()
+
+    app = FastAPI(
+        title="SMS Worldwide sandbox",
+        description="Local emulator of Openapi's Gateway SMS v1.2.7 (no real SMS, no cost).",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.sandbox = sandbox
+    app.state.faults = injector
+    app.state.runner = runner
+    app.add_middleware(FaultMiddleware, sandbox=sandbox, injector=injector, runner=runner)
+
+    @app.exception_handler(SandboxError)
+    async def _sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
+        return JSONResponse({"code": exc.code, "message": exc.message}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:5])
+        return JSONResponse({"code": CODE_INVALID_BODY, "message": f"Invalid request: {where}"}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"code": exc.status_code, "message": str(exc.detail)}, exc.status_code)
+
+    def authorize(request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        sandbox.authorize(
+            token.strip() if scheme.lower() == "bearer" else None, request.method, request.url.path
+        )
+
+    async def json_body(request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise SandboxError(422, CODE_INVALID_BODY, "The body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise SandboxError(422, CODE_INVALID_BODY, "The body must be a JSON object.")
+        return body
+
+    def send_route(region: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def send(request: Request) -> JSONResponse:
+            authorize(request)
+            return JSONResponse({"data": sandbox.send(region, await json_body(request))}, 201)
+
+        send.__name__ = f"send_{region.lower()}"
+        return send
+
+    for region in ("WW", "IT", "ES"):
+        app.add_api_route(f"/{region}-messages", send_route(region), methods=["POST"], status_code=201)
+
+    @app.post("/otp", status_code=201)
+    async def send_otp(request: Request) -> JSONResponse:
+        authorize(request)
+        return JSONResponse({"data": sandbox.send_otp(await json_body(request))}, 201)
+
+    @app.get("/messages")
+    async def list_messages(request: Request, skip: int = 0, limit: int = 100) -> JSONResponse:
+        authorize(request)
+        return JSONResponse({"data": sandbox.list_messages(skip, limit)})
+
+    @app.get("/messages/{message_id}")
+    async def get_message(request: Request, message_id: str) -> JSONResponse:
+        authorize(request)
+        return JSONResponse({"data": sandbox.get(message_id)})
+
+    @app.post("/tokens")
+    async def mint_token(request: Request) -> JSONResponse:
+        if not _basic_ok(request, sandbox.config.email, sandbox.config.api_key):
+            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
+        try:
+            body = json.loads(await request.body() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            return _oauth_error(422, 70, "missing scopes array")
+        scopes = body.get("scopes")
+        if not isinstance(scopes, list) or not scopes:
+            return _oauth_error(422, 70, "missing scopes array")
+        if not all(isinstance(s, str) and ":" in s and "/" in s for s in scopes):
+            return _oauth_error(422, 80, "invalid scopes format")
+        ttl = body.get("ttl")
+        name = body.get("name")
+        detail = sandbox.mint_token(
+            scopes, ttl if isinstance(ttl, int) else None, name if isinstance(name, str) else None
+        )
+        return JSONResponse({"data": detail, "success": True} if sandbox.config.oauth_envelope else detail)
+
+    return app
+
+
+def _basic_ok(request: Request, email: str, api_key: str) -> bool:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return secrets.compare_digest(user, email) & secrets.compare_digest(password, api_key)
+
+
+def _oauth_error(status: int, error: int, message: str) -> JSONResponse:
+    return JSONResponse({"success": False, "message": message, "error": error, "data": None}, status)
+
+
+class FaultMiddleware:
+    """Outermost ASGI layer: records every request, injects faults, starts the callback runner.
+
+    'Before' faults answer without calling the app; 'after' faults let the app process (and store)
+    the request, swallow its answer and replace it with a 5xx or a dropped connection.
+    """
+
+    def __init__(
+        self, app: Any, *, sandbox: Sandbox, injector: FaultInjector, runner: CallbackRunner
+    ) -> None:
+        self.app = app
+        self.sandbox = sandbox
+        self.injector = injector
+        self.runner = runner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.runner.ensure_started()
+        method, path = scope["method"], scope["path"]
+        header = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k.decode("latin-1").lower() == FAULT_HEADER),
+            None,
+        )
+        try:
+            chosen = self.injector.choose(method, path, header)
+        except FaultSyntaxError as exc:
+            await _json(send, 400, {"code": 400, "message": f"{FAULT_HEADER}: {exc}"})
+            self._seen(method, path, 400)
+            return
+        fault, source = chosen if chosen else (None, "")
+        if fault is None or (fault.action is None and not fault.latency):
+            await self._pass(scope, receive, send, method, path)
+            return
+        if fault.latency:
+            await asyncio.sleep(fault.latency)
+        if fault.action is None:
+            await self._pass(scope, receive, send, method, path)
+            self.injector.record(FaultRecord(method, path, fault.label, source))
+            return
+        message_id = None
+        if fault.after:
+            status, body = await self._capture(scope, receive)
+            message_id = _data_id(body) if status < 300 else None
+        self.injector.record(FaultRecord(method, path, fault.label, source, message_id))
+        if fault.action == "drop":
+            self._seen(method, path, 0)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                }
+            )
+            raise DroppedConnection(f"sandbox fault {fault.label} on {method} {path}")
+        if fault.action == "429":
+            retry_after = f"{fault.retry_after or 0:g}"
+            await _json(
+                send,
+                429,
+                {"code": 429, "message": "Too many requests."},
+                [(b"retry-after", retry_after.encode())],
+            )
+            self._seen(method, path, 429)
+            return
+        await _json(send, fault.status, {"code": fault.status, "message": "Sandbox injected server error."})
+        self._seen(method, path, fault.status)
+
+    async def _pass(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
+        status = 500
+
+        async def recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, recording)
+        self._seen(method, path, status)
+
+    async def _capture(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        status, chunks = 500, []
+
+        async def swallow(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, swallow)
+        return status, b"".join(chunks)
+
+    def _seen(self, method: str, path: str, status: int) -> None:
+        """Requests seen, as answered; status 0 marks a dropped connection."""
+        self.sandbox.requests.append((method, path, status))
+
+
+async def _json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _data_id(body: bytes) -> str | None:
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return None
+    return data.get("id") if isinstance(data, dict) else None

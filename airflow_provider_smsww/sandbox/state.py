@@ -1,0 +1,609 @@
+"""The sandbox's in-memory gateway: accounts, messages, prices, credit, state machine. No HTTP here.
+
+Everything the HTTP layer (:mod:`.app`) answers comes from :class:`Sandbox`, and tests read the same
+object to judge what really happened (which messages were accepted, what was charged, which callbacks
+were attempted): the sandbox's own record is the ground truth of the reliability tests.
+
+Validation reuses :mod:`airflow_provider_smsww.validation` and :mod:`airflow_provider_smsww.segments`,
+so the sandbox and the client agree by construction on E.164, senders, encodings and parts.
+
+Time. Message states are computed lazily from an injectable clock (``SandboxConfig.clock``, default
+``time.monotonic``): a read after ``pending_after`` clock units sees PENDING, after ``delivered_after``
+the final state. :meth:`Sandbox.advance` applies due transitions in order and queues one callback per
+transition; the app's callback runner (:mod:`.callbacks`) is woken to deliver them, so callbacks arrive
+without anyone polling the API.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import string
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fnmatch import fnmatchcase
+from typing import Any
+
+from airflow_provider_smsww.models import MessageState
+from airflow_provider_smsww.segments import SegmentInfo, analyse
+from airflow_provider_smsww.validation import (
+    CODE_BAD_RECIPIENT,
+    CODE_FORBIDDEN_CONTENT,
+    CODE_SENDER_LENGTH,
+    CODE_SENDER_NUMERIC,
+    CODE_WRONG_COUNTRY,
+    Problem,
+    Recipient,
+    check_message,
+    check_sender,
+    parse_recipient,
+)
+
+# --- Error codes ------------------------------------------------------------------------------------
+#: Documented by the spec (v1.2.7).
+CODE_USER_BLOCKLISTED = 2020
+CODE_FORBIDDEN_CONTENT_REGIONAL = 2050  # a real IT/ES send with forbidden content (2044 in a dry run)
+CODE_OTP_LENGTH = 1020
+#: Sandbox assumptions: the spec documents no code for these; the real API's may differ.
+CODE_INVALID_BODY = 1000  # 422: malformed JSON, missing/ill-typed fields, empty or too long message
+CODE_MULTIPLE_PARTS = 2040  # 422: options.failOnMultipleMessages and the text needs more than one part
+CODE_INSUFFICIENT_CREDIT = 2030  # 402: credit below 1 EUR x parts (WW) or below the price (IT/ES)
+CODE_UNAUTHORIZED = 401  # 401 without a valid Bearer token (the spec gives no body)
+CODE_SCOPE = 403  # 403 the token lacks the scope for this method and path
+CODE_NOT_FOUND = 404  # 404 unknown message id
+
+#: The spec's texts for its documented codes.
+SPEC_TEXTS = {
+    CODE_BAD_RECIPIENT: "Invalid mobile phone number. Use E.164 format.",
+    CODE_SENDER_LENGTH: "Sender alias must be between 3 and 11 alphanumeric characters.",
+    CODE_SENDER_NUMERIC: "Sender alias cannot be purely numeric.",
+    CODE_FORBIDDEN_CONTENT: "The sent message does not comply with the legal requirements.",
+    CODE_FORBIDDEN_CONTENT_REGIONAL: "The sent message does not comply with the legal requirements.",
+    CODE_USER_BLOCKLISTED: "The user is blocklisted. Please contact support for assistance.",
+    CODE_OTP_LENGTH: "Length must be between 4 and 10.",
+}
+
+# --- Magic numbers ------------------------------------------------------------------------------------
+#: Recipients whose final state is forced (valid Italian mobiles, accepted by every endpoint but ES).
+MAGIC_OUTCOMES: dict[str, MessageState] = {
+    "+393330000001": MessageState.UNDELIVERABLE,
+    "+393330000002": MessageState.EXPIRED,
+    "+393330000003": MessageState.REJECTED,
+}
+
+DEFAULT_PRICES: dict[str, Decimal] = {
+    "IT": Decimal("0.065"),
+    "ES": Decimal("0.07"),
+    "GB": Decimal("0.045"),
+    "US": Decimal("0.01"),
+}
+DEFAULT_SENDER = "Openapi"
+OTP_SENDER = "OTP MOBILE"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class SandboxError(Exception):
+    """A refusal the app turns into ``{"code", "message"}`` with ``status``."""
+
+    def __init__(
+        self, status: int, code: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass
+class SandboxConfig:
+    """Everything configurable; every field has a default that works for a quick local run."""
+
+    token: str = "sandbox-token-0123456789abcdef"
+    email: str = "sandbox@example.com"
+    api_key: str = "sandbox-api-key"
+    credit: Decimal | float | str = Decimal(100)
+    prices: Mapping[str, Decimal | float | str] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    default_price: Decimal | float | str = Decimal("0.08")
+    min_credit_per_part: Decimal | float | str = Decimal(1)  # WW sends need this much per part
+    penalty_per_part: Decimal | float | str = Decimal(1)  # WW forbidden-content penalty
+    forbidden_words: tuple[str, ...] = ("forbiddenword",)
+    pending_after: float = 0.2  # clock units after creation: NEW -> PENDING (WW gets priced)
+    delivered_after: float = 1.0  # clock units after creation: PENDING -> final state
+    outcomes: Mapping[str, MessageState | str] = field(default_factory=dict)  # recipient -> final state
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    seed: int | None = 0  # ids and fault rates are drawn from random.Random(seed)
+    token_ttl_default: int = 3600
+    oauth_envelope: bool = False  # True wraps POST /tokens answers in {"data": ...}
+    callback_backoff: float = 0.05  # seconds before callback retry n: backoff * 2**n
+    callback_timeout: float = 5.0
+    callback_hosts: frozenset[str] | None = LOOPBACK_HOSTS  # None allows any host (never in tests)
+
+    def price_for(self, country: str) -> Decimal:
+        return Decimal(str(self.prices.get(country, self.default_price)))
+
+
+@dataclass
+class StoredMessage:
+    """One message as the gateway keeps it; :meth:`Sandbox.view` renders the wire shape."""
+
+    id: str
+    seq: int
+    region: str
+    recipient: Recipient
+    sender: str
+    text: str
+    segments: SegmentInfo
+    options: dict[str, bool]
+    callback: dict[str, Any] | None
+    created: float  # clock units
+    created_at: datetime
+    final_state: MessageState
+    state: MessageState = MessageState.NEW
+    price: Decimal = Decimal(0)
+    blocklisted: bool = False
+    blocklisted_reason: str = ""
+    updated_at: datetime | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    otp: str | None = None
+    otp_options: dict[str, Any] | None = None
+    history: list[MessageState] = field(default_factory=list)
+
+    @property
+    def total_price(self) -> Decimal:
+        return self.price * self.segments.parts
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A state change of a message with a callback: the payload is the message as it was then."""
+
+    message_id: str
+    state: MessageState
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    scopes: tuple[str, ...]
+    expires: datetime
+
+
+class Sandbox:
+    """The gateway's state. Thread-safe: the server thread writes while tests read."""
+
+    def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
+        self.config = config or SandboxConfig(**overrides)
+        if config is not None and overrides:
+            raise TypeError("give either a SandboxConfig or keyword overrides, not both")
+        self._lock = threading.RLock()
+        self.rng = random.Random(self.config.seed)
+        self._ids = itertools.count(1)
+        self.wake: Callable[[], None] = lambda: None  # set by the callback runner
+        self.reset()
+
+    # --- record -----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every message, token, charge and log; back to the configured credit."""
+        with self._lock:
+            self.messages: dict[str, StoredMessage] = {}
+            self._in_flight: set[str] = set()
+            self._credit = Decimal(str(self.config.credit))
+            self.blocklisted = False
+            self.dry_runs = 0
+            self.tokens: dict[str, MintedToken] = {}
+            self.requests: list[tuple[str, str, int]] = []  # (method, path, status) as answered
+            self.pending_callbacks: list[Transition] = []
+            self.callback_attempts: list[Any] = []  # CallbackAttempt records, see .callbacks
+            self.charges: list[tuple[str, Decimal, str]] = []  # (message id, amount, why)
+            self._otp_cache: dict[str, tuple[str, datetime]] = {}
+
+    @property
+    def credit(self) -> float:
+        """Credit left in EUR, after every charge due by now."""
+        with self._lock:
+            self.advance()
+            return float(self._credit)
+
+    def accepted(self) -> list[StoredMessage]:
+        """Real sends the gateway accepted (answered 201, or would have before an injected fault)."""
+        with self._lock:
+            return [m for m in self.messages.values() if not m.blocklisted]
+
+    def per_recipient(self) -> Counter[str]:
+        """How many accepted messages each recipient got: more than one means a duplicate send."""
+        return Counter(m.recipient.e164 for m in self.accepted())
+
+    # --- auth -------------------------------------------------------------------------------------
+    def mint_token(self, scopes: list[str], ttl: int | None, name: str | None) -> dict[str, Any]:
+        """A new Bearer token (OAuth v2 ``POST /tokens``); ttl <= 0 or missing means the default."""
+        now = self.config.wall_clock()
+        seconds = ttl if ttl and ttl > 0 else self.config.token_ttl_default
+        seconds = min(seconds, 365 * 24 * 3600)
+        token = secrets.token_hex(12)
+        minted = MintedToken(token, tuple(scopes), now + timedelta(seconds=seconds))
+        with self._lock:
+            self.tokens[token] = minted
+        return {
+            "token": token,
+            "name": name or "",
+            "createdAt": _iso(now),
+            "updatedAt": _iso(now),
+            "expireAt": _iso(minted.expires),
+            "scopes": list(scopes),
+            "refreshToken": secrets.token_hex(12),
+        }
+
+    def authorize(self, token: str | None, method: str, path: str) -> None:
+        """Raise 401 for a missing, unknown or expired token, 403 when its scopes miss this call.
+
+        Scopes are ``METHOD:host/path`` with ``*`` wildcards; the host part is ignored because the
+        sandbox answers under whatever name it was reached by.
+        """
+        if token and secrets.compare_digest(token, self.config.token):
+            return
+        minted = self.tokens.get(token or "")
+        if minted is None or minted.expires <= self.config.wall_clock():
+            raise SandboxError(401, CODE_UNAUTHORIZED, "Unauthorized: missing, unknown or expired token.")
+        if not any(_scope_allows(scope, method, path) for scope in minted.scopes):
+            raise SandboxError(403, CODE_SCOPE, f"The token has no scope for {method} {path}.")
+
+    # --- send -------------------------------------------------------------------------------------
+    def send(self, region: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /{region}-messages``: validate, price, store (unless dry run); the wire dict.
+
+        Order of checks: blocklisted account (403 2020), body shape (422 1000), recipient (2011,
+        2013), sender (2021, 2024), text (1000, 2040), forbidden words (2044 / 2050), credit (402).
+        """
+        with self._lock:
+            self.advance()
+            if self.blocklisted:
+                raise SandboxError(403, CODE_USER_BLOCKLISTED, SPEC_TEXTS[CODE_USER_BLOCKLISTED])
+            options = _options(body.get("options"))
+            recipient = self._recipient(body.get("recipient"), region)
+            sender = body.get("sender")
+            if sender is not None and not isinstance(sender, str):
+                raise SandboxError(422, CODE_INVALID_BODY, "sender must be a string or null.")
+            if problem := check_sender(sender):
+                raise SandboxError(422, problem.code or CODE_SENDER_LENGTH, SPEC_TEXTS[problem.code or 2021])
+            text = body.get("message")
+            if not isinstance(text, str):
+                raise SandboxError(422, CODE_INVALID_BODY, "message is required and must be a string.")
+            checked = check_message(text, fail_on_multiple_messages=options["failOnMultipleMessages"])
+            if isinstance(checked, Problem):
+                multi = options["failOnMultipleMessages"] and analyse(text).parts > 1
+                raise SandboxError(422, CODE_MULTIPLE_PARTS if multi else CODE_INVALID_BODY, checked.message)
+            return self._accept(region, recipient, sender or DEFAULT_SENDER, text, checked, options, body)
+
+    def send_otp(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /otp``: a generated code sent like a WW message (sender 'OTP MOBILE', isOtp true).
+
+        The real gateway translates the text to the recipient's language; the sandbox writes English.
+        """
+        with self._lock:
+            self.advance()
+            if self.blocklisted:
+                raise SandboxError(403, CODE_USER_BLOCKLISTED, SPEC_TEXTS[CODE_USER_BLOCKLISTED])
+            options = _options(body.get("options"))
+            length = _int_field(body, "length", 5)
+            if not 4 <= length <= 10:
+                raise SandboxError(422, CODE_OTP_LENGTH, SPEC_TEXTS[CODE_OTP_LENGTH])
+            cache_seconds = _int_field(body, "cacheSeconds", 0)
+            if not 0 <= cache_seconds <= 600:
+                raise SandboxError(422, CODE_INVALID_BODY, "cacheSeconds must be between 0 and 600.")
+            alphanumeric = body.get("alphanumeric", False)
+            if not isinstance(alphanumeric, bool):
+                raise SandboxError(422, CODE_INVALID_BODY, "alphanumeric must be a boolean.")
+            recipient = self._recipient(body.get("recipient"), "WW")
+            code = self._otp_code(recipient.e164, length, alphanumeric, cache_seconds, options["dryRun"])
+            text = f"Your verification code is {code}"
+            otp = {
+                "otp": code,
+                "otpOptions": {"length": length, "alphanumeric": alphanumeric, "cacheSeconds": cache_seconds},
+            }
+            return self._accept("WW", recipient, OTP_SENDER, text, analyse(text), options, body, otp=otp)
+
+    def _otp_code(self, e164: str, length: int, alphanumeric: bool, cache_seconds: int, dry_run: bool) -> str:
+        now = self.config.wall_clock()
+        cached = self._otp_cache.get(e164)
+        if cached and cached[1] > now and len(cached[0]) == length:
+            return cached[0]
+        alphabet = (string.digits + string.ascii_uppercase) if alphanumeric else string.digits
+        code = "".join(secrets.choice(alphabet) for _ in range(length))
+        if cache_seconds and not dry_run:
+            self._otp_cache[e164] = (code, now + timedelta(seconds=cache_seconds))
+        return code
+
+    def _recipient(self, raw: Any, region: str) -> Recipient:
+        if not isinstance(raw, str):
+            raise SandboxError(422, CODE_INVALID_BODY, "recipient is required and must be a string.")
+        parsed = parse_recipient(raw, region)
+        if isinstance(parsed, Problem):
+            code = parsed.code or CODE_BAD_RECIPIENT
+            text = SPEC_TEXTS[CODE_BAD_RECIPIENT]
+            if code == CODE_WRONG_COUNTRY:
+                text = f"The recipient number does not belong to the supported country for this endpoint ({region})."
+
+            raise SandboxError(422, code, text)
+        return parsed
+
+    def _forbidden(self, *texts: str) -> bool:
+        lowered = [t.lower() for t in texts]
+        return any(w.lower() in t for w in self.config.forbidden_words if w for t in lowered)
+
+    def _accept(
+        self,
+        region: str,
+        recipient: Recipient,
+        sender: str,
+        text: str,
+        segments: SegmentInfo,
+        options: dict[str, bool],
+        body: Mapping[str, Any],
+        otp: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        dry_run = options["dryRun"]
+        parts = segments.parts
+        regional = region in ("IT", "ES")
+        rate = self.config.price_for(recipient.country_code)
+        now, wall = self.config.clock(), self.config.wall_clock()
+        message = StoredMessage(
+            id=self._new_id(wall),
+            seq=next(self._ids),
+            region=region,
+            recipient=recipient,
+            sender=sender,
+            text=text,
+            segments=segments,
+            options=options,
+            callback=_callback(body.get("callback")),
+            created=now,
+            created_at=wall,
+            updated_at=wall,
+            final_state=self._outcome(recipient.e164),
+            price=rate if regional else Decimal(0),
+            otp=otp["otp"] if otp else None,
+            otp_options=otp["otpOptions"] if otp else None,
+        )
+        if self._forbidden(text, sender):
+            if dry_run:
+                raise SandboxError(422, CODE_FORBIDDEN_CONTENT, SPEC_TEXTS[CODE_FORBIDDEN_CONTENT])
+            self._block(message, regional)
+            code = CODE_FORBIDDEN_CONTENT_REGIONAL if regional else CODE_FORBIDDEN_CONTENT
+            raise SandboxError(422, code, SPEC_TEXTS[code])
+        needed = message.total_price if regional else Decimal(str(self.config.min_credit_per_part)) * parts
+        if self._credit < needed:
+            raise SandboxError(
+                402,
+                CODE_INSUFFICIENT_CREDIT,
+                f"Insufficient credit: {needed:.2f} EUR needed for {parts} part(s), {self._credit:.2f} EUR left.",
+            )
+        if dry_run:
+            self.dry_runs += 1
+            return self._render(message)
+        self.messages[message.id] = message
+        self._in_flight.add(message.id)
+        if regional:
+            self._charge(message, message.total_price, "regional send")
+        return self._render(message)
+
+    def _block(self, message: StoredMessage, regional: bool) -> None:
+        """Forbidden content in a real send: stored REJECTED, account blocklisted, charged."""
+        if not regional:
+            message.price = Decimal(str(self.config.penalty_per_part))
+        message.blocklisted = True
+        message.blocklisted_reason = "The message or sender contains forbidden content."
+        self.blocklisted = True
+        self.messages[message.id] = message
+        self._charge(message, message.total_price, "forbidden content")
+        self._set_state(message, MessageState.REJECTED, message.created_at)
+
+    def _outcome(self, e164: str) -> MessageState:
+        forced = self.config.outcomes.get(e164) or MAGIC_OUTCOMES.get(e164)
+        return MessageState(forced) if forced else MessageState.DELIVERED
+
+    def _new_id(self, wall: datetime) -> str:
+        """24 hex digits like a MongoDB ObjectId (the spec's example): time, random, counter."""
+        return f"{int(wall.timestamp()) & 0xFFFFFFFF:08x}{self.rng.getrandbits(40):010x}{self.rng.getrandbits(24):06x}"
+
+    def _charge(self, message: StoredMessage, amount: Decimal, why: str) -> None:
+        self._credit -= amount
+        self.charges.append((message.id, amount, why))
+
+    # --- time -------------------------------------------------------------------------------------
+    def advance(self) -> list[Transition]:
+        """Apply every transition due by the clock's now, oldest first; returns the new transitions
+        that have a callback (also queued on :attr:`pending_callbacks` for the runner)."""
+        with self._lock:
+            now = self.config.clock()
+            before = len(self.pending_callbacks)
+            for message_id in sorted(self._in_flight, key=lambda i: self.messages[i].seq):
+                message = self.messages[message_id]
+                if message.state is MessageState.NEW and now >= message.created + self.config.pending_after:
+                    self._to_pending(message)
+                if (
+                    message.state is MessageState.PENDING
+                    and now >= message.created + self.config.delivered_after
+                ):
+                    self._to_final(message)
+            new = self.pending_callbacks[before:]
+        if new:
+            self.wake()
+        return new
+
+    def seconds_until_next(self) -> float | None:
+        """Clock units until the next due transition, ``None`` when nothing is in flight."""
+        with self._lock:
+            if not self._in_flight:
+                return None
+            now = self.config.clock()
+            due = [
+                m.created
+                + (self.config.pending_after if m.state is MessageState.NEW else self.config.delivered_after)
+                for m in (self.messages[i] for i in self._in_flight)
+            ]
+            return max(0.0, min(due) - now)
+
+    def _when(self, message: StoredMessage, offset: float) -> datetime:
+        return message.created_at + timedelta(seconds=offset)
+
+    def _to_pending(self, message: StoredMessage) -> None:
+        if message.region == "WW":  # priced on provider acceptance
+            message.price = self.config.price_for(message.recipient.country_code)
+            self._charge(message, message.total_price, "worldwide send")
+        message.sent_at = self._when(message, self.config.pending_after)
+        self._set_state(message, MessageState.PENDING, message.sent_at)
+
+    def _to_final(self, message: StoredMessage) -> None:
+        when = self._when(message, self.config.delivered_after)
+        if message.final_state is MessageState.DELIVERED:
+            message.delivered_at = when
+        self._in_flight.discard(message.id)
+        self._set_state(message, message.final_state, when)
+
+    def _set_state(self, message: StoredMessage, state: MessageState, when: datetime) -> None:
+        message.state = state
+        message.updated_at = when
+        message.history.append(state)
+        if message.callback:
+            self.pending_callbacks.append(Transition(message.id, state, self._render(message)))
+
+    def take_callbacks(self) -> list[Transition]:
+        with self._lock:
+            taken, self.pending_callbacks = self.pending_callbacks, []
+            return taken
+
+    # --- read -------------------------------------------------------------------------------------
+    def get(self, message_id: str) -> dict[str, Any]:
+        with self._lock:
+            self.advance()
+            message = self.messages.get(message_id)
+            if message is None:
+                raise SandboxError(404, CODE_NOT_FOUND, "Message not found.")
+            return self._render(message)
+
+    def list_messages(self, skip: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first, ``skip``/``limit`` like the API."""
+        if skip < 0 or limit < 0:
+            raise SandboxError(422, CODE_INVALID_BODY, "skip and limit must not be negative.")
+        with self._lock:
+            self.advance()
+            newest = sorted(self.messages.values(), key=lambda m: m.seq, reverse=True)
+            return [self._render(m) for m in newest[skip : skip + limit]]
+
+    def view(self, message: StoredMessage | str) -> dict[str, Any]:
+        """The wire dict of a stored message (or id) as a GET would answer it now."""
+        return self.get(message if isinstance(message, str) else message.id)
+
+    def _render(self, m: StoredMessage) -> dict[str, Any]:
+        """MessageResponse: every field of the spec. ``blocklistedReason`` is "" when not blocklisted
+        (the spec types it as a non-nullable string); callback header values are masked."""
+        data: dict[str, Any] = {
+            "id": m.id,
+            "username": self.config.email,
+            "state": m.state.value,
+            "sender": m.sender,
+            "recipient": m.recipient.e164,
+            "internationalPrefix": m.recipient.international_prefix,
+            "countryCode": m.recipient.country_code,
+            "message": m.text,
+            "encoding": m.segments.encoding,
+            "charactersCount": m.segments.characters,
+            "messageCount": m.segments.parts,
+            "price": float(m.price),
+            "totalPrice": float(m.total_price),
+            "blocklisted": m.blocklisted,
+            "blocklistedReason": m.blocklisted_reason,
+            "options": dict(m.options),
+            "createdAt": _iso(m.created_at),
+            "updatedAt": _iso(m.updated_at or m.created_at),
+            "sentAt": _iso(m.sent_at) if m.sent_at else None,
+            "deliveredAt": _iso(m.delivered_at) if m.delivered_at else None,
+            "isOtp": m.otp is not None,
+        }
+        if m.callback is not None:
+            data["callback"] = {**m.callback, "headers": {k: "***" for k in m.callback.get("headers", {})}}
+        if m.otp is not None:
+            data["otp"] = m.otp
+            data["otpOptions"] = dict(m.otp_options or {})
+        return data
+
+    def callback_secrets(self, message_id: str) -> dict[str, Any] | None:
+        """The callback as given, header values included: for the runner only, never rendered."""
+        with self._lock:
+            message = self.messages.get(message_id)
+            return message.callback if message else None
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _scope_allows(scope: str, method: str, path: str) -> bool:
+    scope_method, _, rest = scope.partition(":")
+    scope_path = "/" + rest.partition("/")[2] if "/" in rest else "/*"
+    return fnmatchcase(method.upper(), scope_method.upper()) and fnmatchcase(path, scope_path)
+
+
+def _options(raw: Any) -> dict[str, bool]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise SandboxError(422, CODE_INVALID_BODY, "options must be an object.")
+    options = {}
+    for name in ("dryRun", "failOnMultipleMessages"):
+        value = raw.get(name, False)
+        if not isinstance(value, bool):
+            raise SandboxError(422, CODE_INVALID_BODY, f"options.{name} must be a boolean.")
+        options[name] = value
+    return options
+
+
+def _int_field(body: Mapping[str, Any], name: str, default: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SandboxError(422, CODE_INVALID_BODY, f"{name} must be an integer.")
+    return value
+
+
+def _callback(raw: Any) -> dict[str, Any] | None:
+    """The callback object normalised with the spec's defaults; 422 when its shape is wrong."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise SandboxError(422, CODE_INVALID_BODY, "callback must be an object.")
+    url = raw.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise SandboxError(422, CODE_INVALID_BODY, "callback.url must be an http(s) URL.")
+    method = raw.get("method", "JSON")
+    if method not in ("JSON", "POST"):
+        raise SandboxError(422, CODE_INVALID_BODY, "callback.method must be JSON or POST.")
+    field_name = raw.get("field", "data")
+    retry = raw.get("retry", 0)
+    headers = raw.get("headers") or {}
+    custom = raw.get("custom") or {}
+    if not isinstance(field_name, str) or not field_name:
+        raise SandboxError(422, CODE_INVALID_BODY, "callback.field must be a non-empty string.")
+    if isinstance(retry, bool) or not isinstance(retry, int) or not 0 <= retry <= 5:
+        raise SandboxError(422, CODE_INVALID_BODY, "callback.retry must be an integer from 0 to 5.")
+    if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
+        raise SandboxError(422, CODE_INVALID_BODY, "callback.headers must map names to strings.")
+    if not isinstance(custom, Mapping):
+        raise SandboxError(422, CODE_INVALID_BODY, "callback.custom must be an object.")
+    return {
+        "url": url,
+        "method": method,
+        "field": field_name,
+        "retry": retry,
+        "headers": dict(headers),
+        "custom": dict(custom),
+    }
