@@ -432,9 +432,10 @@ async def send_all(
         return rec
 
     records: dict[str, dict[str, Any]] = {}
-    for r in batch.recipients:
-        if (known := ledger.get(r.e164)) is not None:
-            records[r.e164] = known
+    if previous_start is not None:  # a first try has an empty ledger: no need to read it per recipient
+        for r in batch.recipients:
+            if (known := ledger.get(r.e164)) is not None:
+                records[r.e164] = known
     reused = len(records)
     pending = [r for r in batch.recipients if r.e164 not in records]
     if previous_start is not None and pending:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,24 +29,34 @@ class TaskStateLedger:
 
     The store is scoped to (dag, run, task, map index) and survives task retries. One small key per
     recipient, so recording an id costs one small write however long the list is.
+
+    Writes come from worker threads (the bulk send keeps its event loop free while the supervisor
+    answers), so one lock serialises them: the worker's socket comms are thread-safe, but the in-process
+    comms of ``dag.test()`` are not (it unsets ``SUPERVISOR_COMMS`` while it handles a request, and a
+    concurrent write then fails).
     """
 
     def __init__(self, store: Any) -> None:
         self._store = store
+        self._lock = threading.Lock()
 
     def get(self, recipient: str) -> dict[str, Any] | None:
-        value = self._store.get(f"{LEDGER_PREFIX}:sent:{recipient}")
+        with self._lock:
+            value = self._store.get(f"{LEDGER_PREFIX}:sent:{recipient}")
         return value if isinstance(value, dict) else None
 
     def record(self, recipient: str, record: dict[str, Any]) -> None:
-        self._store.set(f"{LEDGER_PREFIX}:sent:{recipient}", record)
+        with self._lock:
+            self._store.set(f"{LEDGER_PREFIX}:sent:{recipient}", record)
 
     def started_at(self) -> datetime | None:
-        value = self._store.get(f"{LEDGER_PREFIX}:started_at")
+        with self._lock:
+            value = self._store.get(f"{LEDGER_PREFIX}:started_at")
         return datetime.fromisoformat(value) if isinstance(value, str) else None
 
     def mark_started(self, when: datetime) -> None:
-        self._store.set(f"{LEDGER_PREFIX}:started_at", when.isoformat())
+        with self._lock:
+            self._store.set(f"{LEDGER_PREFIX}:started_at", when.isoformat())
 
 
 class SmsSendOperator(BaseOperator):
