@@ -1,0 +1,74 @@
+"""
+### Bulk campaign with a cost preview
+
+Send one notice to a long list, in batches that run as mapped tasks, after previewing the cost.
+
+- `preview_cost` runs **SmsSendOperator** with `dry_run=True`: every number is checked and every message
+  priced (free); the task returns the estimate and sends nothing. Its log and XCom show the cost.
+- `split` cuts the list into batches; `send_batch` is mapped over them with `.expand()`, each batch
+  gated again and sent with a bounded number of requests in flight. Each mapped task has its own
+  idempotency ledger, so retrying one batch never resends to the others or to itself.
+- `wait_for_delivery` is mapped the same way and succeeds when at least 90% of each batch is delivered
+  (`min_delivered`), the usual bar for campaigns where a few numbers are always out of service.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_smsww.operators.smsww import SmsSendOperator
+from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
+
+POLL_SECONDS = float(os.environ.get("SMSWW_EXAMPLE_POLL_SECONDS", "60"))
+# Replace with your audience (E.164). These are valid Italian mobile numbers for the sandbox.
+AUDIENCE = [f"+39333{n:07d}" for n in range(1_000_100, 1_000_130)]
+TEXT = "Service notice: planned maintenance tonight 22:00-23:00 CET. Reply STOP to opt out."
+BATCH_SIZE = 10
+
+with DAG(
+    dag_id="example_smsww_bulk_campaign",
+    description="Preview the cost, then send a notice to a list in mapped batches",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["smsww", "example"],
+) as dag:
+    preview_cost = SmsSendOperator(
+        task_id="preview_cost",
+        recipients=AUDIENCE,
+        message=TEXT,
+        dry_run=True,
+        fail_on_multiple_messages=True,
+    )
+
+    @task
+    def split(numbers: list[str]) -> list[list[str]]:
+        return [numbers[i : i + BATCH_SIZE] for i in range(0, len(numbers), BATCH_SIZE)]
+
+    batches = split(AUDIENCE)
+
+    send_batch = SmsSendOperator.partial(
+        task_id="send_batch",
+        message=TEXT,
+        fail_on_multiple_messages=True,
+        max_total_price=5.0,
+        price_per_part_if_unknown=0.10,
+        max_concurrency=10,
+        retries=2,
+        retry_delay=timedelta(seconds=10),
+    ).expand(recipients=batches)
+
+    wait_for_delivery = SmsDeliverySensor.partial(
+        task_id="wait_for_delivery",
+        min_delivered=math.ceil(BATCH_SIZE * 0.9),
+        deferrable=True,
+        poke_interval=POLL_SECONDS,
+        timeout=timedelta(hours=6).total_seconds(),
+    ).expand(message_ids=send_batch.output)
+
+    preview_cost >> batches
