@@ -46,8 +46,15 @@ bench: $(BIN)/.installed
 constraints: $(BIN)/.installed
 	$(BIN)/uv pip freeze --python $(BIN)/python | grep -v airflow-provider-smsww > constraints.txt
 
-constraints-min: $(MIN_VENV)/bin/.installed
-	$(MIN_VENV)/bin/uv pip freeze --python $(MIN_VENV)/bin/python | grep -v airflow-provider-smsww > constraints-min.txt
+## The floors pyproject.toml declares, pinned exactly; everything else resolved from them.
+MIN_FLOORS := apache-airflow==3.3.0 httpx==0.28.0 pydantic==2.11.1 phonenumbers==8.13.0
+constraints-min: $(BIN)/.installed
+	printf '%s\n' $(MIN_FLOORS) > .floors.txt
+	{ echo "# The oldest versions this provider claims (make test-min): Airflow 3.3.0 and the floors of httpx,"; \
+	  echo "# pydantic and phonenumbers in pyproject.toml, the rest resolved from them. Refresh: make constraints-min"; \
+	  $(BIN)/uv pip compile pyproject.toml --extra test -c .floors.txt --python-version 3.11 -q --no-header \
+	    --no-annotate | grep -v '^-e\|^airflow-provider-smsww'; } > constraints-min.txt
+	rm -f .floors.txt
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) .mypy_cache .ruff_cache .pytest_cache

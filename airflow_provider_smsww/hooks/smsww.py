@@ -12,11 +12,12 @@ Connection fields (see the README for examples):
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
+from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_provider_smsww import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_provider_smsww.client import (
@@ -44,6 +45,21 @@ def _as_bool(value: Any) -> bool:
 def _with_scheme(host: str) -> str:
     host = host.strip().rstrip("/")
     return host if "://" in host else f"https://{host}"
+
+
+async def _aextra_dejson(conn: Any) -> dict[str, Any]:
+    """The connection's extras, read the async way (in the triggerer a sync ``mask_secret`` call can
+    deadlock against the supervisor comms). ``Connection.aextra_dejson`` is missing in Airflow 3.3.0:
+    there, parse and mask the same way it does."""
+    if hasattr(conn, "aextra_dejson"):
+        extra: dict[str, Any] = await conn.aextra_dejson()
+        return extra
+    try:
+        extra = json.loads(conn.extra) if conn.extra else {}
+    except ValueError:
+        extra = {}
+    await amask_secret(extra)
+    return extra if isinstance(extra, dict) else {}
 
 
 class SmsWwHook(BaseHook):
@@ -121,7 +137,7 @@ class SmsWwHook(BaseHook):
         """The async client (pooled), with the connection fetched the async way (safe in the triggerer)."""
         if self._async_client is None:
             conn = await self.aget_connection(self.smsww_conn_id)
-            self._async_client = AsyncSmsWwClient(**self._client_kwargs(conn, await conn.aextra_dejson()))
+            self._async_client = AsyncSmsWwClient(**self._client_kwargs(conn, await _aextra_dejson(conn)))
         return self._async_client
 
     def close(self) -> None:
