@@ -470,19 +470,24 @@ class SmsWwClient:
 
     def list_messages(self, *, page_size: int = PAGE_SIZE, max_items: int | None = None) -> Iterator[Message]:
         """Every message on the account, page by page (``skip``/``limit``), newest first on the gateway;
-        at most ``max_items`` of them when given."""
+        at most ``max_items`` of them when given.
+
+        Only an empty page ends the walk, and ``skip`` advances by what a page held: the spec does not
+        say whether the gateway caps ``limit``, and a short page taken for the last one would hide
+        older messages from reconciliation (and so send them twice). Costs one request at the end.
+        """
         skip = 0
         while max_items is None or skip < max_items:
             params = {"skip": skip, "limit": page_size}
             page: list[Message] = parse_data(
                 self.request("GET", "/messages", safe=True, params=params), list[Message]
             )
+            if not page:
+                return
             if max_items is not None:
                 page = page[: max_items - skip]
             yield from page
-            if len(page) < page_size:
-                return
-            skip += page_size
+            skip += len(page)
 
 
 class AsyncSmsWwClient:
@@ -568,13 +573,13 @@ class AsyncSmsWwClient:
             params = {"skip": skip, "limit": page_size}
             response = await self.request("GET", "/messages", safe=True, params=params)
             page: list[Message] = parse_data(response, list[Message])
+            if not page:
+                return
             if max_items is not None:
                 page = page[: max_items - skip]
             for message in page:
                 yield message
-            if len(page) < page_size:
-                return
-            skip += page_size
+            skip += len(page)
 
 
 def _quote_id(message_id: str) -> str:

@@ -137,7 +137,9 @@ class SmsWwHook(BaseHook):
         """The async client (pooled), with the connection fetched the async way (safe in the triggerer)."""
         if self._async_client is None:
             conn = await self.aget_connection(self.smsww_conn_id)
-            self._async_client = AsyncSmsWwClient(**self._client_kwargs(conn, await _aextra_dejson(conn)))
+            kwargs = self._client_kwargs(conn, await _aextra_dejson(conn))
+            if self._async_client is None:  # another caller may have built it while this one awaited
+                self._async_client = AsyncSmsWwClient(**kwargs)
         return self._async_client
 
     def close(self) -> None:

@@ -652,20 +652,27 @@ def pages(httpx_mock: HTTPXMock) -> list[tuple[int, int]]:
     return [(int(r.url.params["skip"]), int(r.url.params["limit"])) for r in httpx_mock.get_requests()]
 
 
-def test_list_messages_walks_every_page_and_stops_at_a_short_one(
-    harness: Harness, httpx_mock: HTTPXMock
-) -> None:
+def test_list_messages_walks_every_page_until_an_empty_one(harness: Harness, httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_callback(serve_messages(250), url=re.compile(rf"^{API}/messages\?"), is_reusable=True)
     messages = harness.run("list_messages")
     assert [m.id for m in messages] == [f"{i:024x}" for i in range(250)]
-    assert pages(httpx_mock) == [(0, 100), (100, 100), (200, 100)]
+    assert pages(httpx_mock) == [(0, 100), (100, 100), (200, 100), (250, 100)]
 
 
-def test_list_messages_asks_once_more_after_a_full_last_page(harness: Harness, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_callback(serve_messages(4), is_reusable=True)
-    messages = harness.run("list_messages", call={"page_size": 2})
-    assert len(messages) == 4
-    assert pages(httpx_mock) == [(0, 2), (2, 2), (4, 2)]
+def test_list_messages_follows_a_server_that_caps_the_page_size(
+    harness: Harness, httpx_mock: HTTPXMock
+) -> None:
+    """A gateway that returns fewer than ``limit`` per page must not end the walk early: reconciliation
+    would miss older messages and send them again."""
+    full = serve_messages(7)
+
+    def capped(request: httpx.Request) -> httpx.Response:
+        return full(httpx.Request("GET", request.url.copy_set_param("limit", 3)))
+
+    httpx_mock.add_callback(capped, is_reusable=True)
+    messages = harness.run("list_messages", call={"page_size": 5})
+    assert [m.id for m in messages] == [f"{i:024x}" for i in range(7)]
+    assert pages(httpx_mock) == [(0, 5), (3, 5), (6, 5), (7, 5)]
 
 
 def test_list_messages_stops_at_max_items(harness: Harness, httpx_mock: HTTPXMock) -> None:
@@ -687,7 +694,7 @@ def test_a_page_is_retried_without_losing_the_position(harness: Harness, httpx_m
     httpx_mock.add_callback(handler, is_reusable=True)
     messages = harness.run("list_messages", call={"page_size": 2})
     assert len(messages) == 3
-    assert pages(httpx_mock) == [(0, 2), (2, 2), (2, 2)]
+    assert pages(httpx_mock) == [(0, 2), (2, 2), (2, 2), (3, 2)]
     assert harness.sleeps == pytest.approx(JITTER[:1])
 
 
