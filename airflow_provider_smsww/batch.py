@@ -417,7 +417,14 @@ async def send_all(
     scan_limit: int = 10_000,
     record_async: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> SendReport:
-    """Send the batch for real, exactly once per recipient across task retries (see module docstring)."""
+    """Send the batch for real, exactly once per recipient across task retries (see module docstring).
+
+    ``scan_limit`` bounds each reconciliation's ``GET /messages`` scan *beyond* this batch's own
+    messages: the batch itself adds up to one message per recipient since it started, so a scan of
+    only ``scan_limit`` would miss an early uncertain send of a batch larger than that, and resend it.
+    """
+    # Newest first, this batch's own messages come before anything older: scan past all of them.
+    scan_limit += len(batch.recipients)
     previous_start = ledger.started_at()
     started = previous_start or now()
     if previous_start is None:
