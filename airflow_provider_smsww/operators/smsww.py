@@ -159,7 +159,14 @@ class SmsSendOperator(BaseOperator):
         )
         return asyncio.run(self._run(batch, context))
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Mask the callback's header values as soon as they are rendered: the task runner stores the
+        rendered fields (the UI's Rendered Template tab, and a DEBUG log line) before ``execute`` runs."""
+        super().render_template_fields(context, jinja_env)
+        self._mask_callback_headers()
+
     def _mask_callback_headers(self) -> None:
+        """Header values usually carry credentials; execute() calls this too, for direct callers."""
         if not isinstance(self.callback, dict):
             return
         from airflow.sdk.log import mask_secret

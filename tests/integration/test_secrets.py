@@ -390,11 +390,6 @@ def test_a_real_dag_run_leaks_nothing(dag_run: DagRun, server: SandboxHandle, re
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operators/smsww.py masks callback header values in execute(), after the task runner has "
-    "already stored the rendered template fields: mask them in render_template_fields (see report)",
-)
 def test_rendered_callback_headers_are_masked_in_the_metadata_db(
     dag_run: DagRun, server: SandboxHandle
 ) -> None:
