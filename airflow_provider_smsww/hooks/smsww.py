@@ -7,7 +7,8 @@ Connection fields (see the README for examples):
 - ``password``: a Bearer token. Or leave it empty and give ``login`` (account email) plus the
   ``api_key`` extra: the hook then mints short-lived tokens through Openapi OAuth v2.
 - extras: ``api_key``, ``sandbox`` (bool), ``oauth_host`` (token service override, e.g. the embedded
-  sandbox), ``scopes`` (list, default ``*:<sms host>/*``), ``timeout`` (seconds), ``max_retries``.
+  sandbox), ``scopes`` (list, default ``*:<sms host>/*``), ``timeout`` (seconds), and the retry policy:
+  ``max_retries``, ``backoff_base`` and ``backoff_max`` (seconds).
 """
 
 from __future__ import annotations
@@ -111,7 +112,12 @@ class SmsWwHook(BaseHook):
                 scopes = [s for s in scopes.replace(",", " ").split() if s]
             minter = shared_minter(_with_scheme(oauth_url), conn.login, api_key, list(scopes), mask_secret)
         timeout = float(extra["timeout"]) if extra.get("timeout") else DEFAULT_TIMEOUT
-        retry = RetryPolicy(max_retries=int(extra.get("max_retries", RetryPolicy.max_retries)))
+        defaults = RetryPolicy()
+        retry = RetryPolicy(
+            max_retries=int(extra.get("max_retries", defaults.max_retries)),
+            backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
+            backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
+        )
         return {"base_url": base_url, "token": token, "minter": minter, "timeout": timeout, "retry": retry}
 
     @cached_property

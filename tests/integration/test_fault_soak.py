@@ -24,14 +24,13 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from airflow_provider_smsww import batch as batch_module
-from airflow_provider_smsww.client import AsyncSmsWwClient, RetryPolicy
+from airflow_provider_smsww.client import AsyncSmsWwClient
 from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sandbox.faults import SEND_PATHS, FaultConfig
@@ -55,15 +54,6 @@ SOAK_FAULTS = FaultConfig(
     paths=(*SEND_PATHS, "/messages"),
     seed=20261125,
 )
-
-
-@dataclass(frozen=True)
-class FastRetry(RetryPolicy):
-    """The client's policy with a short backoff so that the soak stays fast (the hook has no extra
-    for the backoff; see the report)."""
-
-    backoff_base: float = 0.002
-    backoff_max: float = 0.05
 
 
 class FakeStore:
@@ -133,14 +123,10 @@ class ReconcileTap:
         monkeypatch.setattr(batch_module, "reconcile", reconcile)
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("airflow_provider_smsww.hooks.smsww.RetryPolicy", FastRetry)
-
-
 def use(monkeypatch: pytest.MonkeyPatch, handle: SandboxHandle, max_retries: int = 12) -> None:
     conn = json.loads(handle.conn_json)
-    conn["extra"] = {"max_retries": max_retries}
+    # A short backoff keeps the soak fast; the retry decisions are the production ones.
+    conn["extra"] = {"max_retries": max_retries, "backoff_base": 0.002, "backoff_max": 0.05}
     monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
 
 
