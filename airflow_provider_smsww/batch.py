@@ -25,7 +25,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -330,6 +330,14 @@ class MemoryLedger:
 
     def mark_started(self, when: datetime) -> None:
         self._started = self._started or when
+
+
+def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
+    """The batch less the recipients an earlier try recorded as accepted (the whole batch on a first
+    try, whose ledger is empty by construction)."""
+    if ledger.started_at() is None:
+        return batch
+    return replace(batch, recipients=tuple(r for r in batch.recipients if ledger.get(r.e164) is None))
 
 
 def record_of(message: Message) -> dict[str, Any]:

@@ -196,16 +196,22 @@ class SmsSendOperator(BaseOperator):
         return MemoryLedger()
 
     async def _run(self, batch: Batch, context: Context) -> Any:
-        from airflow_provider_smsww.batch import gate
+        from airflow_provider_smsww.batch import gate, not_yet_recorded
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
 
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
         client = hook.async_client
+        ledger = None if self.dry_run_only else self._ledger(context)
         try:
-            if self.gate or self.dry_run_only:
+            # On a retry only the recipients an earlier try did not record need the gate: the others
+            # passed it then and will not be sent again (and re-pricing them could fail on credit).
+            to_gate = batch if ledger is None else not_yet_recorded(batch, ledger)
+            if (self.gate or self.dry_run_only) and not to_gate.recipients:
+                self.log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
+            elif self.gate or self.dry_run_only:
                 estimate = await gate(
                     client,
-                    batch,
+                    to_gate,
                     concurrency=self.max_concurrency,
                     max_parts_per_message=self.max_parts_per_message,
                     max_total_price=self.max_total_price,
@@ -220,14 +226,13 @@ class SmsSendOperator(BaseOperator):
                 )
                 if self.dry_run_only:
                     return estimate.as_dict()
-            return await self._send(client, batch, context)
+            assert ledger is not None
+            return await self._send(client, batch, ledger)
         finally:
             await hook.aclose()
 
-    async def _send(self, client: AsyncSmsWwClient, batch: Batch, context: Context) -> list[dict[str, Any]]:
+    async def _send(self, client: AsyncSmsWwClient, batch: Batch, ledger: Ledger) -> list[dict[str, Any]]:
         from airflow_provider_smsww.batch import send_all
-
-        ledger = self._ledger(context)
 
         async def record_async(recipient: str, record: dict[str, Any]) -> None:
             # The store talks to the supervisor synchronously: keep the event loop free meanwhile.

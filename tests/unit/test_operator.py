@@ -193,9 +193,22 @@ def test_retry_after_a_crash_sends_each_recipient_exactly_once(gateway: FakeGate
         op(recipients=recipients, max_concurrency=1).execute(context(store))
     assert len(gateway.sent) == 5  # the 5th was accepted but not recorded: the worst window
     store.fail_on_set = None
+    gateway.dry_runs.clear()
     result = op(recipients=recipients, max_concurrency=1).execute(context(store, try_number=2))
     assert sorted(gateway.sent_to()) == sorted(recipients)  # each exactly once
     assert [r["recipient"] for r in result] == recipients
+    # The retry gates only the recipients the first try did not record (4 were recorded).
+    assert gateway.dry_runs == recipients[4:]
+
+
+def test_retry_with_every_recipient_recorded_sends_and_prices_nothing(gateway: FakeGateway) -> None:
+    store = FakeStore()
+    first = op().execute(context(store))
+    gateway.dry_runs.clear()
+    again = op().execute(context(store, try_number=2))
+    assert again == first
+    assert gateway.dry_runs == []
+    assert sorted(gateway.sent_to()) == sorted(GOOD)
 
 
 def test_uncertain_send_is_reconciled_not_resent(gateway: FakeGateway) -> None:
