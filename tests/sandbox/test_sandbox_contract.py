@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,11 @@ import pytest
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from tests.sandbox.helpers import OAUTH_SPEC_PATH, SPEC_EXAMPLE, SPEC_PATH
 
-pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason=f"spec not found at {SPEC_PATH}")
+# The spec lives in the team's shared/ folder beside the repo. A checkout without it skips the
+# contract; CI (CI=true) always has it, so there a missing spec fails instead of passing unseen.
+pytestmark = pytest.mark.skipif(
+    not SPEC_PATH.exists() and not os.environ.get("CI"), reason=f"spec not found at {SPEC_PATH}"
+)
 
 SEND_PATHS = ["/WW-messages", "/IT-messages", "/ES-messages", "/otp"]
 
