@@ -35,6 +35,7 @@ from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sandbox.faults import SEND_PATHS, FaultConfig
 from airflow_provider_smsww.sandbox.server import SandboxHandle, in_process_sandbox, run_sandbox
+from tests.fakes import FakeStore
 
 pytestmark = pytest.mark.integration
 
@@ -54,24 +55,6 @@ SOAK_FAULTS = FaultConfig(
     paths=(*SEND_PATHS, "/messages"),
     seed=20261125,
 )
-
-
-class FakeStore:
-    """Airflow's task_state_store stand-in; ``set`` raises on the ``fail_on_set``-th write (a crash)."""
-
-    def __init__(self, fail_on_set: int | None = None) -> None:
-        self.data: dict[str, Any] = {}
-        self.sets = 0
-        self.fail_on_set = fail_on_set
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.sets += 1
-        if self.fail_on_set is not None and self.sets == self.fail_on_set:
-            raise RuntimeError("worker crashed while recording an accepted message")
-        self.data[key] = json.loads(json.dumps(value))  # what a real store keeps: JSON
 
 
 def context(store: FakeStore | None, try_number: int = 1, dag_run: Any = None) -> Any:

@@ -23,12 +23,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
+from tests.sandbox.helpers import Receiver, serve_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -53,37 +52,11 @@ ALERT_TO = "+393331234569"
 LOGGERS = ("", "httpx", "httpcore", "airflow_provider_smsww", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
-@dataclass
-class Receiver:
-    url: str
-    headers: list[dict[str, str]] = field(default_factory=list)
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    """A callback receiver on 127.0.0.1 that keeps the headers it got."""
-    holder: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            holder["r"].headers.append(dict(self.headers))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["r"] = Receiver(f"http://127.0.0.1:{server.server_address[1]}/sms-callback")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield holder["r"]
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A callback receiver on 127.0.0.1: it shows the callback header really reached its target."""
+    with serve_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +76,7 @@ def server() -> Iterator[SandboxHandle]:
 @pytest.fixture
 def sandbox(server: SandboxHandle, receiver: Receiver) -> Iterator[SandboxHandle]:
     server.reset()
-    receiver.headers.clear()
+    receiver.received.clear()
     yield server
     server.reset()
 
@@ -181,10 +154,10 @@ def test_send_wait_alert_leak_nothing(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     SmsWwNotifier(recipients=ALERT_TO, message="Delivered").notify(ctx())
-    sandbox.wait_for(lambda: len(receiver.headers) >= 4, timeout=10)  # PENDING + DELIVERED, twice
+    sandbox.wait_for(lambda: len(receiver.received) >= 4, timeout=10)  # PENDING + DELIVERED, twice
 
     # The secrets were really in use: the callback header reached the receiver, tokens were minted.
-    assert {h.get("X-Signature") for h in receiver.headers} == {CB_SECRET}
+    assert {r.headers.get("X-Signature") for r in receiver.received} == {CB_SECRET}
     assert bool(sandbox.sandbox.tokens) is (kind == "minted-token")
     assert sandbox.sandbox.per_recipient() == {n: 1 for n in [*NUMBERS, ALERT_TO]}
     out, err = capfd.readouterr()
@@ -343,7 +316,7 @@ def dag_run(server: SandboxHandle, receiver: Receiver, tmp_path_factory: pytest.
     migrated = airflow(env, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     server.reset()
-    receiver.headers.clear()
+    receiver.received.clear()
     run = airflow(env, "dags", "test", "smsww_secrets")
     log_files = "\n".join(p.read_text(errors="replace") for p in (home / "logs").rglob("*") if p.is_file())
     db = sqlite3.connect(home / "airflow.db")
@@ -375,7 +348,7 @@ def test_a_real_dag_run_leaks_nothing(dag_run: DagRun, server: SandboxHandle, re
     # was minted, and the wrong-token task failed with the auth error in its log.
     assert server.sandbox.per_recipient() == {"+393331234567": 1, "+393331234568": 1, "+393331234569": 1}
     assert server.sandbox.tokens
-    assert CB_SECRET in {h.get("X-Signature") for h in receiver.headers}
+    assert CB_SECRET in {r.headers.get("X-Signature") for r in receiver.received}
     assert {"send_static", "send_minted", "wait"} <= set(dag_run.xcoms)
     output, _ = airflow_lines(dag_run.output)
     assert "SmsWwAuthError" in output

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 SPEC_PATH = Path(__file__).parents[2].parent / "shared/api/smsv2.openapi.json"
 OAUTH_SPEC_PATH = Path(__file__).parents[2].parent / "shared/api/oauthv2.openapi.json"
@@ -79,3 +85,38 @@ class Receiver:
     url: str
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+
+
+@contextmanager
+def serve_receiver() -> Iterator[Receiver]:
+    """A callback receiver served on 127.0.0.1 for as long as the block runs."""
+    holder: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            rec = holder["r"]
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            ctype = self.headers.get("Content-Type", "")
+            if ctype.startswith("application/x-www-form-urlencoded"):
+                form = parse_qs(raw)
+                payload = {k: json.loads(v[0]) for k, v in form.items()}
+            else:
+                payload = json.loads(raw)
+            rec.received.append(Received(self.path, dict(self.headers), ctype, payload))
+            status = rec.statuses.pop(0) if rec.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder["r"] = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield holder["r"]
+    finally:
+        server.shutdown()
+        server.server_close()

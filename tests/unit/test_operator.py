@@ -12,6 +12,7 @@ import pytest
 
 from airflow_provider_smsww.exceptions import SmsWwError, SmsWwGateError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
+from tests.fakes import FakeStore
 
 API = "https://sms.example.test"
 TOKEN = "unit-test-token-0123456789"
@@ -22,24 +23,6 @@ GOOD = ["+393331234567", "+393331234568", "+393331234569"]
 def connection(monkeypatch: pytest.MonkeyPatch) -> None:
     conn = {"conn_type": "smsww", "host": API, "password": TOKEN}
     monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
-
-
-class FakeStore:
-    """Stands in for Airflow's task_state_store (a key/value store that survives retries)."""
-
-    def __init__(self, fail_on_set: int | None = None) -> None:
-        self.data: dict[str, Any] = {}
-        self.sets = 0
-        self.fail_on_set = fail_on_set
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.sets += 1
-        if self.fail_on_set is not None and self.sets == self.fail_on_set:
-            raise RuntimeError("worker crashed")
-        self.data[key] = value
 
 
 class FakeGateway:
