@@ -1,0 +1,365 @@
+"""Sensor cost: API calls and worker-slot seconds to track 1,000 SMS to delivery, in poke, reschedule
+and deferrable mode, on the real classes against the embedded sandbox on 127.0.0.1.
+
+Set-up. 1,000 real WW messages are stored in a fresh sandbox (child process, see
+``sandbox_process.py``) with their deliveries spread evenly over ``--deliver-from``..``--deliver-to``
+seconds (default 5-10 s), and every mode then waits for all of them with ``poke_interval`` 1 s:
+
+- **poke**: ``SmsDeliverySensor.execute()`` in poke mode (Airflow's own loop: poke, sleep, poke...).
+  The worker slot is held the whole time: slot-seconds = wall time. The sensor remembers final
+  messages between pokes and reads only the others.
+- **reschedule**: one fresh sensor per try (a rescheduled task keeps no state) whose ``execute()``
+  pokes once and raises ``AirflowRescheduleException``; the benchmark sleeps until the reschedule date
+  (the slot is free meanwhile) and starts the next try. Slot-seconds = the sum of the ``execute()``
+  calls: a lower bound, since a real reschedule also pays a task start each try.
+- **deferrable**: ``execute()`` (the synchronous check, then ``TaskDeferred``), then the trigger's
+  ``run()`` (async, one pooled client, 10 reads in flight) in this process as the triggerer would,
+  then ``execute_complete()``. Slot-seconds = the ``execute()`` and ``execute_complete()`` calls only;
+  the triggerer's wall and CPU time are reported apart. Run with and without ``check_before_defer``.
+
+Requests are counted by the sandbox (``GET /messages/{id}`` in its request log), not by the client.
+
+Why it is fair: same ids, same delivery schedule (re-seeded for each mode), same poke interval, same
+sandbox; each mode is run to the same success. The sandbox adds no latency here (pure loopback), so
+the slot-seconds are a *floor*: a real gateway is a network round trip away, and poke mode reads ids
+one after another (the API has no bulk read by id) while the trigger reads them concurrently. The
+second part therefore times one full read round of the ids with ``--latency`` (default 25 ms) added
+per request: the poke round is timed on a sample and scaled linearly (it is sequential); the trigger
+round on all ids.
+
+Target (ours; the issue sets none for the sensor): deferrable mode with the default
+``check_before_defer`` holds the worker slot at most 1/``--min-slot-ratio`` (default 1/3) as long as
+poke mode. Its slot time is one synchronous read round of every id (the check) plus
+``execute_complete``, so the margin shrinks as read rounds get slower: see the round times. Exit 1
+when missed or when a mode does not end with every message delivered.
+
+    python benchmarks/sensor_cost.py [--messages 1000] [--poke-interval 1] [--deliver-from 5]
+        [--deliver-to 10] [--latency 0.025] [--latency-sample 200] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+if "AIRFLOW_HOME" not in os.environ:  # a throw-away home, removed on exit: never ~/airflow
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="smsww-bench-airflow-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+from sandbox_process import SandboxProcess
+
+MESSAGE = "Your report is ready"
+GET_ROUTE = "GET /messages/{id} 200"
+
+
+def recipients(n: int) -> list[str]:
+    return [f"+39333{2_000_000 + i:07d}" for i in range(n)]
+
+
+class _TI:
+    """What the sensor's reschedule path reads from the task instance."""
+
+    map_index = -1
+    try_number = 1
+
+    def __init__(self) -> None:
+        self.first_reschedule: datetime | None = None
+
+    def get_first_reschedule_date(self, context: Any) -> datetime | None:
+        return self.first_reschedule
+
+
+def _context(ti: _TI | None = None) -> dict[str, Any]:
+    return {"ti": ti or _TI(), "run_id": "bench__sensor_cost"}
+
+
+def _sensor(ids: list[str], args: argparse.Namespace, **kwargs: Any) -> Any:
+    from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
+
+    return SmsDeliverySensor(
+        task_id="wait",
+        message_ids=ids,
+        poke_interval=args.poke_interval,
+        timeout=600,
+        **kwargs,
+    )
+
+
+def _seed(box: SandboxProcess, args: argparse.Namespace, frm: float, to: float) -> list[str]:
+    box.call("reset")
+    ids: list[str] = box.call(
+        "seed", recipients=recipients(args.messages), message=MESSAGE, deliver_from=frm, deliver_to=to
+    )
+    return ids
+
+
+def _gets(box: SandboxProcess) -> int:
+    return int(box.call("stats")["requests"].get(GET_ROUTE, 0))
+
+
+def mode_poke(box: SandboxProcess, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    sensor = _sensor(ids, args, mode="poke")
+    rounds: list[float] = []
+    poke = sensor.poke
+
+    def timed_poke(context: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return poke(context)
+        finally:
+            rounds.append(time.perf_counter() - start)
+
+    sensor.poke = timed_poke  # time each round; the sensor's own execute() loop drives it
+    start = time.perf_counter()
+    result = sensor.execute(_context())
+    wall = time.perf_counter() - start
+    return _summary("poke", box, ids, result, slot=wall, wall=wall, rounds=rounds)
+
+
+def mode_reschedule(box: SandboxProcess, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    ti = _TI()
+    rounds: list[float] = []
+    start = time.perf_counter()
+    while True:
+        sensor = _sensor(ids, args, mode="reschedule")  # a new try: no state carried over
+        t0 = time.perf_counter()
+        try:
+            result = sensor.execute(_context(ti))
+        except AirflowRescheduleException as exc:
+            rounds.append(time.perf_counter() - t0)
+            ti.first_reschedule = ti.first_reschedule or datetime.now(UTC)
+            # The slot is free until the reschedule date.
+            time.sleep(max(0.0, (exc.reschedule_date - datetime.now(UTC)).total_seconds()))
+            continue
+        rounds.append(time.perf_counter() - t0)
+        break
+    slot = sum(rounds)
+    wall = time.perf_counter() - start
+    return _summary("reschedule", box, ids, result, slot=slot, wall=wall, rounds=rounds)
+
+
+def mode_deferrable(
+    box: SandboxProcess, ids: list[str], args: argparse.Namespace, *, check_before_defer: bool
+) -> dict[str, Any]:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    sensor = _sensor(ids, args, deferrable=True, check_before_defer=check_before_defer)
+    context = _context()
+    start = time.perf_counter()
+    try:
+        result = sensor.execute(context)
+        deferred = None
+    except TaskDeferred as exc:
+        deferred = exc
+    slot = time.perf_counter() - start
+    triggerer_wall = triggerer_cpu = 0.0
+    rounds: list[float] = []
+    if deferred is not None:
+        trigger = deferred.trigger
+        poll = trigger._poll
+
+        async def timed_poll(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await poll(*a, **kw)
+            finally:
+                rounds.append(time.perf_counter() - t0)
+
+        trigger._poll = timed_poll  # time each round; run() itself is untouched
+
+        async def wait() -> Any:
+            async for event in trigger.run():
+                return event
+            return None
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        event = asyncio.run(wait())
+        triggerer_wall, triggerer_cpu = time.perf_counter() - t0, time.process_time() - c0
+        t0 = time.perf_counter()
+        result = sensor.execute_complete(context, event.payload if event else None)
+        slot += time.perf_counter() - t0
+    wall = time.perf_counter() - start
+    name = "deferrable" if check_before_defer else "deferrable, check_before_defer=False"
+    out = _summary(name, box, ids, result, slot=slot, wall=wall, rounds=rounds)
+    out.update(triggerer_wall_s=round(triggerer_wall, 2), triggerer_cpu_s=round(triggerer_cpu, 2))
+    return out
+
+
+def _summary(
+    name: str,
+    box: SandboxProcess,
+    ids: list[str],
+    result: Any,
+    *,
+    slot: float,
+    wall: float,
+    rounds: list[float],
+) -> dict[str, Any]:
+    gets = _gets(box)
+    delivered = isinstance(result, list) and sum(1 for r in result if r.get("state") == "DELIVERED")
+    return {
+        "mode": name,
+        "requests": gets,
+        "requests_per_message": round(gets / len(ids), 2),
+        "slot_seconds": round(slot, 3),
+        "wall_seconds": round(wall, 2),
+        "rounds": len(rounds),
+        "first_round_s": round(rounds[0], 3) if rounds else None,
+        "success": delivered == len(ids),
+    }
+
+
+def round_times(args: argparse.Namespace) -> dict[str, Any]:
+    """One full read round of every id with ``--latency`` per request: poke (sequential, on a sample,
+    scaled) and trigger (concurrent, all ids)."""
+    from airflow_provider_smsww.triggers.smsww import SmsDeliveryTrigger
+
+    config = {"credit": "100000000", "pending_after": 0.0, "delivered_after": 0.0, "latency": args.latency}
+    with SandboxProcess(**config) as box:
+        os.environ["AIRFLOW_CONN_SMSWW_DEFAULT"] = box.conn_json
+        ids = _seed(box, args, 0.0, 0.0)  # delivered at once: one round ends each wait
+        sample = ids[: args.latency_sample]
+        _sensor(sample[:5], args).poke(_context())  # warm-up
+        start = time.perf_counter()
+        if not _sensor(sample, args).poke(_context()).is_done:
+            raise RuntimeError("the poke round did not see every message delivered")
+        poke_sample = time.perf_counter() - start
+        trigger = SmsDeliveryTrigger(message_ids=ids, poll_interval=args.poke_interval)
+
+        async def wait() -> Any:
+            async for event in trigger.run():
+                return event
+            return None
+
+        start = time.perf_counter()
+        event = asyncio.run(wait())
+        trigger_round = time.perf_counter() - start
+        if event is None or event.payload["status"] != "success":
+            raise RuntimeError(f"the trigger did not succeed: {event}")
+    poke_round = poke_sample * len(ids) / len(sample)
+    return {
+        "latency_s": args.latency,
+        "ids": len(ids),
+        "poke_round_s": round(poke_round, 2),
+        "poke_round_measured_on": len(sample),
+        "trigger_round_s": round(trigger_round, 2),
+        "trigger_concurrency": trigger.max_concurrency,
+        "poke_over_trigger": round(poke_round / trigger_round, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--poke-interval", type=float, default=1.0)
+    parser.add_argument("--deliver-from", type=float, default=5.0)
+    parser.add_argument("--deliver-to", type=float, default=10.0)
+    parser.add_argument("--latency", type=float, default=0.025, help="per request, for the round times")
+    parser.add_argument("--latency-sample", type=int, default=200, help="ids the poke round is timed on")
+    parser.add_argument("--min-slot-ratio", type=float, default=3.0, help="poke / deferrable slot-seconds")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="keep the sensors' INFO logs")
+    args = parser.parse_args()
+    if not args.verbose:
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    from airflow.sdk.bases.operator import ExecutorSafeguard
+
+    ExecutorSafeguard.test_mode = True  # execute() outside a task runner, without the warning per call
+
+    def say(line: str) -> None:
+        if not args.json:
+            print(line, flush=True)
+
+    say(
+        f"sensor cost, {args.messages} messages delivered over {args.deliver_from:g}-{args.deliver_to:g} s, "
+        f"poke_interval {args.poke_interval:g} s, {os.cpu_count()} CPU(s)"
+    )
+    modes: list[dict[str, Any]] = []
+    config = {
+        "credit": "100000000",
+        "pending_after": 0.5,
+        "delivered_after": args.deliver_to,
+        "latency": 0.0,
+    }
+    with SandboxProcess(**config) as box:
+        os.environ["AIRFLOW_CONN_SMSWW_DEFAULT"] = box.conn_json
+        warm = _seed(box, args, 0.0, 0.0)[:5]
+        _sensor(warm, args).poke(_context())  # imports, first connection: not timed
+        runs = [
+            lambda ids: mode_poke(box, ids, args),
+            lambda ids: mode_reschedule(box, ids, args),
+            lambda ids: mode_deferrable(box, ids, args, check_before_defer=True),
+            lambda ids: mode_deferrable(box, ids, args, check_before_defer=False),
+        ]
+        for run in runs:
+            cpu0 = box.cpu()
+            out = run(_seed(box, args, args.deliver_from, args.deliver_to))
+            out["sandbox_cpu_s"] = round(box.cpu() - cpu0, 2)
+            modes.append(out)
+            say(
+                f"  {out['mode']:<38} {out['requests']:6d} GETs ({out['requests_per_message']:.2f}/msg)  "
+                f"slot {out['slot_seconds']:6.2f} s  wall {out['wall_seconds']:6.2f} s  "
+                f"{out['rounds']} rounds, first {out['first_round_s']} s"
+                + ("" if out["success"] else "  NOT DELIVERED")
+            )
+    say(f"one full read round of {args.messages} ids with {args.latency * 1000:g} ms per request:")
+    rounds = round_times(args)
+    say(
+        f"  poke (sequential) {rounds['poke_round_s']} s (timed on {rounds['poke_round_measured_on']} ids), "
+        f"trigger ({rounds['trigger_concurrency']} in flight) {rounds['trigger_round_s']} s: "
+        f"{rounds['poke_over_trigger']}x"
+    )
+    by = {m["mode"]: m for m in modes}
+    poke, deferred = by["poke"], by["deferrable"]
+    slot_ratio = poke["slot_seconds"] / max(deferred["slot_seconds"], 1e-9)
+    ratios = {
+        "slot_poke_over_deferrable": round(slot_ratio, 1),
+        "slot_reschedule_over_deferrable": round(
+            by["reschedule"]["slot_seconds"] / deferred["slot_seconds"], 1
+        ),
+        "requests_reschedule_over_poke": round(by["reschedule"]["requests"] / poke["requests"], 1),
+        "requests_deferrable_over_poke": round(deferred["requests"] / poke["requests"], 2),
+    }
+    misses = []
+    if slot_ratio < args.min_slot_ratio:
+        misses.append(
+            f"deferrable saves only {slot_ratio:.1f}x slot-seconds over poke (< {args.min_slot_ratio}x)"
+        )
+    misses += [f"{m['mode']}: not all delivered" for m in modes if not m["success"]]
+    report = {
+        "benchmark": "sensor_cost",
+        "cpus": os.cpu_count(),
+        "messages": args.messages,
+        "poke_interval": args.poke_interval,
+        "deliver_window_s": [args.deliver_from, args.deliver_to],
+        "modes": modes,
+        "ratios": ratios,
+        "min_slot_ratio": args.min_slot_ratio,
+        "round_times": rounds,
+        "misses": misses,
+        "ok": not misses,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        say(f"ratios: {ratios}")
+        say("OK" if not misses else "MISSED: " + "; ".join(misses))
+    return 0 if not misses else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
