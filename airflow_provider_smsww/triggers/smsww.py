@@ -183,6 +183,45 @@ class DeliveryProgress:
         }
 
 
+async def read_messages(
+    client: AsyncSmsWwClient,
+    ids: Sequence[str],
+    messages: dict[str, Message],
+    *,
+    max_concurrency: int,
+    conn_id: str,
+) -> SmsWwError | None:
+    """Read ``ids`` into ``messages``, ``max_concurrency`` at a time (the API has no bulk read by id);
+    return the transient error that cut the round short, if any. Used by the trigger and by the
+    sensor's pokes, so both read the same way.
+
+    After a transient error no new request starts in this round: the client has already retried
+    with backoff, so the API is struggling and hammering it for every other id would only slow the
+    recovery. A non-transient error cancels the round and propagates (a 404 names the id).
+    """
+    semaphore = asyncio.Semaphore(max(1, max_concurrency))
+    trouble: list[SmsWwError] = []
+
+    async def read(message_id: str) -> None:
+        async with semaphore:
+            if trouble:
+                return
+            try:
+                messages[message_id] = await client.get_message(message_id)
+            except SmsWwNotFoundError:
+                raise not_found_error(message_id, conn_id) from None
+            except TRANSIENT_ERRORS as exc:
+                trouble.append(exc)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for message_id in ids:
+                group.create_task(read(message_id))
+    except ExceptionGroup as errors:
+        raise errors.exceptions[0] from None
+    return trouble[0] if trouble else None
+
+
 class SmsDeliveryTrigger(BaseTrigger):
     """Poll ``GET /messages/{id}`` for a set of SMS until they are delivered, one fails, or
     ``min_delivered`` is met or out of reach; then fire exactly one event.
@@ -249,7 +288,9 @@ class SmsDeliveryTrigger(BaseTrigger):
             client = await hook.get_async_conn()
             while True:
                 todo = [i for i in self.message_ids if i not in messages or not is_final(messages[i])]
-                trouble = await self._poll(client, todo, messages)
+                trouble = await read_messages(
+                    client, todo, messages, max_concurrency=self.max_concurrency, conn_id=self.smsww_conn_id
+                )
                 progress = DeliveryProgress(self.message_ids, messages, required)
                 self.log.info("SMS delivery: %s", progress.counts())
                 if progress.done:
@@ -275,34 +316,3 @@ class SmsDeliveryTrigger(BaseTrigger):
             "error_type": type(exc).__name__,
             "messages": DeliveryProgress(self.message_ids, messages, required).records(),
         }
-
-    async def _poll(
-        self, client: AsyncSmsWwClient, ids: Sequence[str], messages: dict[str, Message]
-    ) -> SmsWwError | None:
-        """Read ``ids`` into ``messages``; return the transient error that cut the round short, if any.
-
-        After a transient error no new request starts in this round: the client has already retried
-        with backoff, so the API is struggling and hammering it for every other id would only slow the
-        recovery. A non-transient error cancels the round and propagates.
-        """
-        semaphore = asyncio.Semaphore(self.max_concurrency)
-        trouble: list[SmsWwError] = []
-
-        async def read(message_id: str) -> None:
-            async with semaphore:
-                if trouble:
-                    return
-                try:
-                    messages[message_id] = await client.get_message(message_id)
-                except SmsWwNotFoundError:
-                    raise not_found_error(message_id, self.smsww_conn_id) from None
-                except TRANSIENT_ERRORS as exc:
-                    trouble.append(exc)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for message_id in ids:
-                    group.create_task(read(message_id))
-        except ExceptionGroup as errors:
-            raise errors.exceptions[0] from None
-        return trouble[0] if trouble else None
