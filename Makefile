@@ -47,7 +47,7 @@ constraints: $(BIN)/.installed
 	$(BIN)/uv pip freeze --python $(BIN)/python | grep -v airflow-provider-smsww > constraints.txt
 
 ## The floors pyproject.toml declares, pinned exactly; everything else resolved from them.
-MIN_FLOORS := apache-airflow==3.3.0 httpx==0.28.0 pydantic==2.11.1 phonenumbers==8.13.0
+MIN_FLOORS := apache-airflow==3.3.0 httpx==0.28.0 pydantic==2.12.0 phonenumbers==8.13.0
 constraints-min: $(BIN)/.installed
 	printf '%s\n' $(MIN_FLOORS) > .floors.txt
 	{ echo "# The oldest versions this provider claims (make test-min): Airflow 3.3.0 and the floors of httpx,"; \
