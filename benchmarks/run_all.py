@@ -109,7 +109,7 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
         rt = sensor["round_times"]
         rows.append(
             f"| sensor | one read round of {rt['ids']:,} ids at {rt['latency_s'] * 1000:g} ms/request: poke "
-            f"(sequential) vs trigger ({rt['trigger_concurrency']} in flight) | {rt['poke_round_s']} s vs "
+            f"vs trigger ({rt['trigger_concurrency']} in flight each) | {rt['poke_round_s']} s vs "
             f"{rt['trigger_round_s']} s | | |"
         )
     return "\n".join(rows)
