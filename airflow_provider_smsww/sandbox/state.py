@@ -196,7 +196,8 @@ class Sandbox:
         """Forget every message, token, charge and log; back to the configured credit."""
         with self._lock:
             self.messages: dict[str, StoredMessage] = {}
-            self._in_flight: set[str] = set()
+            # Insertion-ordered, i.e. in creation order: advance() can stop at the first message not due.
+            self._in_flight: dict[str, None] = {}
             self._credit = Decimal(str(self.config.credit))
             self.blocklisted = False
             self.dry_runs = 0
@@ -391,7 +392,7 @@ class Sandbox:
             self.dry_runs += 1
             return self._render(message)
         self.messages[message.id] = message
-        self._in_flight.add(message.id)
+        self._in_flight[message.id] = None
         if regional:
             self._charge(message, message.total_price, "regional send")
         return self._render(message)
@@ -426,8 +427,14 @@ class Sandbox:
         with self._lock:
             now = self.config.clock()
             before = len(self.pending_callbacks)
-            for message_id in sorted(self._in_flight, key=lambda i: self.messages[i].seq):
+            first_due = min(self.config.pending_after, self.config.delivered_after)
+            due = []
+            for message_id in self._in_flight:  # creation order, on one clock
                 message = self.messages[message_id]
+                if now < message.created + first_due:
+                    break  # no later message can be due either: each read costs O(due), not O(in flight)
+                due.append(message)
+            for message in due:
                 if message.state is MessageState.NEW and now >= message.created + self.config.pending_after:
                     self._to_pending(message)
                 if (
@@ -467,7 +474,7 @@ class Sandbox:
         when = self._when(message, self.config.delivered_after)
         if message.final_state is MessageState.DELIVERED:
             message.delivered_at = when
-        self._in_flight.discard(message.id)
+        self._in_flight.pop(message.id, None)
         self._set_state(message, message.final_state, when)
 
     def _set_state(self, message: StoredMessage, state: MessageState, when: datetime) -> None:
