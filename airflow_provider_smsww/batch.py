@@ -8,34 +8,41 @@ of Airflow so that it can be tested and benchmarked on its own. The order is wha
    message fails, if a message needs more parts than allowed, or if the total is over budget.
 3. :func:`send_all` sends for real with a bounded number in flight. Each accepted id is written to a
    :class:`Ledger` *before* that slot starts another send, so a retried task skips what was accepted.
-   A send whose outcome is unknown (connection dropped after the request was written, 5xx) is not
-   resent blindly: :func:`reconcile` looks for it in ``GET /messages`` first.
+   A send whose outcome is unknown (connection dropped after the request was written, 5xx, an answer
+   that cannot be read) is not resent blindly: :func:`reconcile` looks for it in ``GET /messages``,
+   and what is not listed yet is left to the task's next try, which looks again first.
 
 Remaining window, stated honestly: if the worker dies after the gateway accepted a message but before
 the ledger write returned, the ledger does not know it. The retry therefore reconciles every recipient
 the ledger lacks against ``GET /messages`` (same recipient, text and sender, created since the batch
-started, and the callback key when a callback is set) before sending. What is left is a message that
-the gateway accepted but does not list yet at the moment of the retry.
+started, not a dry run, and the callback key when a callback is set) before sending; a look-up that
+cannot reach the batch's start fails closed. What is left is a message that the gateway accepted but
+does not list yet at the moment of the retry.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
 from airflow_provider_smsww.client import AsyncSmsWwClient
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
+    SmsWwDryRunIgnoredError,
     SmsWwError,
     SmsWwGateError,
     SmsWwInsufficientCreditError,
+    SmsWwReconcileError,
+    SmsWwResponseError,
     SmsWwSendUncertainError,
     SmsWwValidationError,
 )
@@ -56,7 +63,12 @@ log = logging.getLogger(__name__)
 FATAL_ERRORS = (SmsWwAuthError, SmsWwInsufficientCreditError)
 #: How far before the batch start a reconciled message may have been created (clock skew).
 CLOCK_SKEW = timedelta(minutes=5)
+#: Messages created at the same moment may be listed slightly out of order.
+LISTING_ORDER_TOLERANCE = timedelta(seconds=2)
 CALLBACK_KEY_FIELD = "smsww_key"
+#: The keys a callback takes, in the spec's spelling (``url``, ``method``, ``field``, ``retry``,
+#: ``headers``, ``custom``).
+CALLBACK_KEYS = frozenset(info.alias or name for name, info in Callback.model_fields.items())
 
 
 @dataclass(frozen=True)
@@ -92,12 +104,29 @@ def idempotency_key(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
 
 
+def parse_literal(text: str) -> Any:
+    """A list or record rendered to a string: JSON, or the Python repr that Jinja produces for a list
+    when the DAG does not set ``render_template_as_native_obj``; None when it is neither."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
 def as_list(recipients: str | Iterable[str] | None) -> list[str]:
-    """One string, a comma-separated string, or any iterable (a rendered XComArg) -> list."""
+    """One string, a comma-separated string, a list rendered to a string (``"['+39...', ...]"``), or
+    any iterable (a rendered XComArg) -> list."""
     if recipients is None:
         return []
     if isinstance(recipients, str):
-        return [r for r in (p.strip() for p in recipients.split(",")) if r]
+        text = recipients.strip()
+        if text.startswith("[") and isinstance(parsed := parse_literal(text), list):
+            return [str(r) for r in parsed]
+        return [r for r in (p.strip() for p in text.split(",")) if r]
     return [str(r) for r in recipients]
 
 
@@ -134,6 +163,13 @@ def check_locally(
             parsed_callback = Callback.model_validate(callback)
         except ValueError as exc:
             problems["callback"] = _first_error(exc)
+        if isinstance(callback, dict) and (unknown := sorted(set(callback) - CALLBACK_KEYS)):
+            # The model ignores unknown keys (it also parses the server's echo); a typo here would
+            # silently drop credentials ("header") or retries ("retries").
+            problems["callback"] = (
+                f"unknown key(s) {', '.join(map(repr, unknown))}; the callback takes "
+                f"{', '.join(sorted(CALLBACK_KEYS))}"
+            )
     if not recipients:
         problems["recipients"] = "no recipients given"
     valid: dict[str, Recipient] = {}
@@ -239,6 +275,22 @@ async def _bounded(
     return [task.result() for task in tasks]
 
 
+def check_dry_run_answer(answer: Message, recipient: str, region: str) -> str | None:
+    """What a dry run's answer says beyond its status: raises :class:`SmsWwDryRunIgnoredError` when the
+    gateway reports it as a real send (``options.dryRun`` explicitly false: stop before anything else is
+    sent), returns the refusal when it says the message would be blocked, else None."""
+    options = answer.options
+    if options is not None and "dry_run" in options.model_fields_set and not options.dry_run:
+        raise SmsWwDryRunIgnoredError(
+            f"{region}-messages answered a dry run for {recipient} as a real send (options.dryRun false, "
+            f"message id {answer.id or '?'}): stopping before anything else is sent. Is the connection's "
+            "host the SMS API, with nothing in between that drops the options?"
+        )
+    if answer.blocklisted:
+        return f"the API would block this message: {answer.blocklisted_reason or 'blocklisted'}"
+    return None
+
+
 async def gate(
     client: AsyncSmsWwClient,
     batch: Batch,
@@ -264,11 +316,19 @@ async def gate(
             return None
         # Any other error (auth, credit, transport, server) is about the account or the link, not
         # this recipient: it propagates and stops the gate, so nothing is sent.
+        if refusal := check_dry_run_answer(answer, recipient.e164, batch.region):
+            problems[recipient.e164] = refusal
+            return None
         parts = answer.message_count or batch.segments.parts
         price = answer.total_price or (answer.price * parts if answer.price else None)
         return Estimate(recipient.e164, parts, answer.encoding, price or None)
 
-    estimates = [e for e in await _bounded(batch.recipients, dry_run, concurrency) if e is not None]
+    # One dry run alone first: if the API ignored dryRun, only that one message was sent, not
+    # ``concurrency`` of them.
+    canary, *rest = batch.recipients
+    first = await dry_run(canary)
+    answers = [first, *await _bounded(rest, dry_run, concurrency)]
+    estimates = [e for e in answers if e is not None]
     for estimate in estimates:
         if max_parts_per_message is not None and estimate.parts > max_parts_per_message:
             problems[estimate.recipient] = (
@@ -351,6 +411,24 @@ def record_of(message: Message) -> dict[str, Any]:
     }
 
 
+def _listed_e164(message: Message) -> str:
+    """The recipient of a listed message in E.164, whether the gateway writes it with ``+``, without,
+    or without the country prefix (which it reports apart, in ``internationalPrefix``)."""
+    raw = (message.recipient or "").strip()
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    prefix = message.international_prefix or ""
+    if digits and not raw.startswith("+") and prefix and not digits.startswith(prefix):
+        digits = prefix + digits
+    return f"+{digits}" if digits else ""
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """Timestamps without an offset are UTC (as the token expiry is read); never compare them naive."""
+    if when is not None and when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    return when
+
+
 async def reconcile(
     client: AsyncSmsWwClient,
     batch: Batch,
@@ -361,19 +439,37 @@ async def reconcile(
 ) -> dict[str, Message]:
     """Find messages of this batch that the gateway already accepted, among ``recipients``.
 
-    Scans ``GET /messages`` (newest first) until it passes ``since`` or ``scan_limit`` messages. A match
-    has the same recipient, text and sender, was created at or after ``since`` minus clock skew, and
-    carries this batch's callback key when the batch has a callback.
+    A match has the same recipient, text and sender, is not a dry run, was created at or after
+    ``since`` minus clock skew, and carries this batch's callback key when the batch has a callback.
+    The scan of ``GET /messages`` stops early only once it has passed ``since`` in a listing that is
+    newest first (the spec does not promise the order, so it is checked as the scan goes). It fails
+    closed: if it runs out of ``scan_limit`` before that, with recipients still unaccounted for, it
+    raises :class:`SmsWwReconcileError` rather than report them as not sent, which would send them
+    again.
     """
     wanted = set(recipients)
     found: dict[str, Message] = {}
     floor = since - CLOCK_SKEW
     sender = batch.sender or "Openapi"
+    newest_first, seen_descending = True, False
+    previous: datetime | None = None
+    scanned = 0
     async for message in client.list_messages(max_items=scan_limit):
-        created = message.created_at
-        if created is not None and created.tzinfo is not None and created < floor:
-            break
-        recipient = message.recipient or ""
+        scanned += 1
+        created = _utc(message.created_at)
+        if created is not None:
+            if previous is not None and created > previous + LISTING_ORDER_TOLERANCE:
+                newest_first = False
+            elif previous is not None and created < previous:
+                seen_descending = True
+            previous = created
+            if created < floor:
+                if newest_first and seen_descending:
+                    return found  # a newest-first listing: everything after this is older still
+                continue
+        if not message.id or (message.options is not None and message.options.dry_run):
+            continue
+        recipient = _listed_e164(message)
         if recipient not in wanted or recipient in found or message.message != batch.message:
             continue
         if message.sender not in (None, sender, batch.sender):
@@ -384,7 +480,14 @@ async def reconcile(
                 continue
         found[recipient] = message
         if len(found) == len(wanted):
-            break
+            return found
+    if scanned >= scan_limit:
+        order = "" if newest_first else " (and the listing is not newest first)"
+        raise SmsWwReconcileError(
+            f"GET /messages: {len(wanted) - len(found)} earlier send(s) could not be confirmed or ruled "
+            f"out within {scan_limit} listed messages{order}; not sending them again, to avoid a "
+            "duplicate. Check the account's messages, then run the task again."
+        )
     return found
 
 
@@ -421,11 +524,17 @@ async def send_all(
     *,
     now: Callable[[], datetime],
     concurrency: int = 20,
-    uncertain_rounds: int = 3,
+    uncertain_rounds: int = 1,
     scan_limit: int = 10_000,
     record_async: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> SendReport:
     """Send the batch for real, exactly once per recipient across task retries (see module docstring).
+
+    A send whose outcome is unknown is looked up in ``GET /messages`` once the round is over, and
+    by default not resent in this try when it is not there: a gateway that timed out is often just
+    slow, and may list the message a moment after the look-up. It is reported failed instead, and the
+    task's next try (after its ``retry_delay``) looks again before sending. ``uncertain_rounds`` > 1
+    resends within the try, for callers who accept that risk.
 
     ``scan_limit`` bounds each reconciliation's ``GET /messages`` scan *beyond* this batch's own
     messages: the batch itself adds up to one message per recipient since it started, so a scan of
@@ -476,8 +585,8 @@ async def send_all(
             return None
         try:
             message = await client.send_message(batch.request(recipient, dry_run=False), batch.region)
-        except SmsWwSendUncertainError:
-            return recipient
+        except (SmsWwSendUncertainError, SmsWwResponseError):
+            return recipient  # an answer we cannot read is no proof that nothing was sent
         except FATAL_ERRORS as exc:
             fatal.append(exc)
             failures[recipient.e164] = exc.message
@@ -485,6 +594,8 @@ async def send_all(
         except SmsWwError as exc:
             failures[recipient.e164] = exc.message
             return None
+        if not message.id:
+            return recipient  # accepted without an id: find it in GET /messages
         records[recipient.e164] = await record(recipient.e164, message)
         progress.tick()
         return None
@@ -494,17 +605,24 @@ async def send_all(
         uncertain = [r for r in await _bounded(pending, send, concurrency) if r is not None]
         if not uncertain:
             break
-        found = await reconcile(client, batch, (r.e164 for r in uncertain), started, scan_limit=scan_limit)
+        rounds += 1
+        try:
+            found = await reconcile(
+                client, batch, (r.e164 for r in uncertain), started, scan_limit=scan_limit
+            )
+        except SmsWwReconcileError as exc:
+            for r in uncertain:
+                failures[r.e164] = f"outcome unknown; {exc.message}"
+            break
         for recipient, message in found.items():
             records[recipient] = await record(recipient, message)
             progress.tick()
         pending = [r for r in uncertain if r.e164 not in found]
-        rounds += 1
         if pending and rounds >= uncertain_rounds:
             for r in pending:
                 failures[r.e164] = (
-                    f"outcome unknown after {rounds} attempt(s) and not found in GET /messages; "
-                    "not resent again to avoid a duplicate"
+                    f"outcome unknown after {rounds} attempt(s) and not in GET /messages yet; not resent "
+                    "in this try to avoid a duplicate (the next try looks it up again before sending)"
                 )
             break
         if pending:

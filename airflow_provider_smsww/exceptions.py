@@ -67,6 +67,15 @@ class SmsWwSendUncertainError(SmsWwError):
     client raises this instead; the operator reconciles against ``GET /messages`` before deciding."""
 
 
+class SmsWwReconcileError(SmsWwError):
+    """``GET /messages`` could not confirm whether earlier sends were accepted: the scan reached its
+    limit before the batch's start, or the listing is not newest first. Nothing is resent."""
+
+
+class SmsWwDryRunIgnoredError(SmsWwError):
+    """A dry run came back as a real send (``options.dryRun`` false): the gate stops at once."""
+
+
 class SmsWwGateError(SmsWwValidationError):
     """The operator's dry-run gate refused the batch; nothing was sent. ``problems`` maps each bad
     recipient to the reason."""

@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     SerializationInfo,
     field_serializer,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -114,7 +115,9 @@ class SendRequest(_Request):
 class Message(_Response):
     """The message resource, as returned by send and read calls."""
 
-    id: str
+    #: Empty when the API leaves it out (possible in dry-run answers; the operator never records a
+    #: real send without one).
+    id: str = ""
     username: str | None = None
     # left_to_right: a known state becomes the enum (pydantic's default "smart" union would keep the exact
     # str match, and then is_final/is_failure would be False for every state); an unknown one stays a str.
@@ -138,6 +141,12 @@ class Message(_Response):
     updated_at: datetime | None = None
     sent_at: datetime | None = None
     delivered_at: datetime | None = None
+
+    @field_validator("price", "total_price", mode="before")
+    @classmethod
+    def _null_price_is_zero(cls, value: Any) -> Any:
+        """The spec defaults prices to 0 (WW prices are set after sending); ``null`` means the same."""
+        return 0 if value is None else value
 
     @property
     def is_final(self) -> bool:

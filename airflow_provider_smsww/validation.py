@@ -91,6 +91,11 @@ def check_sender(sender: str | None) -> Problem | None:
     """3-11 letters, digits or spaces, not all digits. ``None`` or empty means the default 'Openapi'."""
     if not sender:
         return None
+    if not sender.strip():
+        return Problem(
+            f"sender {sender!r} is only spaces: give 3 to 11 letters or digits, or none for 'Openapi'",
+            CODE_SENDER_LENGTH,
+        )
     if not _SENDER.match(sender):
         return Problem(
             f"sender {sender!r} must be 3 to 11 letters, digits or spaces (it has {len(sender)} characters)",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_smsww.batch import Batch
-    from airflow_provider_smsww.client import AsyncSmsWwClient
+    from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
+    from airflow_provider_smsww.models import Message, SendRequest
     from airflow_provider_smsww.validation import Recipient
 
 #: Marks a text cut to fit one SMS part. Three dots, not an ellipsis: "…" is not GSM-7 and would turn
@@ -51,19 +52,6 @@ def fit_one_part(text: str) -> str:
     return text[:cut].rstrip() + TRUNCATION_MARK
 
 
-def _as_recipients(value: Any) -> list[str]:
-    """A list, one number, a comma-separated string, or a list rendered to a JSON/Python literal."""
-    from airflow_provider_smsww.batch import as_list
-
-    if isinstance(value, str) and value.strip().startswith("["):
-        from airflow_provider_smsww.sensors.smsww import _parse_literal
-
-        parsed = _parse_literal(value.strip())
-        if isinstance(parsed, list):
-            return [str(v) for v in parsed]
-    return as_list(value)
-
-
 class SmsWwNotifier(BaseNotifier):
     """Send an SMS alert through the SMS Worldwide API.
 
@@ -78,7 +66,19 @@ class SmsWwNotifier(BaseNotifier):
 
     **Local checks first, no money on bad input.** Sender, region and text are checked before any
     request; a bad recipient number is refused locally (and reported) while the valid ones still get
-    the alert. There is no dry-run round trip: an alert should go out fast and is one part long.
+    the alert.
+
+    **One dry run before any send.** Forbidden words in the text or the sender get the message blocked
+    and the whole account blocklisted, with a 1 EUR penalty per part; every later send (the
+    operator's too) then fails with 403 code 2020. A rendered dag id, task id or log URL can contain
+    such a word. What the gateway refuses for that reason depends only on the text and the sender, so
+    the final text (after truncation) and sender are dry-run once (``options.dryRun``, free) to the
+    first valid recipient before anything is sent. If the API refuses that dry run (e.g. 422 code
+    2044, forbidden content), the alert is sent to nobody and every recipient is reported as failed
+    with the API's reason. If the dry run itself fails (refused credentials, no credit, the API out of
+    reach after the client's retries), nobody is sent the alert either and that error is reported the
+    same way: a text the API has not checked is never sent. The price is one extra round trip per
+    alert.
 
     **One part by default.** Alerts are read on a lock screen and a rendered log URL can push a text
     past 160 characters; a second part doubles the cost and arrives out of order. With
@@ -147,11 +147,11 @@ class SmsWwNotifier(BaseNotifier):
     def _prepare(self) -> tuple[Batch | None, dict[str, str]]:
         """Check everything locally. Returns the batch of valid recipients (None when nothing can be
         sent) and the recipients refused, with the reason."""
-        from airflow_provider_smsww.batch import check_locally
+        from airflow_provider_smsww.batch import as_list, check_locally
         from airflow_provider_smsww.exceptions import SmsWwGateError
         from airflow_provider_smsww.validation import Problem, parse_recipient
 
-        recipients = _as_recipients(self.recipients)
+        recipients = as_list(self.recipients)
         text = self.message if isinstance(self.message, str) else str(self.message or "")
         if self.fail_on_multiple_messages and self.truncate and text.strip():
             fitted = fit_one_part(text)
@@ -194,7 +194,6 @@ class SmsWwNotifier(BaseNotifier):
 
     def notify(self, context: Context) -> None:
         """Send the alert (sync): task and DAG callbacks."""
-        from airflow_provider_smsww.batch import FATAL_ERRORS
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
 
         batch, failures = self._prepare()
@@ -202,22 +201,15 @@ class SmsWwNotifier(BaseNotifier):
         if batch is not None:
             hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
             try:
-                fatal: str | None = None
-                for recipient in batch.recipients:
-                    if fatal is not None:
-                        failures[recipient.e164] = f"not sent: {fatal}"
-                        continue
-                    try:
-                        message = hook.client.send_message(
-                            batch.request(recipient, dry_run=False), batch.region
-                        )
-                    except FATAL_ERRORS as exc:
-                        fatal = exc.message
-                        failures[recipient.e164] = exc.message
-                    except SmsWwError as exc:
-                        failures[recipient.e164] = self._reason(exc)
-                    else:
-                        sent[recipient.e164] = message.id
+                client = hook.client
+                try:
+                    answer = client.send_message(self._dry_run_request(batch), batch.region)
+                    checked = self._checked(batch, answer)
+                except SmsWwError as exc:
+                    self._dry_run_failed(batch, exc, failures)
+                else:
+                    self._dry_run_passed(checked)
+                    self._send_each(client, batch, sent, failures)
             except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
                 for recipient in batch.recipients:
                     if recipient.e164 not in sent:
@@ -225,6 +217,28 @@ class SmsWwNotifier(BaseNotifier):
             finally:
                 hook.close()
         self._report(sent, failures)
+
+    def _send_each(
+        self, client: SmsWwClient, batch: Batch, sent: dict[str, str], failures: dict[str, str]
+    ) -> None:
+        """The real sends of :meth:`notify`, one recipient after another; the first refusal of the
+        account (credentials, credit) stops the rest."""
+        from airflow_provider_smsww.batch import FATAL_ERRORS
+
+        fatal: str | None = None
+        for recipient in batch.recipients:
+            if fatal is not None:
+                failures[recipient.e164] = f"not sent: {fatal}"
+                continue
+            try:
+                message = client.send_message(batch.request(recipient, dry_run=False), batch.region)
+            except FATAL_ERRORS as exc:
+                fatal = exc.message
+                failures[recipient.e164] = exc.message
+            except SmsWwError as exc:
+                failures[recipient.e164] = self._reason(exc)
+            else:
+                sent[recipient.e164] = message.id
 
     async def async_notify(self, context: Context) -> None:
         """Send the alert (async): deadline alerts in the triggerer. Recipients are sent to concurrently
@@ -258,7 +272,14 @@ class SmsWwNotifier(BaseNotifier):
 
             try:
                 client = await hook.get_async_conn()
-                await asyncio.gather(*(send(client, r) for r in batch.recipients))
+                try:
+                    answer = await client.send_message(self._dry_run_request(batch), batch.region)
+                    checked = self._checked(batch, answer)
+                except SmsWwError as exc:
+                    self._dry_run_failed(batch, exc, failures)
+                else:
+                    self._dry_run_passed(checked)
+                    await asyncio.gather(*(send(client, r) for r in batch.recipients))
             except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
                 for recipient in batch.recipients:
                     if recipient.e164 not in sent:
@@ -266,6 +287,49 @@ class SmsWwNotifier(BaseNotifier):
             finally:
                 await hook.aclose()
         self._report(sent, failures)
+
+    # -- the dry run ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _dry_run_request(batch: Batch) -> SendRequest:
+        """The dry run of the final text and sender, to the first valid recipient: forbidden content
+        depends on text and sender only, so one dry run speaks for every recipient."""
+        return batch.request(batch.recipients[0], dry_run=True)
+
+    @staticmethod
+    def _checked(batch: Batch, answer: Message) -> Message:
+        """The dry run's answer, read as the operator's gate reads it: a dry run reported as a real
+        send stops everything, a message the API would block is a refusal."""
+        from airflow_provider_smsww.batch import check_dry_run_answer
+        from airflow_provider_smsww.exceptions import SmsWwValidationError
+
+        if refusal := check_dry_run_answer(answer, batch.recipients[0].e164, batch.region):
+            raise SmsWwValidationError(refusal)
+        return answer
+
+    def _dry_run_passed(self, checked: Message) -> None:
+        self.log.info(
+            "SMS alert dry run accepted (%s part(s), %s): sending",
+            checked.message_count if checked.message_count is not None else "?",
+            checked.encoding or "encoding not reported",
+        )
+
+    def _dry_run_failed(self, batch: Batch, exc: SmsWwError, failures: dict[str, str]) -> None:
+        """Nobody gets the alert: every recipient is reported with the reason (then :meth:`_report`)."""
+        from airflow_provider_smsww.exceptions import SmsWwValidationError
+
+        if isinstance(exc, SmsWwValidationError):
+            self.log.error(
+                "SMS alert dry run refused by the API, so the alert was sent to nobody: a real send of a "
+                "text or sender the API refuses as forbidden content would blocklist the account. %s",
+                exc.message,
+            )
+            reason = f"not sent: the API refused the dry run of this text and sender: {exc.message}"
+        else:
+            self.log.error("SMS alert dry run failed, so the alert was sent to nobody: %s", self._reason(exc))
+            reason = f"not sent: the dry run failed: {self._reason(exc)}"
+        for recipient in batch.recipients:
+            failures.setdefault(recipient.e164, reason)
 
     @staticmethod
     def _reason(exc: BaseException) -> str:

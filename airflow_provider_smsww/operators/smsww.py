@@ -114,6 +114,15 @@ class SmsSendOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if (
+            not gate
+            and not dry_run
+            and (max_total_price is not None or price_per_part_if_unknown is not None)
+        ):
+            raise ValueError(
+                "max_total_price is checked on the dry-run estimate: it needs gate=True (the default), "
+                "or it would be ignored and the batch sent whatever it costs"
+            )
         self.recipients = recipients
         self.message = message
         self.sender = sender
@@ -247,7 +256,10 @@ class SmsSendOperator(BaseOperator):
             record_async=record_async,
         )
         if report.failures:
-            lines = "\n".join(f"  - {who}: {why}" for who, why in report.failures.items())
+            by_reason: dict[str, list[str]] = {}
+            for who, why in report.failures.items():
+                by_reason.setdefault(why, []).append(who)
+            lines = "\n".join(f"  - {', '.join(who)}: {why}" for why, who in by_reason.items())
             raise SmsWwError(
                 f"{len(report.records)} of {len(batch.recipients)} message(s) accepted; "
                 f"{len(report.failures)} failed (a retry sends only to these):\n{lines}"

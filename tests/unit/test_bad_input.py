@@ -128,7 +128,11 @@ def test_wrong_host_is_a_transport_error_and_nothing_is_sent(
     [
         pytest.param(httpx.Response(200, html="<html>login</html>"), "non-JSON", id="html-page"),
         pytest.param(httpx.Response(201, json={"ok": True}), "does not understand", id="no-envelope"),
-        pytest.param(httpx.Response(201, json={"data": {"state": "NEW"}}), "does not understand", id="no-id"),
+        pytest.param(
+            httpx.Response(201, json={"data": {"id": "a1", "messageCount": "two"}}),
+            "does not understand",
+            id="ill-typed-field",
+        ),
         pytest.param(httpx.Response(201, json=[1, 2]), "does not understand", id="a-list"),
     ],
 )
@@ -325,16 +329,18 @@ def test_persistent_server_errors_in_the_gate_send_nothing(
     assert real_sends(httpx_mock) == []
 
 
-def test_non_json_answer_to_a_real_send_fails_the_recipient_and_is_not_resent(httpx_mock: Any) -> None:
-    """Without the gate, a 201 the provider cannot read is a failure for that recipient, not a retry
-    loop: exactly one real request was made, and the error says what came back."""
-    httpx_mock.add_response(status_code=201, html="<html>ok</html>")
-    with pytest.raises(SmsWwError, match="non-JSON") as info:
+def test_unreadable_answer_to_a_real_send_is_looked_up_and_not_resent(httpx_mock: Any) -> None:
+    """Without the gate, a 201 the provider cannot read is no proof that nothing was sent: it is looked
+    up in GET /messages, and when it is not listed (yet) the recipient fails without a second send."""
+    httpx_mock.add_response(method="POST", status_code=201, html="<html>ok</html>")
+    httpx_mock.add_response(method="GET", json={"data": []})
+    with pytest.raises(SmsWwError, match="outcome unknown") as info:
         SmsSendOperator(task_id="send", recipients="+393331234567", message="Hello", gate=False).execute(
             {"run_id": "r"}
         )
     assert "+393331234567" in str(info.value)
     assert len(real_sends(httpx_mock)) == 1
+    assert [r.url.path for r in httpx_mock.get_requests(method="GET")] == ["/messages"]
 
 
 @pytest.mark.parametrize(
@@ -430,9 +436,15 @@ def test_notifier_refuses_bad_numbers_with_no_request(httpx_mock: Any, recipient
 
 def test_notifier_sends_to_the_good_number_and_names_the_bad_one(httpx_mock: Any) -> None:
     httpx_mock.add_response(
-        status_code=201, json={"data": {"id": "b" * 24, "state": "NEW", "recipient": "+393331234567"}}
+        status_code=201,
+        json={"data": {"id": "b" * 24, "state": "NEW", "recipient": "+393331234567"}},
+        is_reusable=True,
     )
     with pytest.raises(SmsWwError, match="1 of 2") as info:
         SmsWwNotifier(recipients=["+393331234567", "+39abc"], message="DAG failed").notify({"run_id": "r"})
     assert "+39abc" in str(info.value)
-    assert [json.loads(r.content)["recipient"] for r in httpx_mock.get_requests()] == ["+393331234567"]
+    sent = [json.loads(r.content) for r in httpx_mock.get_requests()]
+    assert [(m["recipient"], m["options"]["dryRun"]) for m in sent] == [
+        ("+393331234567", True),  # the alert's text is dry-run once (forbidden words), then sent
+        ("+393331234567", False),
+    ]

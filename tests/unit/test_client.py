@@ -400,7 +400,11 @@ BAD_ANSWERS = [
     pytest.param({"status_code": 201, "text": ""}, "non-JSON content", id="empty-body"),
     pytest.param({"status_code": 201, "json": message_json()}, "problem at: data", id="no-envelope"),
     pytest.param({"status_code": 201, "json": {"data": None}}, "problem at: data", id="data-null"),
-    pytest.param({"status_code": 201, "json": {"data": {"state": "NEW"}}}, "problem at: data.id", id="no-id"),
+    pytest.param(
+        {"status_code": 201, "json": {"data": {"id": "a1", "price": "free"}}},
+        "problem at: data.price",
+        id="ill-typed",
+    ),
     pytest.param(
         {"status_code": 201, "json": {"data": message_json(createdAt="yesterday")}},
         "problem at: data.createdAt",
@@ -951,7 +955,7 @@ SECRET_PATHS: dict[str, tuple[Callable[[HTTPXMock], None], bool]] = {
     ),
     "429": (lambda m: m.add_response(status_code=429, headers={"Retry-After": "999"}), False),
     "html": (lambda m: m.add_response(status_code=201, text="<html/>"), False),
-    "bad-json": (lambda m: m.add_response(status_code=201, json={"data": {}}), False),
+    "bad-json": (lambda m: m.add_response(status_code=201, json={"data": {"messageCount": "two"}}), False),
     "read-timeout": (lambda m: m.add_exception(httpx.ReadTimeout("timed out")), False),
     "dropped": (lambda m: m.add_exception(httpx.RemoteProtocolError("Server disconnected")), False),
     "connect": (lambda m: m.add_exception(httpx.ConnectError("refused"), is_reusable=True), False),

@@ -206,12 +206,17 @@ def test_a_fresh_ww_message_has_zero_prices_and_null_timestamps() -> None:
     assert message.delivered_at is None
 
 
-def test_only_id_is_required() -> None:
-    message = Message.model_validate({"id": "x"})
+def test_nothing_is_required_and_null_prices_are_zero() -> None:
+    """A dry-run answer may leave the id out, and a WW price is 0 (or null) until the message is sent:
+    neither may break parsing (the operator refuses to record a real send without an id)."""
+    message = Message.model_validate({"state": "NEW", "price": None, "totalPrice": None})
+    assert message.id == ""
     assert message.state is MessageState.NEW
     assert message.blocklisted is False
+    assert message.price == 0
+    assert message.total_price == 0
     with pytest.raises(ValidationError):
-        Message.model_validate({"state": "NEW"})
+        Message.model_validate({"id": "x", "messageCount": "two"})
 
 
 @pytest.mark.parametrize("state", list(MessageState))

@@ -32,35 +32,53 @@ def connection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class FakeSend:
-    """``POST /{region}-messages``: records each body; ``fail`` maps a recipient to a response."""
+    """``POST /{region}-messages``. ``bodies`` holds the accepted real sends, ``dry_runs`` the accepted
+    dry runs, ``paths`` every request's path. ``fail`` maps a recipient to the response its real send
+    gets; ``refuse_dry_run`` is the response every dry run gets, when set."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.dry_runs: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.fail: dict[str, httpx.Response] = {}
+        self.refuse_dry_run: httpx.Response | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         assert request.method == "POST"
         assert request.headers["Authorization"] == f"Bearer {TOKEN}"
         body = json.loads(request.content)
         self.paths.append(request.url.path)
-        if body["recipient"] in self.fail:
+        dry_run = body["options"]["dryRun"]
+        if dry_run and self.refuse_dry_run is not None:
+            return self.refuse_dry_run
+        if not dry_run and body["recipient"] in self.fail:
             return self.fail[body["recipient"]]
-        self.bodies.append(body)
+        (self.dry_runs if dry_run else self.bodies).append(body)
         info = analyse(body["message"])
         return httpx.Response(
             201,
             json={
                 "data": {
-                    "id": f"{len(self.bodies):024x}",
+                    "id": f"{len(self.bodies) + len(self.dry_runs):024x}",
                     "state": "NEW",
                     "recipient": body["recipient"],
                     "message": body["message"],
                     "encoding": info.encoding,
                     "messageCount": info.parts,
+                    "options": body["options"],
                 }
             },
         )
+
+
+def sent_bodies(httpx_mock: Any) -> list[dict[str, Any]]:
+    """Every request body, in the order the requests were made."""
+    return [json.loads(r.content) for r in httpx_mock.get_requests()]
+
+
+def forbidden() -> httpx.Response:
+    """A refusal for forbidden content (a fresh response each time: pytest-httpx reads it once)."""
+    return httpx.Response(422, json={"code": 2044, "message": "Forbidden content"})
 
 
 @pytest.fixture
@@ -142,6 +160,7 @@ def test_a_bad_number_does_not_stop_the_alert_to_the_others(gateway: FakeSend) -
 
 
 def test_an_api_refusal_is_reported_and_the_rest_still_sent(gateway: FakeSend) -> None:
+    # The dry run passed, then one real send is refused (a per-recipient refusal): the others still go.
     gateway.fail[ON_CALL[0]] = httpx.Response(422, json={"code": 2044, "message": "Forbidden content"})
     with pytest.raises(SmsWwError, match=r"\+393331234567.*2044"):
         notifier()(context())
@@ -250,7 +269,124 @@ def test_alias_and_template_fields() -> None:
 
 def test_region_goes_to_the_regional_endpoint(gateway: FakeSend) -> None:
     notifier(recipients=ON_CALL[:1], region="IT")(context())
-    assert gateway.paths == ["/IT-messages"]
+    assert gateway.paths == ["/IT-messages", "/IT-messages"]  # the dry run, then the send
+
+
+# -- the dry run before any send ----------------------------------------------------------------------
+
+
+def test_one_dry_run_of_the_final_text_and_sender_comes_before_the_sends(
+    gateway: FakeSend, httpx_mock: Any
+) -> None:
+    notifier()(context())
+    bodies = sent_bodies(httpx_mock)
+    assert [b["options"]["dryRun"] for b in bodies] == [True, False, False]
+    dry = bodies[0]
+    assert dry["recipient"] == ON_CALL[0]
+    assert dry["options"] == {"dryRun": True, "failOnMultipleMessages": True}
+    assert {(b["message"], b["sender"]) for b in bodies} == {(dry["message"], "Airflow")}
+    assert [b["recipient"] for b in bodies[1:]] == ON_CALL
+
+
+def test_the_dry_run_checks_the_truncated_text(gateway: FakeSend, httpx_mock: Any) -> None:
+    notifier(message="x" * 300)(context())
+    bodies = sent_bodies(httpx_mock)
+    assert bodies[0]["options"]["dryRun"] is True
+    assert {len(b["message"]) for b in bodies} == {160}
+    assert {b["message"] for b in bodies} == {"x" * 157 + "..."}
+
+
+def test_the_dry_run_goes_to_the_first_valid_recipient(gateway: FakeSend, httpx_mock: Any) -> None:
+    with pytest.raises(SmsWwError, match=r"1 of 3 recipient\(s\)"):
+        notifier(recipients=["+1", *ON_CALL])(context())
+    bodies = sent_bodies(httpx_mock)
+    assert [(b["recipient"], b["options"]["dryRun"]) for b in bodies] == [
+        (ON_CALL[0], True),
+        (ON_CALL[0], False),
+        (ON_CALL[1], False),
+    ]
+
+
+def test_a_shared_notifier_dry_runs_each_alert_once(gateway: FakeSend) -> None:
+    shared = notifier()
+    shared(context(task_id="extract"))
+    shared(context(task_id="load"))
+    assert len(gateway.dry_runs) == 2
+    assert "etl.extract" in gateway.dry_runs[0]["message"]
+    assert "etl.load" in gateway.dry_runs[1]["message"]
+    assert len(gateway.bodies) == 4
+
+
+def test_a_dry_run_refused_for_forbidden_content_sends_nothing(
+    gateway: FakeSend, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.refuse_dry_run = forbidden()
+    with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*refused the dry run.*2044") as info:
+        notifier()(context())
+    bodies = sent_bodies(httpx_mock)
+    assert len(bodies) == 1  # the dry run, and no send after it
+    assert bodies[0]["options"]["dryRun"] is True
+    assert gateway.bodies == []
+    assert all(who in str(info.value) for who in ON_CALL)
+    out = capsys.readouterr().out
+    assert "dry run refused by the API, so the alert was sent to nobody" in out
+
+
+def test_a_refused_dry_run_only_logs_when_raise_on_failure_is_false(
+    gateway: FakeSend, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.refuse_dry_run = forbidden()
+    notifier(raise_on_failure=False)(context())
+    assert len(httpx_mock.get_requests()) == 1
+    out = capsys.readouterr().out
+    for who in ON_CALL:
+        assert f"SMS alert NOT sent to {who}: not sent: the API refused the dry run" in out
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (httpx.Response(402, json={"code": 402, "message": "Insufficient credit"}), "402"),
+        (httpx.Response(403, json={"code": 2020, "message": "User blocklisted"}), "2020"),
+        (httpx.Response(503, text="busy"), "503"),
+    ],
+)
+def test_a_failed_dry_run_sends_nothing_and_says_why(
+    gateway: FakeSend, httpx_mock: Any, response: httpx.Response, expected: str
+) -> None:
+    gateway.refuse_dry_run = response
+    with pytest.raises(SmsWwError, match=rf"(?s)2 of 2 recipient\(s\).*the dry run failed.*{expected}"):
+        notifier()(context())
+    assert [b["options"]["dryRun"] for b in sent_bodies(httpx_mock)] == [True]
+    assert gateway.bodies == []
+
+
+async def test_async_notify_dry_runs_once_before_the_sends(gateway: FakeSend, httpx_mock: Any) -> None:
+    n = notifier()
+    ctx = context()
+    n.render_template_fields(ctx)
+    await n.async_notify(ctx)
+    bodies = sent_bodies(httpx_mock)
+    assert [b["options"]["dryRun"] for b in bodies] == [True, False, False]
+    assert bodies[0]["recipient"] == ON_CALL[0]
+    assert sorted(b["recipient"] for b in bodies[1:]) == sorted(ON_CALL)
+    assert len({b["message"] for b in bodies}) == 1
+
+
+async def test_async_notify_refused_dry_run_sends_nothing(gateway: FakeSend, httpx_mock: Any) -> None:
+    gateway.refuse_dry_run = forbidden()
+    with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*refused the dry run.*2044"):
+        await notifier().async_notify(context())
+    assert [b["options"]["dryRun"] for b in sent_bodies(httpx_mock)] == [True]
+    assert gateway.bodies == []
+
+
+async def test_async_notify_failed_dry_run_sends_nothing(gateway: FakeSend, httpx_mock: Any) -> None:
+    gateway.refuse_dry_run = httpx.Response(401, json={"code": 401, "message": "Unauthorized"})
+    with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*the dry run failed.*401"):
+        await notifier().async_notify(context())
+    assert len(httpx_mock.get_requests()) == 1
+    assert gateway.bodies == []
 
 
 def test_example_failure_alert_dag_builds() -> None:
@@ -262,3 +398,16 @@ def test_example_failure_alert_dag_builds() -> None:
     spec.loader.exec_module(module)
     assert isinstance(module.alert_on_call, SmsWwNotifier)
     assert module.dag.default_args["on_failure_callback"] is module.alert_on_call
+
+
+@pytest.mark.integration
+def test_against_the_sandbox_a_forbidden_task_id_keeps_the_account_clean(smsww_sandbox: Any) -> None:
+    # The sandbox blocklists the account on a real send with a forbidden word, like the gateway.
+    gateway = smsww_sandbox.sandbox
+    with pytest.raises(SmsWwError, match=r"(?s)2 of 2.*refused the dry run.*2044"):
+        notifier()(context(task_id="load_forbiddenword"))
+    assert gateway.blocklisted is False
+    assert sum(gateway.per_recipient().values()) == 0
+    assert gateway.credit == 100.0  # no penalty
+    notifier()(context())  # the account still works for the next alert
+    assert gateway.per_recipient() == {number: 1 for number in ON_CALL}
