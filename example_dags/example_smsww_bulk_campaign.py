@@ -5,9 +5,17 @@ Send one notice to a long list, in batches that run as mapped tasks, after previ
 
 - `preview_cost` runs **SmsSendOperator** with `dry_run=True`: every number is checked and every message
   priced (free); the task returns the estimate and sends nothing. Its log and XCom show the cost.
-- `split` cuts the list into batches; `send_batch` is mapped over them with `.expand()`, each batch
-  gated again and sent with a bounded number of requests in flight. Each mapped task has its own
-  idempotency ledger, so retrying one batch never resends to the others or to itself.
+- `split` removes duplicate numbers from the whole list (compared in E.164; the first occurrence is
+  kept, in order) and cuts it into batches of `BATCH_SIZE`. The operator only drops duplicates *within* the batch it is
+  given, so without this a number listed twice could land in two batches and get the notice twice.
+- `send_batch` is mapped over the batches with `.expand()`, each batch gated again and sent with a
+  bounded number of requests in flight. Each mapped task has its own idempotency ledger, so retrying
+  one batch never resends to the others or to itself.
+- **The budget is per batch, not per campaign.** `max_total_price` is an argument of each mapped
+  `send_batch` task, so every batch is checked on its own against `BATCH_BUDGET_EUR` (5 EUR): with 30
+  numbers in batches of 10 that is 3 batches, so the campaign may spend up to 3 x 5 = 15 EUR
+  (ceil(len(AUDIENCE) / BATCH_SIZE) x BATCH_BUDGET_EUR in general). A batch over its budget is
+  refused whole before it sends anything; the other batches are not affected.
 - `wait_for_delivery` is mapped the same way and succeeds when at least 90% of each batch is delivered
   (`min_delivered`), the usual bar for campaigns where a few numbers are always out of service.
 """
@@ -28,6 +36,9 @@ POLL_SECONDS = float(os.environ.get("SMSWW_EXAMPLE_POLL_SECONDS", "60"))
 AUDIENCE = [f"+39333{n:07d}" for n in range(1_000_100, 1_000_130)]
 TEXT = "Service notice: planned maintenance tonight 22:00-23:00 CET. Reply STOP to opt out."
 BATCH_SIZE = 10
+# Checked by EACH mapped send_batch task on its own batch's dry-run estimate: the campaign as a whole
+# may spend up to (number of batches) x BATCH_BUDGET_EUR, here 3 x 5.0 = 15 EUR.
+BATCH_BUDGET_EUR = 5.0
 
 with DAG(
     dag_id="example_smsww_bulk_campaign",
@@ -48,7 +59,17 @@ with DAG(
 
     @task
     def split(numbers: list[str]) -> list[list[str]]:
-        return [numbers[i : i + BATCH_SIZE] for i in range(0, len(numbers), BATCH_SIZE)]
+        from airflow_provider_smsww.validation import Recipient, parse_recipient
+
+        # Dedupe the whole list first (first occurrence wins, order kept): each send_batch only removes
+        # duplicates inside its own batch. Numbers are compared in E.164, so "+39 333 100 0100" and
+        # "+393331000100" are one number; an invalid entry is kept as written, for the gate to report.
+        unique: dict[str, str] = {}
+        for number in numbers:
+            parsed = parse_recipient(number)
+            unique.setdefault(parsed.e164 if isinstance(parsed, Recipient) else number.strip(), number)
+        deduped = list(unique.values())
+        return [deduped[i : i + BATCH_SIZE] for i in range(0, len(deduped), BATCH_SIZE)]
 
     batches = split(AUDIENCE)
 
@@ -56,7 +77,7 @@ with DAG(
         task_id="send_batch",
         message=TEXT,
         fail_on_multiple_messages=True,
-        max_total_price=5.0,
+        max_total_price=BATCH_BUDGET_EUR,  # per mapped batch, not for the whole campaign
         price_per_part_if_unknown=0.10,
         max_concurrency=10,
         retries=2,

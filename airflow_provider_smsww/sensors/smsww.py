@@ -6,9 +6,7 @@ and the trigger are imported inside the methods that run on a worker.
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -44,19 +42,6 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _parse_literal(text: str) -> Any:
-    """A list or record rendered to a string: JSON, or the Python repr that Jinja produces for a list
-    of dicts when the DAG does not set ``render_template_as_native_obj``."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-
-
 def normalize_message_ids(value: Any) -> list[str]:
     """Every message id in ``value``, deduplicated, in order.
 
@@ -65,6 +50,8 @@ def normalize_message_ids(value: Any) -> list[str]:
     ...}``), nested lists of those (a mapped upstream), and any of these rendered to a JSON or Python
     literal string. Raises :class:`SmsWwValidationError` naming every entry that is not a message id.
     """
+    from airflow_provider_smsww.batch import parse_literal
+
     ids: list[str] = []
     problems: list[str] = []
 
@@ -80,7 +67,7 @@ def normalize_message_ids(value: Any) -> list[str]:
         elif isinstance(item, str):
             text = item.strip()
             if text[:1] in ("[", "{", "("):
-                parsed = _parse_literal(text)
+                parsed = parse_literal(text)
                 if parsed is None or isinstance(parsed, str):
                     problems.append(f"{_short(text)} looks like a list or record but does not parse")
                 else:
@@ -224,7 +211,7 @@ class SmsDeliverySensor(BaseSensorOperator):
         from airflow.sdk import PokeReturnValue
 
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
-        from airflow_provider_smsww.triggers.smsww import DeliveryProgress, is_final, read_messages
+        from airflow_provider_smsww.triggers.smsww import DeliveryProgress, read_messages
 
         ids = self._ids()
         required = self._required(ids)
@@ -247,7 +234,7 @@ class SmsDeliverySensor(BaseSensorOperator):
                 await hook.aclose()
 
         trouble = asyncio.run(read())
-        self._final.update({i: messages[i] for i in todo if i in messages and is_final(messages[i])})
+        self._final.update({i: messages[i] for i in todo if i in messages and messages[i].is_final})
 
         progress = DeliveryProgress(ids, messages, required)
         self.log.info("SMS delivery: %s", progress.counts())

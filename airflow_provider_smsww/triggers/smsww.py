@@ -44,27 +44,6 @@ UNKNOWN_STATE = "UNKNOWN"
 MAX_NAMED = 20
 
 
-def _state(message: Message) -> MessageState | None:
-    """The message's state as the enum, whether the model parsed it to the enum or kept the string;
-    None for a state this provider does not know (treated as in flight)."""
-    try:
-        return MessageState(message.state_name)
-    except ValueError:
-        return None
-
-
-def is_final(message: Message) -> bool:
-    """No further change is expected: DELIVERED, UNDELIVERABLE, EXPIRED, REJECTED."""
-    state = _state(message)
-    return state is not None and state.is_final
-
-
-def is_failed(message: Message) -> bool:
-    """Will not be delivered: a final failure state, or blocklisted (whatever the state says)."""
-    state = _state(message)
-    return message.blocklisted or (state is not None and state.is_failure)
-
-
 def required_count(total: int, min_delivered: int | None) -> int:
     """How many of ``total`` messages must be delivered: all of them, or ``min_delivered`` capped at
     ``total`` (a mapped campaign's last batch may be smaller than the batch size the bar was set for)."""
@@ -108,11 +87,11 @@ class DeliveryProgress:
 
     @property
     def delivered(self) -> list[Message]:
-        return [m for m in self._known() if not is_failed(m) and _state(m) == MessageState.DELIVERED]
+        return [m for m in self._known() if not m.is_failure and m.state == MessageState.DELIVERED]
 
     @property
     def failed(self) -> list[Message]:
-        return [m for m in self._known() if is_failed(m)]
+        return [m for m in self._known() if m.is_failure]
 
     @property
     def pending_ids(self) -> list[str]:
@@ -287,7 +266,7 @@ class SmsDeliveryTrigger(BaseTrigger):
         try:
             client = await hook.get_async_conn()
             while True:
-                todo = [i for i in self.message_ids if i not in messages or not is_final(messages[i])]
+                todo = [i for i in self.message_ids if i not in messages or not messages[i].is_final]
                 trouble = await read_messages(
                     client, todo, messages, max_concurrency=self.max_concurrency, conn_id=self.smsww_conn_id
                 )

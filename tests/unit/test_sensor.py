@@ -401,3 +401,22 @@ def test_example_dags_build_with_the_sensor(name: str) -> None:
     spec.loader.exec_module(module)
     task = module.dag.get_task("wait_for_delivery")
     assert task.operator_name == "SmsDeliverySensor" or task.task_type == "SmsDeliverySensor"
+
+
+def test_bulk_campaign_split_dedupes_across_batches() -> None:
+    path = Path(__file__).parents[2] / "example_dags" / "example_smsww_bulk_campaign.py"
+    spec = importlib.util.spec_from_file_location("_dag_bulk_campaign_split", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    split = module.split.function
+    audience = module.AUDIENCE
+    # A number listed again at the end (and once more written with spaces) would land in another batch.
+    spaced = f"{audience[1][:3]} {audience[1][3:6]} {audience[1][6:]}"
+    batches = split([*audience, audience[0], spaced])
+    assert [n for batch in batches for n in batch] == audience  # first occurrence kept, order kept
+    assert [len(b) for b in batches] == [module.BATCH_SIZE] * 3
+    # The budget is per mapped batch: say so in the DAG (not a campaign-wide cap).
+    assert module.dag.get_task("send_batch").partial_kwargs["max_total_price"] == module.BATCH_BUDGET_EUR
+    assert "per batch, not per campaign" in (module.__doc__ or "")

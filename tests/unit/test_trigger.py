@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from airflow_provider_smsww import client as client_module
-from airflow_provider_smsww.triggers.smsww import CLASSPATH, SmsDeliveryTrigger
+from airflow_provider_smsww.models import Message
+from airflow_provider_smsww.triggers.smsww import CLASSPATH, DeliveryProgress, SmsDeliveryTrigger
 
 API = "https://sms.example.test"
 TOKEN = "unit-test-token-0123456789"
@@ -179,6 +180,48 @@ async def test_blocklisted_message_fails_whatever_its_state(httpx_mock: Any) -> 
     (event,) = await events_of(trigger([IDS[0]]))
     assert event["status"] == "failure"
     assert "blocklisted: forbidden word" in event["message"]
+
+
+async def test_delivered_but_blocklisted_counts_as_failed(httpx_mock: Any) -> None:
+    mock(httpx_mock, FakeMessages({IDS[0]: ["DELIVERED"]}, blocklisted=[IDS[0]]))
+    (event,) = await events_of(trigger([IDS[0]]))
+    assert event["status"] == "failure"
+    assert (event["delivered"], event["failed"]) == (0, 1)
+
+
+async def test_an_unknown_state_is_in_flight_and_read_again(httpx_mock: Any) -> None:
+    fake = mock(httpx_mock, FakeMessages({IDS[0]: ["QUEUED", "delivered", "DELIVERED"]}))
+    (event,) = await events_of(trigger([IDS[0]]))
+    assert event["status"] == "success"
+    assert fake.reads == [IDS[0]] * 3  # "QUEUED" and lowercase "delivered" are not final
+
+
+@pytest.mark.parametrize(
+    ("state", "blocklisted", "verdict"),
+    [
+        ("NEW", False, "pending"),
+        ("PENDING", False, "pending"),
+        ("DELIVERED", False, "delivered"),
+        ("UNDELIVERABLE", False, "failed"),
+        ("EXPIRED", False, "failed"),
+        ("REJECTED", False, "failed"),
+        ("SOMETHING_NEW", False, "pending"),
+        ("delivered", False, "pending"),
+        ("DELIVERED", True, "failed"),
+        ("PENDING", True, "failed"),
+        ("SOMETHING_NEW", True, "failed"),
+    ],
+)
+def test_delivery_progress_follows_the_model_states(state: str, blocklisted: bool, verdict: str) -> None:
+    message = Message.model_validate({"id": IDS[0], "state": state, "blocklisted": blocklisted})
+    progress = DeliveryProgress([IDS[0]], {IDS[0]: message}, required=1)
+    got = {
+        "delivered": [m.id for m in progress.delivered],
+        "failed": [m.id for m in progress.failed],
+        "pending": progress.pending_ids,
+    }
+    assert got == {k: ([IDS[0]] if k == verdict else []) for k in got}
+    assert message.is_final is (state in ("DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"))
 
 
 async def test_min_delivered_succeeds_with_messages_still_in_flight(httpx_mock: Any) -> None:
