@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,9 @@ from airflow_provider_smsww.sensors.smsww import (
     normalize_message_ids,
 )
 from airflow_provider_smsww.triggers.smsww import SmsDeliveryTrigger
+from tests.fakes import CALLBACK_SECRET, IDS, RECIPIENTS, TEXT, TOKEN, FakeMessages
 
 API = "https://sms.example.test"
-TOKEN = "unit-test-token-0123456789"
-IDS = ["aaaaaaaaaaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaaaaaaaaaa2", "aaaaaaaaaaaaaaaaaaaaaaa3"]
-RECIPIENTS = ["+393331234500", "+393331234501", "+393331234502"]
 
 
 @pytest.fixture(autouse=True)
@@ -44,44 +41,6 @@ def connection(monkeypatch: pytest.MonkeyPatch) -> None:
     # No client retries, so that a 5xx reaches the sensor at once and the tests do not sleep.
     conn = {"conn_type": "smsww", "host": API, "password": TOKEN, "extra": {"max_retries": 0}}
     monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
-
-
-class FakeMessages:
-    """``GET /messages/{id}``: each id walks through its states, one per read (the last repeats);
-    unknown ids answer 404; ``faults`` are answered first, one per request."""
-
-    def __init__(self, states: dict[str, Iterable[str]], blocklisted: Iterable[str] = ()) -> None:
-        self.states = {i: list(s) for i, s in states.items()}
-        self.blocklisted = set(blocklisted)
-        self.reads: list[str] = []
-        self.faults: list[httpx.Response] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-        message_id = request.url.path.rsplit("/", 1)[-1]
-        self.reads.append(message_id)
-        if self.faults:
-            return self.faults.pop(0)
-        if message_id not in self.states:
-            return httpx.Response(404, json={"code": 404, "message": "Message not found"})
-        states = self.states[message_id]
-        state = states.pop(0) if len(states) > 1 else states[0]
-        return httpx.Response(
-            200,
-            json={
-                "data": {
-                    "id": message_id,
-                    "state": state,
-                    "recipient": RECIPIENTS[IDS.index(message_id)] if message_id in IDS else "+447700900123",
-                    "message": "the text itself",
-                    "encoding": "GSM-7",
-                    "messageCount": 1,
-                    "totalPrice": 0.05,
-                    "blocklisted": message_id in self.blocklisted,
-                    "callback": {"url": "https://hooks.example.test/x", "headers": {"X-Key": "cb-secret"}},
-                }
-            },
-        )
 
 
 @pytest.fixture
@@ -130,8 +89,8 @@ def test_pending_is_not_done_then_delivered_returns_the_records(fake: FakeMessag
     assert [r["recipient"] for r in records] == RECIPIENTS
     assert {r["state"] for r in records} == {"DELIVERED"}
     dumped = json.dumps(records)  # XCom-ready
-    assert "the text itself" not in dumped
-    assert "cb-secret" not in dumped
+    assert TEXT not in dumped
+    assert CALLBACK_SECRET not in dumped
 
 
 def test_poke_mode_does_not_read_final_messages_again(fake: FakeMessages) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -13,10 +12,9 @@ import pytest
 from airflow_provider_smsww import client as client_module
 from airflow_provider_smsww.models import Message
 from airflow_provider_smsww.triggers.smsww import CLASSPATH, DeliveryProgress, SmsDeliveryTrigger
+from tests.fakes import CALLBACK_SECRET, IDS, TEXT, TOKEN, FakeMessages
 
 API = "https://sms.example.test"
-TOKEN = "unit-test-token-0123456789"
-IDS = ["aaaaaaaaaaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaaaaaaaaaa2", "aaaaaaaaaaaaaaaaaaaaaaa3"]
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
@@ -28,56 +26,6 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
 def connection(monkeypatch: pytest.MonkeyPatch) -> None:
     # No client retries: a 5xx reaches the trigger at once (the retry policy is the client's business).
     set_connection(monkeypatch, max_retries=0)
-
-
-class FakeMessages:
-    """``GET /messages/{id}``: each id walks through its list of states, one per read (the last
-    repeats); ids not listed answer 404. ``faults`` are answered first, one per request."""
-
-    def __init__(self, states: dict[str, Iterable[str]], blocklisted: Iterable[str] = ()) -> None:
-        self.states = {i: list(s) for i, s in states.items()}
-        self.blocklisted = set(blocklisted)
-        self.reads: list[str] = []
-        self.faults: list[httpx.Response] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    def record(self, message_id: str) -> dict[str, Any]:
-        states = self.states[message_id]
-        state = states.pop(0) if len(states) > 1 else states[0]
-        return {
-            "id": message_id,
-            "state": state,
-            "recipient": f"+3933312345{IDS.index(message_id) if message_id in IDS else 9:02d}",
-            "message": "secret-ish text that must not reach XCom",
-            "encoding": "GSM-7",
-            "messageCount": 1,
-            "price": 0.05,
-            "totalPrice": 0.05,
-            "blocklisted": message_id in self.blocklisted,
-            "blocklistedReason": "forbidden word" if message_id in self.blocklisted else None,
-            "callback": {"url": "https://hooks.example.test/x", "headers": {"X-Key": "callback-secret"}},
-        }
-
-    def answer(self, request: httpx.Request) -> httpx.Response:
-        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-        message_id = request.url.path.rsplit("/", 1)[-1]
-        self.reads.append(message_id)
-        if self.faults:
-            return self.faults.pop(0)
-        if message_id not in self.states:
-            return httpx.Response(404, json={"code": 404, "message": "Message not found"})
-        return httpx.Response(200, json={"data": self.record(message_id)})
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        return self.answer(request)
-
-    async def slow(self, request: httpx.Request) -> httpx.Response:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        await asyncio.sleep(0.01)
-        self.in_flight -= 1
-        return self.answer(request)
 
 
 @pytest.fixture
@@ -150,8 +98,8 @@ async def test_success_after_several_rounds_yields_one_event(
     assert event["status"] == "success"
     assert [m["id"] for m in event["messages"]] == IDS
     assert {m["state"] for m in event["messages"]} == {"DELIVERED"}
-    assert "secret-ish" not in json.dumps(event)
-    assert "callback-secret" not in json.dumps(event)
+    assert TEXT not in json.dumps(event)
+    assert CALLBACK_SECRET not in json.dumps(event)
     # Final ids are not read again: IDS[1] once, IDS[0] three times, IDS[2] four times.
     assert fake.reads.count(IDS[1]) == 1
     assert fake.reads.count(IDS[0]) == 3
