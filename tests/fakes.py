@@ -29,9 +29,11 @@ class FakeStore:
     def __init__(self, fail_on_set: int | None = None) -> None:
         self.data: dict[str, Any] = {}
         self.sets = 0
+        self.gets: list[str] = []
         self.fail_on_set = fail_on_set
 
     def get(self, key: str, default: Any = None) -> Any:
+        self.gets.append(key)
         return self.data.get(key, default)
 
     def set(self, key: str, value: Any) -> None:

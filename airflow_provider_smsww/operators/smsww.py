@@ -39,15 +39,21 @@ class TaskStateLedger:
     def __init__(self, store: Any) -> None:
         self._store = store
         self._lock = threading.Lock()
+        # What this try has read or written: a retry reads each recipient once (for the gate), not
+        # once more for the send; nothing else writes these keys while the task runs.
+        self._seen: dict[str, dict[str, Any] | None] = {}
 
     def get(self, recipient: str) -> dict[str, Any] | None:
         with self._lock:
-            value = self._store.get(f"{LEDGER_PREFIX}:sent:{recipient}")
-        return value if isinstance(value, dict) else None
+            if recipient not in self._seen:
+                value = self._store.get(f"{LEDGER_PREFIX}:sent:{recipient}")
+                self._seen[recipient] = value if isinstance(value, dict) else None
+            return self._seen[recipient]
 
     def record(self, recipient: str, record: dict[str, Any]) -> None:
         with self._lock:
             self._store.set(f"{LEDGER_PREFIX}:sent:{recipient}", record)
+            self._seen[recipient] = record
 
     def started_at(self) -> datetime | None:
         with self._lock:

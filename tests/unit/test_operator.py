@@ -177,7 +177,10 @@ def test_retry_after_a_crash_sends_each_recipient_exactly_once(gateway: FakeGate
     assert len(gateway.sent) == 5  # the 5th was accepted but not recorded: the worst window
     store.fail_on_set = None
     gateway.dry_runs.clear()
+    store.gets.clear()
     result = op(recipients=recipients, max_concurrency=1).execute(context(store, try_number=2))
+    # Each recipient's ledger entry is read once in the retry (for the gate and the send alike).
+    assert sorted(k for k in store.gets if ":sent:" in k) == sorted(f"smsww:sent:{r}" for r in recipients)
     assert sorted(gateway.sent_to()) == sorted(recipients)  # each exactly once
     assert [r["recipient"] for r in result] == recipients
     # The retry gates only the recipients the first try did not record (4 were recorded).
