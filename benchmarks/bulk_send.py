@@ -48,15 +48,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import json
 import logging
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -65,12 +62,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-if "AIRFLOW_HOME" not in os.environ:  # a throw-away home, removed on exit: never ~/airflow
-    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="smsww-bench-airflow-")
-    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+from sandbox_process import (
+    SandboxProcess,
+    italian_mobiles,
+    run_tasks_outside_a_worker,
+    throwaway_airflow_home,
+)
 
-from sandbox_process import SandboxProcess
+throwaway_airflow_home()
 
 MESSAGE = "Your report for 2026-11-25 is ready"
 SENDER = "Reports"
@@ -79,8 +78,7 @@ TARGET_VS_CEILING = 1.5
 
 
 def recipients(n: int, offset: int = 0) -> list[str]:
-    """Distinct valid Italian mobiles: +39 333 1000000 onwards (not the sandbox's magic numbers)."""
-    return [f"+39333{1_000_000 + offset + i:07d}" for i in range(n)]
+    return italian_mobiles(n, start=1_000_000 + offset)
 
 
 @dataclass
@@ -364,13 +362,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="keep the operators' INFO logs")
     args = parser.parse_args()
-    if not args.verbose:  # both operators log per batch or per request: keep the output readable
-        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    run_tasks_outside_a_worker(verbose=args.verbose)
+    if not args.verbose:  # both operators log per batch or per request through the stdlib too
         logging.disable(logging.INFO)
     warnings.filterwarnings("ignore", module="airflow.providers.http")  # a deprecation notice per import
-    from airflow.sdk.bases.operator import ExecutorSafeguard
-
-    ExecutorSafeguard.test_mode = True  # execute() outside a task runner, without the warning per call
 
     def say(line: str) -> None:
         if not args.json:

@@ -19,19 +19,48 @@ then answers one JSON command per stdin line with one JSON line on stdout:
   seconds from now; answers the ids;
 - ``{"cmd": "quit"}``.
 
-Parent side: :class:`SandboxProcess` (a context manager).
+Parent side: :class:`SandboxProcess` (a context manager), plus the set-up every benchmark shares:
+:func:`throwaway_airflow_home`, :func:`run_tasks_outside_a_worker` and :func:`italian_mobiles`.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from typing import Any
+
+
+def throwaway_airflow_home() -> None:
+    """A temporary AIRFLOW_HOME, removed on exit, unless one is set: never ~/airflow. Call it before
+    anything imports Airflow (it reads the home once, at import)."""
+    if "AIRFLOW_HOME" not in os.environ:
+        os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="smsww-bench-airflow-")
+        atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+def run_tasks_outside_a_worker(*, verbose: bool) -> None:
+    """The benchmarks call ``execute()``/``poke()`` directly: no warning per call for that, and (unless
+    ``verbose``) Airflow's task logs at WARNING, so that per-request INFO lines do not time the terminal."""
+    if not verbose:
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    from airflow.sdk.bases.operator import ExecutorSafeguard
+
+    ExecutorSafeguard.test_mode = True
+
+
+def italian_mobiles(n: int, start: int) -> list[str]:
+    """``n`` distinct valid Italian mobiles from +39 333 ``start`` on (``start`` >= 1,000,000 keeps
+    clear of the sandbox's magic numbers)."""
+    return [f"+39333{start + i:07d}" for i in range(n)]
 
 
 class SandboxProcess:

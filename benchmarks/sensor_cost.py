@@ -40,31 +40,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-if "AIRFLOW_HOME" not in os.environ:  # a throw-away home, removed on exit: never ~/airflow
-    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="smsww-bench-airflow-")
-    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+from sandbox_process import (
+    SandboxProcess,
+    italian_mobiles,
+    run_tasks_outside_a_worker,
+    throwaway_airflow_home,
+)
 
-from sandbox_process import SandboxProcess
+throwaway_airflow_home()
 
 MESSAGE = "Your report is ready"
 GET_ROUTE = "GET /messages/{id} 200"
 
 
 def recipients(n: int) -> list[str]:
-    return [f"+39333{2_000_000 + i:07d}" for i in range(n)]
+    return italian_mobiles(n, start=2_000_000)
 
 
 class _TI:
@@ -273,11 +272,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="keep the sensors' INFO logs")
     args = parser.parse_args()
-    if not args.verbose:
-        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    from airflow.sdk.bases.operator import ExecutorSafeguard
-
-    ExecutorSafeguard.test_mode = True  # execute() outside a task runner, without the warning per call
+    run_tasks_outside_a_worker(verbose=args.verbose)
 
     def say(line: str) -> None:
         if not args.json:
