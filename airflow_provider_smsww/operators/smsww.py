@@ -221,9 +221,7 @@ class SmsSendOperator(BaseOperator):
             # On a retry only the recipients an earlier try did not record need the gate: the others
             # passed it then and will not be sent again (and re-pricing them could fail on credit).
             to_gate = batch if ledger is None else not_yet_recorded(batch, ledger)
-            if (self.gate or self.dry_run_only) and not to_gate.recipients:
-                self.log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
-            elif self.gate or self.dry_run_only:
+            if (self.gate or self.dry_run_only) and to_gate.recipients:
                 estimate = await gate(
                     client,
                     to_gate,
@@ -241,6 +239,8 @@ class SmsSendOperator(BaseOperator):
                 )
                 if self.dry_run_only:
                     return estimate.as_dict()
+            elif self.gate:
+                self.log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
             assert ledger is not None
             return await self._send(client, batch, ledger)
         finally:
