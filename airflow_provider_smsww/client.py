@@ -1,8 +1,9 @@
 """HTTP clients for the SMS Worldwide API: the only module that speaks HTTP. No Airflow import.
 
 :class:`SmsWwClient` (sync) and :class:`AsyncSmsWwClient` (async) share everything but the I/O loop:
-the request plan, the retry decision, the error mapping and the token cache are plain functions and
-classes below, so both clients behave the same by construction.
+the request plan and the retry decision are plain functions and classes below, the error mapping is in
+:mod:`~airflow_provider_smsww.responses` and token minting in :mod:`~airflow_provider_smsww.auth`, so
+both clients behave the same by construction. Only the hook imports this module.
 
 Retries. Reads (``GET``) and dry-run sends are retried with exponential backoff and full jitter on 429
 (waiting at least ``Retry-After``), 5xx and transport errors: they cost nothing and change nothing. A
@@ -19,46 +20,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import ValidationError
 
-from airflow_provider_smsww import __version__
+from airflow_provider_smsww.auth import USER_AGENT
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
-    SmsWwBlocklistedError,
-    SmsWwError,
-    SmsWwInsufficientCreditError,
-    SmsWwNotFoundError,
-    SmsWwRateLimitError,
-    SmsWwResponseError,
     SmsWwSendUncertainError,
-    SmsWwServerError,
     SmsWwTransportError,
     SmsWwValidationError,
 )
-from airflow_provider_smsww.models import Envelope, ErrorBody, Message, Region, SendRequest, Token
+from airflow_provider_smsww.models import Message, Region, SendRequest
+from airflow_provider_smsww.responses import error_from_response, parse_data, parse_retry_after
+from airflow_provider_smsww.validation import is_message_id
+
+if TYPE_CHECKING:
+    from airflow_provider_smsww.auth import TokenMinter
 
 log = logging.getLogger(__name__)
 
+
 PRODUCTION_URL = "https://sms.openapi.com"
 SANDBOX_URL = "https://test.sms.openapi.com"
-OAUTH_PRODUCTION_URL = "https://oauth.openapi.com"
-OAUTH_SANDBOX_URL = "https://test.oauth.openapi.com"
-
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-USER_AGENT = f"airflow-provider-smsww/{__version__}"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-CODE_USER_BLOCKLISTED = 2020
 PAGE_SIZE = 100
 
 
@@ -95,202 +85,6 @@ class _Outcome:
         if not self.reached_api:
             return True
         return isinstance(self.error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-
-
-def parse_retry_after(
-    value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now()).total_seconds())
-
-
-def _describe(method: str, url: httpx.URL | str) -> str:
-    """``POST /WW-messages``: method and path only; query strings and hosts stay out of messages."""
-    return f"{method} {urlsplit(str(url)).path or '/'}"
-
-
-def error_from_response(response: httpx.Response) -> SmsWwError:
-    """Map an error response to the exception hierarchy, with the API's own code and text."""
-    status = response.status_code
-    body: ErrorBody | None = None
-    try:
-        body = ErrorBody.model_validate(response.json())
-    except (ValueError, ValidationError):
-        body = None
-    code = body.api_code if body else None
-    text = (body.message if body and body.message else response.reason_phrase or "no detail")[:300]
-    where = _describe(response.request.method, response.request.url)
-    detail = f"{where} answered {status}" + (f" (code {code})" if code is not None else "") + f": {text}"
-    kwargs: dict[str, Any] = {"status_code": status, "code": code}
-    if status == 401:
-        return SmsWwAuthError(f"{detail}. Check the connection's token or email + API key.", **kwargs)
-    if status == 403 and code == CODE_USER_BLOCKLISTED:
-        return SmsWwBlocklistedError(f"{detail}. The account is blocklisted: contact Openapi.", **kwargs)
-    if status == 403:
-        return SmsWwAuthError(f"{detail}. The token lacks the scope for this call.", **kwargs)
-    if status == 402:
-        return SmsWwInsufficientCreditError(
-            f"{detail}. Top up: worldwide sends need 1 EUR of credit per message part.", **kwargs
-        )
-    if status == 404:
-        return SmsWwNotFoundError(detail, **kwargs)
-    if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return SmsWwRateLimitError(detail, retry_after=retry_after, **kwargs)
-    if status >= 500:
-        return SmsWwServerError(detail, **kwargs)
-    if status in (400, 409, 413, 422):
-        return SmsWwValidationError(detail, **kwargs)
-    return SmsWwError(detail, **kwargs)
-
-
-def parse_data(response: httpx.Response, model: Any) -> Any:
-    """The ``data`` of a successful answer as ``model``; anything else is a :class:`SmsWwResponseError`."""
-    where = _describe(response.request.method, response.request.url)
-    try:
-        payload = response.json()
-    except ValueError:
-        ctype = response.headers.get("content-type", "unknown")
-        raise SmsWwResponseError(
-            f"{where} answered {response.status_code} with non-JSON content ({ctype}); "
-            "is the connection's host the SMS API?",
-            status_code=response.status_code,
-        ) from None
-    try:
-        return Envelope[model].model_validate(payload).data
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors()[:5])
-        raise SmsWwResponseError(
-            f"{where} answered {response.status_code} with JSON the provider does not understand "
-            f"(problem at: {fields})",
-            status_code=response.status_code,
-        ) from None
-
-
-def parse_token(response: httpx.Response) -> Token:
-    """A minted token, wrapped in ``{"data": ...}`` or not (both shapes are seen)."""
-    where = _describe(response.request.method, response.request.url)
-    try:
-        payload = response.json()
-        if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
-            payload = payload["data"]
-        return Token.model_validate(payload)
-    except (ValueError, ValidationError):
-        raise SmsWwResponseError(
-            f"{where} answered without a token", status_code=response.status_code
-        ) from None
-
-
-def default_scopes(base_url: str) -> list[str]:
-    """Every SMS endpoint of the API host the client talks to (``*:sms.openapi.com/*``)."""
-    host = urlsplit(base_url).hostname or "sms.openapi.com"
-    return [f"*:{host}/*"]
-
-
-@dataclass
-class TokenMinter:
-    """Mints Bearer tokens from an account email + API key through OAuth v2 and caches them.
-
-    One minter is shared per (OAuth URL, email, scopes) in a process, so hooks created for each task
-    reuse a live token instead of minting one per call. A token is renewed ``refresh_margin`` seconds
-    before its ``expireAt``, and at once after the API refuses it (401).
-    """
-
-    oauth_url: str
-    email: str
-    api_key: str = field(repr=False)
-    scopes: list[str]
-    ttl: int = 3600
-    refresh_margin: float = 60.0
-    #: Called with each new token, e.g. Airflow's ``mask_secret`` so that it never shows in a task log.
-    on_token: Callable[[str], None] | None = field(default=None, repr=False)
-    _token: Token | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def _request(self) -> dict[str, Any]:
-        return {
-            "url": f"{self.oauth_url.rstrip('/')}/tokens",
-            "json": {"scopes": self.scopes, "ttl": self.ttl, "name": USER_AGENT},
-            "auth": httpx.BasicAuth(self.email, self.api_key),
-        }
-
-    def _fresh(self) -> str | None:
-        token = self._token
-        if token is None:
-            return None
-        if token.expire_at is not None:
-            expire_at = token.expire_at
-            if expire_at.tzinfo is None:  # a timestamp without offset: OAuth speaks UTC
-                expire_at = expire_at.replace(tzinfo=UTC)
-            remaining = (expire_at - datetime.now(UTC)).total_seconds()
-            if remaining < self.refresh_margin:
-                return None
-        return token.token.get_secret_value()
-
-    def _accept(self, response: httpx.Response) -> str:
-        if response.status_code >= 400:
-            err = error_from_response(response)
-            if response.status_code in (401, 403):
-                raise SmsWwAuthError(
-                    f"Minting a token failed ({response.status_code}): check the connection's account "
-                    "email (login) and api_key extra.",
-                    status_code=response.status_code,
-                    code=err.code,
-                )
-            raise err
-        self._token = parse_token(response)
-        secret = self._token.token.get_secret_value()
-        if self.on_token is not None:
-            self.on_token(secret)
-        return secret
-
-    def invalidate(self) -> None:
-        self._token = None
-
-    def get(self, http: httpx.Client) -> str:
-        with self._lock:
-            return self._fresh() or self._accept(http.post(**self._request()))
-
-    async def aget(self, http: httpx.AsyncClient, lock: asyncio.Lock) -> str:
-        """``lock`` belongs to the calling client's event loop: many concurrent sends mint one token."""
-        if cached := self._fresh():
-            return cached
-        async with lock:
-            return self._fresh() or self._accept(await http.post(**self._request()))
-
-
-_MINTERS: dict[tuple[str, str, tuple[str, ...]], TokenMinter] = {}
-_MINTERS_LOCK = threading.Lock()
-
-
-def shared_minter(
-    oauth_url: str,
-    email: str,
-    api_key: str,
-    scopes: list[str],
-    on_token: Callable[[str], None] | None = None,
-) -> TokenMinter:
-    """The process-wide minter for these credentials (a new one if the API key changed)."""
-    key = (oauth_url, email, tuple(scopes))
-    with _MINTERS_LOCK:
-        minter = _MINTERS.get(key)
-        if minter is None or minter.api_key != api_key:
-            minter = _MINTERS[key] = TokenMinter(oauth_url, email, api_key, scopes, on_token=on_token)
-        elif on_token is not None:
-            minter.on_token = on_token  # e.g. mask_secret: a minter first made without it still masks
-        return minter
 
 
 class _Plan:
@@ -584,20 +378,15 @@ class AsyncSmsWwClient:
 
 def _quote_id(message_id: str) -> str:
     """Message ids go into the path: refuse anything that could change the path."""
-    if not message_id or not isinstance(message_id, str) or not message_id.replace("-", "").isalnum():
+    if not is_message_id(message_id):
         raise SmsWwValidationError(f"{message_id!r} is not a message id")
     return message_id
 
 
 __all__ = [
-    "OAUTH_PRODUCTION_URL",
-    "OAUTH_SANDBOX_URL",
     "PRODUCTION_URL",
     "SANDBOX_URL",
     "AsyncSmsWwClient",
     "RetryPolicy",
     "SmsWwClient",
-    "TokenMinter",
-    "default_scopes",
-    "shared_minter",
 ]

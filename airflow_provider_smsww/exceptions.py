@@ -7,6 +7,27 @@ the API's own error text only).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+#: How many problems an error names before it summarises the rest.
+MAX_NAMED = 20
+
+
+def describe_problems(
+    head: str, problems: Mapping[str, str] | Sequence[str], *, limit: int | None = None
+) -> str:
+    """The one "N problem(s)" text: ``head``, the count, then one ``  - who: why`` line per problem
+    (at most ``limit`` of them, then how many more)."""
+    lines = (
+        [f"{who}: {why}" for who, why in problems.items()]
+        if isinstance(problems, Mapping)
+        else list(problems)
+    )
+    cut = len(lines) if limit is None else limit
+    shown = "\n".join(f"  - {line}" for line in lines[:cut])
+    more = f"\n  - and {len(lines) - cut} more" if len(lines) > cut else ""
+    return f"{head} {len(lines)} problem(s):\n{shown}{more}"
+
 
 class SmsWwError(Exception):
     """Base class. ``status_code`` is the HTTP status when there was one, ``code`` the API's error code."""

@@ -8,9 +8,10 @@ unknown fields, so a typo in a DAG fails before any money is spent.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import (
     AnyHttpUrl,
@@ -28,6 +29,17 @@ T = TypeVar("T")
 
 Region = Literal["WW", "IT", "ES"]
 REGIONS: tuple[Region, ...] = ("WW", "IT", "ES")
+
+
+@overload
+def as_utc(when: datetime) -> datetime: ...
+@overload
+def as_utc(when: None) -> None: ...
+def as_utc(when: datetime | None) -> datetime | None:
+    """Timestamps the API or OAuth write without an offset are UTC: never compare them naive."""
+    if when is not None and when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    return when
 
 
 class MessageState(enum.StrEnum):
@@ -199,3 +211,21 @@ class Token(_Response):
     token: SecretStr
     expire_at: datetime | None = None
     scopes: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class Estimate:
+    """What a dry run says about one message: its parts and, when the API priced it, its price."""
+
+    recipient: str
+    parts: int
+    encoding: str | None
+    price: Decimal | None  # None: the API did not price it in dry run (WW prices are known after sending)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "recipient": self.recipient,
+            "messageCount": self.parts,
+            "encoding": self.encoding,
+            "estimatedPrice": None if self.price is None else float(self.price),
+        }

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from airflow_provider_smsww.models import REGIONS
+from airflow_provider_smsww.models import REGIONS, Callback
 from airflow_provider_smsww.segments import SegmentInfo, analyse
 
 CODE_BAD_RECIPIENT = 2011
@@ -23,6 +24,8 @@ CODE_FORBIDDEN_CONTENT = 2044
 _READABILITY = re.compile(r"[\s\-().]")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SENDER = re.compile(r"^[A-Za-z0-9 ]{3,11}$")
+#: What the API's ids look like (24 hex characters today): nothing that could change a request path.
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
 
 REGION_COUNTRY = {"IT": "IT", "ES": "ES"}
 #: Concatenated SMS number their parts in one byte (3GPP TS 23.040 UDH): no text can need more.
@@ -124,7 +127,39 @@ def check_message(text: str, *, fail_on_multiple_messages: bool = False) -> Segm
     return info
 
 
+def is_message_id(value: object) -> bool:
+    """The one message-id rule: letters, digits and '-', as ids go into ``/messages/{id}``."""
+    return isinstance(value, str) and _MESSAGE_ID.match(value) is not None
+
+
 def check_region(region: str) -> Problem | None:
+    """The one region rule: ``WW``, ``IT`` or ``ES`` (the number's country is checked by
+    :func:`parse_recipient` for IT and ES)."""
     if region not in REGIONS:
         return Problem(f"region {region!r} is unknown: use one of {', '.join(REGIONS)}")
     return None
+
+
+#: The keys a callback takes, in the spec's spelling (``url``, ``method``, ``field``, ``retry``,
+#: ``headers``, ``custom``).
+CALLBACK_KEYS = frozenset(info.alias or name for name, info in Callback.model_fields.items())
+
+
+def check_callback(callback: Callback | dict[str, Any]) -> Callback | Problem:
+    """The callback as the API takes it, or why not. Unknown keys are refused: the model ignores them
+    (it also parses the server's echo), and a typo would silently drop credentials ("header") or
+    retries ("retries")."""
+    if isinstance(callback, dict) and (unknown := sorted(set(callback) - CALLBACK_KEYS)):
+        return Problem(
+            f"unknown key(s) {', '.join(map(repr, unknown))}; the callback takes "
+            f"{', '.join(sorted(CALLBACK_KEYS))}"
+        )
+    try:
+        return Callback.model_validate(callback)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", None)
+        if callable(errors):
+            first = errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "callback"
+            return Problem(f"{where}: {first.get('msg')}")
+        return Problem(str(exc))

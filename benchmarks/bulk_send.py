@@ -162,7 +162,7 @@ def verify(box: SandboxProcess, numbers: list[str], dry_runs: int) -> bool:
 
 def wire_bodies(numbers: list[str], dry_run: bool) -> list[dict[str, Any]]:
     """The exact JSON the operator posts (the package's own serialisation), built before timing."""
-    from airflow_provider_smsww.batch import check_locally
+    from airflow_provider_smsww.sending.batch import check_locally
 
     batch = check_locally(numbers, MESSAGE, sender=SENDER)
     return [batch.request(r, dry_run=dry_run).wire() for r in batch.recipients]

@@ -56,8 +56,10 @@ HEAVY = (
     "uvicorn",
     "starlette",
     "airflow_provider_smsww.client",
+    "airflow_provider_smsww.auth",
     "airflow_provider_smsww.hooks.smsww",
-    "airflow_provider_smsww.batch",
+    "airflow_provider_smsww.sending.batch",
+    "airflow_provider_smsww.sending.bulk",
     "airflow_provider_smsww.sandbox",
     "airflow_provider_smsww.sandbox.app",
 )

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+API = "https://sms.example.test"
 TOKEN = "unit-test-token-0123456789"
 #: Message ids the delivery tests watch, and the recipient each was sent to.
 IDS = ["aaaaaaaaaaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaaaaaaaaaa2", "aaaaaaaaaaaaaaaaaaaaaaa3"]

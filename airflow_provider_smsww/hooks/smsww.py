@@ -1,40 +1,38 @@
-"""SmsWwHook: turns an Airflow connection of type ``smsww`` into an SMS Worldwide client.
+"""SmsWwHook: the provider's API. Every call to Openapi's SMS Worldwide gateway goes through it.
 
-Connection fields (see the README for examples):
-
-- ``host``: the API base URL. Empty means production (``https://sms.openapi.com``), or the test host
-  when the ``sandbox`` extra is true. A host without a scheme gets ``https://``.
-- ``password``: a Bearer token. Or leave it empty and give ``login`` (account email) plus the
-  ``api_key`` extra: the hook then mints short-lived tokens through Openapi OAuth v2.
-- extras: ``api_key``, ``sandbox`` (bool), ``oauth_host`` (token service override, e.g. the embedded
-  sandbox), ``scopes`` (list, default ``*:<sms host>/*``), ``timeout`` (seconds), and the retry policy:
-  ``max_retries``, ``backoff_base`` and ``backoff_max`` (seconds).
+The operator, sensor, trigger and notifier are thin layers over this hook, and a TaskFlow ``@task`` can
+call it directly (see ``docs/hook.md``). Below it, the HTTP layer (:mod:`~airflow_provider_smsww.client`
+for retries and error mapping, :mod:`~airflow_provider_smsww.auth` for token minting) is imported by
+nothing else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_provider_smsww import CONN_TYPE, DEFAULT_CONN_ID
-from airflow_provider_smsww.client import (
-    DEFAULT_TIMEOUT,
-    OAUTH_PRODUCTION_URL,
-    OAUTH_SANDBOX_URL,
-    PRODUCTION_URL,
-    SANDBOX_URL,
-    AsyncSmsWwClient,
-    RetryPolicy,
-    SmsWwClient,
-    TokenMinter,
-    default_scopes,
-    shared_minter,
+from airflow_provider_smsww.concurrency import bounded
+from airflow_provider_smsww.exceptions import (
+    SmsWwAuthError,
+    SmsWwDryRunIgnoredError,
+    SmsWwError,
+    SmsWwNotFoundError,
+    SmsWwValidationError,
+    describe_problems,
 )
-from airflow_provider_smsww.exceptions import SmsWwAuthError, SmsWwError
+from airflow_provider_smsww.models import Callback, Estimate, Message, MessageOptions, Region, SendRequest
+
+if TYPE_CHECKING:
+    from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
+
+T = TypeVar("T")
 
 
 def _as_bool(value: Any) -> bool:
@@ -63,11 +61,78 @@ async def _aextra_dejson(conn: Any) -> dict[str, Any]:
     return extra if isinstance(extra, dict) else {}
 
 
-class SmsWwHook(BaseHook):
-    """Interact with Openapi's SMS Worldwide API.
+def dry_run_refusal(answer: Message, recipient: str, region: str) -> str | None:
+    """What a dry run's answer says beyond its status: raises :class:`SmsWwDryRunIgnoredError` when the
+    gateway reports it as a real send (``options.dryRun`` explicitly false: stop before anything else is
+    sent), returns the refusal when it says the message would be blocked, else None."""
+    options = answer.options
+    if options is not None and "dry_run" in options.model_fields_set and not options.dry_run:
+        raise SmsWwDryRunIgnoredError(
+            f"{region}-messages answered a dry run for {recipient} as a real send (options.dryRun false, "
+            f"message id {answer.id or '?'}): stopping before anything else is sent. Is the connection's "
+            "host the SMS API, with nothing in between that drops the options?"
+        )
+    if answer.blocklisted:
+        return f"the API would block this message: {answer.blocklisted_reason or 'blocklisted'}"
+    return None
 
-    The hook holds one pooled sync client and one pooled async client, created on first use, so every
-    call of a task shares connections. Close them with :meth:`close` (operators do this for you).
+
+def build_request(
+    recipient: str,
+    message: str,
+    *,
+    sender: str | None = None,
+    region: str = "WW",
+    dry_run: bool = False,
+    fail_on_multiple_messages: bool = False,
+    callback: Callback | dict[str, Any] | None = None,
+) -> SendRequest:
+    """One request, checked by the API's own rules before any money is spent: E.164 (and the country
+    for IT/ES), sender, text and parts, region, callback. Raises one :class:`SmsWwValidationError`
+    naming every problem."""
+    from airflow_provider_smsww.validation import (
+        Problem,
+        check_callback,
+        check_message,
+        check_region,
+        check_sender,
+        parse_recipient,
+    )
+
+    problems: dict[str, str] = {}
+    if problem := check_region(region):
+        problems["region"] = problem.message
+    parsed = parse_recipient(recipient, region)
+    if isinstance(parsed, Problem):
+        problems["recipient"] = parsed.message
+    if problem := check_sender(sender):
+        problems["sender"] = problem.message
+    if isinstance(
+        segments := check_message(message, fail_on_multiple_messages=fail_on_multiple_messages), Problem
+    ):
+        problems["message"] = segments.message
+    checked_callback = None if callback is None else check_callback(callback)
+    if isinstance(checked_callback, Problem):
+        problems["callback"] = checked_callback.message
+    if problems or isinstance(parsed, Problem) or isinstance(checked_callback, Problem):
+        raise SmsWwValidationError(
+            describe_problems("SMS refused before sending; nothing was sent.", problems)
+        )
+    return SendRequest(
+        recipient=parsed.e164,
+        message=message,
+        sender=sender or None,
+        options=MessageOptions(dry_run=dry_run, fail_on_multiple_messages=fail_on_multiple_messages),
+        callback=checked_callback,
+    )
+
+
+class SmsWwHook(BaseHook):
+    """Send, price and read SMS through Openapi's SMS Worldwide API, sync and async.
+
+    One pooled sync client and one pooled async client are created on first use, so the calls of one
+    task share connections; close them with :meth:`close` / :meth:`aclose` (the provider's operators
+    do). Connection fields are described in ``docs/hook.md``.
 
     :param smsww_conn_id: the Airflow connection, type ``smsww``.
     """
@@ -82,23 +147,21 @@ class SmsWwHook(BaseHook):
         self.smsww_conn_id = smsww_conn_id
         self._async_client: AsyncSmsWwClient | None = None
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Form layout for Airflow versions that read it from the hook (3.3 reads provider info)."""
-        from airflow_provider_smsww import get_provider_info
-
-        behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
-        return {
-            "hidden_fields": behaviour["hidden-fields"],
-            "relabeling": behaviour["relabeling"],
-            "placeholders": behaviour["placeholders"],
-        }
+    # -- the connection -------------------------------------------------------------------------------
 
     def _client_kwargs(self, conn: Any, extra: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_smsww.auth import (
+            OAUTH_PRODUCTION_URL,
+            OAUTH_SANDBOX_URL,
+            default_scopes,
+            shared_minter,
+        )
+        from airflow_provider_smsww.client import DEFAULT_TIMEOUT, PRODUCTION_URL, SANDBOX_URL, RetryPolicy
+
         sandbox = _as_bool(extra.get("sandbox", False))
         base_url = _with_scheme(conn.host) if conn.host else (SANDBOX_URL if sandbox else PRODUCTION_URL)
         token = conn.password or None
-        minter: TokenMinter | None = None
+        minter = None
         if not token:
             api_key = extra.get("api_key")
             if not (conn.login and api_key):
@@ -123,30 +186,47 @@ class SmsWwHook(BaseHook):
     @cached_property
     def client(self) -> SmsWwClient:
         """The sync client (pooled), built from the connection on first use."""
+        from airflow_provider_smsww.client import SmsWwClient
+
         conn = self.get_connection(self.smsww_conn_id)
         return SmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
 
     def get_conn(self) -> SmsWwClient:
         return self.client
 
-    @cached_property
-    def async_client(self) -> AsyncSmsWwClient:
-        """An async client built from the connection fetched synchronously: for sync code (an
-        operator's ``execute``) that then runs its own event loop. Use it in one loop and close it with
-        :meth:`aclose` in that loop. In a trigger or other async code use :meth:`get_async_conn`."""
-        conn = self.get_connection(self.smsww_conn_id)
-        client = AsyncSmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
-        self._async_client = client
-        return client
-
     async def get_async_conn(self) -> AsyncSmsWwClient:
-        """The async client (pooled), with the connection fetched the async way (safe in the triggerer)."""
+        """The async client (pooled). Built from the connection fetched the async way (safe in the
+        triggerer), unless :meth:`run_async` already built it the sync way."""
+        from airflow_provider_smsww.client import AsyncSmsWwClient
+
         if self._async_client is None:
             conn = await self.aget_connection(self.smsww_conn_id)
             kwargs = self._client_kwargs(conn, await _aextra_dejson(conn))
             if self._async_client is None:  # another caller may have built it while this one awaited
                 self._async_client = AsyncSmsWwClient(**kwargs)
         return self._async_client
+
+    def open_async_client(self) -> None:
+        """Build the async client from the connection read the sync way, for sync code that then runs
+        its own event loop (under the task supervisor, sync code must not fetch the connection through
+        the async comms). Use the client in one loop and close it there with :meth:`aclose`."""
+        from airflow_provider_smsww.client import AsyncSmsWwClient
+
+        conn = self.get_connection(self.smsww_conn_id)
+        self._async_client = AsyncSmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
+
+    def run_async(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run async hook calls from sync code (an operator's ``execute``, a poke) on a new event loop,
+        with the client from :meth:`open_async_client`, closed before returning."""
+        self.open_async_client()
+
+        async def run() -> T:
+            try:
+                return await work()
+            finally:
+                await self.aclose()
+
+        return asyncio.run(run())
 
     def close(self) -> None:
         if "client" in self.__dict__:
@@ -157,15 +237,175 @@ class SmsWwHook(BaseHook):
         if self._async_client is not None:
             await self._async_client.aclose()
             self._async_client = None
-        self.__dict__.pop("async_client", None)
+
+    # -- sending --------------------------------------------------------------------------------------
+
+    def send_message(
+        self,
+        recipient: str,
+        message: str,
+        *,
+        sender: str | None = None,
+        region: Region = "WW",
+        dry_run: bool = False,
+        fail_on_multiple_messages: bool = False,
+        callback: Callback | dict[str, Any] | None = None,
+    ) -> Message:
+        """Send one SMS (``POST /{region}-messages``), after the local checks of :func:`build_request`.
+
+        A real send is never retried when it may have reached the gateway: that raises
+        :class:`~airflow_provider_smsww.exceptions.SmsWwSendUncertainError` (look it up before resending).
+
+        :param recipient: E.164 number (spaces and dashes allowed).
+        :param message: the text.
+        :param sender: 3-11 letters, digits or spaces, not all digits; default "Openapi".
+        :param region: ``WW``, ``IT`` or ``ES``.
+        :param dry_run: validate and price only (free).
+        :param fail_on_multiple_messages: refuse a text longer than one part.
+        :param callback: the API's callback object (``url``, ``method``, ``retry``, ``headers``, ``custom``).
+        """
+        request = build_request(
+            recipient,
+            message,
+            sender=sender,
+            region=region,
+            dry_run=dry_run,
+            fail_on_multiple_messages=fail_on_multiple_messages,
+            callback=callback,
+        )
+        return self.send_request(request, region)
+
+    async def asend_message(
+        self,
+        recipient: str,
+        message: str,
+        *,
+        sender: str | None = None,
+        region: Region = "WW",
+        dry_run: bool = False,
+        fail_on_multiple_messages: bool = False,
+        callback: Callback | dict[str, Any] | None = None,
+    ) -> Message:
+        """Async twin of :meth:`send_message`."""
+        request = build_request(
+            recipient,
+            message,
+            sender=sender,
+            region=region,
+            dry_run=dry_run,
+            fail_on_multiple_messages=fail_on_multiple_messages,
+            callback=callback,
+        )
+        return await self.asend_request(request, region)
+
+    def send_request(self, request: SendRequest, region: Region = "WW") -> Message:
+        """Send a :class:`~airflow_provider_smsww.models.SendRequest` the caller has already checked."""
+        return self.client.send_message(request, region)
+
+    async def asend_request(self, request: SendRequest, region: Region = "WW") -> Message:
+        """Async twin of :meth:`send_request`."""
+        return await (await self.get_async_conn()).send_message(request, region)
+
+    def estimate(self, request: SendRequest, region: Region = "WW") -> Estimate:
+        """Price and validate one message with a dry run (free). Raises :class:`SmsWwValidationError`
+        when the API refuses it or would block it, :class:`SmsWwDryRunIgnoredError` when the gateway
+        answers it as a real send."""
+        answer = self.send_request(_dry(request), region)
+        return _estimate(request, region, answer)
+
+    async def aestimate(self, request: SendRequest, region: Region = "WW") -> Estimate:
+        """Async twin of :meth:`estimate`."""
+        answer = await self.asend_request(_dry(request), region)
+        return _estimate(request, region, answer)
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def get_message(self, message_id: str) -> Message:
+        """``GET /messages/{id}``; a 404 names the id and the connection."""
+        try:
+            return self.client.get_message(message_id)
+        except SmsWwNotFoundError:
+            raise self._not_found(message_id) from None
+
+    async def aget_message(self, message_id: str) -> Message:
+        """Async twin of :meth:`get_message`."""
+        try:
+            return await (await self.get_async_conn()).get_message(message_id)
+        except SmsWwNotFoundError:
+            raise self._not_found(message_id) from None
+
+    def get_messages(self, ids: Sequence[str], *, max_concurrency: int = 10) -> dict[str, Message]:
+        """Read many messages concurrently (the API has no bulk read by id); sync twin of
+        :meth:`aget_messages`, on its own event loop."""
+        return self.run_async(lambda: self.aget_messages(ids, max_concurrency=max_concurrency))
+
+    async def aget_messages(
+        self,
+        ids: Sequence[str],
+        *,
+        max_concurrency: int = 10,
+        into: dict[str, Message] | None = None,
+    ) -> dict[str, Message]:
+        """Read ``ids``, at most ``max_concurrency`` at a time. After the first error no new read starts
+        and the error is raised; pass ``into`` to keep what was read before it.
+
+        :param ids: message ids.
+        :param max_concurrency: reads in flight at once.
+        :param into: a dict to store each message in as it arrives (returned).
+        """
+        found: dict[str, Message] = {} if into is None else into
+        await self.get_async_conn()  # once, before the reads fan out
+
+        async def read(message_id: str) -> None:
+            found[message_id] = await self.aget_message(message_id)
+
+        await bounded(ids, read, max_concurrency)
+        return found
+
+    def list_messages(self, *, page_size: int = 100, max_items: int | None = None) -> Iterator[Message]:
+        """Every message on the account, newest first on the gateway, page by page (``GET /messages``).
+
+        :param page_size: messages per page (``limit``).
+        :param max_items: stop after this many.
+        """
+        return self.client.list_messages(page_size=page_size, max_items=max_items)
+
+    async def alist_messages(
+        self, *, page_size: int = 100, max_items: int | None = None
+    ) -> AsyncIterator[Message]:
+        """Async twin of :meth:`list_messages` (an async iterator)."""
+        client = await self.get_async_conn()
+        async for message in client.list_messages(page_size=page_size, max_items=max_items):
+            yield message
+
+    def _not_found(self, message_id: str) -> SmsWwNotFoundError:
+        return SmsWwNotFoundError(
+            f"SMS message {message_id} was not found (404): check the id and that connection "
+            f"{self.smsww_conn_id!r} points at the account and host (production or sandbox) that sent it.",
+            status_code=404,
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """Airflow's Test button: reads one message, which proves host, credentials and scope."""
         try:
-            client = self.client
-            next(client.list_messages(page_size=1, max_items=1), None)
+            next(self.list_messages(page_size=1, max_items=1), None)
         except SmsWwError as exc:
             return False, str(exc)
         finally:
             self.close()
         return True, "Connection OK: the SMS API accepted the credentials."
+
+
+def _dry(request: SendRequest) -> SendRequest:
+    options = request.options.model_copy(update={"dry_run": True})
+    return request.model_copy(update={"options": options})
+
+
+def _estimate(request: SendRequest, region: str, answer: Message) -> Estimate:
+    if refusal := dry_run_refusal(answer, request.recipient, region):
+        raise SmsWwValidationError(refusal)
+    from airflow_provider_smsww.segments import analyse
+
+    parts = answer.message_count or analyse(request.message).parts
+    price = answer.total_price or (answer.price * parts if answer.price else None)
+    return Estimate(request.recipient, parts, answer.encoding, price or None)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseNotifier
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.exceptions import SmsWwError
+from airflow_provider_smsww.exceptions import SmsWwError, describe_problems
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_smsww.batch import Batch
-    from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
-    from airflow_provider_smsww.models import Message, SendRequest
+    from airflow_provider_smsww.hooks.smsww import SmsWwHook
+    from airflow_provider_smsww.models import Estimate
+    from airflow_provider_smsww.sending.batch import Batch
     from airflow_provider_smsww.validation import Recipient
 
 #: Marks a text cut to fit one SMS part. Three dots, not an ellipsis: "…" is not GSM-7 and would turn
@@ -147,8 +147,9 @@ class SmsWwNotifier(BaseNotifier):
     def _prepare(self) -> tuple[Batch | None, dict[str, str]]:
         """Check everything locally. Returns the batch of valid recipients (None when nothing can be
         sent) and the recipients refused, with the reason."""
-        from airflow_provider_smsww.batch import as_list, check_locally
         from airflow_provider_smsww.exceptions import SmsWwGateError
+        from airflow_provider_smsww.rendered import as_list
+        from airflow_provider_smsww.sending.batch import check_locally
         from airflow_provider_smsww.validation import Problem, parse_recipient
 
         recipients = as_list(self.recipients)
@@ -163,9 +164,8 @@ class SmsWwNotifier(BaseNotifier):
 
         refused: dict[str, str] = {}
         valid: list[str] = []
-        number_region = self.region if self.region in ("IT", "ES") else "WW"
         for raw in recipients:
-            parsed = parse_recipient(raw, number_region)
+            parsed = parse_recipient(raw, self.region)
             if isinstance(parsed, Problem):
                 refused[str(raw)] = parsed.message
             else:
@@ -193,124 +193,76 @@ class SmsWwNotifier(BaseNotifier):
     # -- sending --------------------------------------------------------------------------------------
 
     def notify(self, context: Context) -> None:
-        """Send the alert (sync): task and DAG callbacks."""
+        """Send the alert from a task or DAG callback (sync): the same path as :meth:`async_notify`, on
+        an event loop of its own, with the connection read the sync way (as callbacks must)."""
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
+
+        hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
+        try:
+            hook.open_async_client()
+        except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
+            asyncio.run(self._alert(hook, unusable=exc))
+            return
+        asyncio.run(self._alert(hook))
+
+    async def async_notify(self, context: Context) -> None:
+        """Send the alert from a deadline alert in the triggerer (async)."""
+        from airflow_provider_smsww.hooks.smsww import SmsWwHook
+
+        await self._alert(SmsWwHook(smsww_conn_id=self.smsww_conn_id))
+
+    async def _alert(self, hook: SmsWwHook, unusable: Exception | None = None) -> None:
+        """The one alert path: local checks, one dry run of the final text, then every recipient
+        concurrently on one pooled client; the first refusal of the account (credentials, credit)
+        stops the rest. Every outcome is reported by :meth:`_report`."""
+        from airflow_provider_smsww.concurrency import bounded
+        from airflow_provider_smsww.sending.bulk import FATAL_ERRORS
 
         batch, failures = self._prepare()
         sent: dict[str, str] = {}
-        if batch is not None:
-            hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-            try:
-                client = hook.client
-                try:
-                    answer = client.send_message(self._dry_run_request(batch), batch.region)
-                    checked = self._checked(batch, answer)
-                except SmsWwError as exc:
-                    self._dry_run_failed(batch, exc, failures)
-                else:
-                    self._dry_run_passed(checked)
-                    self._send_each(client, batch, sent, failures)
-            except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
-                for recipient in batch.recipients:
-                    if recipient.e164 not in sent:
-                        failures.setdefault(recipient.e164, f"not sent: {self._reason(exc)}")
-            finally:
-                hook.close()
-        self._report(sent, failures)
+        if batch is None:
+            self._report(sent, failures)
+            return
+        fatal: list[str] = []
 
-    def _send_each(
-        self, client: SmsWwClient, batch: Batch, sent: dict[str, str], failures: dict[str, str]
-    ) -> None:
-        """The real sends of :meth:`notify`, one recipient after another; the first refusal of the
-        account (credentials, credit) stops the rest."""
-        from airflow_provider_smsww.batch import FATAL_ERRORS
-
-        fatal: str | None = None
-        for recipient in batch.recipients:
-            if fatal is not None:
-                failures[recipient.e164] = f"not sent: {fatal}"
-                continue
+        async def send(recipient: Recipient) -> None:
+            if fatal:
+                failures[recipient.e164] = f"not sent: {fatal[0]}"
+                return
             try:
-                message = client.send_message(batch.request(recipient, dry_run=False), batch.region)
+                message = await hook.asend_request(batch.request(recipient, dry_run=False), batch.region)
             except FATAL_ERRORS as exc:
-                fatal = exc.message
+                fatal.append(exc.message)
                 failures[recipient.e164] = exc.message
-            except SmsWwError as exc:
+            except Exception as exc:
                 failures[recipient.e164] = self._reason(exc)
             else:
                 sent[recipient.e164] = message.id
 
-    async def async_notify(self, context: Context) -> None:
-        """Send the alert (async): deadline alerts in the triggerer. Recipients are sent to concurrently
-        on one pooled client."""
-        from airflow_provider_smsww.batch import FATAL_ERRORS
-        from airflow_provider_smsww.hooks.smsww import SmsWwHook
-
-        batch, failures = self._prepare()
-        sent: dict[str, str] = {}
-        if batch is not None:
-            hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-            semaphore = asyncio.Semaphore(self.max_concurrency)
-            fatal: list[str] = []
-
-            async def send(client: AsyncSmsWwClient, recipient: Recipient) -> None:
-                async with semaphore:
-                    if fatal:
-                        failures[recipient.e164] = f"not sent: {fatal[0]}"
-                        return
-                    try:
-                        message = await client.send_message(
-                            batch.request(recipient, dry_run=False), batch.region
-                        )
-                    except FATAL_ERRORS as exc:
-                        fatal.append(exc.message)
-                        failures[recipient.e164] = exc.message
-                    except Exception as exc:
-                        failures[recipient.e164] = self._reason(exc)
-                    else:
-                        sent[recipient.e164] = message.id
-
+        try:
+            if unusable is not None:
+                raise unusable
             try:
-                client = await hook.get_async_conn()
-                try:
-                    answer = await client.send_message(self._dry_run_request(batch), batch.region)
-                    checked = self._checked(batch, answer)
-                except SmsWwError as exc:
-                    self._dry_run_failed(batch, exc, failures)
-                else:
-                    self._dry_run_passed(checked)
-                    await asyncio.gather(*(send(client, r) for r in batch.recipients))
-            except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
-                for recipient in batch.recipients:
-                    if recipient.e164 not in sent:
-                        failures.setdefault(recipient.e164, f"not sent: {self._reason(exc)}")
-            finally:
-                await hook.aclose()
+                checked = await hook.aestimate(batch.request(batch.recipients[0], dry_run=True), batch.region)
+            except SmsWwError as exc:
+                self._dry_run_failed(batch, exc, failures)
+            else:
+                self._dry_run_passed(checked)
+                await bounded(batch.recipients, send, self.max_concurrency)
+        except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
+            for recipient in batch.recipients:
+                if recipient.e164 not in sent:
+                    failures.setdefault(recipient.e164, f"not sent: {self._reason(exc)}")
+        finally:
+            await hook.aclose()
         self._report(sent, failures)
 
     # -- the dry run ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _dry_run_request(batch: Batch) -> SendRequest:
-        """The dry run of the final text and sender, to the first valid recipient: forbidden content
-        depends on text and sender only, so one dry run speaks for every recipient."""
-        return batch.request(batch.recipients[0], dry_run=True)
-
-    @staticmethod
-    def _checked(batch: Batch, answer: Message) -> Message:
-        """The dry run's answer, read as the operator's gate reads it: a dry run reported as a real
-        send stops everything, a message the API would block is a refusal."""
-        from airflow_provider_smsww.batch import check_dry_run_answer
-        from airflow_provider_smsww.exceptions import SmsWwValidationError
-
-        if refusal := check_dry_run_answer(answer, batch.recipients[0].e164, batch.region):
-            raise SmsWwValidationError(refusal)
-        return answer
-
-    def _dry_run_passed(self, checked: Message) -> None:
+    def _dry_run_passed(self, checked: Estimate) -> None:
         self.log.info(
             "SMS alert dry run accepted (%s part(s), %s): sending",
-            checked.message_count if checked.message_count is not None else "?",
+            checked.parts,
             checked.encoding or "encoding not reported",
         )
 
@@ -349,8 +301,9 @@ class SmsWwNotifier(BaseNotifier):
         if not failures:
             return
         total = len(sent) + len(failures)
-        lines = "\n".join(f"  - {who}: {why}" for who, why in failures.items())
-        summary = f"SMS alert failed for {len(failures)} of {total} recipient(s):\n{lines}"
+        summary = describe_problems(
+            f"SMS alert failed for {len(failures)} of {total} recipient(s):", failures
+        )
         if self.raise_on_failure:
             raise SmsWwError(summary)
 

@@ -2,67 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.exceptions import SmsWwError
+from airflow_provider_smsww.exceptions import SmsWwError, describe_problems
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_smsww.batch import Batch, Ledger
-    from airflow_provider_smsww.client import AsyncSmsWwClient
+    from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.models import Callback
-
-LEDGER_PREFIX = "smsww"
-
-
-class TaskStateLedger:
-    """A :class:`~airflow_provider_smsww.batch.Ledger` on Airflow 3.3's ``task_state_store``.
-
-    The store is scoped to (dag, run, task, map index) and survives task retries. One small key per
-    recipient, so recording an id costs one small write however long the list is.
-
-    Writes come from worker threads (the bulk send keeps its event loop free while the supervisor
-    answers), so one lock serialises them: the worker's socket comms are thread-safe, but the in-process
-    comms of ``dag.test()`` are not (it unsets ``SUPERVISOR_COMMS`` while it handles a request, and a
-    concurrent write then fails).
-    """
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self._lock = threading.Lock()
-        # What this try has read or written: a retry reads each recipient once (for the gate), not
-        # once more for the send; nothing else writes these keys while the task runs.
-        self._seen: dict[str, dict[str, Any] | None] = {}
-
-    def get(self, recipient: str) -> dict[str, Any] | None:
-        with self._lock:
-            if recipient not in self._seen:
-                value = self._store.get(f"{LEDGER_PREFIX}:sent:{recipient}")
-                self._seen[recipient] = value if isinstance(value, dict) else None
-            return self._seen[recipient]
-
-    def record(self, recipient: str, record: dict[str, Any]) -> None:
-        with self._lock:
-            self._store.set(f"{LEDGER_PREFIX}:sent:{recipient}", record)
-            self._seen[recipient] = record
-
-    def started_at(self) -> datetime | None:
-        with self._lock:
-            value = self._store.get(f"{LEDGER_PREFIX}:started_at")
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-    def mark_started(self, when: datetime) -> None:
-        with self._lock:
-            self._store.set(f"{LEDGER_PREFIX}:started_at", when.isoformat())
+    from airflow_provider_smsww.sending.batch import Batch
+    from airflow_provider_smsww.sending.ledger import Ledger
 
 
 class SmsSendOperator(BaseOperator):
@@ -145,7 +101,9 @@ class SmsSendOperator(BaseOperator):
         self.smsww_conn_id = smsww_conn_id
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_smsww.batch import as_list, check_locally, idempotency_key
+        from airflow_provider_smsww.hooks.smsww import SmsWwHook
+        from airflow_provider_smsww.rendered import as_list
+        from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
 
         self._mask_callback_headers()
         batch = check_locally(
@@ -172,7 +130,8 @@ class SmsSendOperator(BaseOperator):
             batch.segments.encoding,
             batch.region,
         )
-        return asyncio.run(self._run(batch, context))
+        hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
+        return hook.run_async(lambda: self._run(hook, batch, context))
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Mask the callback's header values as soon as they are rendered: the task runner stores the
@@ -190,85 +149,51 @@ class SmsSendOperator(BaseOperator):
             if value:
                 mask_secret(str(value))
 
-    def _ledger(self, context: Context) -> Ledger:
-        from airflow_provider_smsww.batch import MemoryLedger
+    async def _run(self, hook: SmsWwHook, batch: Batch, context: Context) -> Any:
+        from airflow_provider_smsww.sending.gate import gate
+        from airflow_provider_smsww.sending.ledger import ledger_for_task, not_yet_recorded
 
-        store = context.get("task_state_store")
-        if store is not None:
-            return TaskStateLedger(store)
-        ti = context.get("ti")
-        try_number = getattr(ti, "try_number", 1) or 1
-        self.log.warning(
-            "No task_state_store in the context (Airflow < 3.3, or a run outside a worker): accepted ids "
-            "are not persisted across retries."
-        )
-        if try_number > 1:
-            # Fall back to reconciling against the account's messages since the run started.
-            dag_run = context.get("dag_run")
-            started = getattr(dag_run, "start_date", None) or datetime.now(UTC) - timedelta(hours=1)
-            self.log.warning("Try %d: checking GET /messages since %s before sending.", try_number, started)
-            return MemoryLedger(started=started)
-        return MemoryLedger()
+        ledger = None if self.dry_run_only else ledger_for_task(context)
+        # On a retry only the recipients an earlier try did not record need the gate: the others
+        # passed it then and will not be sent again (and re-pricing them could fail on credit).
+        to_gate = batch if ledger is None else not_yet_recorded(batch, ledger)
+        if (self.gate or self.dry_run_only) and to_gate.recipients:
+            estimate = await gate(
+                hook,
+                to_gate,
+                concurrency=self.max_concurrency,
+                max_parts_per_message=self.max_parts_per_message,
+                max_total_price=self.max_total_price,
+                price_per_part_if_unknown=self.price_per_part_if_unknown,
+            )
+            total = estimate.total_price
+            self.log.info(
+                "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
+                len(estimate.estimates),
+                estimate.total_parts,
+                "unknown (priced after sending)" if total is None else f"{total:.4f}",
+            )
+            if self.dry_run_only:
+                return estimate.as_dict()
+        elif self.gate:
+            self.log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
+        assert ledger is not None
+        return await self._send(hook, batch, ledger)
 
-    async def _run(self, batch: Batch, context: Context) -> Any:
-        from airflow_provider_smsww.batch import gate, not_yet_recorded
-        from airflow_provider_smsww.hooks.smsww import SmsWwHook
-
-        hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-        client = hook.async_client
-        ledger = None if self.dry_run_only else self._ledger(context)
-        try:
-            # On a retry only the recipients an earlier try did not record need the gate: the others
-            # passed it then and will not be sent again (and re-pricing them could fail on credit).
-            to_gate = batch if ledger is None else not_yet_recorded(batch, ledger)
-            if (self.gate or self.dry_run_only) and to_gate.recipients:
-                estimate = await gate(
-                    client,
-                    to_gate,
-                    concurrency=self.max_concurrency,
-                    max_parts_per_message=self.max_parts_per_message,
-                    max_total_price=self.max_total_price,
-                    price_per_part_if_unknown=self.price_per_part_if_unknown,
-                )
-                total = estimate.total_price
-                self.log.info(
-                    "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
-                    len(estimate.estimates),
-                    estimate.total_parts,
-                    "unknown (priced after sending)" if total is None else f"{total:.4f}",
-                )
-                if self.dry_run_only:
-                    return estimate.as_dict()
-            elif self.gate:
-                self.log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
-            assert ledger is not None
-            return await self._send(client, batch, ledger)
-        finally:
-            await hook.aclose()
-
-    async def _send(self, client: AsyncSmsWwClient, batch: Batch, ledger: Ledger) -> list[dict[str, Any]]:
-        from airflow_provider_smsww.batch import send_all
-
-        async def record_async(recipient: str, record: dict[str, Any]) -> None:
-            # The store talks to the supervisor synchronously: keep the event loop free meanwhile.
-            await asyncio.to_thread(ledger.record, recipient, record)
+    async def _send(self, hook: SmsWwHook, batch: Batch, ledger: Ledger) -> list[dict[str, Any]]:
+        from airflow_provider_smsww.sending.bulk import send_all
 
         report = await send_all(
-            client,
-            batch,
-            ledger,
-            now=lambda: datetime.now(UTC),
-            concurrency=self.max_concurrency,
-            record_async=record_async,
+            hook, batch, ledger, now=lambda: datetime.now(UTC), concurrency=self.max_concurrency
         )
         if report.failures:
             by_reason: dict[str, list[str]] = {}
             for who, why in report.failures.items():
                 by_reason.setdefault(why, []).append(who)
-            lines = "\n".join(f"  - {', '.join(who)}: {why}" for why, who in by_reason.items())
-            raise SmsWwError(
+            head = (
                 f"{len(report.records)} of {len(batch.recipients)} message(s) accepted; "
-                f"{len(report.failures)} failed (a retry sends only to these):\n{lines}"
+                f"{len(report.failures)} failed (a retry sends only to these):"
             )
+            raise SmsWwError(describe_problems(head, {", ".join(w): why for why, w in by_reason.items()}))
         self.log.info("%d message(s) accepted (%d from an earlier try)", len(report.records), report.reused)
         return report.records

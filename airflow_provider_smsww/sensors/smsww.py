@@ -6,9 +6,7 @@ and the trigger are imported inside the methods that run on a worker.
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,18 +14,12 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.exceptions import SmsWwDeliveryError, SmsWwError, SmsWwValidationError
+from airflow_provider_smsww.exceptions import SmsWwDeliveryError, SmsWwError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, PokeReturnValue
 
     from airflow_provider_smsww.models import Message
-
-#: What the API's ids look like (24 hex characters today); the client refuses anything that could
-#: change the request path, this refuses it earlier with a message that says which input was wrong.
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
-_SEPARATORS = re.compile(r"[,;\s]+")
-_MAX_DEPTH = 4
 
 
 class SmsDeliveryFailedError(SmsWwDeliveryError, AirflowFailException):  # type: ignore[misc]
@@ -35,77 +27,6 @@ class SmsDeliveryFailedError(SmsWwDeliveryError, AirflowFailException):  # type:
     of reach). It is an ``AirflowFailException`` too, so the task fails without retries: a retry would
     read the same final states again. (Both bases define ``status_code``; the provider's, the HTTP
     status or None, wins, and the task runner does not read it.)"""
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def normalize_message_ids(value: Any) -> list[str]:
-    """Every message id in ``value``, deduplicated, in order.
-
-    Accepts one id, a comma- or space-separated string of ids, a list of ids, the records that
-    :class:`~airflow_provider_smsww.operators.smsww.SmsSendOperator` returns (``{recipient, id, state,
-    ...}``), nested lists of those (a mapped upstream), and any of these rendered to a JSON or Python
-    literal string. Raises :class:`SmsWwValidationError` naming every entry that is not a message id.
-    """
-    from airflow_provider_smsww.batch import parse_literal
-
-    ids: list[str] = []
-    problems: list[str] = []
-
-    def add(candidate: str) -> None:
-        if _MESSAGE_ID.match(candidate):
-            ids.append(candidate)
-        else:
-            problems.append(f"{_short(candidate)} is not a message id (letters, digits and '-')")
-
-    def walk(item: Any, depth: int) -> None:
-        if depth > _MAX_DEPTH:
-            problems.append(f"{_short(item)} is nested too deeply")
-        elif isinstance(item, str):
-            text = item.strip()
-            if text[:1] in ("[", "{", "("):
-                parsed = parse_literal(text)
-                if parsed is None or isinstance(parsed, str):
-                    problems.append(f"{_short(text)} looks like a list or record but does not parse")
-                else:
-                    walk(parsed, depth + 1)
-            else:
-                for part in _SEPARATORS.split(text):
-                    if part:
-                        add(part)
-        elif isinstance(item, Mapping):
-            if item.get("dry_run") is True:
-                problems.append(
-                    "got the estimate of SmsSendOperator(dry_run=True): nothing was sent, so there is "
-                    "nothing to wait for"
-                )
-            elif isinstance(item.get("id"), str) and item["id"]:
-                add(item["id"])
-            else:
-                recipient = item.get("recipient")
-                problems.append(
-                    f"record {_short(dict(item))} has no message id"
-                    + (f" (recipient {recipient})" if recipient else "")
-                )
-        elif isinstance(item, Iterable) and not isinstance(item, bytes | bytearray):
-            for element in item:
-                walk(element, depth + 1)
-        else:
-            problems.append(f"{type(item).__name__} {_short(item)} is not a message id")
-
-    walk(value, 0)
-    if problems:
-        listed = "\n".join(f"  - {p}" for p in problems[:20])
-        more = f"\n  - and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise SmsWwValidationError(f"message_ids: {len(problems)} problem(s):\n{listed}{more}")
-    if not ids:
-        raise SmsWwValidationError(
-            "message_ids is empty: there is nothing to wait for (did the upstream task send anything?)"
-        )
-    return list(dict.fromkeys(ids))
 
 
 class SmsDeliverySensor(BaseSensorOperator):
@@ -188,10 +109,12 @@ class SmsDeliverySensor(BaseSensorOperator):
         self._final: dict[str, Message] = {}
 
     def _ids(self) -> list[str]:
+        from airflow_provider_smsww.delivery import normalize_message_ids
+
         return normalize_message_ids(self.message_ids)
 
     def _required(self, ids: Sequence[str]) -> int:
-        from airflow_provider_smsww.triggers.smsww import required_count
+        from airflow_provider_smsww.delivery import required_count
 
         if self.min_delivered is not None and self.min_delivered > len(ids):
             self.log.warning(
@@ -210,30 +133,19 @@ class SmsDeliverySensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow.sdk import PokeReturnValue
 
+        from airflow_provider_smsww.delivery import DeliveryProgress, read_messages
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
-        from airflow_provider_smsww.triggers.smsww import DeliveryProgress, read_messages
 
         ids = self._ids()
         required = self._required(ids)
         messages: dict[str, Message] = {i: m for i, m in self._final.items() if i in ids}
         todo = [i for i in ids if i not in messages]
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-
-        async def read() -> SmsWwError | None:
-            # Concurrent reads, as in the trigger: one GET per id, and 1,000 ids one after another
-            # would hold the worker slot for 1,000 round trips.
-            try:
-                return await read_messages(
-                    hook.async_client,
-                    todo,
-                    messages,
-                    max_concurrency=self.max_concurrency,
-                    conn_id=self.smsww_conn_id,
-                )
-            finally:
-                await hook.aclose()
-
-        trouble = asyncio.run(read())
+        # Concurrent reads, as in the trigger: 1,000 ids one after another would hold the worker slot
+        # for 1,000 round trips.
+        trouble = hook.run_async(
+            lambda: read_messages(hook, todo, messages, max_concurrency=self.max_concurrency)
+        )
         self._final.update({i: messages[i] for i in todo if i in messages and messages[i].is_final})
 
         progress = DeliveryProgress(ids, messages, required)

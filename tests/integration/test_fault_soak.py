@@ -28,12 +28,15 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww import batch as batch_module
 from airflow_provider_smsww.client import AsyncSmsWwClient
 from airflow_provider_smsww.exceptions import SmsWwError
+from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sandbox.faults import SEND_PATHS, FaultConfig
 from airflow_provider_smsww.sandbox.server import SandboxHandle, in_process_sandbox, run_sandbox
+from airflow_provider_smsww.sending import bulk as bulk_module
+from airflow_provider_smsww.sending.batch import check_locally
+from airflow_provider_smsww.sending.ledger import MemoryLedger
 from tests.fakes import FakeStore
 
 pytestmark = pytest.mark.integration
@@ -90,19 +93,19 @@ class SendTap:
 
 
 class ReconcileTap:
-    """Counts the operator's reconciliations (``batch.reconcile``) and what they found."""
+    """Counts the operator's reconciliations (``sending.reconcile``) and what they found."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[int, int]] = []  # (asked for, found)
-        original = batch_module.reconcile
+        original = bulk_module.reconcile
 
-        async def reconcile(client: Any, batch: Any, recipients: Any, since: Any, **kw: Any) -> Any:
+        async def reconcile(hook: Any, batch: Any, recipients: Any, since: Any, **kw: Any) -> Any:
             wanted = list(recipients)
-            found = await original(client, batch, wanted, since, **kw)
+            found = await original(hook, batch, wanted, since, **kw)
             self.calls.append((len(wanted), len(found)))
             return found
 
-        monkeypatch.setattr(batch_module, "reconcile", reconcile)
+        monkeypatch.setattr(bulk_module, "reconcile", reconcile)
 
 
 def use(monkeypatch: pytest.MonkeyPatch, handle: SandboxHandle, max_retries: int = 12) -> None:
@@ -234,7 +237,7 @@ def test_in_process_soak_with_crash_and_retry(monkeypatch: pytest.MonkeyPatch) -
         use(monkeypatch, box)
         # The hook builds its own client: route it to the in-process app (no socket).
         monkeypatch.setattr(
-            "airflow_provider_smsww.hooks.smsww.AsyncSmsWwClient",
+            "airflow_provider_smsww.client.AsyncSmsWwClient",
             functools.partial(AsyncSmsWwClient, transport=box.async_transport),
         )
         tap = SendTap(box)
@@ -327,7 +330,9 @@ def test_without_a_task_state_store_a_retry_reconciles_since_the_run_started(
         assert_exactly_once(handle, again, recipients)
 
 
-async def test_uncertain_send_older_than_the_scan_limit_is_found_not_resent() -> None:
+async def test_uncertain_send_older_than_the_scan_limit_is_found_not_resent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Regression: uncertain sends are reconciled after the whole round, newest first. In a batch larger
     than ``scan_limit`` an early uncertain send lies deeper than ``scan_limit`` messages, was not found
     and was sent again: a duplicate. The scan now covers the batch's own messages plus ``scan_limit``."""
@@ -335,16 +340,23 @@ async def test_uncertain_send_older_than_the_scan_limit_is_found_not_resent() ->
     with in_process_sandbox(credit=1000) as box:
         # The first send is processed and stored, then answered 503: its outcome is unknown.
         box.faults.inject("503-after", path="/WW-messages", method="POST")
-        batch = batch_module.check_locally(recipients, TEXT)
-        async with AsyncSmsWwClient(box.url, token=box.token, transport=box.async_transport) as client:
-            report = await batch_module.send_all(
-                client,
-                batch,
-                batch_module.MemoryLedger(),
+        use(monkeypatch, box)
+        monkeypatch.setattr(
+            "airflow_provider_smsww.client.AsyncSmsWwClient",
+            functools.partial(AsyncSmsWwClient, transport=box.async_transport),
+        )
+        hook = SmsWwHook()
+        try:
+            report = await bulk_module.send_all(
+                hook,
+                check_locally(recipients, TEXT),
+                MemoryLedger(),
                 now=lambda: datetime.now(UTC),
                 concurrency=1,
                 scan_limit=10,
             )
+        finally:
+            await hook.aclose()
         assert report.failures == {}
         assert box.sandbox.per_recipient() == {r: 1 for r in recipients}
         assert [r["recipient"] for r in report.records] == recipients

@@ -11,15 +11,20 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_smsww.batch import MemoryLedger, as_list, check_locally, gate, reconcile, send_all
-from airflow_provider_smsww.client import AsyncSmsWwClient, RetryPolicy
 from airflow_provider_smsww.exceptions import (
     SmsWwDryRunIgnoredError,
     SmsWwError,
     SmsWwGateError,
     SmsWwReconcileError,
 )
+from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
+from airflow_provider_smsww.rendered import as_list
+from airflow_provider_smsww.sending.batch import check_locally
+from airflow_provider_smsww.sending.bulk import send_all
+from airflow_provider_smsww.sending.gate import gate
+from airflow_provider_smsww.sending.ledger import MemoryLedger
+from airflow_provider_smsww.sending.reconcile import reconcile
 
 API = "https://sms.example.test"
 TEXT = "Report ready"
@@ -50,8 +55,11 @@ def serve_list(httpx_mock: Any, messages: list[dict[str, Any]]) -> None:
 
 async def find(recipients: list[str], **kwargs: Any) -> dict[str, Any]:
     batch = check_locally(recipients, TEXT)
-    async with AsyncSmsWwClient(API, token="t", retry=RetryPolicy(max_retries=0)) as client:
-        found = await reconcile(client, batch, recipients, SINCE, **kwargs)
+    hook = SmsWwHook()
+    try:
+        found = await reconcile(hook, batch, recipients, SINCE, **kwargs)
+    finally:
+        await hook.aclose()
     return {r: m.id for r, m in found.items()}
 
 
@@ -148,8 +156,11 @@ def gateway(httpx_mock: Any) -> Gateway:
 
 
 async def run_gate(recipients: list[str]) -> Any:
-    async with AsyncSmsWwClient(API, token="t", retry=RetryPolicy(max_retries=0)) as client:
-        return await gate(client, check_locally(recipients, TEXT), concurrency=20)
+    hook = SmsWwHook()
+    try:
+        return await gate(hook, check_locally(recipients, TEXT), concurrency=20)
+    finally:
+        await hook.aclose()
 
 
 async def test_a_dry_run_answered_as_a_real_send_stops_after_one_message(gateway: Gateway) -> None:
@@ -173,8 +184,11 @@ async def test_a_blocklisted_dry_run_answer_refuses_the_batch(gateway: Gateway) 
 
 
 async def send(recipients: list[str], ledger: MemoryLedger) -> Any:
-    async with AsyncSmsWwClient(API, token="t", retry=RetryPolicy(max_retries=0)) as client:
-        return await send_all(client, check_locally(recipients, TEXT), ledger, now=lambda: datetime.now(UTC))
+    hook = SmsWwHook()
+    try:
+        return await send_all(hook, check_locally(recipients, TEXT), ledger, now=lambda: datetime.now(UTC))
+    finally:
+        await hook.aclose()
 
 
 async def test_an_unknown_outcome_not_listed_yet_waits_for_the_next_try(gateway: Gateway) -> None:
@@ -229,8 +243,6 @@ def test_the_notifier_reads_its_dry_run_like_the_gate(
     """One rule for both: an alert whose dry run comes back as a real send sends nothing more."""
     from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 
-    conn = {"conn_type": "smsww", "host": API, "password": "t", "extra": {"max_retries": 0}}
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
     gateway.dry_run_echo = False
     with pytest.raises(SmsWwError, match=r"options\.dryRun false"):
         SmsWwNotifier(recipients=[ALICE, BOB], message="DAG failed").notify({"run_id": "r"})

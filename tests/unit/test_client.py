@@ -22,16 +22,9 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from airflow_provider_smsww import __version__
-from airflow_provider_smsww import client as client_module
-from airflow_provider_smsww.client import (
-    AsyncSmsWwClient,
-    RetryPolicy,
-    SmsWwClient,
-    TokenMinter,
-    default_scopes,
-    parse_retry_after,
-    shared_minter,
-)
+from airflow_provider_smsww import auth as auth_module
+from airflow_provider_smsww.auth import TokenMinter, default_scopes, shared_minter
+from airflow_provider_smsww.client import AsyncSmsWwClient, RetryPolicy, SmsWwClient
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwBlocklistedError,
@@ -46,6 +39,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
 from airflow_provider_smsww.models import Callback, Message, MessageOptions, MessageState, SendRequest
+from airflow_provider_smsww.responses import parse_retry_after
 
 API = "https://sms.example.test"
 OAUTH = "https://oauth.example.test"
@@ -152,7 +146,7 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 
 @pytest.fixture(autouse=True)
 def no_shared_minters(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module, "_MINTERS", {})
+    monkeypatch.setattr(auth_module, "_MINTERS", {})
 
 
 def send(h: Harness, *, dry_run: bool = False, **kwargs: Any) -> Message:
@@ -778,7 +772,7 @@ def test_a_minted_token_is_reused_until_it_nears_expiry(httpx_mock: HTTPXMock) -
             return later
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(client_module, "datetime", Later)
+        mp.setattr(auth_module, "datetime", Later)
         with SmsWwClient(API, minter=shared) as client:
             client.get_message(MESSAGE_ID)
             client.get_message(MESSAGE_ID)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
+from airflow_provider_smsww import auth as auth_module
 from airflow_provider_smsww import client as client_module
 from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
 from airflow_provider_smsww.exceptions import SmsWwAuthError
@@ -30,7 +31,7 @@ MESSAGE = {"data": {"id": MESSAGE_ID, "state": "PENDING"}}
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """No minter shared with other tests; ``mask_secret`` recorded instead of Airflow's."""
-    monkeypatch.setattr(client_module, "_MINTERS", {})
+    monkeypatch.setattr(auth_module, "_MINTERS", {})
     masked: list[Any] = []
     monkeypatch.setattr(hook_module, "mask_secret", masked.append)
     return masked
@@ -340,12 +341,17 @@ def test_test_connection_with_a_wrong_api_key(
 
 
 def test_hook_identity_and_ui_field_behaviour() -> None:
+    """Airflow 3.3 reads the form's layout from the provider info (the hook has no
+    ``get_ui_field_behaviour``: nothing that reads it is supported)."""
+    from airflow_provider_smsww import get_provider_info
+
     assert SmsWwHook.conn_type == "smsww"
     assert SmsWwHook.default_conn_name == "smsww_default"
     assert SmsWwHook.conn_name_attr == "smsww_conn_id"
     assert SmsWwHook.hook_name == "SMS Worldwide (Openapi)"
-    behaviour = SmsWwHook.get_ui_field_behaviour()
-    assert behaviour["hidden_fields"] == ["schema", "port"]
+    assert "get_ui_field_behaviour" not in SmsWwHook.__dict__  # deprecated by Airflow 3.3
+    behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+    assert behaviour["hidden-fields"] == ["schema", "port"]
     assert behaviour["relabeling"] == {
         "login": "Account email",
         "password": "Bearer token",
@@ -384,16 +390,16 @@ async def test_get_async_conn_mints_in_async_code(
     await hook.aclose()
 
 
-async def test_async_client_property_is_closed_by_aclose(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_sync_built_async_client_is_closed_by_aclose(monkeypatch: pytest.MonkeyPatch) -> None:
     set_json_conn(monkeypatch, password=TOKEN)
     hook = SmsWwHook()
-    client = hook.async_client
+    hook.open_async_client()  # the sync way, for sync code that runs its own loop
+    client = await hook.get_async_conn()
     assert isinstance(client, AsyncSmsWwClient)
-    assert hook.async_client is client
     assert await hook.get_async_conn() is client
     await hook.aclose()
     assert client._http.is_closed
-    assert hook.async_client is not client
+    assert await hook.get_async_conn() is not client
     await hook.aclose()
 
 

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
+from airflow_provider_smsww.delivery import normalize_message_ids
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwDeliveryError,
@@ -25,11 +26,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwNotFoundError,
     SmsWwValidationError,
 )
-from airflow_provider_smsww.sensors.smsww import (
-    SmsDeliveryFailedError,
-    SmsDeliverySensor,
-    normalize_message_ids,
-)
+from airflow_provider_smsww.sensors.smsww import SmsDeliveryFailedError, SmsDeliverySensor
 from airflow_provider_smsww.triggers.smsww import SmsDeliveryTrigger
 from tests.fakes import CALLBACK_SECRET, IDS, RECIPIENTS, TEXT, TOKEN, FakeMessages
 

@@ -1,0 +1,20 @@
+"""What :class:`~airflow_provider_smsww.operators.smsww.SmsSendOperator` does, one concern a module,
+free of Airflow's task machinery so that it can be tested and benchmarked on its own. Every request
+goes through :class:`~airflow_provider_smsww.hooks.smsww.SmsWwHook`.
+
+The order is what keeps money safe:
+
+1. :mod:`.batch`: :func:`~.batch.check_locally` refuses bad input (numbers, sender, text, parts,
+   callback) with no request at all, and builds the :class:`~.batch.Batch`.
+2. :mod:`.ledger`: on a retry, the recipients an earlier try recorded as accepted are taken out
+   (:func:`~.ledger.not_yet_recorded`); they are neither priced nor sent again.
+3. :mod:`.gate`: :func:`~.gate.gate` prices every remaining message with ``dryRun`` (free) and refuses
+   the whole batch if any message fails, needs too many parts, or the total is over budget.
+4. :mod:`.bulk`: :func:`~.bulk.send_all` sends for real with a bounded number in flight, writing each
+   accepted id to the ledger before that slot sends again.
+5. :mod:`.reconcile`: a send whose outcome is unknown (dropped connection, 5xx, an unreadable answer),
+   and on a retry every recipient the ledger lacks, is looked up in ``GET /messages`` before anything
+   is resent; what is not listed yet is left to the next try, which looks again first.
+
+``docs/operator.md`` tells the guarantees and the window that remains.
+"""

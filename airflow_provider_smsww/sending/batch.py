@@ -1,0 +1,122 @@
+"""Step 1 of sending: recipients and the local checks, which refuse bad input before any request."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_smsww.exceptions import SmsWwGateError, describe_problems
+from airflow_provider_smsww.models import Callback, MessageOptions, Region, SendRequest
+from airflow_provider_smsww.segments import SegmentInfo
+from airflow_provider_smsww.validation import (
+    Problem,
+    Recipient,
+    check_callback,
+    check_message,
+    check_region,
+    check_sender,
+    parse_recipient,
+)
+
+log = logging.getLogger(__name__)
+
+#: Where each message carries its per-recipient key, in ``callback.custom`` (see :mod:`.reconcile`).
+CALLBACK_KEY_FIELD = "smsww_key"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A validated batch: what will be sent to whom. Built by :func:`check_locally`."""
+
+    recipients: tuple[Recipient, ...]
+    message: str
+    sender: str | None
+    region: Region
+    segments: SegmentInfo
+    fail_on_multiple_messages: bool = False
+    callback: Callback | None = None
+    #: Deterministic per-recipient keys (dag, task, run, map index, recipient), put in callback.custom.
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def request(self, recipient: Recipient, *, dry_run: bool) -> SendRequest:
+        callback = self.callback
+        if callback is not None and recipient.e164 in self.keys:
+            custom = {**callback.custom, CALLBACK_KEY_FIELD: self.keys[recipient.e164]}
+            callback = callback.model_copy(update={"custom": custom})
+        return SendRequest(
+            recipient=recipient.e164,
+            message=self.message,
+            sender=self.sender,
+            options=MessageOptions(dry_run=dry_run, fail_on_multiple_messages=self.fail_on_multiple_messages),
+            callback=callback,
+        )
+
+
+def idempotency_key(*parts: object) -> str:
+    """A stable key for one message of one task try family (same across retries)."""
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def check_locally(
+    recipients: Sequence[str],
+    message: str,
+    *,
+    sender: str | None = None,
+    region: str = "WW",
+    callback: Callback | dict[str, Any] | None = None,
+    fail_on_multiple_messages: bool = False,
+    max_parts_per_message: int | None = None,
+) -> Batch:
+    """Validate everything that can be validated without the API; raise one error naming every problem.
+
+    Duplicate recipients (also when written differently, e.g. with spaces) are sent once.
+    """
+    problems: dict[str, str] = {}
+    if problem := check_region(region):
+        problems["region"] = problem.message
+    if problem := check_sender(sender):
+        problems["sender"] = problem.message
+    segments = check_message(message, fail_on_multiple_messages=fail_on_multiple_messages)
+    if isinstance(segments, Problem):
+        problems["message"] = segments.message
+    elif max_parts_per_message is not None and segments.parts > max_parts_per_message:
+        problems["message"] = (
+            f"message needs {segments.parts} parts ({segments.characters} {segments.encoding} characters) "
+            f"and max_parts_per_message is {max_parts_per_message}"
+        )
+    parsed_callback = None if callback is None else check_callback(callback)
+    if isinstance(parsed_callback, Problem):
+        problems["callback"] = parsed_callback.message
+    if not recipients:
+        problems["recipients"] = "no recipients given"
+    valid: dict[str, Recipient] = {}
+    for raw in recipients:
+        parsed = parse_recipient(raw, region)
+        if isinstance(parsed, Problem):
+            problems[str(raw)] = parsed.message
+        else:
+            valid.setdefault(parsed.e164, parsed)
+    if problems:
+        raise SmsWwGateError(
+            describe_problems("SMS batch refused before any request; nothing was sent.", problems),
+            problems=problems,
+        )
+    assert isinstance(segments, SegmentInfo)
+    assert not isinstance(parsed_callback, Problem)
+    if len(valid) < len(recipients):
+        log.warning(
+            "%d duplicate recipient(s) dropped: each number gets the message once",
+            len(recipients) - len(valid),
+        )
+    return Batch(
+        recipients=tuple(valid.values()),
+        message=message,
+        sender=sender or None,
+        region=region,  # type: ignore[arg-type]
+        segments=segments,
+        fail_on_multiple_messages=fail_on_multiple_messages,
+        callback=parsed_callback,
+    )

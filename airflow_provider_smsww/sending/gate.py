@@ -1,0 +1,96 @@
+"""Step 3 of sending: the dry-run gate. Every message is priced with ``dryRun`` (free) and the whole
+batch is refused, with every reason named, unless all pass and the total is within budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_smsww.concurrency import bounded
+from airflow_provider_smsww.exceptions import SmsWwGateError, SmsWwValidationError, describe_problems
+from airflow_provider_smsww.models import Estimate
+
+if TYPE_CHECKING:
+    from airflow_provider_smsww.hooks.smsww import SmsWwHook
+    from airflow_provider_smsww.sending.batch import Batch
+    from airflow_provider_smsww.validation import Recipient
+
+
+@dataclass
+class GateResult:
+    estimates: list[Estimate]
+    total_parts: int
+    total_price: Decimal | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": True,
+            "recipients": [e.as_dict() for e in self.estimates],
+            "total_parts": self.total_parts,
+            "estimated_total_price": None if self.total_price is None else float(self.total_price),
+        }
+
+
+async def gate(
+    hook: SmsWwHook,
+    batch: Batch,
+    *,
+    concurrency: int = 20,
+    max_parts_per_message: int | None = None,
+    max_total_price: float | None = None,
+    price_per_part_if_unknown: float | None = None,
+) -> GateResult:
+    """Dry-run every message; raise :class:`SmsWwGateError` naming each refused message, or return the
+    estimate. Errors that are not about one message (auth, credit, transport) propagate as they are.
+
+    The budget fails closed: when a budget is set and the API leaves a price at 0 in dry run (worldwide
+    prices are only final after sending), ``price_per_part_if_unknown`` must say what to assume.
+    """
+    problems: dict[str, str] = {}
+
+    async def dry_run(recipient: Recipient) -> Estimate | None:
+        try:
+            return await hook.aestimate(batch.request(recipient, dry_run=True), batch.region)
+        except SmsWwValidationError as exc:
+            problems[recipient.e164] = exc.message
+            return None
+        # Any other error (auth, credit, transport, server) is about the account or the link, not
+        # this recipient: it propagates and stops the gate, so nothing is sent.
+
+    # One dry run alone first: if the API ignored dryRun, only that one message was sent, not
+    # ``concurrency`` of them.
+    canary, *rest = batch.recipients
+    first = await dry_run(canary)
+    answers = [first, *await bounded(rest, dry_run, concurrency)]
+    estimates = [e for e in answers if e is not None]
+    for estimate in estimates:
+        if max_parts_per_message is not None and estimate.parts > max_parts_per_message:
+            problems[estimate.recipient] = (
+                f"the API counts {estimate.parts} parts; max_parts_per_message is {max_parts_per_message}"
+            )
+    total_parts = sum(e.parts for e in estimates)
+    unpriced = [e for e in estimates if e.price is None]
+    total: Decimal | None = None
+    if not unpriced:
+        total = sum((e.price or Decimal(0) for e in estimates), Decimal(0))
+    elif price_per_part_if_unknown is not None:
+        assumed = Decimal(str(price_per_part_if_unknown))
+        total = sum((e.price if e.price is not None else assumed * e.parts for e in estimates), Decimal(0))
+    if max_total_price is not None and not problems:
+        if total is None:
+            problems["budget"] = (
+                f"the API did not price {len(unpriced)} message(s) in dry run (worldwide prices are final "
+                "only after sending); set price_per_part_if_unknown to check max_total_price"
+            )
+        elif total > Decimal(str(max_total_price)):
+            problems["budget"] = (
+                f"estimated total {total:.4f} EUR for {total_parts} part(s) exceeds max_total_price "
+                f"{max_total_price}"
+            )
+    if problems:
+        raise SmsWwGateError(
+            describe_problems("SMS batch refused by the dry-run gate; nothing was sent.", problems),
+            problems=problems,
+        )
+    return GateResult(estimates=estimates, total_parts=total_parts, total_price=total)
