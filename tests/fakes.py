@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 
 API = "https://sms.example.test"
 TOKEN = "unit-test-token-0123456789"
@@ -17,6 +20,11 @@ RECIPIENTS = ["+393331234500", "+393331234501", "+393331234502"]
 #: The text and a callback header of every message: neither may reach XCom, an event or a log.
 TEXT = "secret-ish text that must not reach XCom"
 CALLBACK_SECRET = "callback-secret"
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
+    """Make ``smsww_default`` the connection given by ``fields`` (``conn_type`` is added)."""
+    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps({"conn_type": "smsww", **fields}))
 
 
 class FakeStore:
@@ -90,3 +98,125 @@ class FakeMessages:
         await asyncio.sleep(0.01)
         self.in_flight -= 1
         return self(request)
+
+
+#: A scripted answer: a response, or (status, JSON body) made into a fresh response each time.
+Answer = httpx.Response | tuple[int, dict[str, Any]]
+
+
+def _respond(answer: Answer) -> httpx.Response:
+    return answer if isinstance(answer, httpx.Response) else httpx.Response(answer[0], json=answer[1])
+
+
+class FakeGateway:
+    """The SMS API behind pytest-httpx, for every unit test that sends: ``POST /{region}-messages``
+    answers dry runs (free, without an id) and stores real sends; ``GET /messages`` lists what it
+    stored, newest first. Every request must carry the Bearer :data:`TOKEN`.
+
+    What a test can script:
+
+    - ``price``: EUR per part (0: unpriced, as worldwide dry runs may be); ``parts``: the part count
+      the API reports (None: counted as the API counts, from the text).
+    - ``fail``: recipient -> the answer to every POST for it, dry run or real.
+    - ``fail_sends``: recipient -> the answer to its real sends only.
+    - ``refuse_dry_run``: the answer to every dry run.
+    - ``dry_run_echo``: True echoes ``options``; False answers dry runs as real sends (a gateway that
+      ignores ``dryRun``); None leaves ``options`` out of the answer.
+    - ``blocklist_dry_runs``: recipients whose dry runs come back blocklisted.
+    - ``lose_once``: a 502 before anything is stored; ``garble_once``: stored, then an unreadable 201;
+      ``uncertain_once``: stored, then a 502 HTML page.
+
+    What it records: ``posts`` (recipient, dry run?) of every POST, ``paths``, ``bodies`` and
+    ``dry_runs`` (the bodies of accepted real sends and dry runs), ``stored`` (messages as listed).
+    """
+
+    def __init__(self, price: float = 0.05, parts: int | None = None) -> None:
+        self.price, self.parts = price, parts
+        self.fail: dict[str, Answer] = {}
+        self.fail_sends: dict[str, Answer] = {}
+        self.refuse_dry_run: Answer | None = None
+        self.dry_run_echo: bool | None = True
+        self.blocklist_dry_runs: set[str] = set()
+        self.lose_once: set[str] = set()
+        self.garble_once: set[str] = set()
+        self.uncertain_once: set[str] = set()
+        self.posts: list[tuple[str, bool]] = []
+        self.paths: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.dry_runs: list[dict[str, Any]] = []
+        self.stored: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+
+    def message(self, body: dict[str, Any], *, id: str) -> dict[str, Any]:
+        from airflow_provider_smsww.segments import analyse
+
+        info = analyse(body["message"])
+        parts = info.parts if self.parts is None else self.parts
+        return {
+            "id": id,
+            "state": "NEW",
+            "recipient": body["recipient"],
+            "message": body["message"],
+            "sender": body.get("sender") or "Openapi",
+            "encoding": info.encoding,
+            "messageCount": parts,
+            "price": self.price,
+            "totalPrice": self.price * parts,
+            "createdAt": datetime.now(UTC).isoformat(),
+            "callback": body.get("callback"),
+            "options": body["options"],
+        }
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+        if request.method == "GET":
+            skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
+            return httpx.Response(200, json={"data": list(reversed(self.stored))[skip : skip + limit]})
+        body = json.loads(request.content)
+        recipient, dry = body["recipient"], body["options"]["dryRun"]
+        self.posts.append((recipient, dry))
+        self.paths.append(request.url.path)
+        if recipient in self.fail:
+            return _respond(self.fail[recipient])
+        if dry:
+            return self._dry_run(body)
+        if recipient in self.fail_sends:
+            return _respond(self.fail_sends[recipient])
+        if recipient in self.lose_once:
+            self.lose_once.discard(recipient)
+            return httpx.Response(502)
+        message = self.message(body, id=f"{next(self._ids):024x}")
+        self.bodies.append(body)
+        self.stored.append(message)
+        if recipient in self.garble_once:
+            self.garble_once.discard(recipient)
+            return httpx.Response(201, html="<html>accepted</html>")
+        if recipient in self.uncertain_once:
+            self.uncertain_once.discard(recipient)
+            return httpx.Response(502, text="<html>bad gateway</html>")
+        return httpx.Response(201, json={"data": message})
+
+    def _dry_run(self, body: dict[str, Any]) -> httpx.Response:
+        if self.refuse_dry_run is not None:
+            return _respond(self.refuse_dry_run)
+        self.dry_runs.append(body)
+        message = self.message(body, id="")
+        if self.dry_run_echo is False:
+            message["options"] = {**body["options"], "dryRun": False}
+        elif self.dry_run_echo is None:
+            del message["options"]
+        if body["recipient"] in self.blocklist_dry_runs:
+            message |= {"blocklisted": True, "blocklistedReason": "forbidden word"}
+        return httpx.Response(201, json={"data": message})
+
+    def sent_to(self) -> list[str]:
+        """Recipients of the stored (accepted) real sends, in order."""
+        return [m["recipient"] for m in self.stored]
+
+    def dry_run_to(self) -> list[str]:
+        """Recipients of the accepted dry runs, in order."""
+        return [b["recipient"] for b in self.dry_runs]
+
+    def real_sends(self) -> list[str]:
+        """Recipients of every real POST, accepted or not."""
+        return [r for r, dry in self.posts if not dry]

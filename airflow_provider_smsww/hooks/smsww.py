@@ -228,12 +228,20 @@ class SmsWwHook(BaseHook):
 
         return asyncio.run(run())
 
+    def __enter__(self) -> SmsWwHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Close the sync client's pool (a later call opens a new one)."""
         if "client" in self.__dict__:
             self.client.close()
             del self.__dict__["client"]
 
     async def aclose(self) -> None:
+        """Close the async client's pool (a later call opens a new one)."""
         if self._async_client is not None:
             await self._async_client.aclose()
             self._async_client = None

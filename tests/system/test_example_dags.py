@@ -67,3 +67,18 @@ def test_bulk_campaign_previews_then_sends_each_number_once(env_and_sandbox: Any
     assert set(counts.values()) == {1}
     assert sandbox.dry_runs >= 60  # the preview prices all 30, each mapped batch gates its 10 again
     assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
+
+
+def test_taskflow_hook_sends_one_notice_and_waits_for_it(env_and_sandbox: Any) -> None:
+    result, sandbox, log = run("example_smsww_taskflow", env_and_sandbox)
+
+    assert result.returncode == 0, log[-3000:]
+    assert sandbox.per_recipient() == {"+393331234567": 1}
+    (message,) = result.messages
+    view = sandbox.view(message)
+    assert view["state"] == "DELIVERED"
+    assert view["sender"] == "Shop"
+    assert view["message"].startswith("Order A-1042 has shipped. Ref ")
+    assert sandbox.dry_runs == 1
+    assert "dry run: 1 part(s), GSM-7" in log
+    assert "Pausing task as DEFERRED" in log

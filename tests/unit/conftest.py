@@ -3,19 +3,13 @@ on it. HTTP is mocked with pytest-httpx; nothing leaves the process."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
-from tests.fakes import API, TOKEN
-
-
-def set_connection(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
-    """Make ``smsww_default`` the connection given by ``fields`` (``conn_type`` is added)."""
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps({"conn_type": "smsww", **fields}))
+from tests.fakes import API, TOKEN, FakeGateway, set_connection
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +25,11 @@ async def hook() -> AsyncIterator[SmsWwHook]:
     hook = SmsWwHook()
     yield hook
     await hook.aclose()
+
+
+@pytest.fixture
+def gateway(httpx_mock: Any) -> FakeGateway:
+    """The one fake SMS API of the unit tests (see :class:`tests.fakes.FakeGateway`)."""
+    fake = FakeGateway()
+    httpx_mock.add_callback(fake, is_reusable=True, is_optional=True)
+    return fake

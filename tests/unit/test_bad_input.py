@@ -27,18 +27,7 @@ from airflow_provider_smsww.exceptions import (
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
-
-API = "https://sms.example.test"
-TOKEN = "bad-input-token-abcdef"
-
-
-def set_connection(monkeypatch: pytest.MonkeyPatch, **conn: Any) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps({"conn_type": "smsww", **conn}))
-
-
-@pytest.fixture(autouse=True)
-def connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    set_connection(monkeypatch, host=API, password=TOKEN)
+from tests.fakes import API, TOKEN, set_connection
 
 
 def run(**kwargs: Any) -> Any:
@@ -353,7 +342,7 @@ def test_unreadable_answer_to_a_real_send_is_looked_up_and_not_resent(httpx_mock
 def test_unreachable_host_fails_the_gate_and_sends_nothing(
     monkeypatch: pytest.MonkeyPatch, httpx_mock: Any, error: Exception
 ) -> None:
-    set_connection(monkeypatch, host="https://10.255.255.1:9", password=TOKEN, extra={"max_retries": 0})
+    set_connection(monkeypatch, host="https://127.0.0.1:9", password=TOKEN, extra={"max_retries": 0})
     httpx_mock.add_exception(error, is_reusable=True)
     with pytest.raises(SmsWwTransportError, match="could not reach the API") as info:
         run()

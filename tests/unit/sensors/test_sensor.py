@@ -30,15 +30,6 @@ from airflow_provider_smsww.sensors.smsww import SmsDeliveryFailedError, SmsDeli
 from airflow_provider_smsww.triggers.smsww import SmsDeliveryTrigger
 from tests.fakes import CALLBACK_SECRET, IDS, RECIPIENTS, TEXT, TOKEN, FakeMessages
 
-API = "https://sms.example.test"
-
-
-@pytest.fixture(autouse=True)
-def connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    # No client retries, so that a 5xx reaches the sensor at once and the tests do not sleep.
-    conn = {"conn_type": "smsww", "host": API, "password": TOKEN, "extra": {"max_retries": 0}}
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
-
 
 @pytest.fixture
 def fake(httpx_mock: Any) -> FakeMessages:
@@ -349,7 +340,7 @@ def test_deferral_timeout_respects_soft_fail() -> None:
 
 @pytest.mark.parametrize("name", ["example_smsww_report_ready", "example_smsww_bulk_campaign"])
 def test_example_dags_build_with_the_sensor(name: str) -> None:
-    path = Path(__file__).parents[2] / "example_dags" / f"{name}.py"
+    path = Path(__file__).parents[3] / "example_dags" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"_dag_{name}", path)
     assert spec is not None
     assert spec.loader is not None
@@ -360,7 +351,7 @@ def test_example_dags_build_with_the_sensor(name: str) -> None:
 
 
 def test_bulk_campaign_split_dedupes_across_batches() -> None:
-    path = Path(__file__).parents[2] / "example_dags" / "example_smsww_bulk_campaign.py"
+    path = Path(__file__).parents[3] / "example_dags" / "example_smsww_bulk_campaign.py"
     spec = importlib.util.spec_from_file_location("_dag_bulk_campaign_split", path)
     assert spec is not None
     assert spec.loader is not None

@@ -2,85 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from airflow_provider_smsww.exceptions import SmsWwError, SmsWwGateError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
-from tests.fakes import FakeStore
+from tests.fakes import TOKEN, FakeGateway, FakeStore
 
-API = "https://sms.example.test"
-TOKEN = "unit-test-token-0123456789"
 GOOD = ["+393331234567", "+393331234568", "+393331234569"]
-
-
-@pytest.fixture(autouse=True)
-def connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = {"conn_type": "smsww", "host": API, "password": TOKEN}
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
-
-
-class FakeGateway:
-    """A minimal gateway for the mock: prices dry runs, stores real sends, lists newest first."""
-
-    def __init__(self, price: float = 0.05, parts: int = 1) -> None:
-        self.price, self.parts = price, parts
-        self.sent: list[dict[str, Any]] = []
-        self.dry_runs: list[str] = []
-        self.fail: dict[str, tuple[int, dict[str, Any]]] = {}
-        self.ids = itertools.count(1)
-        self.uncertain_once: set[str] = set()
-
-    def message(self, body: dict[str, Any], *, id: str) -> dict[str, Any]:
-        return {
-            "id": id,
-            "state": "NEW",
-            "recipient": body["recipient"],
-            "message": body["message"],
-            "sender": body.get("sender") or "Openapi",
-            "encoding": "GSM-7",
-            "messageCount": self.parts,
-            "price": self.price,
-            "totalPrice": self.price * self.parts,
-            "createdAt": datetime.now(UTC).isoformat(),
-            "callback": body.get("callback"),
-        }
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-        if request.method == "GET":
-            newest_first = list(reversed(self.sent))
-            skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
-            return httpx.Response(200, json={"data": newest_first[skip : skip + limit]})
-        body = json.loads(request.content)
-        recipient = body["recipient"]
-        if recipient in self.fail:
-            status, payload = self.fail[recipient]
-            return httpx.Response(status, json=payload)
-        if body["options"]["dryRun"]:
-            self.dry_runs.append(recipient)
-            return httpx.Response(201, json={"data": self.message(body, id="")})
-        stored = self.message(body, id=f"{next(self.ids):024x}")
-        self.sent.append(stored)
-        if recipient in self.uncertain_once:
-            self.uncertain_once.discard(recipient)
-            return httpx.Response(502, text="<html>bad gateway</html>")
-        return httpx.Response(201, json={"data": stored})
-
-    def sent_to(self) -> list[str]:
-        return [m["recipient"] for m in self.sent]
-
-
-@pytest.fixture
-def gateway(httpx_mock: Any) -> FakeGateway:
-    fake = FakeGateway()
-    httpx_mock.add_callback(fake, is_reusable=True, is_optional=True)
-    return fake
 
 
 def context(store: FakeStore | None = None, try_number: int = 1) -> dict[str, Any]:
@@ -103,7 +34,7 @@ def op(**kwargs: Any) -> SmsSendOperator:
 
 def test_sends_to_every_recipient_after_the_gate(gateway: FakeGateway) -> None:
     result = op().execute(context(FakeStore()))
-    assert gateway.dry_runs == GOOD or sorted(gateway.dry_runs) == sorted(GOOD)
+    assert gateway.dry_run_to() == GOOD or sorted(gateway.dry_run_to()) == sorted(GOOD)
     assert sorted(gateway.sent_to()) == sorted(GOOD)
     assert [r["recipient"] for r in result] == GOOD
     assert set(result[0]) == {"recipient", "id", "state", "messageCount", "encoding"}
@@ -127,22 +58,22 @@ def test_api_refusal_in_dry_run_sends_nothing(gateway: FakeGateway) -> None:
         op().execute(context())
     assert list(info.value.problems) == ["+393331234568"]
     assert "2011" in str(info.value)
-    assert gateway.sent == []
+    assert gateway.stored == []
 
 
 def test_budget_exceeded_sends_nothing(gateway: FakeGateway) -> None:
     with pytest.raises(SmsWwGateError, match="exceeds max_total_price"):
         op(max_total_price=0.10).execute(context())
-    assert gateway.sent == []
+    assert gateway.stored == []
 
 
 def test_budget_with_unpriced_dry_runs_fails_closed(gateway: FakeGateway) -> None:
     gateway.price = 0.0
     with pytest.raises(SmsWwGateError, match="price_per_part_if_unknown"):
         op(max_total_price=10).execute(context())
-    assert gateway.sent == []
+    assert gateway.stored == []
     op(max_total_price=10, price_per_part_if_unknown=0.1).execute(context())
-    assert len(gateway.sent) == 3
+    assert len(gateway.stored) == 3
 
 
 def test_multi_part_text_is_refused_locally(httpx_mock: Any) -> None:
@@ -157,12 +88,12 @@ def test_api_part_count_over_the_limit_is_refused(gateway: FakeGateway) -> None:
     gateway.parts = 3
     with pytest.raises(SmsWwGateError, match="the API counts 3 parts"):
         op(max_parts_per_message=2).execute(context())
-    assert gateway.sent == []
+    assert gateway.stored == []
 
 
 def test_dry_run_returns_the_estimate_and_sends_nothing(gateway: FakeGateway) -> None:
     estimate = op(dry_run=True).execute(context())
-    assert gateway.sent == []
+    assert gateway.stored == []
     assert estimate["dry_run"] is True
     assert estimate["total_parts"] == 3
     assert estimate["estimated_total_price"] == pytest.approx(0.15)
@@ -174,7 +105,7 @@ def test_retry_after_a_crash_sends_each_recipient_exactly_once(gateway: FakeGate
     store = FakeStore(fail_on_set=6)
     with pytest.raises(RuntimeError, match="worker crashed"):
         op(recipients=recipients, max_concurrency=1).execute(context(store))
-    assert len(gateway.sent) == 5  # the 5th was accepted but not recorded: the worst window
+    assert len(gateway.stored) == 5  # the 5th was accepted but not recorded: the worst window
     store.fail_on_set = None
     gateway.dry_runs.clear()
     store.gets.clear()
@@ -184,7 +115,7 @@ def test_retry_after_a_crash_sends_each_recipient_exactly_once(gateway: FakeGate
     assert sorted(gateway.sent_to()) == sorted(recipients)  # each exactly once
     assert [r["recipient"] for r in result] == recipients
     # The retry gates only the recipients the first try did not record (4 were recorded).
-    assert gateway.dry_runs == recipients[4:]
+    assert gateway.dry_run_to() == recipients[4:]
 
 
 def test_retry_with_every_recipient_recorded_sends_and_prices_nothing(gateway: FakeGateway) -> None:
@@ -222,9 +153,9 @@ def test_callback_carries_a_deterministic_key_and_headers_stay_secret(
 ) -> None:
     callback = {"url": "https://hooks.example.test/sms", "headers": {"X-Secret": "cb-secret-value"}}
     result = op(callback=callback).execute(context(FakeStore()))
-    keys = {m["callback"]["custom"]["smsww_key"] for m in gateway.sent}
+    keys = {m["callback"]["custom"]["smsww_key"] for m in gateway.stored}
     assert len(keys) == 3
-    assert all(m["callback"]["headers"] == {"X-Secret": "cb-secret-value"} for m in gateway.sent)
+    assert all(m["callback"]["headers"] == {"X-Secret": "cb-secret-value"} for m in gateway.stored)
     assert "cb-secret-value" not in json.dumps(result)
     assert "cb-secret-value" not in caplog.text
     assert TOKEN not in caplog.text
@@ -234,3 +165,8 @@ def test_invalid_callback_url_is_refused_before_any_request(httpx_mock: Any) -> 
     with pytest.raises(SmsWwGateError, match="callback"):
         op(callback={"url": "not a url"}).execute(context())
     assert httpx_mock.get_requests() == []
+
+
+def test_a_budget_without_the_gate_is_refused_at_parse_time() -> None:
+    with pytest.raises(ValueError, match="needs gate=True"):
+        SmsSendOperator(task_id="t", recipients=GOOD[0], message="Hi", gate=False, max_total_price=1.0)

@@ -18,57 +18,10 @@ from airflow_provider_smsww.notifications.smsww import (
     send_smsww_notification,
 )
 from airflow_provider_smsww.segments import analyse
+from tests.fakes import TOKEN, FakeGateway
 
-API = "https://sms.example.test"
-TOKEN = "unit-test-token-0123456789"
 ON_CALL = ["+393331234567", "+393331234568"]
 TEMPLATE = "FAILED {{ dag.dag_id }}.{{ ti.task_id }} (run {{ run_id }}). Log: {{ ti.log_url }}"
-
-
-@pytest.fixture(autouse=True)
-def connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = {"conn_type": "smsww", "host": API, "password": TOKEN, "extra": {"max_retries": 0}}
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
-
-
-class FakeSend:
-    """``POST /{region}-messages``. ``bodies`` holds the accepted real sends, ``dry_runs`` the accepted
-    dry runs, ``paths`` every request's path. ``fail`` maps a recipient to the response its real send
-    gets; ``refuse_dry_run`` is the response every dry run gets, when set."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.dry_runs: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        self.fail: dict[str, httpx.Response] = {}
-        self.refuse_dry_run: httpx.Response | None = None
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        assert request.method == "POST"
-        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-        body = json.loads(request.content)
-        self.paths.append(request.url.path)
-        dry_run = body["options"]["dryRun"]
-        if dry_run and self.refuse_dry_run is not None:
-            return self.refuse_dry_run
-        if not dry_run and body["recipient"] in self.fail:
-            return self.fail[body["recipient"]]
-        (self.dry_runs if dry_run else self.bodies).append(body)
-        info = analyse(body["message"])
-        return httpx.Response(
-            201,
-            json={
-                "data": {
-                    "id": f"{len(self.bodies) + len(self.dry_runs):024x}",
-                    "state": "NEW",
-                    "recipient": body["recipient"],
-                    "message": body["message"],
-                    "encoding": info.encoding,
-                    "messageCount": info.parts,
-                    "options": body["options"],
-                }
-            },
-        )
 
 
 def sent_bodies(httpx_mock: Any) -> list[dict[str, Any]]:
@@ -79,13 +32,6 @@ def sent_bodies(httpx_mock: Any) -> list[dict[str, Any]]:
 def forbidden() -> httpx.Response:
     """A refusal for forbidden content (a fresh response each time: pytest-httpx reads it once)."""
     return httpx.Response(422, json={"code": 2044, "message": "Forbidden content"})
-
-
-@pytest.fixture
-def gateway(httpx_mock: Any) -> FakeSend:
-    fake = FakeSend()
-    httpx_mock.add_callback(fake, is_reusable=True, is_optional=True)
-    return fake
 
 
 class FakeTI:
@@ -106,7 +52,7 @@ def notifier(**kwargs: Any) -> SmsWwNotifier:
     return SmsWwNotifier(**kwargs)
 
 
-def test_renders_the_context_and_sends_to_each_recipient(gateway: FakeSend) -> None:
+def test_renders_the_context_and_sends_to_each_recipient(gateway: FakeGateway) -> None:
     notifier()(context())
     assert [b["recipient"] for b in gateway.bodies] == ON_CALL
     text = gateway.bodies[0]["message"]
@@ -116,7 +62,7 @@ def test_renders_the_context_and_sends_to_each_recipient(gateway: FakeSend) -> N
     assert set(gateway.paths) == {"/WW-messages"}
 
 
-def test_recipients_and_sender_are_templates_too(gateway: FakeSend) -> None:
+def test_recipients_and_sender_are_templates_too(gateway: FakeGateway) -> None:
     ctx = context()
     ctx["params"] = {"oncall": "+393331234567, +393331234568", "alias": "Ops"}
     notifier(recipients="{{ params.oncall }}", sender="{{ params.alias }}")(ctx)
@@ -124,14 +70,14 @@ def test_recipients_and_sender_are_templates_too(gateway: FakeSend) -> None:
     assert gateway.bodies[0]["sender"] == "Ops"
 
 
-def test_a_list_rendered_to_a_string_still_works(gateway: FakeSend) -> None:
+def test_a_list_rendered_to_a_string_still_works(gateway: FakeGateway) -> None:
     ctx = context()
     ctx["params"] = {"oncall": ON_CALL}
     notifier(recipients="{{ params.oncall }}")(ctx)  # renders to "['+39...', '+44...']"
     assert [b["recipient"] for b in gateway.bodies] == ON_CALL
 
 
-def test_one_shared_notifier_renders_afresh_for_every_task(gateway: FakeSend) -> None:
+def test_one_shared_notifier_renders_afresh_for_every_task(gateway: FakeGateway) -> None:
     shared = notifier(recipients=ON_CALL[:1])
     shared(context(task_id="extract"))
     shared(context(task_id="load", run_id="manual__2"))
@@ -152,16 +98,16 @@ def test_bad_sender_refuses_everyone_with_no_request(httpx_mock: Any) -> None:
     assert httpx_mock.get_requests() == []
 
 
-def test_a_bad_number_does_not_stop_the_alert_to_the_others(gateway: FakeSend) -> None:
+def test_a_bad_number_does_not_stop_the_alert_to_the_others(gateway: FakeGateway) -> None:
     with pytest.raises(SmsWwError, match=r"1 of 3 recipient\(s\)") as info:
         notifier(recipients=[*ON_CALL, "+1"])(context())
     assert "'+1'" in str(info.value)
     assert [b["recipient"] for b in gateway.bodies] == ON_CALL
 
 
-def test_an_api_refusal_is_reported_and_the_rest_still_sent(gateway: FakeSend) -> None:
+def test_an_api_refusal_is_reported_and_the_rest_still_sent(gateway: FakeGateway) -> None:
     # The dry run passed, then one real send is refused (a per-recipient refusal): the others still go.
-    gateway.fail[ON_CALL[0]] = httpx.Response(422, json={"code": 2044, "message": "Forbidden content"})
+    gateway.fail_sends[ON_CALL[0]] = httpx.Response(422, json={"code": 2044, "message": "Forbidden content"})
     with pytest.raises(SmsWwError, match=r"\+393331234567.*2044"):
         notifier()(context())
     assert [b["recipient"] for b in gateway.bodies] == ON_CALL[1:]
@@ -187,7 +133,7 @@ def test_refused_credentials_stop_after_the_first_and_leak_no_token(
         assert TOKEN not in text
 
 
-def test_long_text_is_cut_to_one_part(gateway: FakeSend) -> None:
+def test_long_text_is_cut_to_one_part(gateway: FakeGateway) -> None:
     notifier(recipients=ON_CALL[:1], message="x" * 300)(context())
     text = gateway.bodies[0]["message"]
     assert len(text) == 160
@@ -200,7 +146,7 @@ def test_long_text_refused_when_truncation_is_off(httpx_mock: Any) -> None:
     assert httpx_mock.get_requests() == []
 
 
-def test_multi_part_allowed_when_asked(gateway: FakeSend) -> None:
+def test_multi_part_allowed_when_asked(gateway: FakeGateway) -> None:
     notifier(recipients=ON_CALL[:1], message="x" * 300, fail_on_multiple_messages=False)(context())
     assert len(gateway.bodies[0]["message"]) == 300
     assert gateway.bodies[0]["options"]["failOnMultipleMessages"] is False
@@ -220,7 +166,7 @@ def test_fit_one_part_always_fits_one_part(text: str) -> None:
         assert "\ud83d" not in fitted  # no half of a surrogate pair
 
 
-async def test_async_notify_sends_to_each_recipient(gateway: FakeSend) -> None:
+async def test_async_notify_sends_to_each_recipient(gateway: FakeGateway) -> None:
     n = notifier()
     ctx = context()
     n.render_template_fields(ctx)
@@ -229,7 +175,7 @@ async def test_async_notify_sends_to_each_recipient(gateway: FakeSend) -> None:
     assert "etl.load_warehouse" in gateway.bodies[0]["message"]
 
 
-async def test_awaited_like_a_deadline_alert(gateway: FakeSend) -> None:
+async def test_awaited_like_a_deadline_alert(gateway: FakeGateway) -> None:
     # How the triggerer's CallbackTrigger runs AsyncCallback(SmsWwNotifier, kwargs=...): the class is
     # called with the kwargs plus a small context, then awaited.
     deadline_context: Any = {
@@ -244,8 +190,8 @@ async def test_awaited_like_a_deadline_alert(gateway: FakeSend) -> None:
     assert {b["message"] for b in gateway.bodies} == {"LATE etl scheduled__2025-01-01"}
 
 
-async def test_async_notify_reports_failures(gateway: FakeSend) -> None:
-    gateway.fail[ON_CALL[1]] = httpx.Response(503, text="busy")
+async def test_async_notify_reports_failures(gateway: FakeGateway) -> None:
+    gateway.fail_sends[ON_CALL[1]] = httpx.Response(503, text="busy")
     n = notifier()
     with pytest.raises(SmsWwError, match=r"\+393331234568"):
         await n.async_notify(context())
@@ -267,7 +213,7 @@ def test_alias_and_template_fields() -> None:
     assert tuple(SmsWwNotifier.template_fields) == ("recipients", "message", "sender")
 
 
-def test_region_goes_to_the_regional_endpoint(gateway: FakeSend) -> None:
+def test_region_goes_to_the_regional_endpoint(gateway: FakeGateway) -> None:
     notifier(recipients=ON_CALL[:1], region="IT")(context())
     assert gateway.paths == ["/IT-messages", "/IT-messages"]  # the dry run, then the send
 
@@ -276,7 +222,7 @@ def test_region_goes_to_the_regional_endpoint(gateway: FakeSend) -> None:
 
 
 def test_one_dry_run_of_the_final_text_and_sender_comes_before_the_sends(
-    gateway: FakeSend, httpx_mock: Any
+    gateway: FakeGateway, httpx_mock: Any
 ) -> None:
     notifier()(context())
     bodies = sent_bodies(httpx_mock)
@@ -288,7 +234,7 @@ def test_one_dry_run_of_the_final_text_and_sender_comes_before_the_sends(
     assert [b["recipient"] for b in bodies[1:]] == ON_CALL
 
 
-def test_the_dry_run_checks_the_truncated_text(gateway: FakeSend, httpx_mock: Any) -> None:
+def test_the_dry_run_checks_the_truncated_text(gateway: FakeGateway, httpx_mock: Any) -> None:
     notifier(message="x" * 300)(context())
     bodies = sent_bodies(httpx_mock)
     assert bodies[0]["options"]["dryRun"] is True
@@ -296,7 +242,7 @@ def test_the_dry_run_checks_the_truncated_text(gateway: FakeSend, httpx_mock: An
     assert {b["message"] for b in bodies} == {"x" * 157 + "..."}
 
 
-def test_the_dry_run_goes_to_the_first_valid_recipient(gateway: FakeSend, httpx_mock: Any) -> None:
+def test_the_dry_run_goes_to_the_first_valid_recipient(gateway: FakeGateway, httpx_mock: Any) -> None:
     with pytest.raises(SmsWwError, match=r"1 of 3 recipient\(s\)"):
         notifier(recipients=["+1", *ON_CALL])(context())
     bodies = sent_bodies(httpx_mock)
@@ -307,7 +253,7 @@ def test_the_dry_run_goes_to_the_first_valid_recipient(gateway: FakeSend, httpx_
     ]
 
 
-def test_a_shared_notifier_dry_runs_each_alert_once(gateway: FakeSend) -> None:
+def test_a_shared_notifier_dry_runs_each_alert_once(gateway: FakeGateway) -> None:
     shared = notifier()
     shared(context(task_id="extract"))
     shared(context(task_id="load"))
@@ -318,7 +264,7 @@ def test_a_shared_notifier_dry_runs_each_alert_once(gateway: FakeSend) -> None:
 
 
 def test_a_dry_run_refused_for_forbidden_content_sends_nothing(
-    gateway: FakeSend, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
+    gateway: FakeGateway, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gateway.refuse_dry_run = forbidden()
     with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*refused the dry run.*2044") as info:
@@ -333,7 +279,7 @@ def test_a_dry_run_refused_for_forbidden_content_sends_nothing(
 
 
 def test_a_refused_dry_run_only_logs_when_raise_on_failure_is_false(
-    gateway: FakeSend, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
+    gateway: FakeGateway, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gateway.refuse_dry_run = forbidden()
     notifier(raise_on_failure=False)(context())
@@ -352,7 +298,7 @@ def test_a_refused_dry_run_only_logs_when_raise_on_failure_is_false(
     ],
 )
 def test_a_failed_dry_run_sends_nothing_and_says_why(
-    gateway: FakeSend, httpx_mock: Any, response: httpx.Response, expected: str
+    gateway: FakeGateway, httpx_mock: Any, response: httpx.Response, expected: str
 ) -> None:
     gateway.refuse_dry_run = response
     with pytest.raises(SmsWwError, match=rf"(?s)2 of 2 recipient\(s\).*the dry run failed.*{expected}"):
@@ -361,7 +307,7 @@ def test_a_failed_dry_run_sends_nothing_and_says_why(
     assert gateway.bodies == []
 
 
-async def test_async_notify_dry_runs_once_before_the_sends(gateway: FakeSend, httpx_mock: Any) -> None:
+async def test_async_notify_dry_runs_once_before_the_sends(gateway: FakeGateway, httpx_mock: Any) -> None:
     n = notifier()
     ctx = context()
     n.render_template_fields(ctx)
@@ -373,7 +319,7 @@ async def test_async_notify_dry_runs_once_before_the_sends(gateway: FakeSend, ht
     assert len({b["message"] for b in bodies}) == 1
 
 
-async def test_async_notify_refused_dry_run_sends_nothing(gateway: FakeSend, httpx_mock: Any) -> None:
+async def test_async_notify_refused_dry_run_sends_nothing(gateway: FakeGateway, httpx_mock: Any) -> None:
     gateway.refuse_dry_run = forbidden()
     with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*refused the dry run.*2044"):
         await notifier().async_notify(context())
@@ -381,7 +327,7 @@ async def test_async_notify_refused_dry_run_sends_nothing(gateway: FakeSend, htt
     assert gateway.bodies == []
 
 
-async def test_async_notify_failed_dry_run_sends_nothing(gateway: FakeSend, httpx_mock: Any) -> None:
+async def test_async_notify_failed_dry_run_sends_nothing(gateway: FakeGateway, httpx_mock: Any) -> None:
     gateway.refuse_dry_run = httpx.Response(401, json={"code": 401, "message": "Unauthorized"})
     with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*the dry run failed.*401"):
         await notifier().async_notify(context())
@@ -390,7 +336,7 @@ async def test_async_notify_failed_dry_run_sends_nothing(gateway: FakeSend, http
 
 
 def test_example_failure_alert_dag_builds() -> None:
-    path = Path(__file__).parents[2] / "example_dags" / "example_smsww_failure_alert.py"
+    path = Path(__file__).parents[3] / "example_dags" / "example_smsww_failure_alert.py"
     spec = importlib.util.spec_from_file_location("_dag_failure_alert", path)
     assert spec is not None
     assert spec.loader is not None
@@ -411,3 +357,18 @@ def test_against_the_sandbox_a_forbidden_task_id_keeps_the_account_clean(smsww_s
     assert gateway.credit == 100.0  # no penalty
     notifier()(context())  # the account still works for the next alert
     assert gateway.per_recipient() == {number: 1 for number in ON_CALL}
+
+
+ALICE, BOB = "+393331234567", "+393331234568"
+
+
+def test_the_notifier_reads_its_dry_run_like_the_gate(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule for both: an alert whose dry run comes back as a real send sends nothing more."""
+    from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
+
+    gateway.dry_run_echo = False
+    with pytest.raises(SmsWwError, match=r"options\.dryRun false"):
+        SmsWwNotifier(recipients=[ALICE, BOB], message="DAG failed").notify({"run_id": "r"})
+    assert gateway.posts == [(ALICE, True)]

@@ -14,19 +14,6 @@ from airflow_provider_smsww.models import Message
 from airflow_provider_smsww.triggers.smsww import CLASSPATH, DeliveryProgress, SmsDeliveryTrigger
 from tests.fakes import CALLBACK_SECRET, IDS, TEXT, TOKEN, FakeMessages
 
-API = "https://sms.example.test"
-
-
-def set_connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
-    conn = {"conn_type": "smsww", "host": API, "password": TOKEN, "extra": extra}
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
-
-
-@pytest.fixture(autouse=True)
-def connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    # No client retries: a 5xx reaches the trigger at once (the retry policy is the client's business).
-    set_connection(monkeypatch, max_retries=0)
-
 
 @pytest.fixture
 def clients(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:

@@ -1,0 +1,47 @@
+"""The bulk send (sending/bulk.py) when a real send's outcome is unknown: looked up, never resent
+blindly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_provider_smsww.hooks.smsww import SmsWwHook
+from airflow_provider_smsww.sending.batch import check_locally
+from airflow_provider_smsww.sending.bulk import send_all
+from airflow_provider_smsww.sending.ledger import MemoryLedger
+from tests.fakes import FakeGateway
+
+TEXT = "Report ready"
+ALICE, BOB = "+393331234567", "+393331234568"
+SINCE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+async def send(recipients: list[str], ledger: MemoryLedger) -> Any:
+    hook = SmsWwHook()
+    try:
+        return await send_all(hook, check_locally(recipients, TEXT), ledger, now=lambda: datetime.now(UTC))
+    finally:
+        await hook.aclose()
+
+
+async def test_an_unknown_outcome_not_listed_yet_waits_for_the_next_try(gateway: FakeGateway) -> None:
+    """A slow gateway may list the message a moment after the look-up: the try does not resend, the
+    next one looks again and sends only then."""
+    gateway.lose_once.add(BOB)
+    ledger = MemoryLedger()
+    report = await send([ALICE, BOB], ledger)
+    assert "not in GET /messages yet" in report.failures[BOB]
+    assert gateway.real_sends() == [ALICE, BOB]  # BOB tried once in this try
+    report = await send([ALICE, BOB], ledger)  # the task's retry
+    assert report.failures == {}
+    assert gateway.real_sends() == [ALICE, BOB, BOB]
+    assert [m["recipient"] for m in gateway.stored] == [ALICE, BOB]
+
+
+async def test_an_unreadable_answer_to_a_real_send_is_looked_up_not_resent(gateway: FakeGateway) -> None:
+    gateway.garble_once.add(ALICE)
+    report = await send([ALICE], MemoryLedger())
+    assert report.failures == {}
+    assert [r["id"] for r in report.records] == [gateway.stored[0]["id"]]
+    assert gateway.real_sends() == [ALICE]
