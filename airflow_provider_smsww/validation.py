@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_smsww.models import REGIONS, Callback
+from airflow_provider_smsww.exceptions import SmsWwValidationError, describe_problems
+from airflow_provider_smsww.models import REGIONS, Callback, MessageOptions, SendRequest
 from airflow_provider_smsww.segments import SegmentInfo, analyse
 
 CODE_BAD_RECIPIENT = 2011
@@ -163,3 +164,44 @@ def check_callback(callback: Callback | dict[str, Any]) -> Callback | Problem:
             where = ".".join(str(p) for p in first.get("loc", ())) or "callback"
             return Problem(f"{where}: {first.get('msg')}")
         return Problem(str(exc))
+
+
+def build_request(
+    recipient: str,
+    message: str,
+    *,
+    sender: str | None = None,
+    region: str = "WW",
+    dry_run: bool = False,
+    fail_on_multiple_messages: bool = False,
+    callback: Callback | dict[str, Any] | None = None,
+) -> SendRequest:
+    """One request, checked by the API's own rules before any money is spent: E.164 (and the country
+    for IT/ES), sender, text and parts, region, callback. Raises one :class:`SmsWwValidationError`
+    naming every problem."""
+    problems: dict[str, str] = {}
+    if problem := check_region(region):
+        problems["region"] = problem.message
+    parsed = parse_recipient(recipient, region)
+    if isinstance(parsed, Problem):
+        problems["recipient"] = parsed.message
+    if problem := check_sender(sender):
+        problems["sender"] = problem.message
+    if isinstance(
+        segments := check_message(message, fail_on_multiple_messages=fail_on_multiple_messages), Problem
+    ):
+        problems["message"] = segments.message
+    checked_callback = None if callback is None else check_callback(callback)
+    if isinstance(checked_callback, Problem):
+        problems["callback"] = checked_callback.message
+    if problems or isinstance(parsed, Problem) or isinstance(checked_callback, Problem):
+        raise SmsWwValidationError(
+            describe_problems("SMS refused before sending; nothing was sent.", problems)
+        )
+    return SendRequest(
+        recipient=parsed.e164,
+        message=message,
+        sender=sender or None,
+        options=MessageOptions(dry_run=dry_run, fail_on_multiple_messages=fail_on_multiple_messages),
+        callback=checked_callback,
+    )

@@ -25,9 +25,9 @@ from airflow_provider_smsww.exceptions import (
     SmsWwError,
     SmsWwNotFoundError,
     SmsWwValidationError,
-    describe_problems,
 )
-from airflow_provider_smsww.models import Callback, Estimate, Message, MessageOptions, Region, SendRequest
+from airflow_provider_smsww.models import Callback, Estimate, Message, Region, SendRequest
+from airflow_provider_smsww.validation import build_request
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
@@ -75,56 +75,6 @@ def dry_run_refusal(answer: Message, recipient: str, region: str) -> str | None:
     if answer.blocklisted:
         return f"the API would block this message: {answer.blocklisted_reason or 'blocklisted'}"
     return None
-
-
-def build_request(
-    recipient: str,
-    message: str,
-    *,
-    sender: str | None = None,
-    region: str = "WW",
-    dry_run: bool = False,
-    fail_on_multiple_messages: bool = False,
-    callback: Callback | dict[str, Any] | None = None,
-) -> SendRequest:
-    """One request, checked by the API's own rules before any money is spent: E.164 (and the country
-    for IT/ES), sender, text and parts, region, callback. Raises one :class:`SmsWwValidationError`
-    naming every problem."""
-    from airflow_provider_smsww.validation import (
-        Problem,
-        check_callback,
-        check_message,
-        check_region,
-        check_sender,
-        parse_recipient,
-    )
-
-    problems: dict[str, str] = {}
-    if problem := check_region(region):
-        problems["region"] = problem.message
-    parsed = parse_recipient(recipient, region)
-    if isinstance(parsed, Problem):
-        problems["recipient"] = parsed.message
-    if problem := check_sender(sender):
-        problems["sender"] = problem.message
-    if isinstance(
-        segments := check_message(message, fail_on_multiple_messages=fail_on_multiple_messages), Problem
-    ):
-        problems["message"] = segments.message
-    checked_callback = None if callback is None else check_callback(callback)
-    if isinstance(checked_callback, Problem):
-        problems["callback"] = checked_callback.message
-    if problems or isinstance(parsed, Problem) or isinstance(checked_callback, Problem):
-        raise SmsWwValidationError(
-            describe_problems("SMS refused before sending; nothing was sent.", problems)
-        )
-    return SendRequest(
-        recipient=parsed.e164,
-        message=message,
-        sender=sender or None,
-        options=MessageOptions(dry_run=dry_run, fail_on_multiple_messages=fail_on_multiple_messages),
-        callback=checked_callback,
-    )
 
 
 class SmsWwHook(BaseHook):
@@ -259,7 +209,8 @@ class SmsWwHook(BaseHook):
         fail_on_multiple_messages: bool = False,
         callback: Callback | dict[str, Any] | None = None,
     ) -> Message:
-        """Send one SMS (``POST /{region}-messages``), after the local checks of :func:`build_request`.
+        """Send one SMS (``POST /{region}-messages``), after the local checks of
+        :func:`~airflow_provider_smsww.validation.build_request`.
 
         A real send is never retried when it may have reached the gateway: that raises
         :class:`~airflow_provider_smsww.exceptions.SmsWwSendUncertainError` (look it up before resending).

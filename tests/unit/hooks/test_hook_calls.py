@@ -15,8 +15,9 @@ from airflow_provider_smsww.exceptions import (
     SmsWwServerError,
     SmsWwValidationError,
 )
-from airflow_provider_smsww.hooks.smsww import SmsWwHook, build_request
+from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.models import Estimate, Message
+from airflow_provider_smsww.validation import build_request
 from tests.fakes import API, FakeGateway
 
 ALICE, BOB = "+393331234567", "+393331234568"

@@ -1,0 +1,52 @@
+"""The layout rules of docs/architecture.md, checked on the source: the roles reach the API only
+through the hook, and no runtime module grows past 400 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[2] / "airflow_provider_smsww"
+ROLES = ["operators", "sensors", "triggers", "notifications"]
+HTTP_LAYER = {
+    "airflow_provider_smsww.client",
+    "airflow_provider_smsww.auth",
+    "airflow_provider_smsww.responses",
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return modules
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_roles_reach_the_api_only_through_the_hook(role: str) -> None:
+    for path in (PACKAGE / role).glob("*.py"):
+        assert not imported_modules(path) & HTTP_LAYER, f"{path.name} imports the HTTP layer"
+
+
+def test_only_the_hook_imports_the_http_layer() -> None:
+    importers = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if "sandbox" not in path.parts and imported_modules(path) & HTTP_LAYER
+    }
+    assert importers <= {"hooks/smsww.py", "client.py", "auth.py", "responses.py"}
+
+
+def test_no_runtime_module_is_over_400_lines() -> None:
+    long = {
+        path.relative_to(PACKAGE).as_posix(): n
+        for path in PACKAGE.rglob("*.py")
+        if "sandbox" not in path.parts and (n := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}
