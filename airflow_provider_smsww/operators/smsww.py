@@ -26,9 +26,9 @@ class SmsSendOperator(BaseOperator):
 
     Nothing is spent unless every message passes: recipients, sender and text are checked locally,
     then every message is priced with ``dryRun`` (free), and only when all pass, within
-    ``max_parts_per_message`` and ``max_total_price``, is anything sent. Sends run concurrently
-    (``max_concurrency`` in flight) and each accepted id is recorded in the task state store, so a
-    retried task sends only to the recipients that were not accepted before.
+    ``max_parts_per_message`` and ``max_total_price``, is anything sent. Each accepted id is recorded
+    in the task state store, so a retried task sends only to the recipients not accepted before. The
+    steps and the guarantees are told in ``docs/operator.md``.
 
     :param recipients: one E.164 number, a comma-separated string, or a list (templated; an XComArg
         works, as does ``.expand(recipients=[...])``). Spaces and dashes are allowed; duplicates are

@@ -32,38 +32,12 @@ class SmsDeliveryFailedError(SmsWwDeliveryError, AirflowFailException):  # type:
 class SmsDeliverySensor(BaseSensorOperator):
     """Wait until SMS sent through the SMS Worldwide API are delivered.
 
-    Polls ``GET /messages/{id}`` for every message that is not in a final state yet.
-
-    **Success** when every message is DELIVERED; with ``min_delivered``, as soon as at least that many
-    are DELIVERED (the others may still be in flight). Returns (XCom) one record per message, in id
-    order: ``{id, recipient, state, messageCount, encoding, totalPrice, blocklisted}`` (no message text,
-    no callback headers); an id that could not be read yet has ``state`` ``"UNKNOWN"``.
-
-    **Failure, at once** when a message reaches UNDELIVERABLE, EXPIRED or REJECTED or is blocklisted;
-    with ``min_delivered``, as soon as fewer than ``min_delivered`` can still be delivered (messages
-    minus failed ones). Waiting longer cannot change a final state, so the task fails without retries
-    (:class:`SmsDeliveryFailedError`, an ``AirflowFailException``) and the message names the id,
-    recipient and state of each failed SMS. With ``soft_fail=True`` (or ``never_fail=True``) the task
-    is skipped instead, in every mode.
-
-    **Errors** that waiting will not cure fail the task the ordinary way (so ``retries`` apply): an id
-    the account does not know (404: a wrong id, or a connection to another account or to production
-    instead of the sandbox), missing or refused credentials, a host that does not speak the API.
-
-    **Transient API trouble** (5xx, 429, network errors) that outlasts the client's own retries makes
-    a poke count as "not yet" rather than fail the task: the delivery state does not depend on our
-    ability to read it, an outage shorter than ``timeout`` should not cost a task try, and a longer
-    one ends in the usual sensor timeout. A poke stops at the first such error instead of trying every
-    other id against a struggling API.
-
-    **Modes.** ``poke`` keeps the worker slot and remembers final messages between pokes, reading only
-    the others. ``reschedule`` frees the slot between pokes and keeps no state: each poke reads every
-    id again (a cheap GET each). ``deferrable=True`` checks once synchronously (so messages that are
-    already final, e.g. when a task is cleared and re-run, cost no triggerer round trip; turn off with
-    ``check_before_defer=False`` for very large sets) and then defers to
-    :class:`~airflow_provider_smsww.triggers.smsww.SmsDeliveryTrigger`, which polls every
-    ``poke_interval`` seconds; ``timeout`` becomes the deferral timeout. ``exponential_backoff`` applies
-    to poke and reschedule mode only.
+    Succeeds when every message is DELIVERED (or ``min_delivered`` are); fails at once, without
+    retries, when one reaches UNDELIVERABLE, EXPIRED or REJECTED or is blocklisted, naming each; counts
+    transient API trouble as "not yet". Works in poke, reschedule and deferrable mode (the wait then
+    runs in :class:`~airflow_provider_smsww.triggers.smsww.SmsDeliveryTrigger`). Returns one record per
+    message: ``{id, recipient, state, messageCount, encoding, totalPrice, blocklisted}``. The verdicts
+    and modes are told in ``docs/sensor.md``.
 
     :param message_ids: the messages to watch (templated): one id, a list of ids, or the output of
         :class:`~airflow_provider_smsww.operators.smsww.SmsSendOperator` (an XComArg such as
