@@ -53,8 +53,11 @@ Behaviour and the sandbox's assumptions (where the spec is silent)
   account blocklisted (every later send 403 2020), charged 1 EUR per part (WW: the stored message shows
   ``price`` 1, the penalty) or the regional price (IT/ES), answered 422. In a dry run: 422 2044 only.
 - Responses carry every MessageResponse field; ``blocklistedReason`` is "" when not blocklisted (the spec
-  types it as a non-nullable string), ``callback`` is present only when given, with header values
-  masked as ``***`` (they are credentials), ``otp``/``otpOptions`` only for ``POST /otp``.
+  types it as a non-nullable string), ``callback`` is present only when given, echoed as sent
+  (header values included, as in the spec's example), ``otp``/``otpOptions`` only for ``POST /otp``.
+- Bodies: ``options``, ``callback``, ``callback.headers`` and ``callback.custom`` sent as ``null`` (or
+  any non-object) are 422 1000, as are ``skip``/``limit`` given twice or not as plain integers; a
+  wrong method is 405 with an ``Allow`` header.
 - Callbacks: on each state change after creation (PENDING, then the final state; REJECTED at once for
   blocked content), ``{"data": Message, "custom": {...}}`` (shape unconfirmed), JSON or form; up to
   ``1 + retry`` attempts; loopback hosts only by default. See :mod:`.callbacks`.

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -93,7 +94,10 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"code": exc.status_code, "message": str(exc.detail)}, exc.status_code)
+        # exc.headers carries the Allow header of a 405: the spec (RFC 9110) requires it.
+        return JSONResponse(
+            {"code": exc.status_code, "message": str(exc.detail)}, exc.status_code, headers=exc.headers
+        )
 
     def authorize(request: Request) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -127,9 +131,9 @@ def create_app(
         return JSONResponse({"data": sandbox.send_otp(await json_body(request))}, 201)
 
     @app.get("/messages")
-    async def list_messages(request: Request, skip: int = 0, limit: int = 100) -> JSONResponse:
+    async def list_messages(request: Request) -> JSONResponse:
         authorize(request)
-        return JSONResponse({"data": sandbox.list_messages(skip, limit)})
+        return JSONResponse({"data": sandbox.list_messages(*_page(request))})
 
     @app.get("/messages/{message_id}")
     async def get_message(request: Request, message_id: str) -> JSONResponse:
@@ -159,6 +163,20 @@ def create_app(
         return JSONResponse({"data": detail, "success": True} if sandbox.config.oauth_envelope else detail)
 
     return app
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """``skip`` and ``limit`` from the query: each at most once and a plain integer, else 422 1000.
+
+    Read by hand rather than by FastAPI, which would silently take the last of repeated values.
+    """
+    values = []
+    for name, default in (("skip", 0), ("limit", 100)):
+        given = request.query_params.getlist(name)
+        if len(given) > 1 or (given and not re.fullmatch(r"-?[0-9]+", given[0])):
+            raise SandboxError(422, CODE_INVALID_BODY, f"{name} must be one integer.")
+        values.append(int(given[0]) if given else default)
+    return values[0], values[1]
 
 
 def _basic_ok(request: Request, email: str, api_key: str) -> bool:

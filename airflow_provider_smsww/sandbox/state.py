@@ -269,7 +269,7 @@ class Sandbox:
             self.advance()
             if self.blocklisted:
                 raise SandboxError(403, CODE_USER_BLOCKLISTED, SPEC_TEXTS[CODE_USER_BLOCKLISTED])
-            options = _options(body.get("options"))
+            options = _options(body.get("options", {}))
             recipient = self._recipient(body.get("recipient"), region)
             sender = body.get("sender")
             if sender is not None and not isinstance(sender, str):
@@ -294,7 +294,7 @@ class Sandbox:
             self.advance()
             if self.blocklisted:
                 raise SandboxError(403, CODE_USER_BLOCKLISTED, SPEC_TEXTS[CODE_USER_BLOCKLISTED])
-            options = _options(body.get("options"))
+            options = _options(body.get("options", {}))
             length = _int_field(body, "length", 5)
             if not 4 <= length <= 10:
                 raise SandboxError(422, CODE_OTP_LENGTH, SPEC_TEXTS[CODE_OTP_LENGTH])
@@ -366,7 +366,7 @@ class Sandbox:
             text=text,
             segments=segments,
             options=options,
-            callback=_callback(body.get("callback")),
+            callback=_callback(body["callback"]) if "callback" in body else None,
             created=now,
             created_at=wall,
             updated_at=wall,
@@ -513,7 +513,8 @@ class Sandbox:
 
     def _render(self, m: StoredMessage) -> dict[str, Any]:
         """MessageResponse: every field of the spec. ``blocklistedReason`` is "" when not blocklisted
-        (the spec types it as a non-nullable string); callback header values are masked."""
+        (the spec types it as a non-nullable string); the callback is echoed as sent, header values
+        included, as the spec's example shows (the client masks them on its side)."""
         data: dict[str, Any] = {
             "id": m.id,
             "username": self.config.email,
@@ -538,14 +539,18 @@ class Sandbox:
             "isOtp": m.otp is not None,
         }
         if m.callback is not None:
-            data["callback"] = {**m.callback, "headers": {k: "***" for k in m.callback.get("headers", {})}}
+            data["callback"] = {
+                **m.callback,
+                "headers": dict(m.callback["headers"]),
+                "custom": dict(m.callback["custom"]),
+            }
         if m.otp is not None:
             data["otp"] = m.otp
             data["otpOptions"] = dict(m.otp_options or {})
         return data
 
     def callback_secrets(self, message_id: str) -> dict[str, Any] | None:
-        """The callback as given, header values included: for the runner only, never rendered."""
+        """The callback as given (for the runner): read under the lock, without advancing the clock."""
         with self._lock:
             message = self.messages.get(message_id)
             return message.callback if message else None
@@ -562,8 +567,8 @@ def _scope_allows(scope: str, method: str, path: str) -> bool:
 
 
 def _options(raw: Any) -> dict[str, bool]:
-    if raw is None:
-        raw = {}
+    """The options object with its defaults; 422 when it is not an object (``null`` included: the
+    spec does not make it nullable)."""
     if not isinstance(raw, Mapping):
         raise SandboxError(422, CODE_INVALID_BODY, "options must be an object.")
     options = {}
@@ -582,10 +587,12 @@ def _int_field(body: Mapping[str, Any], name: str, default: int) -> int:
     return value
 
 
-def _callback(raw: Any) -> dict[str, Any] | None:
-    """The callback object normalised with the spec's defaults; 422 when its shape is wrong."""
-    if raw is None:
-        return None
+def _callback(raw: Any) -> dict[str, Any]:
+    """The callback object normalised with the spec's defaults; 422 when its shape is wrong.
+
+    ``null``, ``false`` or ``0`` for the callback, its headers or custom are refused, not read as
+    "absent": the spec makes none of them nullable (schemathesis found the sandbox too lenient).
+    """
     if not isinstance(raw, Mapping):
         raise SandboxError(422, CODE_INVALID_BODY, "callback must be an object.")
     url = raw.get("url")
@@ -596,8 +603,8 @@ def _callback(raw: Any) -> dict[str, Any] | None:
         raise SandboxError(422, CODE_INVALID_BODY, "callback.method must be JSON or POST.")
     field_name = raw.get("field", "data")
     retry = raw.get("retry", 0)
-    headers = raw.get("headers") or {}
-    custom = raw.get("custom") or {}
+    headers = raw.get("headers", {})
+    custom = raw.get("custom", {})
     if not isinstance(field_name, str) or not field_name:
         raise SandboxError(422, CODE_INVALID_BODY, "callback.field must be a non-empty string.")
     if isinstance(retry, bool) or not isinstance(retry, int) or not 0 <= retry <= 5:
