@@ -54,6 +54,9 @@ CODE_OTP_LENGTH = 1020
 CODE_INVALID_BODY = 1000  # 422: malformed JSON, missing/ill-typed fields, empty or too long message
 CODE_MULTIPLE_PARTS = 2040  # 422: options.failOnMultipleMessages and the text needs more than one part
 CODE_INSUFFICIENT_CREDIT = 2030  # 402: credit below 1 EUR x parts (WW) or below the price (IT/ES)
+CODE_TOKEN_LIMIT = (
+    2035  # 402: the minted token's limits (totalRequests, walletRequests, walletAmount) are used up
+)
 CODE_UNAUTHORIZED = 401  # 401 without a valid Bearer token (the spec gives no body)
 CODE_SCOPE = 403  # 403 the token lacks the scope for this method and path
 CODE_NOT_FOUND = 404  # 404 unknown message id
@@ -171,11 +174,43 @@ class Transition:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True)
+#: The TokenLimits the sandbox enforces (``subscriptionRequests`` and ``ip`` are not: no subscriptions,
+#: loopback only). ``walletAmount`` is EUR, the others are request counts.
+LIMIT_NAMES = ("walletAmount", "walletRequests", "totalRequests")
+
+
+@dataclass
 class MintedToken:
+    """A token from ``POST /tokens``, with its limits and the usage they are checked against."""
+
     token: str
     scopes: tuple[str, ...]
     expires: datetime
+    name: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    refresh_token: str = ""
+    limits: dict[str, float] = field(default_factory=dict)  # a subset of LIMIT_NAMES
+    total_requests: int = 0  # every SMS API call made with it (refused ones included, 401/402 excepted)
+    wallet_requests: int = 0  # real sends that cost money (forbidden-content penalties included)
+    wallet_amount: Decimal = Decimal(0)  # EUR those sends cost
+
+    def detail(self) -> dict[str, Any]:
+        """The OAuth spec's ``TokenDetail``, with ``limits`` as given and ``stats`` so far."""
+        return {
+            "token": self.token,
+            "name": self.name,
+            "createdAt": _iso(self.created_at),
+            "updatedAt": _iso(self.created_at),
+            "expireAt": _iso(self.expires),
+            "scopes": list(self.scopes),
+            "refreshToken": self.refresh_token,
+            "limits": dict(self.limits),
+            "stats": {
+                "totalRequests": self.total_requests,
+                "walletRequests": self.wallet_requests,
+                "walletAmount": float(self.wallet_amount),
+            },
+        }
 
 
 class Sandbox:
@@ -206,6 +241,8 @@ class Sandbox:
             self.pending_callbacks: list[Transition] = []
             self.callback_attempts: list[Any] = []  # CallbackAttempt records, see .callbacks
             self.charges: list[tuple[str, Decimal, str]] = []  # (message id, amount, why)
+            self.transactions: list[dict[str, Any]] = []  # WalletTransaction wire dicts, oldest first
+            self.wallet_created = self.config.wall_clock()
             self._otp_cache: dict[str, tuple[str, datetime]] = {}
 
     @property
@@ -224,46 +261,107 @@ class Sandbox:
         """How many accepted messages each recipient got: more than one means a duplicate send."""
         return Counter(m.recipient.e164 for m in self.accepted())
 
+    def wallet(self) -> dict[str, Any]:
+        """The OAuth spec's ``Wallet``: credit now, created at the (re)set, updated at the last charge."""
+        with self._lock:
+            credit = self.credit
+            updated = self.transactions[-1]["createdAt"] if self.transactions else _iso(self.wallet_created)
+            return {"credit": credit, "createdAt": _iso(self.wallet_created), "updatedAt": updated}
+
+    def wallet_transactions(self, skip: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """``WalletTransaction`` rows, newest first: one per charge (amount negative)."""
+        with self._lock:
+            self.advance()
+            return [dict(t) for t in reversed(self.transactions)][skip : skip + limit]
+
     # --- auth -------------------------------------------------------------------------------------
-    def mint_token(self, scopes: list[str], ttl: int | None, name: str | None) -> dict[str, Any]:
-        """A new Bearer token (OAuth v2 ``POST /tokens``); ttl <= 0 or missing means the default."""
+    def mint_token(
+        self, scopes: list[str], ttl: int | None, name: str | None, limits: Mapping[str, float] | None = None
+    ) -> dict[str, Any]:
+        """A new Bearer token (OAuth v2 ``POST /tokens``); ttl <= 0 or missing means the default.
+
+        ``limits`` (a subset of :data:`LIMIT_NAMES`, already validated) are enforced on the SMS API.
+        """
         now = self.config.wall_clock()
         seconds = ttl if ttl and ttl > 0 else self.config.token_ttl_default
         seconds = min(seconds, 365 * 24 * 3600)
-        token = secrets.token_hex(12)
-        minted = MintedToken(token, tuple(scopes), now + timedelta(seconds=seconds))
+        minted = MintedToken(
+            token=secrets.token_hex(12),
+            scopes=tuple(scopes),
+            expires=now + timedelta(seconds=seconds),
+            name=name or "",
+            created_at=now,
+            refresh_token=secrets.token_hex(12),
+            limits=dict(limits or {}),
+        )
         with self._lock:
-            self.tokens[token] = minted
-        return {
-            "token": token,
-            "name": name or "",
-            "createdAt": _iso(now),
-            "updatedAt": _iso(now),
-            "expireAt": _iso(minted.expires),
-            "scopes": list(scopes),
-            "refreshToken": secrets.token_hex(12),
-        }
+            self.tokens[minted.token] = minted
+            return minted.detail()
 
-    def authorize(self, token: str | None, method: str, path: str) -> None:
-        """Raise 401 for a missing, unknown or expired token, 403 when its scopes miss this call.
+    def token_detail(self, token: str) -> dict[str, Any] | None:
+        """``GET /tokens/{token}``: the TokenDetail with its stats, ``None`` when unknown or revoked."""
+        with self._lock:
+            minted = self.tokens.get(token)
+            return minted.detail() if minted else None
+
+    def revoke_token(self, token: str) -> bool:
+        """``DELETE /tokens/{token}``: later calls with it are 401. False when it was unknown."""
+        with self._lock:
+            return self.tokens.pop(token, None) is not None
+
+    def authorize(self, token: str | None, method: str, path: str) -> MintedToken | None:
+        """The minted token that may make this call (``None`` for the static token); else raise 401 for
+        a missing, unknown, revoked or expired token, 403 when its scopes miss this call, 402 2035 when
+        its ``totalRequests`` are used up. Counts the call in the token's ``totalRequests``.
 
         Scopes are ``METHOD:host/path`` with ``*`` wildcards; the host part is ignored because the
         sandbox answers under whatever name it was reached by.
         """
         if token and secrets.compare_digest(token, self.config.token):
+            return None
+        with self._lock:
+            minted = self.tokens.get(token or "")
+            if minted is None or minted.expires <= self.config.wall_clock():
+                raise SandboxError(401, CODE_UNAUTHORIZED, "Unauthorized: missing, unknown or expired token.")
+            if not any(_scope_allows(scope, method, path) for scope in minted.scopes):
+                raise SandboxError(403, CODE_SCOPE, f"The token has no scope for {method} {path}.")
+            cap = minted.limits.get("totalRequests")
+            if cap is not None and minted.total_requests >= cap:
+                raise SandboxError(402, CODE_TOKEN_LIMIT, f"Token limit reached: totalRequests {cap:g} used.")
+            minted.total_requests += 1
+            return minted
+
+    def _check_limits(self, token: MintedToken | None, cost: Decimal) -> None:
+        """402 2035 when one more paid send of ``cost`` EUR would pass the token's wallet limits."""
+        if token is None:
             return
-        minted = self.tokens.get(token or "")
-        if minted is None or minted.expires <= self.config.wall_clock():
-            raise SandboxError(401, CODE_UNAUTHORIZED, "Unauthorized: missing, unknown or expired token.")
-        if not any(_scope_allows(scope, method, path) for scope in minted.scopes):
-            raise SandboxError(403, CODE_SCOPE, f"The token has no scope for {method} {path}.")
+        requests = token.limits.get("walletRequests")
+        if requests is not None and token.wallet_requests + 1 > requests:
+            raise SandboxError(
+                402, CODE_TOKEN_LIMIT, f"Token limit reached: walletRequests {requests:g} paid requests used."
+            )
+        amount = token.limits.get("walletAmount")
+        if amount is not None and token.wallet_amount + cost > Decimal(str(amount)):
+            raise SandboxError(
+                402,
+                CODE_TOKEN_LIMIT,
+                f"Token limit reached: walletAmount {amount:g} EUR, {float(token.wallet_amount):g} spent, "
+                f"this send costs {float(cost):g}.",
+            )
+
+    def _spend(self, token: MintedToken | None, cost: Decimal) -> None:
+        if token is not None:
+            token.wallet_requests += 1
+            token.wallet_amount += cost
 
     # --- send -------------------------------------------------------------------------------------
-    def send(self, region: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def send(self, region: str, body: Mapping[str, Any], token: MintedToken | None = None) -> dict[str, Any]:
         """``POST /{region}-messages``: validate, price, store (unless dry run); the wire dict.
 
         Order of checks: blocklisted account (403 2020), body shape (422 1000), recipient (2011,
-        2013), sender (2021, 2024), text (1000, 2040), forbidden words (2044 / 2050), credit (402).
+        2013), sender (2021, 2024), text (1000, 2040), forbidden words in a dry run (2044), the
+        token's wallet limits in a real send (402 2035), forbidden words (2044 / 2050), credit (402
+        2030). ``token`` is the minted token making the call (see :meth:`authorize`).
         """
         with self._lock:
             self.advance()
@@ -283,9 +381,11 @@ class Sandbox:
             if isinstance(checked, Problem):
                 multi = options["failOnMultipleMessages"] and analyse(text).parts > 1
                 raise SandboxError(422, CODE_MULTIPLE_PARTS if multi else CODE_INVALID_BODY, checked.message)
-            return self._accept(region, recipient, sender or DEFAULT_SENDER, text, checked, options, body)
+            return self._accept(
+                region, recipient, sender or DEFAULT_SENDER, text, checked, options, body, token
+            )
 
-    def send_otp(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def send_otp(self, body: Mapping[str, Any], token: MintedToken | None = None) -> dict[str, Any]:
         """``POST /otp``: a generated code sent like a WW message (sender 'OTP MOBILE', isOtp true).
 
         The real gateway translates the text to the recipient's language; the sandbox writes English.
@@ -311,7 +411,7 @@ class Sandbox:
                 "otp": code,
                 "otpOptions": {"length": length, "alphanumeric": alphanumeric, "cacheSeconds": cache_seconds},
             }
-            return self._accept("WW", recipient, OTP_SENDER, text, analyse(text), options, body, otp=otp)
+            return self._accept("WW", recipient, OTP_SENDER, text, analyse(text), options, body, token, otp)
 
     def _otp_code(self, e164: str, length: int, alphanumeric: bool, cache_seconds: int, dry_run: bool) -> str:
         now = self.config.wall_clock()
@@ -350,6 +450,7 @@ class Sandbox:
         segments: SegmentInfo,
         options: dict[str, bool],
         body: Mapping[str, Any],
+        token: MintedToken | None,
         otp: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         dry_run = options["dryRun"]
@@ -375,9 +476,16 @@ class Sandbox:
             otp=otp["otp"] if otp else None,
             otp_options=otp["otpOptions"] if otp else None,
         )
-        if self._forbidden(text, sender):
-            if dry_run:
-                raise SandboxError(422, CODE_FORBIDDEN_CONTENT, SPEC_TEXTS[CODE_FORBIDDEN_CONTENT])
+        forbidden = self._forbidden(text, sender)
+        if forbidden and dry_run:
+            raise SandboxError(422, CODE_FORBIDDEN_CONTENT, SPEC_TEXTS[CODE_FORBIDDEN_CONTENT])
+        # What this send will cost (WW: charged later, at PENDING, at this rate): the token limits count it now.
+        per_part = Decimal(str(self.config.penalty_per_part)) if forbidden and not regional else rate
+        cost = per_part * parts
+        if not dry_run:
+            self._check_limits(token, cost)
+        if forbidden:
+            self._spend(token, cost)
             self._block(message, regional)
             code = CODE_FORBIDDEN_CONTENT_REGIONAL if regional else CODE_FORBIDDEN_CONTENT
             raise SandboxError(422, code, SPEC_TEXTS[code])
@@ -393,8 +501,9 @@ class Sandbox:
             return self._render(message)
         self.messages[message.id] = message
         self._in_flight[message.id] = None
+        self._spend(token, cost)
         if regional:
-            self._charge(message, message.total_price, "regional send")
+            self._charge(message, message.total_price, "regional send", wall)
         return self._render(message)
 
     def _block(self, message: StoredMessage, regional: bool) -> None:
@@ -405,7 +514,7 @@ class Sandbox:
         message.blocklisted_reason = "The message or sender contains forbidden content."
         self.blocklisted = True
         self.messages[message.id] = message
-        self._charge(message, message.total_price, "forbidden content")
+        self._charge(message, message.total_price, "forbidden content", message.created_at)
         self._set_state(message, MessageState.REJECTED, message.created_at)
 
     def _outcome(self, e164: str) -> MessageState:
@@ -416,9 +525,20 @@ class Sandbox:
         """24 hex digits like a MongoDB ObjectId (the spec's example): time, random, counter."""
         return f"{int(wall.timestamp()) & 0xFFFFFFFF:08x}{self.rng.getrandbits(40):010x}{self.rng.getrandbits(24):06x}"
 
-    def _charge(self, message: StoredMessage, amount: Decimal, why: str) -> None:
+    def _charge(self, message: StoredMessage, amount: Decimal, why: str, when: datetime) -> None:
+        """Take ``amount`` off the credit and book it as a wallet transaction dated ``when``."""
         self._credit -= amount
         self.charges.append((message.id, amount, why))
+        api = "otp" if message.otp is not None else f"{message.region}-messages"
+        penalty = ": forbidden content penalty" if message.blocklisted else ""
+        self.transactions.append(
+            {
+                "id": f"txn_{message.id}",  # one charge per message at most
+                "amount": -float(amount),
+                "createdAt": _iso(when),
+                "description": f"SMS {api} to {message.recipient.e164}{penalty}",
+            }
+        )
 
     # --- time -------------------------------------------------------------------------------------
     def advance(self) -> list[Transition]:
@@ -464,10 +584,10 @@ class Sandbox:
         return message.created_at + timedelta(seconds=offset)
 
     def _to_pending(self, message: StoredMessage) -> None:
+        message.sent_at = self._when(message, self.config.pending_after)
         if message.region == "WW":  # priced on provider acceptance
             message.price = self.config.price_for(message.recipient.country_code)
-            self._charge(message, message.total_price, "worldwide send")
-        message.sent_at = self._when(message, self.config.pending_after)
+            self._charge(message, message.total_price, "worldwide send", message.sent_at)
         self._set_state(message, MessageState.PENDING, message.sent_at)
 
     def _to_final(self, message: StoredMessage) -> None:

@@ -103,18 +103,35 @@ def test_concrete_answers_validate(
     check_message(spec, sandbox_app.sandbox.view(blocked))
 
 
-def test_token_answer_matches_oauth_spec(http: httpx.Client, sandbox_app: Any) -> None:
+def test_oauth_answers_match_oauth_spec(http: httpx.Client, sandbox_app: Any) -> None:
+    """TokenDetail (POST and GET /tokens, limits and stats included), Wallet and WalletTransaction."""
     oauth = json.loads(OAUTH_SPEC_PATH.read_text())
-    config = sandbox_app.sandbox.config
+    schemas = oauth["components"]["schemas"]
+    basic = (sandbox_app.sandbox.config.email, sandbox_app.sandbox.config.api_key)
     response = http.post(
         "/tokens",
-        json={"scopes": ["*:test.sms.openapi.com/*"], "ttl": 60, "name": "t"},
-        auth=(config.email, config.api_key),
+        json={"scopes": ["*:test.sms.openapi.com/*"], "ttl": 60, "name": "t", "limits": {"walletAmount": 5}},
+        auth=basic,
     )
     assert response.status_code == 200
-    detail = response.json()
-    _validator(oauth, "#/components/schemas/TokenDetail").validate(detail)
-    assert set(detail) <= set(oauth["components"]["schemas"]["TokenDetail"]["properties"])
+    token = response.json()["token"]
+    http.post(
+        "/IT-messages",
+        json={"recipient": "+393331234567", "message": "x"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    for detail in (response.json(), http.get(f"/tokens/{token}", auth=basic).json()):
+        _validator(oauth, "#/components/schemas/TokenDetail").validate(detail)
+        assert set(detail) <= set(schemas["TokenDetail"]["properties"])
+        assert set(detail["limits"]) <= set(schemas["TokenLimits"]["properties"])
+        assert set(detail["stats"]) <= set(schemas["TokenStats"]["properties"])
+    wallet = http.get("/wallet", auth=basic).json()
+    _validator(oauth, "#/components/schemas/Wallet").validate(wallet["data"])
+    assert set(wallet) == {"data"}
+    assert set(wallet["data"]) == set(schemas["Wallet"]["properties"])
+    (row,) = http.get("/wallet/transactions", auth=basic).json()["data"]
+    _validator(oauth, "#/components/schemas/WalletTransaction").validate(row)
+    assert set(row) == set(schemas["WalletTransaction"]["properties"])
 
 
 @pytest.fixture(scope="module")
