@@ -28,7 +28,9 @@ Public API
   case-insensitive, message or sender), ``pending_after`` (0.2 s), ``delivered_after`` (1.0 s),
   ``outcomes`` (recipient -> final state), ``clock`` (``time.monotonic``), ``wall_clock``, ``seed``,
   ``token_ttl_default``, ``oauth_envelope`` (False: the spec's unwrapped ``TokenDetail``),
-  ``callback_backoff`` (0.05 s), ``callback_timeout``, ``callback_hosts`` (loopback only).
+  ``callback_backoff`` (0.05 s), ``callback_timeout``, ``callback_hosts`` (loopback only),
+  ``state_file`` (None: memory only; a sqlite path keeps messages, credit, tokens and transactions
+  across restarts, see :mod:`.store`).
 - ``faults.FaultConfig`` / ``FaultInjector.inject(*specs, path=None, method=None)``; ``smsww-sandbox``
   CLI (``cli.main``); pytest fixtures ``smsww_sandbox`` and ``smsww_sandbox_app`` (``pytest_plugin``).
 

@@ -150,6 +150,7 @@ def run_sandbox(
     finally:
         server.should_exit = True
         thread.join(10)
+        sandbox.close()
 
 
 @dataclass
@@ -188,3 +189,4 @@ def in_process_sandbox(
         yield InProcessSandbox(IN_PROCESS_URL, app, sandbox, injector, thread=thread)
     finally:
         thread.shutdown()
+        sandbox.close()

@@ -7,6 +7,11 @@ were attempted): the sandbox's own record is the ground truth of the reliability
 Validation reuses :mod:`airflow_provider_smsww.validation` and :mod:`airflow_provider_smsww.segments`,
 so the sandbox and the client agree by construction on E.164, senders, encodings and parts.
 
+Persistence. With ``SandboxConfig.state_file`` the messages, tokens (limits and stats), wallet
+transactions, credit and blocklist are written through to a sqlite file (:mod:`.store`) and read back
+at start, so a restarted sandbox still knows them; everything else (request log, callback attempts,
+queued callbacks, the OTP cache, ``charges``, ``dry_runs``) is in memory only.
+
 Time. Message states are computed lazily from an injectable clock (``SandboxConfig.clock``, default
 ``time.monotonic``): a read after ``pending_after`` clock units sees PENDING, after ``delivered_after``
 the final state. :meth:`Sandbox.advance` applies due transitions in order and queues one callback per
@@ -24,13 +29,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
 from airflow_provider_smsww.models import MessageState
+from airflow_provider_smsww.sandbox.store import StateFile
 from airflow_provider_smsww.segments import SegmentInfo, analyse
 from airflow_provider_smsww.validation import (
     CODE_BAD_RECIPIENT,
@@ -128,6 +134,7 @@ class SandboxConfig:
     callback_backoff: float = 0.05  # seconds before callback retry n: backoff * 2**n
     callback_timeout: float = 5.0
     callback_hosts: frozenset[str] | None = LOOPBACK_HOSTS  # None allows any host (never in tests)
+    state_file: str | None = None  # a sqlite file that keeps the state across restarts; None: memory only
 
     def price_for(self, country: str) -> Decimal:
         return Decimal(str(self.prices.get(country, self.default_price)))
@@ -224,11 +231,27 @@ class Sandbox:
         self.rng = random.Random(self.config.seed)
         self._ids = itertools.count(1)
         self.wake: Callable[[], None] = lambda: None  # set by the callback runner
-        self.reset()
+        self._store = StateFile(self.config.state_file) if self.config.state_file else None
+        self._clear()
+        if self._store is not None:
+            self._load()
 
     # --- record -----------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget every message, token, charge and log; back to the configured credit."""
+        """Forget every message, token, charge and log (in the state file too); back to the configured
+        credit."""
+        with self._lock:
+            self._clear()
+            if self._store is not None:
+                self._store.clear()
+                self._save_wallet()
+
+    def close(self) -> None:
+        """Close the state file, if any (the state stays in it)."""
+        if self._store is not None:
+            self._store.close()
+
+    def _clear(self) -> None:
         with self._lock:
             self.messages: dict[str, StoredMessage] = {}
             # Insertion-ordered, i.e. in creation order: advance() can stop at the first message not due.
@@ -244,6 +267,47 @@ class Sandbox:
             self.transactions: list[dict[str, Any]] = []  # WalletTransaction wire dicts, oldest first
             self.wallet_created = self.config.wall_clock()
             self._otp_cache: dict[str, tuple[str, datetime]] = {}
+
+    def _load(self) -> None:
+        """The state written to the state file, read back at start (see :mod:`.store`).
+
+        A message's ``created`` (clock units, meaningless in another process) is rebuilt from its
+        wall-clock age, so messages in flight move on from where they were.
+        """
+        assert self._store is not None
+        now, wall = self.config.clock(), self.config.wall_clock()
+        for row in self._store.load("wallet"):
+            self._credit = Decimal(row["credit"])
+            self.blocklisted = row["blocklisted"]
+            self.wallet_created = datetime.fromisoformat(row["created"])
+        self._save_wallet()  # a new file gets its wallet (creation date) at once
+        for row in self._store.load("message"):
+            message = _message_from_row(row, now, wall)
+            self.messages[message.id] = message
+            if message.state in (MessageState.NEW, MessageState.PENDING):
+                self._in_flight[message.id] = None
+        self._ids = itertools.count(max((m.seq for m in self.messages.values()), default=0) + 1)
+        self.transactions = self._store.load("transaction")
+        for row in self._store.load("token"):
+            token = _token_from_row(row)
+            self.tokens[token.token] = token
+
+    def _save_message(self, message: StoredMessage) -> None:
+        if self._store is not None:
+            self._store.put("message", message.id, asdict(message))
+
+    def _save_token(self, token: MintedToken) -> None:
+        if self._store is not None:
+            self._store.put("token", token.token, asdict(token))
+
+    def _save_wallet(self) -> None:
+        if self._store is not None:
+            row = {
+                "credit": str(self._credit),
+                "blocklisted": self.blocklisted,
+                "created": _iso(self.wallet_created),
+            }
+            self._store.put("wallet", "wallet", row)
 
     @property
     def credit(self) -> float:
@@ -296,6 +360,7 @@ class Sandbox:
         )
         with self._lock:
             self.tokens[minted.token] = minted
+            self._save_token(minted)
             return minted.detail()
 
     def token_detail(self, token: str) -> dict[str, Any] | None:
@@ -307,7 +372,11 @@ class Sandbox:
     def revoke_token(self, token: str) -> bool:
         """``DELETE /tokens/{token}``: later calls with it are 401. False when it was unknown."""
         with self._lock:
-            return self.tokens.pop(token, None) is not None
+            if self.tokens.pop(token, None) is None:
+                return False
+            if self._store is not None:
+                self._store.delete("token", token)
+            return True
 
     def authorize(self, token: str | None, method: str, path: str) -> MintedToken | None:
         """The minted token that may make this call (``None`` for the static token); else raise 401 for
@@ -329,6 +398,7 @@ class Sandbox:
             if cap is not None and minted.total_requests >= cap:
                 raise SandboxError(402, CODE_TOKEN_LIMIT, f"Token limit reached: totalRequests {cap:g} used.")
             minted.total_requests += 1
+            self._save_token(minted)
             return minted
 
     def _check_limits(self, token: MintedToken | None, cost: Decimal) -> None:
@@ -353,6 +423,7 @@ class Sandbox:
         if token is not None:
             token.wallet_requests += 1
             token.wallet_amount += cost
+            self._save_token(token)
 
     # --- send -------------------------------------------------------------------------------------
     def send(self, region: str, body: Mapping[str, Any], token: MintedToken | None = None) -> dict[str, Any]:
@@ -458,9 +529,10 @@ class Sandbox:
         regional = region in ("IT", "ES")
         rate = self.config.price_for(recipient.country_code)
         now, wall = self.config.clock(), self.config.wall_clock()
+        seq = next(self._ids)
         message = StoredMessage(
-            id=self._new_id(wall),
-            seq=next(self._ids),
+            id=self._new_id(wall, seq),
+            seq=seq,
             region=region,
             recipient=recipient,
             sender=sender,
@@ -504,6 +576,7 @@ class Sandbox:
         self._spend(token, cost)
         if regional:
             self._charge(message, message.total_price, "regional send", wall)
+        self._save_message(message)
         return self._render(message)
 
     def _block(self, message: StoredMessage, regional: bool) -> None:
@@ -521,9 +594,11 @@ class Sandbox:
         forced = self.config.outcomes.get(e164) or MAGIC_OUTCOMES.get(e164)
         return MessageState(forced) if forced else MessageState.DELIVERED
 
-    def _new_id(self, wall: datetime) -> str:
-        """24 hex digits like a MongoDB ObjectId (the spec's example): time, random, counter."""
-        return f"{int(wall.timestamp()) & 0xFFFFFFFF:08x}{self.rng.getrandbits(40):010x}{self.rng.getrandbits(24):06x}"
+    def _new_id(self, wall: datetime, seq: int) -> str:
+        """24 hex digits like a MongoDB ObjectId (the spec's example): time, random, counter. The
+        counter is the message's sequence number, so ids stay unique after a restart on a state file
+        (the seeded random part repeats)."""
+        return f"{int(wall.timestamp()) & 0xFFFFFFFF:08x}{self.rng.getrandbits(40):010x}{seq & 0xFFFFFF:06x}"
 
     def _charge(self, message: StoredMessage, amount: Decimal, why: str, when: datetime) -> None:
         """Take ``amount`` off the credit and book it as a wallet transaction dated ``when``."""
@@ -539,6 +614,9 @@ class Sandbox:
                 "description": f"SMS {api} to {message.recipient.e164}{penalty}",
             }
         )
+        if self._store is not None:
+            self._store.put("transaction", self.transactions[-1]["id"], self.transactions[-1])
+            self._save_wallet()
 
     # --- time -------------------------------------------------------------------------------------
     def advance(self) -> list[Transition]:
@@ -601,6 +679,7 @@ class Sandbox:
         message.state = state
         message.updated_at = when
         message.history.append(state)
+        self._save_message(message)
         if message.callback:
             self.pending_callbacks.append(Transition(message.id, state, self._render(message)))
 
@@ -674,6 +753,31 @@ class Sandbox:
         with self._lock:
             message = self.messages.get(message_id)
             return message.callback if message else None
+
+
+def _message_from_row(row: dict[str, Any], now: float, wall: datetime) -> StoredMessage:
+    """A :class:`StoredMessage` from its state-file row (``asdict`` written as JSON)."""
+    fields = dict(row)
+    fields["recipient"] = Recipient(**row["recipient"])
+    fields["segments"] = SegmentInfo(**row["segments"])
+    for name in ("created_at", "updated_at", "sent_at", "delivered_at"):
+        fields[name] = datetime.fromisoformat(row[name]) if row[name] else None
+    fields["price"] = Decimal(row["price"])
+    fields["state"] = MessageState(row["state"])
+    fields["final_state"] = MessageState(row["final_state"])
+    fields["history"] = [MessageState(s) for s in row["history"]]
+    fields["created"] = now - (wall - fields["created_at"]).total_seconds()
+    return StoredMessage(**fields)
+
+
+def _token_from_row(row: dict[str, Any]) -> MintedToken:
+    """A :class:`MintedToken` from its state-file row."""
+    fields = dict(row)
+    fields["scopes"] = tuple(row["scopes"])
+    fields["expires"] = datetime.fromisoformat(row["expires"])
+    fields["created_at"] = datetime.fromisoformat(row["created_at"])
+    fields["wallet_amount"] = Decimal(row["wallet_amount"])
+    return MintedToken(**fields)
 
 
 def _iso(when: datetime) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -58,7 +59,7 @@ def test_plugin_and_package_import_cheaply() -> None:
 
 
 @pytest.mark.integration
-def test_cli_serves_and_prints_the_connection() -> None:
+def test_cli_serves_and_prints_the_connection(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -70,6 +71,8 @@ def test_cli_serves_and_prints_the_connection() -> None:
             "cli-token",
             "--credit",
             "5",
+            "--state-file",
+            str(tmp_path / "state.sqlite"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -93,6 +96,7 @@ def test_cli_serves_and_prints_the_connection() -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "cli-token" not in err
+    assert (tmp_path / "state.sqlite").stat().st_size > 0
 
 
 @pytest.mark.integration
