@@ -5,10 +5,12 @@ in ``{"data": ...}``. Refusals become ``{"code": int, "message": str}`` with the
 request body is read as raw JSON (not a pydantic model) so that every body problem is answered the
 same way: 422 with code 1000 (a sandbox assumption: the spec gives no code for it).
 
-OAuth v2 ``POST /tokens`` is served by the same app (in production it is another host): HTTP Basic
-with the configured email and API key; the answer is the spec's ``TokenDetail`` (wrapped in
-``{"data": ...}`` when ``oauth_envelope`` is set), errors in the older ``{"success": false, ...}``
-shape the OAuth spec shows.
+OAuth v2 is served by the same app (in production it is another host), with HTTP Basic (the
+configured email and API key): ``POST /tokens`` (with ``limits``), ``GET``/``DELETE /tokens/{token}``,
+``GET /wallet`` and ``GET /wallet/transactions``. Token answers are the spec's ``TokenDetail`` (wrapped
+in ``{"data": ...}`` when ``oauth_envelope`` is set), wallet answers always ``{"data": ...}`` as the
+spec shows; errors are in the older ``{"success": false, "message", "error", "data": null}`` shape the
+OAuth spec shows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -37,7 +40,17 @@ from airflow_provider_smsww.sandbox.faults import (
     FaultRecord,
     FaultSyntaxError,
 )
-from airflow_provider_smsww.sandbox.state import CODE_INVALID_BODY, Sandbox, SandboxConfig, SandboxError
+from airflow_provider_smsww.sandbox.state import (
+    CODE_INVALID_BODY,
+    LIMIT_NAMES,
+    MintedToken,
+    Sandbox,
+    SandboxConfig,
+    SandboxError,
+)
+
+#: 422 ``error`` for ill-formed ``limits`` in ``POST /tokens``: the spec documents none (an assumption).
+CODE_OAUTH_BAD_LIMITS = 85
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -93,11 +106,14 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"code": exc.status_code, "message": str(exc.detail)}, exc.status_code)
+        # exc.headers carries the Allow header of a 405: the spec (RFC 9110) requires it.
+        return JSONResponse(
+            {"code": exc.status_code, "message": str(exc.detail)}, exc.status_code, headers=exc.headers
+        )
 
-    def authorize(request: Request) -> None:
+    def authorize(request: Request) -> MintedToken | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        sandbox.authorize(
+        return sandbox.authorize(
             token.strip() if scheme.lower() == "bearer" else None, request.method, request.url.path
         )
 
@@ -112,8 +128,11 @@ def create_app(
 
     def send_route(region: str) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def send(request: Request) -> JSONResponse:
-            authorize(request)
-            return JSONResponse({"data": sandbox.send(region, await json_body(request))}, 201)
+            token = authorize(request)
+            body = await json_body(request)
+            # The token goes along only when there is one: tests wrap ``send(region, body)`` to tap it.
+            data = sandbox.send(region, body, token) if token else sandbox.send(region, body)
+            return JSONResponse({"data": data}, 201)
 
         send.__name__ = f"send_{region.lower()}"
         return send
@@ -123,13 +142,15 @@ def create_app(
 
     @app.post("/otp", status_code=201)
     async def send_otp(request: Request) -> JSONResponse:
-        authorize(request)
-        return JSONResponse({"data": sandbox.send_otp(await json_body(request))}, 201)
+        token = authorize(request)
+        body = await json_body(request)
+        data = sandbox.send_otp(body, token) if token else sandbox.send_otp(body)
+        return JSONResponse({"data": data}, 201)
 
     @app.get("/messages")
-    async def list_messages(request: Request, skip: int = 0, limit: int = 100) -> JSONResponse:
+    async def list_messages(request: Request) -> JSONResponse:
         authorize(request)
-        return JSONResponse({"data": sandbox.list_messages(skip, limit)})
+        return JSONResponse({"data": sandbox.list_messages(*_page(request))})
 
     @app.get("/messages/{message_id}")
     async def get_message(request: Request, message_id: str) -> JSONResponse:
@@ -151,14 +172,87 @@ def create_app(
             return _oauth_error(422, 70, "missing scopes array")
         if not all(isinstance(s, str) and ":" in s and "/" in s for s in scopes):
             return _oauth_error(422, 80, "invalid scopes format")
+        limits = _limits(body.get("limits", {}))
+        if limits is None:
+            return _oauth_error(422, CODE_OAUTH_BAD_LIMITS, "invalid limits format")
         ttl = body.get("ttl")
         name = body.get("name")
         detail = sandbox.mint_token(
-            scopes, ttl if isinstance(ttl, int) else None, name if isinstance(name, str) else None
+            scopes, ttl if isinstance(ttl, int) else None, name if isinstance(name, str) else None, limits
         )
+        return token_answer(detail)
+
+    def token_answer(detail: dict[str, Any]) -> JSONResponse:
         return JSONResponse({"data": detail, "success": True} if sandbox.config.oauth_envelope else detail)
 
+    def basic_ok(request: Request) -> bool:
+        return _basic_ok(request, sandbox.config.email, sandbox.config.api_key)
+
+    @app.get("/tokens/{token}")
+    async def token_detail(request: Request, token: str) -> JSONResponse:
+        if not basic_ok(request):
+            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
+        detail = sandbox.token_detail(token)
+        return token_answer(detail) if detail else _oauth_error(404, 120, "Not Found")
+
+    @app.delete("/tokens/{token}")
+    async def revoke_token(request: Request, token: str) -> JSONResponse:
+        if not basic_ok(request):
+            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
+        if not sandbox.revoke_token(token):
+            return _oauth_error(404, 180, "Not Found")
+        return JSONResponse({"message": "Deleted", "data": None})
+
+    @app.get("/wallet")
+    async def wallet(request: Request) -> JSONResponse:
+        if not basic_ok(request):
+            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
+        return JSONResponse({"data": sandbox.wallet()})
+
+    @app.get("/wallet/transactions")
+    async def wallet_transactions(request: Request) -> JSONResponse:
+        if not basic_ok(request):
+            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
+        try:
+            skip, limit = _page(request)
+        except SandboxError as exc:
+            return _oauth_error(exc.status, exc.code, exc.message)
+        if skip < 0 or not 0 <= limit <= 100:
+            return _oauth_error(422, CODE_INVALID_BODY, "skip must not be negative, limit from 0 to 100.")
+        return JSONResponse({"data": sandbox.wallet_transactions(skip, limit)})
+
     return app
+
+
+def _limits(raw: Any) -> dict[str, float] | None:
+    """The enforced ``TokenLimits`` of a ``POST /tokens`` body, ``None`` when ill-formed: an object whose
+    ``walletAmount`` is a number >= 0 and request counts are integers >= 0 (other fields are ignored)."""
+    if not isinstance(raw, dict):
+        return None
+    limits: dict[str, float] = {}
+    for name in LIMIT_NAMES:
+        if name not in raw:
+            continue
+        value = raw[name]
+        number = isinstance(value, int) or (name == "walletAmount" and isinstance(value, float))
+        if isinstance(value, bool) or not number or value < 0:
+            return None
+        limits[name] = value
+    return limits
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """``skip`` and ``limit`` from the query: each at most once and a plain integer, else 422 1000.
+
+    Read by hand rather than by FastAPI, which would silently take the last of repeated values.
+    """
+    values = []
+    for name, default in (("skip", 0), ("limit", 100)):
+        given = request.query_params.getlist(name)
+        if len(given) > 1 or (given and not re.fullmatch(r"-?[0-9]+", given[0])):
+            raise SandboxError(422, CODE_INVALID_BODY, f"{name} must be one integer.")
+        values.append(int(given[0]) if given else default)
+    return values[0], values[1]
 
 
 def _basic_ok(request: Request, email: str, api_key: str) -> bool:

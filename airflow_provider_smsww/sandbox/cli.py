@@ -46,6 +46,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fault-path", action="append", dest="fault_paths", help="path prefix faults apply to (repeatable)"
     )
+    p.add_argument(
+        "--state-file",
+        help="sqlite file keeping messages, credit, tokens and transactions across restarts "
+        "(created if missing; default: memory only)",
+    )
     p.add_argument("--log-level", default="warning")
     return p
 
@@ -74,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "delivered_after": args.delivered_after,
         "seed": args.seed,
         "oauth_envelope": args.oauth_envelope,
+        "state_file": args.state_file,
         **({"forbidden_words": tuple(args.forbidden_words)} if args.forbidden_words else {}),
     }
     from airflow_provider_smsww.sandbox.server import run_sandbox

@@ -7,6 +7,8 @@ fixtures only.
 - ``smsww_sandbox``: a sandbox served on 127.0.0.1 (a free port), with ``AIRFLOW_CONN_SMSWW_DEFAULT``
   set to its connection for the test. One server per test session, reset before each test (messages,
   tokens, credit, logs, queued faults); a test that needs other settings calls ``run_sandbox`` itself.
+  The handle reads the money side too: ``.wallet()``, ``.transactions()``, ``.token_stats(token)`` (the
+  same data as ``GET /wallet``, ``GET /wallet/transactions`` and ``GET /tokens/{token}``).
 - ``smsww_sandbox_app``: the same sandbox in process, no socket: ``.transport`` for
   ``SmsWwClient(transport=...)``, ``.async_transport`` for ``AsyncSmsWwClient(transport=...)``, plus
   ``.app``, ``.sandbox``, ``.faults``, ``.url``, ``.token``. A new one per test.

@@ -73,6 +73,19 @@ class SandboxHandle:
             {"conn_type": "smsww", "host": self.url, "login": self.sandbox.config.email, "extra": extra}
         )
 
+    def wallet(self) -> dict[str, Any]:
+        """What ``GET /wallet`` answers (its ``data``): ``credit``, ``createdAt``, ``updatedAt``."""
+        return self.sandbox.wallet()
+
+    def transactions(self, skip: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """What ``GET /wallet/transactions`` answers: one row per charge, newest first."""
+        return self.sandbox.wallet_transactions(skip, limit)
+
+    def token_stats(self, token: str) -> dict[str, Any] | None:
+        """A minted token's ``stats`` as ``GET /tokens/{token}`` shows them; ``None`` if unknown/revoked."""
+        detail = self.sandbox.token_detail(token)
+        return detail["stats"] if detail else None
+
     def reset(self) -> None:
         """Forget messages, tokens, charges, logs and queued faults (cheaper than a new server)."""
         self.sandbox.reset()
@@ -137,6 +150,7 @@ def run_sandbox(
     finally:
         server.should_exit = True
         thread.join(10)
+        sandbox.close()
 
 
 @dataclass
@@ -175,3 +189,4 @@ def in_process_sandbox(
         yield InProcessSandbox(IN_PROCESS_URL, app, sandbox, injector, thread=thread)
     finally:
         thread.shutdown()
+        sandbox.close()

@@ -7,6 +7,11 @@ were attempted): the sandbox's own record is the ground truth of the reliability
 Validation reuses :mod:`airflow_provider_smsww.validation` and :mod:`airflow_provider_smsww.segments`,
 so the sandbox and the client agree by construction on E.164, senders, encodings and parts.
 
+Persistence. With ``SandboxConfig.state_file`` the messages, tokens (limits and stats), wallet
+transactions, credit and blocklist are written through to a sqlite file (:mod:`.store`) and read back
+at start, so a restarted sandbox still knows them; everything else (request log, callback attempts,
+queued callbacks, the OTP cache, ``charges``, ``dry_runs``) is in memory only.
+
 Time. Message states are computed lazily from an injectable clock (``SandboxConfig.clock``, default
 ``time.monotonic``): a read after ``pending_after`` clock units sees PENDING, after ``delivered_after``
 the final state. :meth:`Sandbox.advance` applies due transitions in order and queues one callback per
@@ -24,13 +29,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
 from airflow_provider_smsww.models import MessageState
+from airflow_provider_smsww.sandbox.store import StateFile
 from airflow_provider_smsww.segments import SegmentInfo, analyse
 from airflow_provider_smsww.validation import (
     CODE_BAD_RECIPIENT,
@@ -54,6 +60,9 @@ CODE_OTP_LENGTH = 1020
 CODE_INVALID_BODY = 1000  # 422: malformed JSON, missing/ill-typed fields, empty or too long message
 CODE_MULTIPLE_PARTS = 2040  # 422: options.failOnMultipleMessages and the text needs more than one part
 CODE_INSUFFICIENT_CREDIT = 2030  # 402: credit below 1 EUR x parts (WW) or below the price (IT/ES)
+CODE_TOKEN_LIMIT = (
+    2035  # 402: the minted token's limits (totalRequests, walletRequests, walletAmount) are used up
+)
 CODE_UNAUTHORIZED = 401  # 401 without a valid Bearer token (the spec gives no body)
 CODE_SCOPE = 403  # 403 the token lacks the scope for this method and path
 CODE_NOT_FOUND = 404  # 404 unknown message id
@@ -125,6 +134,7 @@ class SandboxConfig:
     callback_backoff: float = 0.05  # seconds before callback retry n: backoff * 2**n
     callback_timeout: float = 5.0
     callback_hosts: frozenset[str] | None = LOOPBACK_HOSTS  # None allows any host (never in tests)
+    state_file: str | None = None  # a sqlite file that keeps the state across restarts; None: memory only
 
     def price_for(self, country: str) -> Decimal:
         return Decimal(str(self.prices.get(country, self.default_price)))
@@ -171,11 +181,43 @@ class Transition:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True)
+#: The TokenLimits the sandbox enforces (``subscriptionRequests`` and ``ip`` are not: no subscriptions,
+#: loopback only). ``walletAmount`` is EUR, the others are request counts.
+LIMIT_NAMES = ("walletAmount", "walletRequests", "totalRequests")
+
+
+@dataclass
 class MintedToken:
+    """A token from ``POST /tokens``, with its limits and the usage they are checked against."""
+
     token: str
     scopes: tuple[str, ...]
     expires: datetime
+    name: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    refresh_token: str = ""
+    limits: dict[str, float] = field(default_factory=dict)  # a subset of LIMIT_NAMES
+    total_requests: int = 0  # every SMS API call made with it (refused ones included, 401/402 excepted)
+    wallet_requests: int = 0  # real sends that cost money (forbidden-content penalties included)
+    wallet_amount: Decimal = Decimal(0)  # EUR those sends cost
+
+    def detail(self) -> dict[str, Any]:
+        """The OAuth spec's ``TokenDetail``, with ``limits`` as given and ``stats`` so far."""
+        return {
+            "token": self.token,
+            "name": self.name,
+            "createdAt": _iso(self.created_at),
+            "updatedAt": _iso(self.created_at),
+            "expireAt": _iso(self.expires),
+            "scopes": list(self.scopes),
+            "refreshToken": self.refresh_token,
+            "limits": dict(self.limits),
+            "stats": {
+                "totalRequests": self.total_requests,
+                "walletRequests": self.wallet_requests,
+                "walletAmount": float(self.wallet_amount),
+            },
+        }
 
 
 class Sandbox:
@@ -189,11 +231,27 @@ class Sandbox:
         self.rng = random.Random(self.config.seed)
         self._ids = itertools.count(1)
         self.wake: Callable[[], None] = lambda: None  # set by the callback runner
-        self.reset()
+        self._store = StateFile(self.config.state_file) if self.config.state_file else None
+        self._clear()
+        if self._store is not None:
+            self._load()
 
     # --- record -----------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget every message, token, charge and log; back to the configured credit."""
+        """Forget every message, token, charge and log (in the state file too); back to the configured
+        credit."""
+        with self._lock:
+            self._clear()
+            if self._store is not None:
+                self._store.clear()
+                self._save_wallet()
+
+    def close(self) -> None:
+        """Close the state file, if any (the state stays in it)."""
+        if self._store is not None:
+            self._store.close()
+
+    def _clear(self) -> None:
         with self._lock:
             self.messages: dict[str, StoredMessage] = {}
             # Insertion-ordered, i.e. in creation order: advance() can stop at the first message not due.
@@ -206,7 +264,50 @@ class Sandbox:
             self.pending_callbacks: list[Transition] = []
             self.callback_attempts: list[Any] = []  # CallbackAttempt records, see .callbacks
             self.charges: list[tuple[str, Decimal, str]] = []  # (message id, amount, why)
+            self.transactions: list[dict[str, Any]] = []  # WalletTransaction wire dicts, oldest first
+            self.wallet_created = self.config.wall_clock()
             self._otp_cache: dict[str, tuple[str, datetime]] = {}
+
+    def _load(self) -> None:
+        """The state written to the state file, read back at start (see :mod:`.store`).
+
+        A message's ``created`` (clock units, meaningless in another process) is rebuilt from its
+        wall-clock age, so messages in flight move on from where they were.
+        """
+        assert self._store is not None
+        now, wall = self.config.clock(), self.config.wall_clock()
+        for row in self._store.load("wallet"):
+            self._credit = Decimal(row["credit"])
+            self.blocklisted = row["blocklisted"]
+            self.wallet_created = datetime.fromisoformat(row["created"])
+        self._save_wallet()  # a new file gets its wallet (creation date) at once
+        for row in self._store.load("message"):
+            message = _message_from_row(row, now, wall)
+            self.messages[message.id] = message
+            if message.state in (MessageState.NEW, MessageState.PENDING):
+                self._in_flight[message.id] = None
+        self._ids = itertools.count(max((m.seq for m in self.messages.values()), default=0) + 1)
+        self.transactions = self._store.load("transaction")
+        for row in self._store.load("token"):
+            token = _token_from_row(row)
+            self.tokens[token.token] = token
+
+    def _save_message(self, message: StoredMessage) -> None:
+        if self._store is not None:
+            self._store.put("message", message.id, asdict(message))
+
+    def _save_token(self, token: MintedToken) -> None:
+        if self._store is not None:
+            self._store.put("token", token.token, asdict(token))
+
+    def _save_wallet(self) -> None:
+        if self._store is not None:
+            row = {
+                "credit": str(self._credit),
+                "blocklisted": self.blocklisted,
+                "created": _iso(self.wallet_created),
+            }
+            self._store.put("wallet", "wallet", row)
 
     @property
     def credit(self) -> float:
@@ -224,52 +325,120 @@ class Sandbox:
         """How many accepted messages each recipient got: more than one means a duplicate send."""
         return Counter(m.recipient.e164 for m in self.accepted())
 
+    def wallet(self) -> dict[str, Any]:
+        """The OAuth spec's ``Wallet``: credit now, created at the (re)set, updated at the last charge."""
+        with self._lock:
+            credit = self.credit
+            updated = self.transactions[-1]["createdAt"] if self.transactions else _iso(self.wallet_created)
+            return {"credit": credit, "createdAt": _iso(self.wallet_created), "updatedAt": updated}
+
+    def wallet_transactions(self, skip: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """``WalletTransaction`` rows, newest first: one per charge (amount negative)."""
+        with self._lock:
+            self.advance()
+            return [dict(t) for t in reversed(self.transactions)][skip : skip + limit]
+
     # --- auth -------------------------------------------------------------------------------------
-    def mint_token(self, scopes: list[str], ttl: int | None, name: str | None) -> dict[str, Any]:
-        """A new Bearer token (OAuth v2 ``POST /tokens``); ttl <= 0 or missing means the default."""
+    def mint_token(
+        self, scopes: list[str], ttl: int | None, name: str | None, limits: Mapping[str, float] | None = None
+    ) -> dict[str, Any]:
+        """A new Bearer token (OAuth v2 ``POST /tokens``); ttl <= 0 or missing means the default.
+
+        ``limits`` (a subset of :data:`LIMIT_NAMES`, already validated) are enforced on the SMS API.
+        """
         now = self.config.wall_clock()
         seconds = ttl if ttl and ttl > 0 else self.config.token_ttl_default
         seconds = min(seconds, 365 * 24 * 3600)
-        token = secrets.token_hex(12)
-        minted = MintedToken(token, tuple(scopes), now + timedelta(seconds=seconds))
+        minted = MintedToken(
+            token=secrets.token_hex(12),
+            scopes=tuple(scopes),
+            expires=now + timedelta(seconds=seconds),
+            name=name or "",
+            created_at=now,
+            refresh_token=secrets.token_hex(12),
+            limits=dict(limits or {}),
+        )
         with self._lock:
-            self.tokens[token] = minted
-        return {
-            "token": token,
-            "name": name or "",
-            "createdAt": _iso(now),
-            "updatedAt": _iso(now),
-            "expireAt": _iso(minted.expires),
-            "scopes": list(scopes),
-            "refreshToken": secrets.token_hex(12),
-        }
+            self.tokens[minted.token] = minted
+            self._save_token(minted)
+            return minted.detail()
 
-    def authorize(self, token: str | None, method: str, path: str) -> None:
-        """Raise 401 for a missing, unknown or expired token, 403 when its scopes miss this call.
+    def token_detail(self, token: str) -> dict[str, Any] | None:
+        """``GET /tokens/{token}``: the TokenDetail with its stats, ``None`` when unknown or revoked."""
+        with self._lock:
+            minted = self.tokens.get(token)
+            return minted.detail() if minted else None
+
+    def revoke_token(self, token: str) -> bool:
+        """``DELETE /tokens/{token}``: later calls with it are 401. False when it was unknown."""
+        with self._lock:
+            if self.tokens.pop(token, None) is None:
+                return False
+            if self._store is not None:
+                self._store.delete("token", token)
+            return True
+
+    def authorize(self, token: str | None, method: str, path: str) -> MintedToken | None:
+        """The minted token that may make this call (``None`` for the static token); else raise 401 for
+        a missing, unknown, revoked or expired token, 403 when its scopes miss this call, 402 2035 when
+        its ``totalRequests`` are used up. Counts the call in the token's ``totalRequests``.
 
         Scopes are ``METHOD:host/path`` with ``*`` wildcards; the host part is ignored because the
         sandbox answers under whatever name it was reached by.
         """
         if token and secrets.compare_digest(token, self.config.token):
+            return None
+        with self._lock:
+            minted = self.tokens.get(token or "")
+            if minted is None or minted.expires <= self.config.wall_clock():
+                raise SandboxError(401, CODE_UNAUTHORIZED, "Unauthorized: missing, unknown or expired token.")
+            if not any(_scope_allows(scope, method, path) for scope in minted.scopes):
+                raise SandboxError(403, CODE_SCOPE, f"The token has no scope for {method} {path}.")
+            cap = minted.limits.get("totalRequests")
+            if cap is not None and minted.total_requests >= cap:
+                raise SandboxError(402, CODE_TOKEN_LIMIT, f"Token limit reached: totalRequests {cap:g} used.")
+            minted.total_requests += 1
+            self._save_token(minted)
+            return minted
+
+    def _check_limits(self, token: MintedToken | None, cost: Decimal) -> None:
+        """402 2035 when one more paid send of ``cost`` EUR would pass the token's wallet limits."""
+        if token is None:
             return
-        minted = self.tokens.get(token or "")
-        if minted is None or minted.expires <= self.config.wall_clock():
-            raise SandboxError(401, CODE_UNAUTHORIZED, "Unauthorized: missing, unknown or expired token.")
-        if not any(_scope_allows(scope, method, path) for scope in minted.scopes):
-            raise SandboxError(403, CODE_SCOPE, f"The token has no scope for {method} {path}.")
+        requests = token.limits.get("walletRequests")
+        if requests is not None and token.wallet_requests + 1 > requests:
+            raise SandboxError(
+                402, CODE_TOKEN_LIMIT, f"Token limit reached: walletRequests {requests:g} paid requests used."
+            )
+        amount = token.limits.get("walletAmount")
+        if amount is not None and token.wallet_amount + cost > Decimal(str(amount)):
+            raise SandboxError(
+                402,
+                CODE_TOKEN_LIMIT,
+                f"Token limit reached: walletAmount {amount:g} EUR, {float(token.wallet_amount):g} spent, "
+                f"this send costs {float(cost):g}.",
+            )
+
+    def _spend(self, token: MintedToken | None, cost: Decimal) -> None:
+        if token is not None:
+            token.wallet_requests += 1
+            token.wallet_amount += cost
+            self._save_token(token)
 
     # --- send -------------------------------------------------------------------------------------
-    def send(self, region: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def send(self, region: str, body: Mapping[str, Any], token: MintedToken | None = None) -> dict[str, Any]:
         """``POST /{region}-messages``: validate, price, store (unless dry run); the wire dict.
 
         Order of checks: blocklisted account (403 2020), body shape (422 1000), recipient (2011,
-        2013), sender (2021, 2024), text (1000, 2040), forbidden words (2044 / 2050), credit (402).
+        2013), sender (2021, 2024), text (1000, 2040), forbidden words in a dry run (2044), the
+        token's wallet limits in a real send (402 2035), forbidden words (2044 / 2050), credit (402
+        2030). ``token`` is the minted token making the call (see :meth:`authorize`).
         """
         with self._lock:
             self.advance()
             if self.blocklisted:
                 raise SandboxError(403, CODE_USER_BLOCKLISTED, SPEC_TEXTS[CODE_USER_BLOCKLISTED])
-            options = _options(body.get("options"))
+            options = _options(body.get("options", {}))
             recipient = self._recipient(body.get("recipient"), region)
             sender = body.get("sender")
             if sender is not None and not isinstance(sender, str):
@@ -283,9 +452,11 @@ class Sandbox:
             if isinstance(checked, Problem):
                 multi = options["failOnMultipleMessages"] and analyse(text).parts > 1
                 raise SandboxError(422, CODE_MULTIPLE_PARTS if multi else CODE_INVALID_BODY, checked.message)
-            return self._accept(region, recipient, sender or DEFAULT_SENDER, text, checked, options, body)
+            return self._accept(
+                region, recipient, sender or DEFAULT_SENDER, text, checked, options, body, token
+            )
 
-    def send_otp(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def send_otp(self, body: Mapping[str, Any], token: MintedToken | None = None) -> dict[str, Any]:
         """``POST /otp``: a generated code sent like a WW message (sender 'OTP MOBILE', isOtp true).
 
         The real gateway translates the text to the recipient's language; the sandbox writes English.
@@ -294,7 +465,7 @@ class Sandbox:
             self.advance()
             if self.blocklisted:
                 raise SandboxError(403, CODE_USER_BLOCKLISTED, SPEC_TEXTS[CODE_USER_BLOCKLISTED])
-            options = _options(body.get("options"))
+            options = _options(body.get("options", {}))
             length = _int_field(body, "length", 5)
             if not 4 <= length <= 10:
                 raise SandboxError(422, CODE_OTP_LENGTH, SPEC_TEXTS[CODE_OTP_LENGTH])
@@ -311,7 +482,7 @@ class Sandbox:
                 "otp": code,
                 "otpOptions": {"length": length, "alphanumeric": alphanumeric, "cacheSeconds": cache_seconds},
             }
-            return self._accept("WW", recipient, OTP_SENDER, text, analyse(text), options, body, otp=otp)
+            return self._accept("WW", recipient, OTP_SENDER, text, analyse(text), options, body, token, otp)
 
     def _otp_code(self, e164: str, length: int, alphanumeric: bool, cache_seconds: int, dry_run: bool) -> str:
         now = self.config.wall_clock()
@@ -350,6 +521,7 @@ class Sandbox:
         segments: SegmentInfo,
         options: dict[str, bool],
         body: Mapping[str, Any],
+        token: MintedToken | None,
         otp: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         dry_run = options["dryRun"]
@@ -357,16 +529,17 @@ class Sandbox:
         regional = region in ("IT", "ES")
         rate = self.config.price_for(recipient.country_code)
         now, wall = self.config.clock(), self.config.wall_clock()
+        seq = next(self._ids)
         message = StoredMessage(
-            id=self._new_id(wall),
-            seq=next(self._ids),
+            id=self._new_id(wall, seq),
+            seq=seq,
             region=region,
             recipient=recipient,
             sender=sender,
             text=text,
             segments=segments,
             options=options,
-            callback=_callback(body.get("callback")),
+            callback=_callback(body["callback"]) if "callback" in body else None,
             created=now,
             created_at=wall,
             updated_at=wall,
@@ -375,9 +548,16 @@ class Sandbox:
             otp=otp["otp"] if otp else None,
             otp_options=otp["otpOptions"] if otp else None,
         )
-        if self._forbidden(text, sender):
-            if dry_run:
-                raise SandboxError(422, CODE_FORBIDDEN_CONTENT, SPEC_TEXTS[CODE_FORBIDDEN_CONTENT])
+        forbidden = self._forbidden(text, sender)
+        if forbidden and dry_run:
+            raise SandboxError(422, CODE_FORBIDDEN_CONTENT, SPEC_TEXTS[CODE_FORBIDDEN_CONTENT])
+        # What this send will cost (WW: charged later, at PENDING, at this rate): the token limits count it now.
+        per_part = Decimal(str(self.config.penalty_per_part)) if forbidden and not regional else rate
+        cost = per_part * parts
+        if not dry_run:
+            self._check_limits(token, cost)
+        if forbidden:
+            self._spend(token, cost)
             self._block(message, regional)
             code = CODE_FORBIDDEN_CONTENT_REGIONAL if regional else CODE_FORBIDDEN_CONTENT
             raise SandboxError(422, code, SPEC_TEXTS[code])
@@ -393,8 +573,10 @@ class Sandbox:
             return self._render(message)
         self.messages[message.id] = message
         self._in_flight[message.id] = None
+        self._spend(token, cost)
         if regional:
-            self._charge(message, message.total_price, "regional send")
+            self._charge(message, message.total_price, "regional send", wall)
+        self._save_message(message)
         return self._render(message)
 
     def _block(self, message: StoredMessage, regional: bool) -> None:
@@ -405,20 +587,36 @@ class Sandbox:
         message.blocklisted_reason = "The message or sender contains forbidden content."
         self.blocklisted = True
         self.messages[message.id] = message
-        self._charge(message, message.total_price, "forbidden content")
+        self._charge(message, message.total_price, "forbidden content", message.created_at)
         self._set_state(message, MessageState.REJECTED, message.created_at)
 
     def _outcome(self, e164: str) -> MessageState:
         forced = self.config.outcomes.get(e164) or MAGIC_OUTCOMES.get(e164)
         return MessageState(forced) if forced else MessageState.DELIVERED
 
-    def _new_id(self, wall: datetime) -> str:
-        """24 hex digits like a MongoDB ObjectId (the spec's example): time, random, counter."""
-        return f"{int(wall.timestamp()) & 0xFFFFFFFF:08x}{self.rng.getrandbits(40):010x}{self.rng.getrandbits(24):06x}"
+    def _new_id(self, wall: datetime, seq: int) -> str:
+        """24 hex digits like a MongoDB ObjectId (the spec's example): time, random, counter. The
+        counter is the message's sequence number, so ids stay unique after a restart on a state file
+        (the seeded random part repeats)."""
+        return f"{int(wall.timestamp()) & 0xFFFFFFFF:08x}{self.rng.getrandbits(40):010x}{seq & 0xFFFFFF:06x}"
 
-    def _charge(self, message: StoredMessage, amount: Decimal, why: str) -> None:
+    def _charge(self, message: StoredMessage, amount: Decimal, why: str, when: datetime) -> None:
+        """Take ``amount`` off the credit and book it as a wallet transaction dated ``when``."""
         self._credit -= amount
         self.charges.append((message.id, amount, why))
+        api = "otp" if message.otp is not None else f"{message.region}-messages"
+        penalty = ": forbidden content penalty" if message.blocklisted else ""
+        self.transactions.append(
+            {
+                "id": f"txn_{message.id}",  # one charge per message at most
+                "amount": -float(amount),
+                "createdAt": _iso(when),
+                "description": f"SMS {api} to {message.recipient.e164}{penalty}",
+            }
+        )
+        if self._store is not None:
+            self._store.put("transaction", self.transactions[-1]["id"], self.transactions[-1])
+            self._save_wallet()
 
     # --- time -------------------------------------------------------------------------------------
     def advance(self) -> list[Transition]:
@@ -464,10 +662,10 @@ class Sandbox:
         return message.created_at + timedelta(seconds=offset)
 
     def _to_pending(self, message: StoredMessage) -> None:
+        message.sent_at = self._when(message, self.config.pending_after)
         if message.region == "WW":  # priced on provider acceptance
             message.price = self.config.price_for(message.recipient.country_code)
-            self._charge(message, message.total_price, "worldwide send")
-        message.sent_at = self._when(message, self.config.pending_after)
+            self._charge(message, message.total_price, "worldwide send", message.sent_at)
         self._set_state(message, MessageState.PENDING, message.sent_at)
 
     def _to_final(self, message: StoredMessage) -> None:
@@ -481,6 +679,7 @@ class Sandbox:
         message.state = state
         message.updated_at = when
         message.history.append(state)
+        self._save_message(message)
         if message.callback:
             self.pending_callbacks.append(Transition(message.id, state, self._render(message)))
 
@@ -513,7 +712,8 @@ class Sandbox:
 
     def _render(self, m: StoredMessage) -> dict[str, Any]:
         """MessageResponse: every field of the spec. ``blocklistedReason`` is "" when not blocklisted
-        (the spec types it as a non-nullable string); callback header values are masked."""
+        (the spec types it as a non-nullable string); the callback is echoed as sent, header values
+        included, as the spec's example shows (the client masks them on its side)."""
         data: dict[str, Any] = {
             "id": m.id,
             "username": self.config.email,
@@ -538,17 +738,46 @@ class Sandbox:
             "isOtp": m.otp is not None,
         }
         if m.callback is not None:
-            data["callback"] = {**m.callback, "headers": {k: "***" for k in m.callback.get("headers", {})}}
+            data["callback"] = {
+                **m.callback,
+                "headers": dict(m.callback["headers"]),
+                "custom": dict(m.callback["custom"]),
+            }
         if m.otp is not None:
             data["otp"] = m.otp
             data["otpOptions"] = dict(m.otp_options or {})
         return data
 
     def callback_secrets(self, message_id: str) -> dict[str, Any] | None:
-        """The callback as given, header values included: for the runner only, never rendered."""
+        """The callback as given (for the runner): read under the lock, without advancing the clock."""
         with self._lock:
             message = self.messages.get(message_id)
             return message.callback if message else None
+
+
+def _message_from_row(row: dict[str, Any], now: float, wall: datetime) -> StoredMessage:
+    """A :class:`StoredMessage` from its state-file row (``asdict`` written as JSON)."""
+    fields = dict(row)
+    fields["recipient"] = Recipient(**row["recipient"])
+    fields["segments"] = SegmentInfo(**row["segments"])
+    for name in ("created_at", "updated_at", "sent_at", "delivered_at"):
+        fields[name] = datetime.fromisoformat(row[name]) if row[name] else None
+    fields["price"] = Decimal(row["price"])
+    fields["state"] = MessageState(row["state"])
+    fields["final_state"] = MessageState(row["final_state"])
+    fields["history"] = [MessageState(s) for s in row["history"]]
+    fields["created"] = now - (wall - fields["created_at"]).total_seconds()
+    return StoredMessage(**fields)
+
+
+def _token_from_row(row: dict[str, Any]) -> MintedToken:
+    """A :class:`MintedToken` from its state-file row."""
+    fields = dict(row)
+    fields["scopes"] = tuple(row["scopes"])
+    fields["expires"] = datetime.fromisoformat(row["expires"])
+    fields["created_at"] = datetime.fromisoformat(row["created_at"])
+    fields["wallet_amount"] = Decimal(row["wallet_amount"])
+    return MintedToken(**fields)
 
 
 def _iso(when: datetime) -> str:
@@ -562,8 +791,8 @@ def _scope_allows(scope: str, method: str, path: str) -> bool:
 
 
 def _options(raw: Any) -> dict[str, bool]:
-    if raw is None:
-        raw = {}
+    """The options object with its defaults; 422 when it is not an object (``null`` included: the
+    spec does not make it nullable)."""
     if not isinstance(raw, Mapping):
         raise SandboxError(422, CODE_INVALID_BODY, "options must be an object.")
     options = {}
@@ -582,10 +811,12 @@ def _int_field(body: Mapping[str, Any], name: str, default: int) -> int:
     return value
 
 
-def _callback(raw: Any) -> dict[str, Any] | None:
-    """The callback object normalised with the spec's defaults; 422 when its shape is wrong."""
-    if raw is None:
-        return None
+def _callback(raw: Any) -> dict[str, Any]:
+    """The callback object normalised with the spec's defaults; 422 when its shape is wrong.
+
+    ``null``, ``false`` or ``0`` for the callback, its headers or custom are refused, not read as
+    "absent": the spec makes none of them nullable (schemathesis found the sandbox too lenient).
+    """
     if not isinstance(raw, Mapping):
         raise SandboxError(422, CODE_INVALID_BODY, "callback must be an object.")
     url = raw.get("url")
@@ -596,8 +827,8 @@ def _callback(raw: Any) -> dict[str, Any] | None:
         raise SandboxError(422, CODE_INVALID_BODY, "callback.method must be JSON or POST.")
     field_name = raw.get("field", "data")
     retry = raw.get("retry", 0)
-    headers = raw.get("headers") or {}
-    custom = raw.get("custom") or {}
+    headers = raw.get("headers", {})
+    custom = raw.get("custom", {})
     if not isinstance(field_name, str) or not field_name:
         raise SandboxError(422, CODE_INVALID_BODY, "callback.field must be a non-empty string.")
     if isinstance(retry, bool) or not isinstance(retry, int) or not 0 <= retry <= 5:

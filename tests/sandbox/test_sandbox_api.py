@@ -34,7 +34,7 @@ def test_spec_example_verbatim_gets_every_field(http: httpx.Client, sandbox_app:
     assert data["blocklisted"] is False
     assert data["isOtp"] is False
     assert data["callback"]["custom"] == {"my_custom_id": "123456789"}
-    assert data["callback"]["headers"] == {"session_id": "***"}  # credentials are not echoed
+    assert data["callback"]["headers"] == {"session_id": "9834r5fh589494"}  # echoed as sent, like the spec
     assert data["sentAt"] is None
     assert data["deliveredAt"] is None
     assert data["username"] == sandbox_app.sandbox.config.email
@@ -153,6 +153,22 @@ def test_fail_on_multiple_messages(http: httpx.Client, sandbox_app: InProcessSan
         ("WW", {"recipient": IT, "message": "x", "options": {"dryRun": "yes"}}, 1000),
         ("WW", {"recipient": IT, "message": "x", "callback": {"url": "ftp://x"}}, 1000),
         ("WW", {"recipient": IT, "message": "x", "callback": {"url": "http://127.0.0.1/", "retry": 6}}, 1000),
+        # null, false or 0 are not "absent": the spec makes none of these nullable.
+        *[
+            ("WW", {"recipient": IT, "message": "x", name: bad}, 1000)
+            for name in ("options", "callback")
+            for bad in (None, False, 0)
+        ],
+        *[
+            (
+                "WW",
+                {"recipient": IT, "message": "x", "callback": {"url": "http://127.0.0.1/", name: bad}},
+                1000,
+            )
+            for name in ("headers", "custom")
+            for bad in (None, False, 0)
+        ],
+        ("IT", {"recipient": IT, "message": "x", "options": None}, 1000),
     ],
 )
 def test_bad_input_gets_the_documented_code(
@@ -259,6 +275,22 @@ def test_list_is_newest_first_and_paginated(http: httpx.Client) -> None:
     ]
     assert http.get("/messages", params={"skip": -1}).json()["code"] == 1000
     assert http.get("/messages", params={"limit": "many"}).status_code == 422
+    for query in ("skip=1&skip=2", "limit=1&limit=2", "skip=1_0", "limit= 3"):
+        refused = http.get(f"/messages?{query}")
+        assert (refused.status_code, refused.json()["code"]) == (422, 1000), query
+
+
+def test_otp_refuses_null_options(http: httpx.Client, sandbox_app: InProcessSandbox) -> None:
+    response = http.post("/otp", json={"recipient": IT, "options": None})
+    assert (response.status_code, response.json()["code"]) == (422, 1000)
+    assert sandbox_app.sandbox.messages == {}
+
+
+def test_wrong_method_is_405_with_allow(http: httpx.Client) -> None:
+    for method, path, allowed in (("GET", "/WW-messages", "POST"), ("DELETE", "/messages", "GET")):
+        response = http.request(method, path)
+        assert response.status_code == 405
+        assert response.headers["Allow"] == allowed
 
 
 def test_otp(http: httpx.Client, sandbox_app: InProcessSandbox) -> None:

@@ -44,6 +44,9 @@ def test_json_callbacks_on_each_transition(receiver: Receiver) -> None:
     attempts = server.sandbox.callback_attempts
     assert [(a.state, a.attempt, a.status) for a in attempts] == [("PENDING", 1, 200), ("DELIVERED", 1, 200)]
     assert all("receiver-secret" not in repr(a) for a in attempts)
+    assert (
+        pending.payload["data"]["callback"]["headers"] == callback["headers"]
+    )  # the message as GET shows it
 
 
 def test_form_callbacks_use_the_field(receiver: Receiver) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -58,7 +59,7 @@ def test_plugin_and_package_import_cheaply() -> None:
 
 
 @pytest.mark.integration
-def test_cli_serves_and_prints_the_connection() -> None:
+def test_cli_serves_and_prints_the_connection(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -70,6 +71,8 @@ def test_cli_serves_and_prints_the_connection() -> None:
             "cli-token",
             "--credit",
             "5",
+            "--state-file",
+            str(tmp_path / "state.sqlite"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -93,3 +96,30 @@ def test_cli_serves_and_prints_the_connection() -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "cli-token" not in err
+    assert (tmp_path / "state.sqlite").stat().st_size > 0
+
+
+@pytest.mark.integration
+def test_smsww_sandbox_fixture_reads_wallet_transactions_and_token_stats(
+    smsww_sandbox: SandboxHandle,
+) -> None:
+    server = smsww_sandbox
+    config = server.sandbox.config
+    with httpx.Client(base_url=server.url) as http:
+        token = http.post(
+            "/tokens",
+            json={"scopes": ["*:*/*"], "limits": {"walletRequests": 5}},
+            auth=(config.email, config.api_key),
+        ).json()["token"]
+        sent = http.post(
+            "/IT-messages",
+            json={"recipient": "+393331234567", "message": "x"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert sent.status_code == 201
+    assert server.wallet()["credit"] == pytest.approx(100 - 0.065)
+    assert [(t["id"], t["amount"]) for t in server.transactions()] == [
+        (f"txn_{sent.json()['data']['id']}", -0.065)
+    ]
+    assert server.token_stats(token) == {"totalRequests": 1, "walletRequests": 1, "walletAmount": 0.065}
+    assert server.token_stats("unknown") is None
