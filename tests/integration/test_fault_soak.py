@@ -81,10 +81,10 @@ class SendTap:
         self.try_number = 0
         original = handle.sandbox.send
 
-        def send(region: str, body: Any) -> dict[str, Any]:
+        def send(region: str, body: Any, token: Any = None) -> dict[str, Any]:
             dry = bool((body.get("options") or {}).get("dryRun"))
             self.calls.append((self.try_number, dry, str(body.get("recipient"))))
-            return original(region, body)
+            return original(region, body, token)
 
         handle.sandbox.send = send  # type: ignore[method-assign]
 
