@@ -152,7 +152,8 @@ class WalletMixin:
         self.log.info(
             "Per-task token minted: limits %s, expires %s", minted.limits or limits, minted.expire_at
         )
-        child: Any = type(self)(smsww_conn_id=self.smsww_conn_id)
+        hook_class: Any = type(self)
+        child = hook_class(smsww_conn_id=self.smsww_conn_id)
         child._scoped_token, child._account = secret, account
         child._settings = {**self._settings, "token": secret, "minter": None}
         child._async_client = AsyncSmsWwClient(**child._settings)
