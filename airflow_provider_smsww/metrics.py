@@ -39,3 +39,25 @@ def emit(counts: dict[str, int | None], *, dag_id: str | None, task_id: str | No
                 Stats.incr(f"{PREFIX}.{name}", count=int(value), tags=tags)
     except Exception:  # a metric must never fail the task that sends the SMS
         log.debug("SMS metrics not emitted", exc_info=True)
+
+
+def report_actual_cost(task: Any, context: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a delivery sensor's messages cost, from their ``totalPrice`` (final once sent): logged,
+    pushed as the XCom key ``cost`` and emitted as ``smsww.cost_actual_cents``; returned too."""
+    total = sum((Decimal(str(r.get("totalPrice") or 0)) for r in records), Decimal(0))
+    cost = {
+        "currency": "EUR",
+        "messages": len(records),
+        "parts": sum(int(r.get("messageCount") or 0) for r in records),
+        "actual_total_price": float(total),
+    }
+    emit({"cost_actual_cents": cents(total)}, dag_id=task.dag_id, task_id=task.task_id)
+    if push := getattr(context.get("ti"), "xcom_push", None):
+        push(key="cost", value=cost)
+    task.log.info(
+        "Cost: %d message(s), %d part(s), actual total %.4f EUR (totalPrice)",
+        len(records),
+        cost["parts"],
+        total,
+    )
+    return cost

@@ -37,7 +37,8 @@ class SmsDeliverySensor(BaseSensorOperator):
     **Success** when every message is DELIVERED; with ``min_delivered``, as soon as at least that many
     are DELIVERED (the others may still be in flight). Returns (XCom) one record per message, in id
     order: ``{id, recipient, state, messageCount, encoding, totalPrice, blocklisted}`` (no message text,
-    no callback headers); an id that could not be read yet has ``state`` ``"UNKNOWN"``.
+    no callback headers); an id that could not be read yet has ``state`` ``"UNKNOWN"``. The actual
+    cost (the sum of ``totalPrice``) is logged and pushed as the XCom key ``cost``.
 
     **Failure, at once** when a message reaches UNDELIVERABLE, EXPIRED or REJECTED or is blocklisted;
     with ``min_delivered``, as soon as fewer than ``min_delivered`` can still be delivered (messages
@@ -151,7 +152,10 @@ class SmsDeliverySensor(BaseSensorOperator):
         progress = DeliveryProgress(ids, messages, required)
         self.log.info("SMS delivery: %s", progress.counts())
         if progress.succeeded:
-            return PokeReturnValue(is_done=True, xcom_value=progress.records())
+            from airflow_provider_smsww.metrics import report_actual_cost
+
+            report_actual_cost(self, context, records := progress.records())
+            return PokeReturnValue(is_done=True, xcom_value=records)
         if progress.impossible:
             self._fail(progress.failure_message())
         if trouble is not None:
@@ -188,8 +192,11 @@ class SmsDeliverySensor(BaseSensorOperator):
         status = event.get("status")
         message = str(event.get("message") or "no detail")
         if status == "success":
+            from airflow_provider_smsww.metrics import report_actual_cost
+
             self.log.info(message)
-            return event.get("messages", [])
+            report_actual_cost(self, context, records := event.get("messages", []))
+            return records
         if status == "failure":
             self._fail(message)
         raise _error_from_event(event.get("error_type"), message)
