@@ -42,7 +42,9 @@ ITALIAN = [f"+39333{n:07d}" for n in range(1_000_100, 1_000_140)]  # 40 numbers
 def set_conn(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
     fields.setdefault("host", API)
     extra = {"max_retries": 0, **fields.pop("extra", {})}
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps({"conn_type": "smsww", **fields, "extra": extra}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps({"conn_type": "smsww", **fields, "extra": extra})
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -71,15 +73,25 @@ class Account:
         if request.method == "GET" and path == "/wallet":
             self.wallet_reads += 1
             if self.wallet_status != 200:
-                return httpx.Response(self.wallet_status, json={"success": False, "message": "down", "error": 1})
+                return httpx.Response(
+                    self.wallet_status, json={"success": False, "message": "down", "error": 1}
+                )
             now = datetime.now(UTC).isoformat()
-            return httpx.Response(200, json={"data": {"credit": self.credit, "createdAt": now, "updatedAt": now}})
+            return httpx.Response(
+                200, json={"data": {"credit": self.credit, "createdAt": now, "updatedAt": now}}
+            )
         if request.method == "POST" and path == "/tokens":
             body = json.loads(request.content)
             self.mints.append(body)
             expire = (datetime.now(UTC) + timedelta(seconds=body["ttl"])).isoformat()
             return httpx.Response(
-                200, json={"token": MINTED, "expireAt": expire, "scopes": body["scopes"], "limits": body["limits"]}
+                200,
+                json={
+                    "token": MINTED,
+                    "expireAt": expire,
+                    "scopes": body["scopes"],
+                    "limits": body["limits"],
+                },
             )
         if request.method == "DELETE" and path == f"/tokens/{MINTED}":
             self.revoked.append(MINTED)
@@ -112,7 +124,9 @@ class Gateway:
         cap = self.account.limits().get("walletAmount")
         price = Decimal(str(self.real_price))
         if cap is not None and self.spent + price > Decimal(str(cap)):
-            return httpx.Response(402, json={"code": 2035, "message": f"Token limit reached: walletAmount {cap}"})
+            return httpx.Response(
+                402, json={"code": 2035, "message": f"Token limit reached: walletAmount {cap}"}
+            )
         self.spent += price
         self.sent.append(body["recipient"])
         return httpx.Response(201, json={"data": self.message(body, f"{next(self.ids):024x}", 0.0)})
@@ -220,7 +234,8 @@ def test_token_only_connection_has_no_credit_and_says_how_once(
     assert hook.get_credit() is None
     assert hook.get_credit() is None
     notes = [line for line in capsys.readouterr().out.splitlines() if "cannot be checked" in line]
-    assert len(notes) == 1 and "[info" in notes[0]
+    assert len(notes) == 1
+    assert "[info" in notes[0]
     assert "'api_key' extra" in notes[0]
     assert httpx_mock.get_requests() == []
 
@@ -242,7 +257,8 @@ async def test_scoped_mints_a_limited_token_for_the_send_paths_and_revokes_it(
         assert capped is not hook
         message = await capped.asend_message(ITALIAN[0], "hello")
         assert account.revoked == []
-    assert message.id and gateway.sent == [ITALIAN[0]]
+    assert message.id
+    assert gateway.sent == [ITALIAN[0]]
     (mint,) = account.mints
     assert mint["limits"] == {"walletAmount": 1.5, "walletRequests": 3}
     assert mint["ttl"] == 600
@@ -316,7 +332,8 @@ def test_credit_short_for_40_unpriced_italians_sends_nothing(account: Account, g
     assert "needed 41.00 EUR" in text  # 40 parts at 1 EUR (unpriced) + 1 EUR on hand for the last
     assert "shortfall 39.00 EUR" in text
     assert "nothing was sent" in text
-    assert gateway.sent == [] and account.mints == []
+    assert gateway.sent == []
+    assert account.mints == []
 
 
 def test_credit_short_with_an_assumed_price_names_estimate_and_shortfall(
@@ -326,7 +343,9 @@ def test_credit_short_with_an_assumed_price_names_estimate_and_shortfall(
     with pytest.raises(SmsWwInsufficientCreditError) as info:
         op(recipients=ITALIAN, price_per_part_if_unknown=0.065, max_concurrency=10).execute(context())
     text = str(info.value)
-    assert "estimated total 2.60 EUR" in text and "needed 3.60 EUR" in text and "shortfall 1.60 EUR" in text
+    assert "estimated total 2.60 EUR" in text
+    assert "needed 3.60 EUR" in text
+    assert "shortfall 1.60 EUR" in text
     assert gateway.sent == []
 
 
@@ -334,7 +353,7 @@ def test_priced_batch_needs_its_total_plus_one_eur_per_part_of_the_last(
     account: Account, gateway: Gateway
 ) -> None:
     account.credit = 1.14  # 3 x 0.05 + 1.00 = 1.15 needed
-    with pytest.raises(SmsWwInsufficientCreditError, match="shortfall 0.01 EUR"):
+    with pytest.raises(SmsWwInsufficientCreditError, match=r"shortfall 0\.01 EUR"):
         op().execute(context())
     account.credit = 1.15
     assert len(op().execute(context())) == 3
@@ -344,7 +363,8 @@ def test_dry_run_only_shows_the_credit(account: Account, gateway: Gateway) -> No
     result = op(dry_run=True).execute(context())
     assert result["credit"] == 100.0
     assert result["estimated_total_price"] == pytest.approx(0.15)
-    assert gateway.sent == [] and account.mints == []
+    assert gateway.sent == []
+    assert account.mints == []
 
 
 # -- the cap the gateway enforces ---------------------------------------------------------------------
@@ -357,13 +377,16 @@ def test_sends_use_a_capped_token_that_is_revoked(account: Account, gateway: Gat
     assert account.revoked == [MINTED]
 
 
-def test_the_cap_stops_a_batch_whose_real_prices_exceed_the_budget(account: Account, gateway: Gateway) -> None:
+def test_the_cap_stops_a_batch_whose_real_prices_exceed_the_budget(
+    account: Account, gateway: Gateway
+) -> None:
     gateway.dry_price, gateway.real_price = 0.01, 0.10  # the price changed after the dry run
     recipients = ITALIAN[:5]
     with pytest.raises(SmsWwSpendingCapReachedError) as info:
         op(recipients=recipients, max_total_price=0.25).execute(context())
     assert isinstance(info.value, AirflowFailException)  # no retry: a retry would get a fresh cap
-    assert gateway.sent == recipients[:2] and gateway.spent <= Decimal("0.25")
+    assert gateway.sent == recipients[:2]
+    assert gateway.spent <= Decimal("0.25")
     text = str(info.value)
     assert "2 of 5 message(s) accepted; 3 failed" in text
     assert all(r in text for r in recipients[2:])  # who was not sent
@@ -397,7 +420,8 @@ def test_cost_in_xcom_last_log_line_and_metrics(
         "spending_cap": 1.0,
     }
     ours = [line for line in capsys.readouterr().out.splitlines() if "SmsSendOperator" in line]
-    assert "Cost: 3 message(s) accepted now" in ours[-1] and "estimated total 0.1500 EUR" in ours[-1]
+    assert "Cost: 3 message(s) accepted now" in ours[-1]
+    assert "estimated total 0.1500 EUR" in ours[-1]
     tags = {"dag_id": "adhoc_airflow", "task_id": "send"}
     assert sorted(metrics.counts) == sorted(
         [("smsww.sent", 3, tags), ("smsww.parts", 3, tags), ("smsww.cost_estimated_cents", 15, tags)]
@@ -456,7 +480,8 @@ def test_notifier_warns_loudly_on_low_credit_and_still_sends(
     alert()({"ti": NotifierTI(), "run_id": "manual__1"})
     assert alerts.sent == ITALIAN[:1]
     low = [line for line in capsys.readouterr().out.splitlines() if "LOW SMS CREDIT" in line]
-    assert len(low) == 1 and "[error" in low[0]
+    assert len(low) == 1
+    assert "[error" in low[0]
     assert "3.00 EUR" in low[0]
 
 
