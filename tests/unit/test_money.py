@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsww.exceptions import (
@@ -161,17 +162,14 @@ def gateway(httpx_mock: Any, account: Account) -> Gateway:
     return fake
 
 
-class Recorder:
-    """A Stats backend that keeps every counter increment."""
+class Recorder(NoStatsLogger):
+    """A Stats backend keeping every counter increment (everything else does nothing)."""
 
     def __init__(self) -> None:
         self.counts: list[tuple[str, int, dict[str, Any]]] = []
 
-    def incr(self, stat: str, count: int = 1, rate: float = 1, tags: dict[str, Any] | None = None) -> None:
+    def incr(self, stat: str, count: int = 1, rate: int = 1, *, tags: dict[str, str] | None = None) -> None:
         self.counts.append((stat, count, dict(tags or {})))
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
 
 
 @pytest.fixture
