@@ -112,6 +112,16 @@ class SmsSendOperator(BaseOperator):
         self.max_concurrency = max_concurrency
         self.smsww_conn_id = smsww_conn_id
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """Check the budget inputs of a mapped operator when the DAG is parsed, as ``__init__`` does
+        for a plain one (a mapped task's ``__init__`` runs only when it is expanded)."""
+        from airflow_provider_smsww.sending.credit import positive_amount
+
+        for name in ("max_total_price", "price_per_part_if_unknown"):
+            positive_amount(name, kwargs.get(name))
+        return super().partial(**kwargs)
+
     def execute(self, context: Context) -> Any:
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.rendered import as_list

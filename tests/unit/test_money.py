@@ -498,3 +498,12 @@ def test_notifier_is_quiet_with_enough_credit(
     alert()({"ti": NotifierTI(), "run_id": "manual__1"})
     assert alerts.sent == ITALIAN[:1]
     assert "LOW SMS CREDIT" not in capsys.readouterr().out
+
+
+def test_a_mapped_operator_checks_its_budget_when_the_dag_is_parsed() -> None:
+    from airflow.sdk import DAG
+
+    with DAG("money_parse", schedule=None), pytest.raises(ValueError, match="max_total_price"):
+        SmsSendOperator.partial(task_id="send", message="m", max_total_price=float("nan")).expand(
+            recipients=[ITALIAN[:2]]
+        )
