@@ -37,8 +37,7 @@ class SmsDeliverySensor(BaseSensorOperator):
     **Success** when every message is DELIVERED; with ``min_delivered``, as soon as at least that many
     are DELIVERED (the others may still be in flight). Returns (XCom) one record per message, in id
     order: ``{id, recipient, state, messageCount, encoding, totalPrice, blocklisted}`` (no message text,
-    no callback headers); an id that could not be read yet has ``state`` ``"UNKNOWN"``. The actual
-    cost (the sum of ``totalPrice``) is logged and pushed as the XCom key ``cost``.
+    no callback headers); an id that could not be read yet has ``state`` ``"UNKNOWN"``.
 
     **Failure, at once** when a message reaches UNDELIVERABLE, EXPIRED or REJECTED or is blocklisted;
     with ``min_delivered``, as soon as fewer than ``min_delivered`` can still be delivered (messages
