@@ -152,14 +152,18 @@ class SmsWwHook(WalletMixin, BaseHook):
     # -- the connection -------------------------------------------------------------------------------
 
     def _client_kwargs(self, conn: Any, extra: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_smsww.auth import default_scopes, shared_minter
+        from airflow_provider_smsww import auth
         from airflow_provider_smsww.client import DEFAULT_TIMEOUT, PRODUCTION_URL, SANDBOX_URL, RetryPolicy
-        from airflow_provider_smsww.hooks.wallet import oauth_account
 
         sandbox = _as_bool(extra.get("sandbox", False))
         base_url = _with_scheme(conn.host) if conn.host else (SANDBOX_URL if sandbox else PRODUCTION_URL)
         timeout = float(extra["timeout"]) if extra.get("timeout") else DEFAULT_TIMEOUT
-        account = oauth_account(conn, extra, sandbox, timeout)
+        account = None  # the OAuth account, for tokens, credit and per-task caps: email + API key
+        if conn.login and extra.get("api_key"):
+            oauth_url = extra.get("oauth_host") or (
+                auth.OAUTH_SANDBOX_URL if sandbox else auth.OAUTH_PRODUCTION_URL
+            )
+            account = auth.OAuthAccount(_with_scheme(oauth_url), conn.login, extra["api_key"], timeout)
         token = self._scoped_token or conn.password or None
         minter = None
         if not token:
@@ -168,11 +172,13 @@ class SmsWwHook(WalletMixin, BaseHook):
                     f"Connection {self.smsww_conn_id!r} has no credentials: set the password to a token, "
                     "or the login to the account email and the 'api_key' extra to mint tokens."
                 )
-            scopes = extra.get("scopes") or default_scopes(base_url)
+            scopes = extra.get("scopes") or auth.default_scopes(base_url)
             if isinstance(scopes, str):  # URI-form connections carry extras as strings
                 scopes = [s for s in scopes.replace(",", " ").split() if s]
             scopes = list(scopes)
-            minter = shared_minter(account.oauth_url, account.email, account.api_key, scopes, mask_secret)
+            minter = auth.shared_minter(
+                account.oauth_url, account.email, account.api_key, scopes, mask_secret
+            )
         defaults = RetryPolicy()
         retry = RetryPolicy(
             max_retries=int(extra.get("max_retries", defaults.max_retries)),
@@ -182,6 +188,21 @@ class SmsWwHook(WalletMixin, BaseHook):
         self._account, self._settings = account, dict(base_url=base_url, token=token, minter=minter)
         self._settings.update(timeout=timeout, retry=retry)
         return dict(self._settings)
+
+    def _send_scopes(self, region: str) -> list[str]:
+        from airflow_provider_smsww.auth import send_scopes
+
+        return send_scopes((self._settings or {}).get("base_url", ""), region)
+
+    def _with_token(self, token: str) -> SmsWwHook:
+        """A hook like this one whose calls all use ``token`` (never re-minted), for :meth:`scoped`."""
+        from airflow_provider_smsww.client import AsyncSmsWwClient
+
+        child = type(self)(smsww_conn_id=self.smsww_conn_id)
+        child._scoped_token, child._account = token, self._account
+        child._settings = {**(self._settings or {}), "token": token, "minter": None}
+        child._async_client = AsyncSmsWwClient(**child._settings)
+        return child
 
     @cached_property
     def client(self) -> SmsWwClient:

@@ -17,8 +17,10 @@ from airflow.sdk.log import mask_secret
 from airflow_provider_smsww.exceptions import SmsWwError
 
 if TYPE_CHECKING:
-    from airflow_provider_smsww.auth import OAuthAccount
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
+
+#: An :class:`airflow_provider_smsww.auth.OAuthAccount` (only ``hooks/smsww.py`` imports the HTTP layer).
+OAuthAccount = Any
 
 #: Below this credit (EUR) the notifier logs a loud warning before it sends: a worldwide send needs
 #: 1 EUR per part on hand, so ten one-part alerts' worth is left at most before alerts start failing.
@@ -27,24 +29,10 @@ LOW_CREDIT_ALERT_EUR = Decimal(10)
 SCOPED_TOKEN_TTL = 3600
 
 
-def oauth_account(conn: Any, extra: dict[str, Any], sandbox: bool, timeout: Any) -> OAuthAccount | None:
-    """The connection's OAuth v2 account (login = email, ``api_key`` extra, ``oauth_host`` extra or
-    the production/sandbox default), or None when it has no email + API key."""
-    from airflow_provider_smsww.auth import OAUTH_PRODUCTION_URL, OAUTH_SANDBOX_URL, OAuthAccount
-
-    api_key = extra.get("api_key")
-    if not (conn.login and api_key):
-        return None
-    oauth_url = extra.get("oauth_host") or (OAUTH_SANDBOX_URL if sandbox else OAUTH_PRODUCTION_URL)
-    oauth_url = oauth_url.strip().rstrip("/")
-    return OAuthAccount(
-        oauth_url if "://" in oauth_url else f"https://{oauth_url}", conn.login, api_key, timeout
-    )
-
-
 class WalletMixin:
     """Credit and per-task tokens, mixed into the hook. ``_client_kwargs`` of the hook sets
-    ``_account`` and ``_settings`` whenever it reads the connection."""
+    ``_account`` and ``_settings`` whenever it reads the connection; the hook's ``_send_scopes`` and
+    ``_with_token`` build the capped hook (only ``hooks/smsww.py`` imports the HTTP layer)."""
 
     smsww_conn_id: str
     log: Any
@@ -134,9 +122,6 @@ class WalletMixin:
         :param region: ``WW``, ``IT`` or ``ES``: the send path the token may call.
         :param ttl: seconds the token lives if revoking it fails.
         """
-        from airflow_provider_smsww.auth import send_scopes
-        from airflow_provider_smsww.client import AsyncSmsWwClient
-
         account = await self._aaccount_from_connection()
         if account is None or self._settings is None:
             yield self  # type: ignore[misc]
@@ -146,17 +131,14 @@ class WalletMixin:
             limits["walletAmount"] = float(budget)
         if requests is not None:
             limits["walletRequests"] = int(requests)
-        minted = await account.amint(send_scopes(self._settings["base_url"], region), ttl, limits)
+        hook: Any = self
+        minted = await account.amint(hook._send_scopes(region), ttl, limits)
         secret = minted.token.get_secret_value()
         mask_secret(secret)
         self.log.info(
             "Per-task token minted: limits %s, expires %s", minted.limits or limits, minted.expire_at
         )
-        hook_class: Any = type(self)
-        child = hook_class(smsww_conn_id=self.smsww_conn_id)
-        child._scoped_token, child._account = secret, account
-        child._settings = {**self._settings, "token": secret, "minter": None}
-        child._async_client = AsyncSmsWwClient(**child._settings)
+        child = hook._with_token(secret)
         try:
             yield child
         finally:
