@@ -1,5 +1,7 @@
-"""Token minting through Openapi's OAuth v2 service: an account email + API key become short-lived
-Bearer tokens, cached per process and renewed before they expire. Used by the clients; no Airflow import.
+"""Openapi's OAuth v2 service: an account email + API key become short-lived Bearer tokens, cached per
+process and renewed before they expire (:class:`TokenMinter`, used by the clients); and the account's
+own calls (:class:`OAuthAccount`: wallet credit, a limited per-task token and its revocation), used by
+the hook. No Airflow import.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_smsww import __version__
-from airflow_provider_smsww.exceptions import SmsWwAuthError
-from airflow_provider_smsww.models import Token, as_utc
-from airflow_provider_smsww.responses import error_from_response, parse_token
+from airflow_provider_smsww.exceptions import SmsWwAuthError, SmsWwError, SmsWwTransportError
+from airflow_provider_smsww.models import Token, Wallet, as_utc
+from airflow_provider_smsww.responses import error_from_response, parse_data, parse_token
 
 OAUTH_PRODUCTION_URL = "https://oauth.openapi.com"
 OAUTH_SANDBOX_URL = "https://test.oauth.openapi.com"
@@ -28,6 +30,13 @@ def default_scopes(base_url: str) -> list[str]:
     """Every SMS endpoint of the API host the client talks to (``*:sms.openapi.com/*``)."""
     host = urlsplit(base_url).hostname or "sms.openapi.com"
     return [f"*:{host}/*"]
+
+
+def send_scopes(base_url: str, region: str) -> list[str]:
+    """Only what a batch send needs: ``POST /{region}-messages`` (dry runs and sends) and the reads
+    of ``GET /messages`` and ``GET /messages/{id}`` (reconciliation)."""
+    host = urlsplit(base_url).hostname or "sms.openapi.com"
+    return [f"POST:{host}/{region}-messages", f"GET:{host}/messages", f"GET:{host}/messages/*"]
 
 
 @dataclass
@@ -119,3 +128,122 @@ def shared_minter(
         elif on_token is not None:
             minter.on_token = on_token  # e.g. mask_secret: a minter first made without it still masks
         return minter
+
+
+def _oauth_failure(response: httpx.Response, what: str) -> SmsWwError:
+    """The error for a refused OAuth call, named by ``what`` (never by its URL, which may hold a token)."""
+    err = error_from_response(response)
+    if response.status_code in (401, 403):
+        return SmsWwAuthError(
+            f"{what} failed ({response.status_code}): check the connection's account email (login) and "
+            "api_key extra.",
+            status_code=response.status_code,
+            code=err.code,
+        )
+    suffix = f" (code {err.code})" if err.code is not None else ""
+    return type(err)(
+        f"{what} answered {response.status_code}{suffix}", status_code=err.status_code, code=err.code
+    )
+
+
+@dataclass(frozen=True)
+class OAuthAccount:
+    """The account's own calls on OAuth v2, with HTTP Basic (email : API key): read the wallet, mint
+    a token with ``limits`` (a spending cap the gateway enforces), revoke it. Sync and async twins; one
+    short-lived connection a call (a task makes three of them at most).
+
+    :param oauth_url: the OAuth v2 host, e.g. ``https://oauth.openapi.com``.
+    :param email: the account email.
+    :param api_key: the account's API key (never logged).
+    :param timeout: seconds (or an ``httpx.Timeout``) for each call.
+    """
+
+    oauth_url: str
+    email: str
+    api_key: str = field(repr=False)
+    timeout: httpx.Timeout | float = 30.0
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        url = f"{self.oauth_url.rstrip('/')}{path}"
+        auth = httpx.BasicAuth(self.email, self.api_key)
+        return {
+            "method": method,
+            "url": url,
+            "json": body,
+            "auth": auth,
+            "headers": {"User-Agent": USER_AGENT},
+        }
+
+    def _request(self, what: str, call: dict[str, Any]) -> httpx.Response:
+        try:
+            with httpx.Client(timeout=self.timeout) as http:
+                return http.request(**call)
+        except httpx.TransportError as exc:
+            raise SmsWwTransportError(f"{what}: could not reach OAuth ({type(exc).__name__})") from None
+
+    async def _arequest(self, what: str, call: dict[str, Any]) -> httpx.Response:
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as http:
+                return await http.request(**call)
+        except httpx.TransportError as exc:
+            raise SmsWwTransportError(f"{what}: could not reach OAuth ({type(exc).__name__})") from None
+
+    def get_wallet(self) -> Wallet:
+        """``GET /wallet``: the account's credit."""
+        return _wallet(self._request(_WALLET, self._call("GET", "/wallet")))
+
+    async def aget_wallet(self) -> Wallet:
+        """Async twin of :meth:`get_wallet`."""
+        return _wallet(await self._arequest(_WALLET, self._call("GET", "/wallet")))
+
+    def mint(self, scopes: list[str], ttl: int, limits: dict[str, Any], name: str = USER_AGENT) -> Token:
+        """``POST /tokens`` with ``limits`` (the spec's ``TokenLimits``); the token is not cached."""
+        body = {"scopes": scopes, "ttl": ttl, "name": name, "limits": limits}
+        return _minted(self._request(_MINT, self._call("POST", "/tokens", body)))
+
+    async def amint(
+        self, scopes: list[str], ttl: int, limits: dict[str, Any], name: str = USER_AGENT
+    ) -> Token:
+        """Async twin of :meth:`mint`."""
+        body = {"scopes": scopes, "ttl": ttl, "name": name, "limits": limits}
+        return _minted(await self._arequest(_MINT, self._call("POST", "/tokens", body)))
+
+    def revoke(self, token: str) -> bool:
+        """``DELETE /tokens/{token}``: later calls with it are refused. True when it is gone."""
+        return _revoked(self._request(_REVOKE, self._call("DELETE", f"/tokens/{_token_path(token)}")))
+
+    async def arevoke(self, token: str) -> bool:
+        """Async twin of :meth:`revoke`."""
+        return _revoked(await self._arequest(_REVOKE, self._call("DELETE", f"/tokens/{_token_path(token)}")))
+
+
+_WALLET = "Reading the credit (GET /wallet)"
+_MINT = "Minting a per-task token (POST /tokens)"
+_REVOKE = "Revoking the per-task token (DELETE /tokens/...)"
+
+
+def _wallet(response: httpx.Response) -> Wallet:
+    if response.status_code >= 400:
+        raise _oauth_failure(response, _WALLET)
+    wallet: Wallet = parse_data(response, Wallet)
+    return wallet
+
+
+def _minted(response: httpx.Response) -> Token:
+    if response.status_code >= 400:
+        raise _oauth_failure(response, _MINT)
+    return parse_token(response)
+
+
+def _revoked(response: httpx.Response) -> bool:
+    """True when the token is gone: deleted now (2xx) or unknown already (404, e.g. expired)."""
+    if response.status_code < 400 or response.status_code == 404:
+        return True
+    raise _oauth_failure(response, _REVOKE)
+
+
+def _token_path(token: str) -> str:
+    """A token goes into the path: only the characters tokens are made of."""
+    if not token or not all(c.isalnum() or c in "-_." for c in token):
+        raise SmsWwAuthError("The minted token has characters a token path cannot carry; not revoking it.")
+    return token

@@ -57,6 +57,11 @@ class SmsWwInsufficientCreditError(SmsWwError):
     """402: not enough credit. Worldwide sends need at least 1 EUR per message part."""
 
 
+class SmsWwSpendingCapError(SmsWwInsufficientCreditError):
+    """402 code 2035: the per-task token's ``limits`` (its spending cap) are used up. Nothing more
+    will send with that token; the gateway refused the call before charging or storing it."""
+
+
 class SmsWwNotFoundError(SmsWwError):
     """404: no message with that id on this account."""
 

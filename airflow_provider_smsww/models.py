@@ -211,6 +211,16 @@ class Token(_Response):
     token: SecretStr
     expire_at: datetime | None = None
     scopes: list[str] = Field(default_factory=list)
+    #: The spec's ``TokenLimits`` as the gateway echoes them (``walletAmount``, ``walletRequests``...).
+    limits: dict[str, Any] | None = None
+
+
+class Wallet(_Response):
+    """The account's wallet, OAuth v2 ``GET /wallet``: ``credit`` in EUR."""
+
+    credit: Decimal
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass

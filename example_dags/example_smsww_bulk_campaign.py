@@ -55,6 +55,9 @@ with DAG(
         message=TEXT,
         dry_run=True,
         fail_on_multiple_messages=True,
+        # Worldwide dry runs come back unpriced (the price is final after sending): without an assumed
+        # price per part the preview's estimated_total_price would be None.
+        price_per_part_if_unknown=0.10,
     )
 
     @task

@@ -26,6 +26,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwNotFoundError,
     SmsWwValidationError,
 )
+from airflow_provider_smsww.hooks.wallet import WalletMixin
 from airflow_provider_smsww.models import Callback, Estimate, Message, Region, SendRequest
 from airflow_provider_smsww.validation import build_request
 
@@ -77,8 +78,9 @@ def dry_run_refusal(answer: Message, recipient: str, region: str) -> str | None:
     return None
 
 
-class SmsWwHook(BaseHook):
-    """Send, price and read SMS through Openapi's SMS Worldwide API, sync and async.
+class SmsWwHook(WalletMixin, BaseHook):
+    """Send, price and read SMS through Openapi's SMS Worldwide API, sync and async; the account's
+    credit and per-task spending caps come from :class:`~airflow_provider_smsww.hooks.wallet.WalletMixin`.
 
     One pooled sync client and one pooled async client are created on first use, so the calls of one
     task share connections; close them with :meth:`close` / :meth:`aclose` (the provider's operators
@@ -100,38 +102,57 @@ class SmsWwHook(BaseHook):
     # -- the connection -------------------------------------------------------------------------------
 
     def _client_kwargs(self, conn: Any, extra: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_smsww.auth import (
-            OAUTH_PRODUCTION_URL,
-            OAUTH_SANDBOX_URL,
-            default_scopes,
-            shared_minter,
-        )
+        from airflow_provider_smsww import auth
         from airflow_provider_smsww.client import DEFAULT_TIMEOUT, PRODUCTION_URL, SANDBOX_URL, RetryPolicy
 
         sandbox = _as_bool(extra.get("sandbox", False))
         base_url = _with_scheme(conn.host) if conn.host else (SANDBOX_URL if sandbox else PRODUCTION_URL)
-        token = conn.password or None
+        timeout = float(extra["timeout"]) if extra.get("timeout") else DEFAULT_TIMEOUT
+        account = None  # the OAuth account, for tokens, credit and per-task caps: email + API key
+        if conn.login and extra.get("api_key"):
+            oauth_url = extra.get("oauth_host") or (
+                auth.OAUTH_SANDBOX_URL if sandbox else auth.OAUTH_PRODUCTION_URL
+            )
+            account = auth.OAuthAccount(_with_scheme(oauth_url), conn.login, extra["api_key"], timeout)
+        token = self._scoped_token or conn.password or None
         minter = None
         if not token:
-            api_key = extra.get("api_key")
-            if not (conn.login and api_key):
+            if account is None:
                 raise SmsWwAuthError(
                     f"Connection {self.smsww_conn_id!r} has no credentials: set the password to a token, "
                     "or the login to the account email and the 'api_key' extra to mint tokens."
                 )
-            oauth_url = extra.get("oauth_host") or (OAUTH_SANDBOX_URL if sandbox else OAUTH_PRODUCTION_URL)
-            scopes = extra.get("scopes") or default_scopes(base_url)
+            scopes = extra.get("scopes") or auth.default_scopes(base_url)
             if isinstance(scopes, str):  # URI-form connections carry extras as strings
                 scopes = [s for s in scopes.replace(",", " ").split() if s]
-            minter = shared_minter(_with_scheme(oauth_url), conn.login, api_key, list(scopes), mask_secret)
-        timeout = float(extra["timeout"]) if extra.get("timeout") else DEFAULT_TIMEOUT
+            scopes = list(scopes)
+            minter = auth.shared_minter(
+                account.oauth_url, account.email, account.api_key, scopes, mask_secret
+            )
         defaults = RetryPolicy()
         retry = RetryPolicy(
             max_retries=int(extra.get("max_retries", defaults.max_retries)),
             backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
             backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
         )
-        return {"base_url": base_url, "token": token, "minter": minter, "timeout": timeout, "retry": retry}
+        self._account, self._settings = account, dict(base_url=base_url, token=token, minter=minter)
+        self._settings.update(timeout=timeout, retry=retry)
+        return dict(self._settings)
+
+    def _send_scopes(self, region: str) -> list[str]:
+        from airflow_provider_smsww.auth import send_scopes
+
+        return send_scopes((self._settings or {}).get("base_url", ""), region)
+
+    def _with_token(self, token: str) -> SmsWwHook:
+        """A hook like this one whose calls all use ``token`` (never re-minted), for :meth:`scoped`."""
+        from airflow_provider_smsww.client import AsyncSmsWwClient
+
+        child = type(self)(smsww_conn_id=self.smsww_conn_id)
+        child._scoped_token, child._account = token, self._account
+        child._settings = {**(self._settings or {}), "token": token, "minter": None}
+        child._async_client = AsyncSmsWwClient(**child._settings)
+        return child
 
     @cached_property
     def client(self) -> SmsWwClient:

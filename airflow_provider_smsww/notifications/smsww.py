@@ -248,6 +248,7 @@ class SmsWwNotifier(BaseNotifier):
                 self._dry_run_failed(batch, exc, failures)
             else:
                 self._dry_run_passed(checked)
+                await hook.awarn_if_credit_low()  # loud below the threshold; an alert still goes out
                 await bounded(batch.recipients, send, self.max_concurrency)
         except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
             for recipient in batch.recipients:

@@ -8,15 +8,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.exceptions import SmsWwError, describe_problems
+from airflow_provider_smsww.exceptions import SmsWwError, SmsWwSpendingCapError, describe_problems
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from airflow.sdk import Context
 
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
-    from airflow_provider_smsww.models import Callback
+    from airflow_provider_smsww.models import Callback, Estimate
     from airflow_provider_smsww.sending.batch import Batch
     from airflow_provider_smsww.sending.ledger import Ledger
 
@@ -44,13 +47,18 @@ class SmsSendOperator(BaseOperator):
         per recipient; local checks still run.
     :param fail_on_multiple_messages: refuse texts longer than one SMS part (locally and in the API).
     :param max_parts_per_message: refuse texts that need more parts than this.
-    :param max_total_price: budget in EUR for the whole batch, checked on the dry-run estimate.
-    :param price_per_part_if_unknown: EUR per part to assume when the API does not price a dry run
-        (worldwide prices are final only after sending); required with a budget in that case.
+    :param max_total_price: budget in EUR for the whole batch (a positive number), checked on the
+        dry-run estimate; with an email + API key connection also enforced by the gateway through a
+        per-task token capped at this amount (see ``docs/money.md``).
+    :param price_per_part_if_unknown: EUR per part (a positive number) to assume when the API does
+        not price a dry run (worldwide prices are final only after sending); required with a budget
+        in that case, and used by the credit pre-flight (which otherwise assumes 1 EUR per part).
     :param max_concurrency: requests in flight at once.
     :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, ready for
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
-        estimate ``{dry_run, recipients, total_parts, estimated_total_price}``.
+        estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
+        also pushes the XCom key ``cost``: ``{currency, messages, parts, estimated_total_price,
+        from_earlier_try, credit_before, spending_cap}``, and its last log line says the same.
     """
 
     template_fields: Sequence[str] = ("recipients", "message", "sender", "callback")
@@ -76,6 +84,10 @@ class SmsSendOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        from airflow_provider_smsww.sending.credit import positive_amount
+
+        positive_amount("max_total_price", max_total_price)
+        positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
         if (
             not gate
             and not dry_run
@@ -99,6 +111,16 @@ class SmsSendOperator(BaseOperator):
         self.price_per_part_if_unknown = price_per_part_if_unknown
         self.max_concurrency = max_concurrency
         self.smsww_conn_id = smsww_conn_id
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """Check the budget inputs of a mapped operator when the DAG is parsed, as ``__init__`` does
+        for a plain one (a mapped task's ``__init__`` runs only when it is expanded)."""
+        from airflow_provider_smsww.sending.credit import positive_amount
+
+        for name in ("max_total_price", "price_per_part_if_unknown"):
+            positive_amount(name, kwargs.get(name))
+        return super().partial(**kwargs)
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -150,6 +172,7 @@ class SmsSendOperator(BaseOperator):
                 mask_secret(str(value))
 
     async def _run(self, hook: SmsWwHook, batch: Batch, context: Context) -> Any:
+        from airflow_provider_smsww.sending.credit import local_estimates, preflight
         from airflow_provider_smsww.sending.gate import gate
         from airflow_provider_smsww.sending.ledger import ledger_for_task, not_yet_recorded
 
@@ -157,6 +180,7 @@ class SmsSendOperator(BaseOperator):
         # On a retry only the recipients an earlier try did not record need the gate: the others
         # passed it then and will not be sent again (and re-pricing them could fail on credit).
         to_gate = batch if ledger is None else not_yet_recorded(batch, ledger)
+        estimates = local_estimates(to_gate)
         if (self.gate or self.dry_run_only) and to_gate.recipients:
             estimate = await gate(
                 hook,
@@ -166,6 +190,7 @@ class SmsSendOperator(BaseOperator):
                 max_total_price=self.max_total_price,
                 price_per_part_if_unknown=self.price_per_part_if_unknown,
             )
+            estimates = estimate.estimates
             total = estimate.total_price
             self.log.info(
                 "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
@@ -173,18 +198,67 @@ class SmsSendOperator(BaseOperator):
                 estimate.total_parts,
                 "unknown (priced after sending)" if total is None else f"{total:.4f}",
             )
-            if self.dry_run_only:
-                return estimate.as_dict()
         elif self.gate:
             self.log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
+        credit = None
+        if to_gate.recipients:
+            credit = await preflight(hook, estimates, batch.region, self.price_per_part_if_unknown)
+        if self.dry_run_only:
+            return {**estimate.as_dict(), "credit": None if credit is None else float(credit)}
         assert ledger is not None
-        return await self._send(hook, batch, ledger)
+        return await self._send(hook, batch, ledger, to_gate, estimates, credit, context)
 
-    async def _send(self, hook: SmsWwHook, batch: Batch, ledger: Ledger) -> list[dict[str, Any]]:
+    async def _send(
+        self,
+        hook: SmsWwHook,
+        batch: Batch,
+        ledger: Ledger,
+        to_send: Batch,
+        estimates: list[Estimate],
+        credit: Decimal | None,
+        context: Context,
+    ) -> list[dict[str, Any]]:
+        from contextlib import nullcontext
+
+        from airflow_provider_smsww.metrics import cents, emit
         from airflow_provider_smsww.sending.bulk import send_all
+        from airflow_provider_smsww.sending.credit import cost_summary
 
-        report = await send_all(
-            hook, batch, ledger, now=lambda: datetime.now(UTC), concurrency=self.max_concurrency
+        cap = hook.scoped(
+            budget=self.max_total_price,
+            requests=len(to_send.recipients),
+            region=batch.region,
+            ttl=int(self.execution_timeout.total_seconds()) + 60 if self.execution_timeout else 3600,
+        )
+        async with cap if to_send.recipients else nullcontext(hook) as sender:
+            report = await send_all(
+                sender, batch, ledger, now=lambda: datetime.now(UTC), concurrency=self.max_concurrency
+            )
+        cost = cost_summary(
+            estimates,
+            report.records,
+            price_per_part_if_unknown=self.price_per_part_if_unknown,
+            credit=credit,
+            cap=self.max_total_price,
+        )
+        emit(
+            {
+                "sent": cost["messages"],
+                "failed": len(report.failures),
+                "parts": cost["parts"],
+                "cost_estimated_cents": cents(cost["estimated_total_price"]),
+            },
+            dag_id=self.dag_id,
+            task_id=self.task_id,
+        )
+        if push := getattr(context.get("ti"), "xcom_push", None):
+            push(key="cost", value=cost)
+        total = cost["estimated_total_price"]
+        cost_line = (
+            f"Cost: {cost['messages']} message(s) accepted now ({cost['from_earlier_try']} by an earlier "
+            f"try), {cost['parts']} part(s), estimated total "
+            f"{'unknown' if total is None else f'{total:.4f}'} EUR"
+            + ("" if credit is None else f" (credit before {credit:.2f} EUR)")
         )
         if report.failures:
             by_reason: dict[str, list[str]] = {}
@@ -194,6 +268,21 @@ class SmsSendOperator(BaseOperator):
                 f"{len(report.records)} of {len(batch.recipients)} message(s) accepted; "
                 f"{len(report.failures)} failed (a retry sends only to these):"
             )
-            raise SmsWwError(describe_problems(head, {", ".join(w): why for why, w in by_reason.items()}))
+            summary = describe_problems(head, {", ".join(w): why for why, w in by_reason.items()})
+            self.log.info("%s", cost_line)
+            if isinstance(report.fatal, SmsWwSpendingCapError):
+                raise SmsWwSpendingCapReachedError(
+                    f"{summary}\nThe per-task spending cap (max_total_price {self.max_total_price} EUR) "
+                    "stopped the batch: real prices are above the estimate. Not retried, since a retry "
+                    "would get a fresh cap; check the prices, raise max_total_price, then clear the task "
+                    "to send the rest."
+                )
+            raise SmsWwError(summary)
         self.log.info("%d message(s) accepted (%d from an earlier try)", len(report.records), report.reused)
+        self.log.info("%s", cost_line)
         return report.records
+
+
+class SmsWwSpendingCapReachedError(SmsWwSpendingCapError, AirflowFailException):  # type: ignore[misc]
+    """The per-task token's spending cap stopped the batch. An ``AirflowFailException`` too, so the
+    task fails without retries: a retry would mint a fresh cap and could spend the budget again."""

@@ -42,6 +42,8 @@ class SendReport:
     records: list[dict[str, Any]]
     failures: dict[str, str]
     reused: int = 0
+    #: The error that stopped the batch (credit, spending cap, credentials), if one did.
+    fatal: SmsWwError | None = None
 
 
 class _Progress:
@@ -154,4 +156,4 @@ async def send_all(
                     "try to avoid a duplicate (the next try looks it up again before sending)",
                 )
     ordered = [records[r.e164] for r in batch.recipients if r.e164 in records]
-    return SendReport(records=ordered, failures=failures, reused=reused)
+    return SendReport(records=ordered, failures=failures, reused=reused, fatal=fatal[0] if fatal else None)

@@ -125,7 +125,10 @@ class SmsDeliverySensor(BaseSensorOperator):
         progress = DeliveryProgress(ids, messages, required)
         self.log.info("SMS delivery: %s", progress.counts())
         if progress.succeeded:
-            return PokeReturnValue(is_done=True, xcom_value=progress.records())
+            from airflow_provider_smsww.metrics import report_actual_cost
+
+            report_actual_cost(self, context, records := progress.records())
+            return PokeReturnValue(is_done=True, xcom_value=records)
         if progress.impossible:
             self._fail(progress.failure_message())
         if trouble is not None:
@@ -162,8 +165,11 @@ class SmsDeliverySensor(BaseSensorOperator):
         status = event.get("status")
         message = str(event.get("message") or "no detail")
         if status == "success":
+            from airflow_provider_smsww.metrics import report_actual_cost
+
             self.log.info(message)
-            return event.get("messages", [])
+            report_actual_cost(self, context, records := event.get("messages", []))
+            return records
         if status == "failure":
             self._fail(message)
         raise _error_from_event(event.get("error_type"), message)

@@ -1,0 +1,63 @@
+"""Spend metrics through Airflow's ``Stats`` (StatsD, Datadog or OpenTelemetry, as configured), so a
+dashboard can show what SMS cost per DAG and task. Counters, tagged ``dag_id`` and ``task_id``:
+
+- ``smsww.sent``: messages the gateway accepted (a retry does not count an earlier try's again);
+- ``smsww.failed``: recipients the operator could not send to;
+- ``smsww.parts``: SMS parts of the accepted messages (what the gateway bills);
+- ``smsww.cost_estimated_cents``: the dry-run estimate of the accepted messages, in euro cents;
+- ``smsww.cost_actual_cents``: the ``totalPrice`` of the messages a delivery sensor saw final, in cents.
+
+A metric never fails a task: a broken metrics backend is logged at debug level and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PREFIX = "smsww"
+
+
+def cents(eur: Decimal | float | None) -> int | None:
+    """EUR to whole euro cents (half up); None stays None."""
+    if eur is None:
+        return None
+    return int((Decimal(str(eur)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def emit(counts: dict[str, int | None], *, dag_id: str | None, task_id: str | None) -> None:
+    """Increment ``smsww.<name>`` by each count (None and 0 are skipped), tagged with dag and task."""
+    try:
+        from airflow.sdk.observability.stats import Stats
+
+        tags: dict[str, Any] = {"dag_id": dag_id or "", "task_id": task_id or ""}
+        for name, value in counts.items():
+            if value:
+                Stats.incr(f"{PREFIX}.{name}", count=int(value), tags=tags)
+    except Exception:  # a metric must never fail the task that sends the SMS
+        log.debug("SMS metrics not emitted", exc_info=True)
+
+
+def report_actual_cost(task: Any, context: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a delivery sensor's messages cost, from their ``totalPrice`` (final once sent): logged,
+    pushed as the XCom key ``cost`` and emitted as ``smsww.cost_actual_cents``; returned too."""
+    total = sum((Decimal(str(r.get("totalPrice") or 0)) for r in records), Decimal(0))
+    cost = {
+        "currency": "EUR",
+        "messages": len(records),
+        "parts": sum(int(r.get("messageCount") or 0) for r in records),
+        "actual_total_price": float(total),
+    }
+    emit({"cost_actual_cents": cents(total)}, dag_id=task.dag_id, task_id=task.task_id)
+    if push := getattr(context.get("ti"), "xcom_push", None):
+        push(key="cost", value=cost)
+    task.log.info(
+        "Cost: %d message(s), %d part(s), actual total %.4f EUR (totalPrice)",
+        len(records),
+        cost["parts"],
+        total,
+    )
+    return cost
