@@ -44,6 +44,11 @@ DECIDE_WINDOW = timedelta(seconds=30)
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 
 
+def now() -> datetime:
+    """The guard's clock (UTC); tests replace it to step past a cooldown without waiting."""
+    return datetime.now(UTC)
+
+
 def check_cooldown(cooldown: object) -> timedelta | None:
     """``cooldown`` as given, or a ValueError naming the parameter (raised when the DAG is parsed)."""
     if cooldown is None:
@@ -137,7 +142,7 @@ class Verdict:
 def _clock_time(at: datetime) -> str:
     """14:02 UTC; with the date when it is not today's (a long cooldown)."""
     at = at.astimezone(UTC)
-    if at.date() == datetime.now(UTC).date():
+    if at.date() == now().date():
         return at.strftime("%H:%M UTC")
     return at.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -171,15 +176,15 @@ class StormGuard:
         self.dedupe_key = dedupe_key
         self.cooldown = cooldown
         self.store: AlertStore = store if store is not None else VariableStore()
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or now
         self.settle = SETTLE_SECONDS if settle is None else settle
         self.prefix = variable_prefix(dedupe_key)
 
     def claim(self, note: str) -> Verdict:
         """Record this alert and decide. Never raises: a store that fails lets the alert through."""
-        now = self.clock()
+        at = self.clock()
         token = secrets.token_hex(4)
-        own = f"{self.prefix}alert.{now.strftime(_STAMP)}.{token}"
+        own = f"{self.prefix}alert.{at.strftime(_STAMP)}.{token}"
         try:
             self.store.add(own, note)
         except Exception as exc:
@@ -188,7 +193,7 @@ class StormGuard:
         try:
             if self.settle:
                 time.sleep(self.settle)
-            return self._decide(_Record(now, token, "alert", own))
+            return self._decide(_Record(at, token, "alert", own))
         except Exception as exc:
             log.warning("SMS alert storm guard unavailable (%s): sending without the cooldown", _why(exc))
             self._forget([own])
@@ -298,10 +303,10 @@ def describe(verdict: Verdict, dedupe_key: str) -> str:
     if verdict.until is None:
         return (
             f"SMS alert held back: another alert for dedupe key {dedupe_key!r} is being sent right now; "
-            f"{verdict.held} alert(s) held back since {_clock_time(verdict.since or datetime.now(UTC))}"
+            f"{verdict.held} alert(s) held back since {_clock_time(verdict.since or now())}"
         )
     return (
         f"SMS alert held back by the cooldown of dedupe key {dedupe_key!r}: {verdict.held} alert(s) held "
-        f"back since {_clock_time(verdict.since or datetime.now(UTC))}; the first alert after "
+        f"back since {_clock_time(verdict.since or now())}; the first alert after "
         f"{_clock_time(verdict.until)} is sent and counts them"
     )

@@ -131,7 +131,10 @@ class SmsWwNotifier(BaseNotifier):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         if jinja_env is None:
-            jinja_env = self.get_template_env(dag=context.get("dag"))
+            try:
+                jinja_env = self.get_template_env(dag=context.get("dag"))
+            except Exception:  # dag.test() hands DAG callbacks a SerializedDAG, which has no env
+                jinja_env = self.get_template_env()
         self.render_problems = {}
         for name, template in self._templates.items():
             if name == "recipients" and template is not None and not isinstance(template, str):
