@@ -289,3 +289,14 @@ def test_no_cooldown_keeps_every_alert(gateway: Gateway) -> None:
     for _ in range(3):
         n(task_context())
     assert len(gateway.sent) == 3
+
+
+async def test_deadline_alerts_share_the_storm_guard(gateway: Gateway, store: MemoryStore) -> None:
+    # The triggerer's context has no `dag`: the default key falls back to dag_run's DAG id, silently.
+    n = alert(recipients=ON_CALL[:1], message="LATE {{ dag_run.dag_id }}", cooldown=timedelta(minutes=5))
+    context: Any = {"dag_run": {"dag_id": "etl", "run_id": "r"}}
+    for _ in range(3):
+        n.render_template_fields(context)
+        await n.async_notify(context)
+    assert [b["message"] for b in gateway.sent] == ["LATE etl"]
+    assert all(k.startswith(alerting.variable_prefix("etl")) for k in store.data)
