@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_smsww.exceptions import SmsWwError, describe_problems
 
 if TYPE_CHECKING:
+    from airflow_provider_smsww.models import Estimate
     from airflow_provider_smsww.sending.batch import Batch
 
 _MESSAGE_ID = re.compile(r"message id ([^,)\s]+)")
@@ -26,6 +27,14 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, SmsWwError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
+
+
+def dry_run_passed(log: Any, checked: Estimate) -> None:
+    log.info(
+        "SMS alert dry run accepted (%s part(s), %s): sending",
+        checked.parts,
+        checked.encoding or "encoding not reported",
+    )
 
 
 def dry_run_ignored(

@@ -353,8 +353,6 @@ class SmsWwNotifier(BaseNotifier):
             await hook.aclose()
         return sent, failures
 
-    # -- the dry run ----------------------------------------------------------------------------------
-
     async def _dry_run(
         self, hook: SmsWwHook, batch: Batch, plan: _Plan, sent: dict[str, str], failures: dict[str, str]
     ) -> Batch | None:
@@ -386,11 +384,7 @@ class SmsWwNotifier(BaseNotifier):
                 outcome.dry_run_failed(self.log, batch, exc, failures)
                 return None
             else:
-                self.log.info(
-                    "SMS alert dry run accepted (%s part(s), %s): sending",
-                    checked.parts,
-                    checked.encoding or "encoding not reported",
-                )
+                outcome.dry_run_passed(self.log, checked)
                 return batch
 
     def _report(self, sent: dict[str, str], failures: dict[str, str]) -> None:
