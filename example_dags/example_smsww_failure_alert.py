@@ -12,7 +12,7 @@ sandbox (`make demo` runs the report DAG; run this one with
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param, task
 
@@ -27,6 +27,12 @@ alert_on_call = SmsWwNotifier(
     # The log URL pushes the text past one part (160 characters); a second part is worth a working
     # link. Leave this out to get one part, cut with "..." at the end.
     fail_on_multiple_messages=False,
+    # One SMS per incident: when the warehouse is down and many tasks fail at once, the first failure is
+    # texted and the others within 15 minutes are held back and counted; the first alert after that
+    # starts with "(+7 more failures since 14:02 UTC)". A template that cannot render never loses the
+    # alert: a fallback text naming the DAG, task, run and error is sent instead.
+    cooldown=timedelta(minutes=15),
+    dedupe_key="{{ dag.dag_id }}",
 )
 
 with DAG(

@@ -8,92 +8,68 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.exceptions import SmsWwError, describe_problems
+from airflow_provider_smsww.alerting import DEFAULT_DEDUPE_KEY, check_cooldown, check_dedupe_key
+from airflow_provider_smsww.exceptions import SmsWwError
+from airflow_provider_smsww.notifications.fallback import TRUNCATION_MARK, fit_one_part
+
+__all__ = ["TRUNCATION_MARK", "SmsWwNotifier", "fit_one_part", "send_smsww_notification"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_smsww.alerting import StormGuard, Verdict
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
-    from airflow_provider_smsww.models import Estimate
     from airflow_provider_smsww.sending.batch import Batch
     from airflow_provider_smsww.validation import Recipient
 
-#: Marks a text cut to fit one SMS part. Three dots, not an ellipsis: "…" is not GSM-7 and would turn
-#: the whole text into UCS-2, where one part holds 70 characters instead of 160.
-TRUNCATION_MARK = "..."
 
+@dataclass
+class _Plan:
+    """One alert, checked locally: the batch to send (None when nothing can be sent), the recipients
+    refused with the reason, and the fallback text to use if the API refuses the rendered one."""
 
-def fit_one_part(text: str) -> str:
-    """``text`` unchanged if it fits one SMS part, else cut (at a character boundary) to fit one part
-    with :data:`TRUNCATION_MARK` at the end. Counting follows the gateway: GSM-7 extension characters
-    count two, UCS-2 counts UTF-16 units, so an emoji is never split in half."""
-    from airflow_provider_smsww.segments import GSM7_EXTENSION, analyse
-
-    info = analyse(text)
-    if info.parts <= 1:
-        return text
-    budget = info.single_part_limit - len(TRUNCATION_MARK)
-    used = 0
-    cut = 0
-    for index, char in enumerate(text):
-        if info.encoding == "GSM-7":
-            cost = 2 if char in GSM7_EXTENSION else 1
-        else:
-            cost = len(char.encode("utf-16-le")) // 2
-        if used + cost > budget:
-            break
-        used += cost
-        cut = index + 1
-    return text[:cut].rstrip() + TRUNCATION_MARK
+    batch: Batch | None
+    refused: dict[str, str]
+    fallback: str
+    on_fallback: bool
 
 
 class SmsWwNotifier(BaseNotifier):
-    """Send an SMS alert through the SMS Worldwide API.
+    """Send an SMS alert through the SMS Worldwide API (how-to: docs/notifier.md).
 
     Works as ``on_failure_callback`` / ``on_success_callback`` (task or DAG level; sync :meth:`notify`)
     and as a deadline alert callback run in the triggerer (``AsyncCallback(SmsWwNotifier, kwargs=...)``;
-    async :meth:`async_notify`). ``recipients``, ``message`` and ``sender`` are templates rendered with
-    the callback's context, e.g. ``"FAILED {{ dag.dag_id }}.{{ ti.task_id }} run {{ run_id }}
-    {{ ti.log_url }}"``. Deadline alerts get a smaller context: use ``{{ dag_run.dag_id }}``,
-    ``{{ dag_run.run_id }}`` and ``{{ deadline.deadline_time }}`` there. The templates are rendered
-    afresh on every call, so one notifier shared through ``default_args`` alerts correctly for every
-    task.
+    async :meth:`async_notify`). ``recipients``, ``message``, ``sender`` and ``dedupe_key`` are templates
+    rendered afresh for every alert, so one notifier shared through ``default_args`` serves every task.
 
-    **Local checks first, no money on bad input.** Sender, region and text are checked before any
-    request; a bad recipient number is refused locally (and reported) while the valid ones still get
-    the alert.
+    **An alert is never lost.** A template that fails to render (``{{ ds }}`` in a run without a logical
+    date), a text that renders empty or that the local checks or the API's dry run refuse (a forbidden
+    word, too long) is replaced by a fallback text built from what every context has (DAG, task, run,
+    state, try number, the first line of the exception), and the reason is logged as a warning. A sender
+    that fails falls back to the default; recipients that fail fall back to ``fallback_recipients``.
 
-    **One dry run before any send.** Forbidden words in the text or the sender get the message blocked
-    and the whole account blocklisted, with a 1 EUR penalty per part; every later send (the
-    operator's too) then fails with 403 code 2020. A rendered dag id, task id or log URL can contain
-    such a word. What the gateway refuses for that reason depends only on the text and the sender, so
-    the final text (after truncation) and sender are dry-run once (``options.dryRun``, free) to the
-    first valid recipient before anything is sent. If the API refuses that dry run (e.g. 422 code
-    2044, forbidden content), the alert is sent to nobody and every recipient is reported as failed
-    with the API's reason. If the dry run itself fails (refused credentials, no credit, the API out of
-    reach after the client's retries), nobody is sent the alert either and that error is reported the
-    same way: a text the API has not checked is never sent. The price is one extra round trip per
-    alert.
+    **One dry run before any send.** Forbidden words get the account blocklisted, so the final text and
+    sender are dry-run once (free) to the first valid recipient before anything is sent. If the API
+    refuses even the fallback text, or the dry run fails (credentials, credit, network), nobody is sent
+    the alert and every recipient is reported with the reason. If the gateway answers the dry run as a
+    real send (``options.dryRun`` false: a proxy dropped the option), that first recipient did get the
+    alert: it is reported as sent and nothing more is sent, since every later "dry run" would be a real,
+    unchecked SMS.
 
-    **One part by default.** Alerts are read on a lock screen and a rendered log URL can push a text
-    past 160 characters; a second part doubles the cost and arrives out of order. With
-    ``fail_on_multiple_messages=True`` (default) a longer text is cut to one part with ``...`` at the
-    end (``truncate=True``, default), and the gateway is told to refuse multi-part messages as a
-    second guard. Put what matters first (DAG and task), the log URL last. ``truncate=False`` refuses
-    a long text instead; ``fail_on_multiple_messages=False`` sends it in as many parts as it needs.
+    **Storm guard.** With ``cooldown``, the first alert of a ``dedupe_key`` (default: the DAG id) is sent;
+    later ones within the cooldown are held back and counted in Airflow Variables, and the first alert
+    after it starts with "(+7 more failures since 14:02 UTC)". See :mod:`airflow_provider_smsww.alerting`.
 
-    **Failures are loud, never silent.** Every recipient is tried even when one fails; each failure is
-    logged with the recipient and the reason (never a token); then, with ``raise_on_failure=True``
-    (default), an :class:`~airflow_provider_smsww.exceptions.SmsWwError` names every failed recipient.
-    Airflow runs each callback in its own ``try`` and logs the traceback, so raising does not stop the
-    other callbacks or change the task's state, while it marks a deadline alert's callback as failed.
-    A send whose outcome is unknown (connection lost after the request was written) is reported as
-    such and not resent, as the operator does: the SMS may already be on its way.
+    **One part by default; failures are loud.** A long text is cut to one part with ``...``. Every
+    recipient is tried; then an :class:`~airflow_provider_smsww.exceptions.SmsWwError` names each one
+    that did not get the alert. An unknown outcome (connection lost after sending) is not resent.
 
     :param recipients: one E.164 number, a comma-separated string or a list (templated).
     :param message: the text (templated).
@@ -104,10 +80,16 @@ class SmsWwNotifier(BaseNotifier):
     :param fail_on_multiple_messages: keep the alert to one SMS part (see above).
     :param truncate: cut a long text to one part instead of refusing it.
     :param raise_on_failure: raise after trying everyone if any recipient did not get the alert.
-    :param max_concurrency: sends in flight at once in :meth:`async_notify`.
+    :param max_concurrency: sends in flight at once.
+    :param cooldown: hold back further alerts of the same ``dedupe_key`` for this long after one is
+        sent (a positive ``timedelta``); None (default) sends every alert.
+    :param dedupe_key: which alerts share a cooldown (templated); default ``"{{ dag.dag_id }}"``. A key
+        that fails to render falls back to the DAG id, with a warning.
+    :param fallback_recipients: numbers (not templated) used when ``recipients`` fails to render or
+        renders to nothing.
     """
 
-    template_fields: Sequence[str] = ("recipients", "message", "sender")
+    template_fields: Sequence[str] = ("recipients", "message", "sender", "dedupe_key")
 
     def __init__(
         self,
@@ -121,6 +103,9 @@ class SmsWwNotifier(BaseNotifier):
         truncate: bool = True,
         raise_on_failure: bool = True,
         max_concurrency: int = 10,
+        cooldown: timedelta | None = None,
+        dedupe_key: str = DEFAULT_DEDUPE_KEY,
+        fallback_recipients: str | Sequence[str] | None = None,
         context: Context | None = None,
     ) -> None:
         self.recipients = recipients
@@ -132,28 +117,89 @@ class SmsWwNotifier(BaseNotifier):
         self.truncate = truncate
         self.raise_on_failure = raise_on_failure
         self.max_concurrency = max(1, max_concurrency)
+        self.cooldown = check_cooldown(cooldown)
+        self.dedupe_key = check_dedupe_key(dedupe_key)
+        self.fallback_recipients = fallback_recipients
+        #: Each template that failed to render in the last rendering, with the error.
+        self.render_problems: dict[str, str] = {}
         # The unrendered templates: BaseNotifier renders in place, which would freeze the first
         # alert's text into a notifier shared by many tasks.
-        self._templates = {"recipients": recipients, "message": message, "sender": sender}
+        self._templates = dict(recipients=recipients, message=message, sender=sender, dedupe_key=dedupe_key)
         super().__init__(context=context)
 
+    # -- rendering: each template on its own, a failure is replaced (see the fallbacks) ---------------
+
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        if jinja_env is None:
+            try:
+                jinja_env = self.get_template_env(dag=context.get("dag"))
+            except Exception:  # dag.test() hands DAG callbacks a SerializedDAG, which has no env
+                jinja_env = self.get_template_env()
+        self.render_problems = {}
         for name, template in self._templates.items():
-            setattr(self, name, template)
-        super().render_template_fields(context, jinja_env)
+            if name == "recipients" and template is not None and not isinstance(template, str):
+                rendered = (
+                    self._render_one(f"recipients[{i}]", t, context, jinja_env)
+                    for i, t in enumerate(template)
+                )
+                value: Any = [item for item in rendered if item is not None]
+            else:
+                value = self._render_one(name, template, context, jinja_env)
+            setattr(self, name, value)
+
+    def _render_one(self, name: str, template: Any, context: Context, jinja_env: Any) -> Any:
+        try:
+            return self.render_template(template, context, jinja_env)
+        except Exception as exc:
+            self.render_problems[name] = f"{type(exc).__name__}: {exc}"
+            return None
 
     # -- preparing ------------------------------------------------------------------------------------
 
-    def _prepare(self) -> tuple[Batch | None, dict[str, str]]:
+    def _plan(self, context: Context, summary: str = "") -> _Plan:
+        """The text, sender and recipients after every fallback, checked locally."""
+        from airflow_provider_smsww.notifications.fallback import fallback_text
+
+        fallback = fallback_text(context)
+        if summary:
+            fallback = fit_one_part(f"({summary}) {fallback}")
+        for name, problem in self.render_problems.items():
+            if name != "dedupe_key":
+                self.log.warning("SMS alert: the %s template failed to render (%s)", name, problem)
+        text = self.message if isinstance(self.message, str) else str(self.message or "")
+        if "message" in self.render_problems or not text.strip():
+            self.log.warning("SMS alert: sending the fallback text %r instead of the message", fallback)
+            text = fallback
+        elif summary:
+            text = f"({summary}) {text}"
+        sender = None if "sender" in self.render_problems else self.sender
+        batch, refused = self._prepare(text, sender)
+        if batch is None and (text, sender) != (fallback, None):
+            self.log.warning(
+                "SMS alert refused locally (%s): sending the fallback text %r from the default sender",
+                "; ".join(refused.values()),
+                fallback,
+            )
+            batch, refused = self._prepare(fallback, None)
+            return _Plan(batch, refused, fallback, on_fallback=True)
+        return _Plan(batch, refused, fallback, on_fallback=(text, sender) == (fallback, None))
+
+    def _recipients(self) -> list[str]:
+        from airflow_provider_smsww.rendered import as_list
+
+        recipients = as_list(self.recipients)
+        if not recipients and self.fallback_recipients:
+            self.log.warning("SMS alert: recipients rendered to nobody, sending to fallback_recipients")
+            recipients = as_list(self.fallback_recipients)
+        return recipients
+
+    def _prepare(self, text: str, sender: str | None) -> tuple[Batch | None, dict[str, str]]:
         """Check everything locally. Returns the batch of valid recipients (None when nothing can be
         sent) and the recipients refused, with the reason."""
         from airflow_provider_smsww.exceptions import SmsWwGateError
-        from airflow_provider_smsww.rendered import as_list
         from airflow_provider_smsww.sending.batch import check_locally
         from airflow_provider_smsww.validation import Problem, parse_recipient
 
-        recipients = as_list(self.recipients)
-        text = self.message if isinstance(self.message, str) else str(self.message or "")
         if self.fail_on_multiple_messages and self.truncate and text.strip():
             fitted = fit_one_part(text)
             if fitted != text:
@@ -164,7 +210,7 @@ class SmsWwNotifier(BaseNotifier):
 
         refused: dict[str, str] = {}
         valid: list[str] = []
-        for raw in recipients:
+        for raw in self._recipients():
             parsed = parse_recipient(raw, self.region)
             if isinstance(parsed, Problem):
                 refused[str(raw)] = parsed.message
@@ -174,7 +220,7 @@ class SmsWwNotifier(BaseNotifier):
             batch = check_locally(
                 valid,
                 text,
-                sender=self.sender or None,
+                sender=sender or None,
                 region=self.region,
                 fail_on_multiple_messages=self.fail_on_multiple_messages,
             )
@@ -182,6 +228,8 @@ class SmsWwNotifier(BaseNotifier):
             problems = dict(exc.problems)
             if refused:
                 problems.pop("recipients", None)  # "no recipients given": say why instead
+            elif "recipients" in problems and (failed := self.render_problems.get("recipients")):
+                problems["recipients"] += f" (the recipients template failed to render: {failed})"
             # Nothing can be sent: every valid recipient is refused too, with the reason.
             reason = "; ".join(f"{k}: {v}" for k, v in problems.items())
             refused.update({r: f"not sent: {reason}" for r in valid})
@@ -190,6 +238,39 @@ class SmsWwNotifier(BaseNotifier):
             return None, refused
         return batch, refused
 
+    # -- the storm guard ------------------------------------------------------------------------------
+
+    def _claim(self, context: Context) -> tuple[StormGuard, Verdict] | None:
+        """Ask the storm guard (only with a ``cooldown``); sync, as Variables are read the sync way."""
+        from airflow_provider_smsww.alerting import StormGuard, resolve_key
+        from airflow_provider_smsww.notifications.fallback import dag_id_of, fallback_text
+
+        if self.cooldown is None:
+            return None
+        problem = self.render_problems.get("dedupe_key")
+        dag_id = dag_id_of(context) or "unknown DAG"
+        guard = StormGuard(
+            resolve_key(self.dedupe_key, problem, self._templates["dedupe_key"], dag_id), self.cooldown
+        )
+        return guard, guard.claim(fallback_text(context))
+
+    def _summary(self, claim: tuple[StormGuard, Verdict] | None, context: Context) -> str | None:
+        """None to hold the alert back, else the "+N more" text for it (possibly empty)."""
+        from airflow_provider_smsww.alerting import alert_kind, describe
+
+        if claim is None:
+            return ""
+        guard, verdict = claim
+        if not verdict.send:
+            self.log.info("%s", describe(verdict, guard.dedupe_key))
+            return None
+        return verdict.summary(alert_kind(context))
+
+    @staticmethod
+    def _settle(claim: tuple[StormGuard, Verdict] | None, sent: dict[str, str]) -> None:
+        if claim is not None:
+            claim[0].done(claim[1], delivered=bool(sent))
+
     # -- sending --------------------------------------------------------------------------------------
 
     def notify(self, context: Context) -> None:
@@ -197,35 +278,54 @@ class SmsWwNotifier(BaseNotifier):
         an event loop of its own, with the connection read the sync way (as callbacks must)."""
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
 
+        claim = self._claim(context)
+        summary = self._summary(claim, context)
+        if summary is None:
+            return
+        plan = self._plan(context, summary)
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
         try:
             hook.open_async_client()
         except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
-            asyncio.run(self._alert(hook, unusable=exc))
-            return
-        asyncio.run(self._alert(hook))
+            sent, failures = asyncio.run(self._alert(hook, plan, unusable=exc))
+        else:
+            sent, failures = asyncio.run(self._alert(hook, plan))
+        self._settle(claim, sent)
+        self._report(sent, failures)
 
     async def async_notify(self, context: Context) -> None:
-        """Send the alert from a deadline alert in the triggerer (async)."""
+        """Send the alert from a deadline alert in the triggerer (async); the storm guard's Variable
+        calls run in a thread, off the triggerer's event loop."""
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
 
-        await self._alert(SmsWwHook(smsww_conn_id=self.smsww_conn_id))
+        claim = await asyncio.to_thread(self._claim, context)
+        summary = self._summary(claim, context)
+        if summary is None:
+            return
+        sent, failures = await self._alert(
+            SmsWwHook(smsww_conn_id=self.smsww_conn_id), self._plan(context, summary)
+        )
+        await asyncio.to_thread(self._settle, claim, sent)
+        self._report(sent, failures)
 
-    async def _alert(self, hook: SmsWwHook, unusable: Exception | None = None) -> None:
-        """The one alert path: local checks, one dry run of the final text, then every recipient
-        concurrently on one pooled client; the first refusal of the account (credentials, credit)
-        stops the rest. Every outcome is reported by :meth:`_report`."""
+    async def _alert(
+        self, hook: SmsWwHook, plan: _Plan, unusable: Exception | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The one alert path: one dry run of the final text, then every recipient concurrently on one
+        pooled client; the first refusal of the account (credentials, credit) stops the rest. Returns
+        who got the alert (with the message id) and who did not (with the reason)."""
         from airflow_provider_smsww.concurrency import bounded
+        from airflow_provider_smsww.notifications.outcome import reason
         from airflow_provider_smsww.sending.bulk import FATAL_ERRORS
 
-        batch, failures = self._prepare()
+        batch, failures = plan.batch, dict(plan.refused)
         sent: dict[str, str] = {}
         if batch is None:
-            self._report(sent, failures)
-            return
+            return sent, failures
         fatal: list[str] = []
 
         async def send(recipient: Recipient) -> None:
+            assert batch is not None
             if fatal:
                 failures[recipient.e164] = f"not sent: {fatal[0]}"
                 return
@@ -235,79 +335,64 @@ class SmsWwNotifier(BaseNotifier):
                 fatal.append(exc.message)
                 failures[recipient.e164] = exc.message
             except Exception as exc:
-                failures[recipient.e164] = self._reason(exc)
+                failures[recipient.e164] = reason(exc)
             else:
                 sent[recipient.e164] = message.id
 
         try:
             if unusable is not None:
                 raise unusable
-            try:
-                checked = await hook.aestimate(batch.request(batch.recipients[0], dry_run=True), batch.region)
-            except SmsWwError as exc:
-                self._dry_run_failed(batch, exc, failures)
-            else:
-                self._dry_run_passed(checked)
+            batch = await self._dry_run(hook, batch, plan, sent, failures)
+            if batch is not None:
                 await hook.awarn_if_credit_low()  # loud below the threshold; an alert still goes out
                 await bounded(batch.recipients, send, self.max_concurrency)
         except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
-            for recipient in batch.recipients:
+            for recipient in (plan.batch or batch).recipients:  # type: ignore[union-attr]
                 if recipient.e164 not in sent:
-                    failures.setdefault(recipient.e164, f"not sent: {self._reason(exc)}")
+                    failures.setdefault(recipient.e164, f"not sent: {reason(exc)}")
         finally:
             await hook.aclose()
-        self._report(sent, failures)
+        return sent, failures
 
-    # -- the dry run ----------------------------------------------------------------------------------
+    async def _dry_run(
+        self, hook: SmsWwHook, batch: Batch, plan: _Plan, sent: dict[str, str], failures: dict[str, str]
+    ) -> Batch | None:
+        """Dry-run the text once; if the API refuses it, dry-run the fallback text once. Returns the
+        batch to send, or None when nothing more may be sent (every outcome is in sent/failures)."""
+        from airflow_provider_smsww.exceptions import SmsWwDryRunIgnoredError, SmsWwValidationError
+        from airflow_provider_smsww.notifications import outcome
 
-    def _dry_run_passed(self, checked: Estimate) -> None:
-        self.log.info(
-            "SMS alert dry run accepted (%s part(s), %s): sending",
-            checked.parts,
-            checked.encoding or "encoding not reported",
-        )
-
-    def _dry_run_failed(self, batch: Batch, exc: SmsWwError, failures: dict[str, str]) -> None:
-        """Nobody gets the alert: every recipient is reported with the reason (then :meth:`_report`)."""
-        from airflow_provider_smsww.exceptions import SmsWwValidationError
-
-        if isinstance(exc, SmsWwValidationError):
-            self.log.error(
-                "SMS alert dry run refused by the API, so the alert was sent to nobody: a real send of a "
-                "text or sender the API refuses as forbidden content would blocklist the account. %s",
-                exc.message,
-            )
-            reason = f"not sent: the API refused the dry run of this text and sender: {exc.message}"
-        else:
-            self.log.error("SMS alert dry run failed, so the alert was sent to nobody: %s", self._reason(exc))
-            reason = f"not sent: the dry run failed: {self._reason(exc)}"
-        for recipient in batch.recipients:
-            failures.setdefault(recipient.e164, reason)
-
-    @staticmethod
-    def _reason(exc: BaseException) -> str:
-        from airflow_provider_smsww.exceptions import SmsWwSendUncertainError
-
-        if isinstance(exc, SmsWwSendUncertainError):
-            return f"{exc.message} (not resent, to avoid a duplicate)"
-        if isinstance(exc, SmsWwError):
-            return exc.message
-        return f"{type(exc).__name__}: {exc}"
+        on_fallback = plan.on_fallback
+        while True:
+            try:
+                checked = await hook.aestimate(batch.request(batch.recipients[0], dry_run=True), batch.region)
+            except SmsWwDryRunIgnoredError as exc:
+                outcome.dry_run_ignored(self.log, batch, exc, sent, failures)
+                return None
+            except SmsWwValidationError as exc:
+                fallback = None if on_fallback else self._prepare(plan.fallback, None)[0]
+                if fallback is None:
+                    outcome.dry_run_failed(self.log, batch, exc, failures)
+                    return None
+                self.log.warning(
+                    "SMS alert dry run refused the rendered text or sender (%s): trying the fallback text "
+                    "%r from the default sender",
+                    exc.message,
+                    plan.fallback,
+                )
+                batch, on_fallback = fallback, True
+            except SmsWwError as exc:
+                outcome.dry_run_failed(self.log, batch, exc, failures)
+                return None
+            else:
+                outcome.dry_run_passed(self.log, checked)
+                return batch
 
     def _report(self, sent: dict[str, str], failures: dict[str, str]) -> None:
-        for recipient, message_id in sent.items():
-            self.log.info("SMS alert sent to %s (message id %s)", recipient, message_id)
-        for recipient, reason in failures.items():
-            self.log.error("SMS alert NOT sent to %s: %s", recipient, reason)
-        if not failures:
-            return
-        total = len(sent) + len(failures)
-        summary = describe_problems(
-            f"SMS alert failed for {len(failures)} of {total} recipient(s):", failures
-        )
-        if self.raise_on_failure:
-            raise SmsWwError(summary)
+        from airflow_provider_smsww.notifications.outcome import report
+
+        report(self.log, sent, failures, raise_on_failure=self.raise_on_failure)
 
 
-#: Functional-style alias, as Airflow's own providers offer (``send_slack_notification`` etc.).
+#: Functional-style alias, as Airflow's own providers offer (``send_smsww_notification`` etc.).
 send_smsww_notification = SmsWwNotifier

@@ -91,11 +91,13 @@ def test_bad_number_is_refused_with_no_request(httpx_mock: Any) -> None:
     assert httpx_mock.get_requests() == []
 
 
-def test_bad_sender_refuses_everyone_with_no_request(httpx_mock: Any) -> None:
-    with pytest.raises(SmsWwError, match=r"2 recipient\(s\)") as info:
-        notifier(sender="123456")(context())
-    assert "numeric" in str(info.value)
-    assert httpx_mock.get_requests() == []
+def test_bad_sender_falls_back_to_the_default_sender(
+    gateway: FakeGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notifier(sender="123456")(context())  # an alert is never lost (issue 10): the default sender sends it
+    assert [b["recipient"] for b in gateway.bodies] == ON_CALL
+    assert {b.get("sender") for b in gateway.bodies} == {None}
+    assert "numeric" in capsys.readouterr().out
 
 
 def test_a_bad_number_does_not_stop_the_alert_to_the_others(gateway: FakeGateway) -> None:
@@ -140,10 +142,12 @@ def test_long_text_is_cut_to_one_part(gateway: FakeGateway) -> None:
     assert text.endswith("...")
 
 
-def test_long_text_refused_when_truncation_is_off(httpx_mock: Any) -> None:
-    with pytest.raises(SmsWwError, match="fail_on_multiple_messages"):
-        notifier(message="x" * 300, truncate=False)(context())
-    assert httpx_mock.get_requests() == []
+def test_long_text_refused_when_truncation_is_off(
+    gateway: FakeGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notifier(message="x" * 300, truncate=False)(context())  # refused locally: the fallback text is sent
+    assert "fail_on_multiple_messages" in capsys.readouterr().out
+    assert {b["message"] for b in gateway.bodies} == {"Airflow ALERT: etl.load_warehouse. Run manual__1"}
 
 
 def test_multi_part_allowed_when_asked(gateway: FakeGateway) -> None:
@@ -210,7 +214,7 @@ def test_missing_connection_is_reported() -> None:
 
 def test_alias_and_template_fields() -> None:
     assert send_smsww_notification is SmsWwNotifier
-    assert tuple(SmsWwNotifier.template_fields) == ("recipients", "message", "sender")
+    assert tuple(SmsWwNotifier.template_fields) == ("recipients", "message", "sender", "dedupe_key")
 
 
 def test_region_goes_to_the_regional_endpoint(gateway: FakeGateway) -> None:
@@ -270,8 +274,8 @@ def test_a_dry_run_refused_for_forbidden_content_sends_nothing(
     with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*refused the dry run.*2044") as info:
         notifier()(context())
     bodies = sent_bodies(httpx_mock)
-    assert len(bodies) == 1  # the dry run, and no send after it
-    assert bodies[0]["options"]["dryRun"] is True
+    assert len(bodies) == 2  # the dry run, the fallback text's dry run, and no send after them
+    assert bodies[0]["options"]["dryRun"] is bodies[1]["options"]["dryRun"] is True
     assert gateway.bodies == []
     assert all(who in str(info.value) for who in ON_CALL)
     out = capsys.readouterr().out
@@ -283,7 +287,7 @@ def test_a_refused_dry_run_only_logs_when_raise_on_failure_is_false(
 ) -> None:
     gateway.refuse_dry_run = forbidden()
     notifier(raise_on_failure=False)(context())
-    assert len(httpx_mock.get_requests()) == 1
+    assert len(httpx_mock.get_requests()) == 2  # the text's and the fallback text's dry runs
     out = capsys.readouterr().out
     for who in ON_CALL:
         assert f"SMS alert NOT sent to {who}: not sent: the API refused the dry run" in out
@@ -323,7 +327,7 @@ async def test_async_notify_refused_dry_run_sends_nothing(gateway: FakeGateway, 
     gateway.refuse_dry_run = forbidden()
     with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*refused the dry run.*2044"):
         await notifier().async_notify(context())
-    assert [b["options"]["dryRun"] for b in sent_bodies(httpx_mock)] == [True]
+    assert [b["options"]["dryRun"] for b in sent_bodies(httpx_mock)] == [True, True]  # text, fallback
     assert gateway.bodies == []
 
 

@@ -1,0 +1,312 @@
+"""The storm guard behind ``SmsWwNotifier(cooldown=..., dedupe_key=...)``: one SMS per incident.
+
+When the warehouse is down, twenty tasks fail together and the on-call phone would get twenty paid SMS.
+With a cooldown, the first alert of a key (by default the DAG id) is sent; later alerts of the same key
+within the cooldown are held back and counted, and the first alert after the cooldown says how many
+were held and since when ("+7 more failures since 14:02 UTC").
+
+The state is kept in Airflow Variables, the one store that task callbacks (task runner), DAG callbacks
+(dag processor) and deadline alerts (triggerer) can all read and write through the Task SDK, and that
+spans every task and run of a DAG (``task_state_store`` is per task instance, ``asset_state_store`` per
+asset). Each alert writes a Variable of its own (``smsww_alert.<key>.alert.<time>.<id>``) and reads the
+others with ``Variable.keys(prefix=...)`` (Airflow 3.3): no read-modify-write, so no count is lost.
+Variables have no compare-and-set, so racing alerts elect a sender: each writes its record, waits
+:data:`SETTLE_SECONDS`, lists the records, and the earliest record outside the cooldown sends. An
+extra SMS needs a callback that stalls longer than the settle time between taking its time and
+writing its record; docs/notifier.md explains the bound. When the store cannot be reached, the alert
+is sent (fail open: the guard never loses an alert) and a warning says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, Protocol
+
+log = logging.getLogger(__name__)
+
+#: The default ``dedupe_key``: one incident per DAG.
+DEFAULT_DEDUPE_KEY = "{{ dag.dag_id }}"
+#: Every Variable of the guard starts with this.
+VARIABLE_PREFIX = "smsww_alert."
+#: How long an alert waits between writing its record and reading the others' (the election).
+SETTLE_SECONDS = 1.0
+#: A record older than this that has not become a sent record lost its callback (killed, or its send
+#: failed): it no longer competes, it is counted as held back.
+DECIDE_WINDOW = timedelta(seconds=30)
+
+_STAMP = "%Y%m%dT%H%M%S%fZ"
+
+
+def now() -> datetime:
+    """The guard's clock (UTC); tests replace it to step past a cooldown without waiting."""
+    return datetime.now(UTC)
+
+
+def check_cooldown(cooldown: object) -> timedelta | None:
+    """``cooldown`` as given, or a ValueError naming the parameter (raised when the DAG is parsed)."""
+    if cooldown is None:
+        return None
+    if not isinstance(cooldown, timedelta):
+        raise ValueError(
+            f"cooldown must be a datetime.timedelta (e.g. timedelta(minutes=15)) or None, "
+            f"not {type(cooldown).__name__} {cooldown!r}"
+        )
+    if cooldown <= timedelta(0):
+        raise ValueError(f"cooldown must be positive (e.g. timedelta(minutes=15)), not {cooldown}")
+    return cooldown
+
+
+def check_dedupe_key(dedupe_key: object) -> str:
+    """``dedupe_key`` as given, or a ValueError naming the parameter (raised when the DAG is parsed)."""
+    if not isinstance(dedupe_key, str):
+        raise ValueError(
+            f"dedupe_key must be a string template (e.g. {DEFAULT_DEDUPE_KEY!r}), "
+            f"not {type(dedupe_key).__name__} {dedupe_key!r}"
+        )
+    if not dedupe_key.strip():
+        raise ValueError(
+            f"dedupe_key must not be empty; leave it out to group alerts by DAG ({DEFAULT_DEDUPE_KEY!r})"
+        )
+    return dedupe_key
+
+
+class AlertStore(Protocol):
+    """Where the guard keeps its records: keys under a prefix, each with a note for humans."""
+
+    def keys(self, prefix: str) -> list[str]: ...
+
+    def add(self, key: str, note: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class VariableStore:
+    """Airflow Variables through the Task SDK (task runner, dag processor and triggerer alike)."""
+
+    def keys(self, prefix: str) -> list[str]:
+        from airflow.sdk import Variable
+
+        return list(Variable.keys(prefix=prefix))
+
+    def add(self, key: str, note: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, note, description="SmsWwNotifier storm guard (cooldown); safe to delete")
+
+    def delete(self, key: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.delete(key)
+
+
+class _Record(NamedTuple):
+    at: datetime
+    token: str
+    kind: str  # "alert" (competes), "missed" (a send that failed: counted only), "sent"
+    key: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the guard decided for one alert.
+
+    :param send: send this alert (True) or hold it back (False).
+    :param held: when sending, how many alerts were held back before it; when holding, how many are
+        held back now, this one included.
+    :param since: when the first of those was held back.
+    :param until: when holding, the end of the cooldown (None when another alert is being sent).
+    """
+
+    send: bool
+    held: int = 0
+    since: datetime | None = None
+    until: datetime | None = None
+    own: str | None = None
+    sent_key: str | None = None
+    clean_up: tuple[str, ...] = field(default=())
+
+    def summary(self, what: str = "failures") -> str:
+        """``"+7 more failures since 14:02 UTC"`` (empty when nothing was held back)."""
+        if not self.send or not self.held or self.since is None:
+            return ""
+        return f"+{self.held} more {what} since {_clock_time(self.since)}"
+
+
+def _clock_time(at: datetime) -> str:
+    """14:02 UTC; with the date when it is not today's (a long cooldown)."""
+    at = at.astimezone(UTC)
+    if at.date() == now().date():
+        return at.strftime("%H:%M UTC")
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def variable_prefix(dedupe_key: str) -> str:
+    """The guard's Variable prefix for one rendered key: readable, and unique through the hash."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", dedupe_key)[:60]
+    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:10]
+    return f"{VARIABLE_PREFIX}{slug}-{digest}."
+
+
+class StormGuard:
+    """Decides, for one rendered ``dedupe_key``, whether an alert is sent or held back.
+
+    :param dedupe_key: the rendered key (alerts with the same key share one cooldown).
+    :param cooldown: how long after a sent alert further alerts of the key are held back.
+    :param store: where the records live (Airflow Variables unless a test gives another).
+    :param clock: the current time (tests move it).
+    :param settle: seconds to wait before the election (default :data:`SETTLE_SECONDS`).
+    """
+
+    def __init__(
+        self,
+        dedupe_key: str,
+        cooldown: timedelta,
+        *,
+        store: AlertStore | None = None,
+        clock: Callable[[], datetime] | None = None,
+        settle: float | None = None,
+    ) -> None:
+        self.dedupe_key = dedupe_key
+        self.cooldown = cooldown
+        self.store: AlertStore = store if store is not None else VariableStore()
+        self.clock = clock or now
+        self.settle = SETTLE_SECONDS if settle is None else settle
+        self.prefix = variable_prefix(dedupe_key)
+
+    def claim(self, note: str) -> Verdict:
+        """Record this alert and decide. Never raises: a store that fails lets the alert through."""
+        at = self.clock()
+        token = secrets.token_hex(4)
+        own = f"{self.prefix}alert.{at.strftime(_STAMP)}.{token}"
+        try:
+            self.store.add(own, note)
+        except Exception as exc:
+            log.warning("SMS alert storm guard unavailable (%s): sending without the cooldown", _why(exc))
+            return Verdict(send=True)
+        try:
+            if self.settle:
+                time.sleep(self.settle)
+            return self._decide(_Record(at, token, "alert", own))
+        except Exception as exc:
+            log.warning("SMS alert storm guard unavailable (%s): sending without the cooldown", _why(exc))
+            self._forget([own])
+            return Verdict(send=True)
+
+    def _decide(self, me: _Record) -> Verdict:
+        records = [r for r in map(_parse, self.store.keys(self.prefix)) if r is not None]
+        sent = sorted(r for r in records if r.kind == "sent")
+        sent_ids = {(r.at, r.token) for r in sent}
+        others = [
+            r for r in records if r.kind != "sent" and r.key != me.key and (r.at, r.token) not in sent_ids
+        ]
+        window_end = sent[-1].at + self.cooldown if sent else None
+        if window_end is not None and me.at < window_end:
+            held = [r for r in others if r.kind != "sent"] + [me]
+            return Verdict(send=False, held=len(held), since=min(r.at for r in held), until=window_end)
+        earlier = [
+            r
+            for r in others
+            if r.kind == "alert"
+            and (window_end is None or r.at >= window_end)
+            and (r.at, r.token) < (me.at, me.token)
+            and me.at - r.at <= DECIDE_WINDOW
+        ]
+        if earlier:  # a concurrent alert of the same key came first: it is the one sent
+            held = [r for r in others if (r.at, r.token) <= (me.at, me.token)] + [me]
+            return Verdict(send=False, held=len(held), since=min(r.at for r in held))
+        sent_key = f"{self.prefix}sent.{me.at.strftime(_STAMP)}.{me.token}"
+        self.store.add(sent_key, "the last SMS alert sent for this key")
+        counted = [r for r in others if (r.at, r.token) < (me.at, me.token)]
+        return Verdict(
+            send=True,
+            held=len(counted),
+            since=min((r.at for r in counted), default=None),
+            own=me.key,
+            sent_key=sent_key,
+            clean_up=tuple(r.key for r in counted + sent),
+        )
+
+    def done(self, verdict: Verdict, *, delivered: bool) -> None:
+        """After the send: when someone got the alert, drop the records it reported; when nobody did,
+        reopen the cooldown and keep this alert counted for the next one. Never raises."""
+        if verdict.own is None or verdict.sent_key is None:
+            return
+        if delivered:
+            self._forget([*verdict.clean_up, verdict.own])
+            return
+        missed = verdict.own.replace(".alert.", ".missed.", 1)
+        try:
+            self.store.add(missed, "an SMS alert that could not be sent (counted in the next one)")
+        except Exception as exc:
+            log.warning("SMS alert storm guard could not record the failed alert: %s", _why(exc))
+        self._forget([verdict.sent_key, verdict.own])
+
+    def _forget(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                self.store.delete(key)
+            except Exception as exc:
+                log.warning("SMS alert storm guard could not delete Variable %s: %s", key, _why(exc))
+
+
+def _parse(key: str) -> _Record | None:
+    """``<prefix><kind>.<time>.<id>`` -> a record; None for anything else."""
+    parts = key.rsplit(".", 3)
+    if len(parts) != 4 or parts[1] not in ("alert", "missed", "sent"):
+        return None
+    try:
+        at = datetime.strptime(parts[2], _STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return _Record(at, parts[3], parts[1], key)
+
+
+def resolve_key(rendered: object, problem: str | None, template: object, dag_id: str) -> str:
+    """The rendered ``dedupe_key``, or the DAG id (with a warning naming the reason, unless the key
+    was the default one) when it failed to render or rendered empty: the alert still goes out."""
+    key = rendered if isinstance(rendered, str) else str(rendered or "")
+    if problem is None and key.strip():
+        return key
+    if template != DEFAULT_DEDUPE_KEY:
+        log.warning(
+            "SMS alert: dedupe_key %r failed (%s); grouping by the DAG id %r instead",
+            template,
+            problem or "it rendered empty",
+            dag_id,
+        )
+    return dag_id
+
+
+def alert_kind(context: Mapping[str, Any]) -> str:
+    """ "failures" for a failure alert (an exception, a failed task, a DAG failure reason), else
+    "alerts": the word in "+7 more failures since 14:02 UTC"."""
+    reason = str(context.get("reason") or "")
+    state = getattr(context.get("ti"), "state", None)
+    state = str(getattr(state, "value", state) or "")
+    failed = context.get("exception") is not None or "fail" in reason or state in ("failed", "up_for_retry")
+    return "failures" if failed else "alerts"
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def describe(verdict: Verdict, dedupe_key: str) -> str:
+    """The log line for an alert held back."""
+    if verdict.until is None:
+        return (
+            f"SMS alert held back: another alert for dedupe key {dedupe_key!r} is being sent right now; "
+            f"{verdict.held} alert(s) held back since {_clock_time(verdict.since or now())}"
+        )
+    return (
+        f"SMS alert held back by the cooldown of dedupe key {dedupe_key!r}: {verdict.held} alert(s) held "
+        f"back since {_clock_time(verdict.since or now())}; the first alert after "
+        f"{_clock_time(verdict.until)} is sent and counts them"
+    )

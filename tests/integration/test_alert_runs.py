@@ -1,0 +1,100 @@
+"""Failure alerts in real Airflow runs (``dag.test()`` against the sandbox), for every run type.
+
+A task whose notifier template cannot render (``{{ ds }}`` without a logical date, an undefined name)
+still sends exactly one SMS naming the DAG, from a task-level callback (task runner) and from a
+DAG-level callback, in scheduled, manual (with and without a logical date), asset-triggered and
+backfill runs. Eight tasks failing in one run under a cooldown send one SMS, and the first alert after
+the cooldown counts the seven held back. The storm guard's state is real Airflow Variables here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from smsww_alert_dags import ON_CALL, STORM_TASKS, dag_dag_level, dag_storm, dag_task_level
+
+from airflow_provider_smsww import alerting
+
+pytestmark = pytest.mark.integration
+
+RUN_TYPES = ["scheduled", "manual", "manual-no-logical-date", "asset_triggered", "backfill"]
+_DATES = iter(datetime(2025, 2, 1, tzinfo=UTC) + timedelta(days=n) for n in range(1000))
+
+
+def run_as(dag: Any, run_type: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``dag.test()`` makes manual runs only: other run types are made by swapping the helper it calls
+    to create its run (``get_or_create_dagrun``) for one that sets the run type."""
+    from airflow.models import dagrun as dagrun_module
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    if run_type == "manual-no-logical-date":
+        return dag.test(logical_date=None)
+    if run_type != "manual":
+        kind = DagRunType(run_type)
+
+        def create(**kwargs: Any) -> Any:
+            run_id = dagrun_module.DagRun.generate_run_id(
+                run_type=kind, logical_date=kwargs["logical_date"], run_after=kwargs["run_after"]
+            )
+            return kwargs["dag"].create_dagrun(
+                run_id=run_id,
+                logical_date=kwargs["logical_date"],
+                data_interval=kwargs["data_interval"],
+                run_after=kwargs["run_after"],
+                conf=kwargs["conf"],
+                run_type=kind,
+                state=DagRunState.RUNNING,
+                triggered_by=kwargs["triggered_by"],
+                triggering_user_name=kwargs["triggering_user_name"],
+                start_date=kwargs["start_date"],
+                session=kwargs["session"],
+            )
+
+        monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", create)
+    logical_date = None if run_type == "asset_triggered" else next(_DATES)
+    return dag.test(logical_date=logical_date)
+
+
+@pytest.mark.parametrize("run_type", RUN_TYPES)
+@pytest.mark.parametrize("level", ["task", "dag"])
+def test_an_unrenderable_template_still_sends_one_sms_naming_the_dag(
+    level: str, run_type: str, airflow_db: str, smsww_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dag = dag_task_level if level == "task" else dag_dag_level
+    run = run_as(dag, run_type, monkeypatch)
+
+    assert str(run.state) == "failed"
+    assert str(run.run_type) == ("manual" if run_type.startswith("manual") else run_type)
+    (sms,) = smsww_sandbox.sandbox.accepted()
+    assert sms.recipient.e164 == ON_CALL
+    assert dag.dag_id in sms.text
+    assert f"Run {run.run_id}"[:30] in sms.text  # last, so cut first when the text needs more than a part
+    if level == "task":
+        assert sms.text.startswith(f"Airflow FAILED: {dag.dag_id}.load_warehouse try 1: RuntimeError: ")
+    else:
+        assert sms.text.startswith(f"Airflow FAILED: DAG {dag.dag_id} (task_failure), last task transform")
+
+
+def test_eight_failures_send_one_sms_then_the_next_counts_seven(
+    airflow_db: str, smsww_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alerting, "SETTLE_SECONDS", 0.2)
+    started = datetime.now(UTC)
+    first = dag_storm.test(logical_date=None)
+
+    assert str(first.state) == "failed"
+    assert [str(ti.state) for ti in first.get_task_instances()] == ["failed"] * STORM_TASKS
+    (sms,) = smsww_sandbox.sandbox.accepted()
+    assert sms.text.startswith("FAILED smsww_alert_storm.load_")
+
+    # The cooldown (6 s) is over for the next run: its first alert counts the 7 held back.
+    monkeypatch.setattr(alerting, "now", lambda: datetime.now(UTC) + timedelta(minutes=1))
+    dag_storm.test(logical_date=None)
+    texts = [m.text for m in smsww_sandbox.sandbox.accepted()]
+    assert len(texts) == 2
+    assert texts[1].startswith(
+        f"(+7 more failures since {started.strftime('%H:%M UTC')}) FAILED smsww_alert_storm"
+    )
