@@ -375,6 +375,13 @@ class AsyncSmsWwClient:
                 yield message
             skip += len(page)
 
+    async def list_page(self, skip: int, limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
+        """One ``GET /messages`` page as raw entries: a reader looking for a few ids among them
+        validates only those (see :mod:`~airflow_provider_smsww.listing`)."""
+        response = await self.request("GET", "/messages", safe=True, params={"skip": skip, "limit": limit})
+        page: list[dict[str, Any]] = parse_data(response, list[dict[str, Any]])
+        return page
+
 
 def _quote_id(message_id: str) -> str:
     """Message ids go into the path: refuse anything that could change the path."""

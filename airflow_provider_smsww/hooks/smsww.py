@@ -334,10 +334,14 @@ class SmsWwHook(BaseHook):
         except SmsWwNotFoundError:
             raise self._not_found(message_id) from None
 
-    def get_messages(self, ids: Sequence[str], *, max_concurrency: int = 10) -> dict[str, Message]:
+    def get_messages(
+        self, ids: Sequence[str], *, max_concurrency: int = 10, by_listing: bool = False
+    ) -> dict[str, Message]:
         """Read many messages concurrently (the API has no bulk read by id); sync twin of
         :meth:`aget_messages`, on its own event loop."""
-        return self.run_async(lambda: self.aget_messages(ids, max_concurrency=max_concurrency))
+        return self.run_async(
+            lambda: self.aget_messages(ids, max_concurrency=max_concurrency, by_listing=by_listing)
+        )
 
     async def aget_messages(
         self,
@@ -345,16 +349,31 @@ class SmsWwHook(BaseHook):
         *,
         max_concurrency: int = 10,
         into: dict[str, Message] | None = None,
+        by_listing: bool = False,
     ) -> dict[str, Message]:
         """Read ``ids``, at most ``max_concurrency`` at a time. After the first error no new read starts
         and the error is raised; pass ``into`` to keep what was read before it.
 
         :param ids: message ids.
-        :param max_concurrency: reads in flight at once.
-        :param into: a dict to store each message in as it arrives (returned).
+        :param max_concurrency: requests in flight at once.
+        :param into: a dict to store each message in as it arrives (returned); with ``by_listing``,
+            earlier versions there tell how deep the listing must go.
+        :param by_listing: read ``GET /messages`` pages first and GET by id only what they do not show
+            (many ids: ~1 request per 100 messages; see :mod:`~airflow_provider_smsww.listing`).
         """
         found: dict[str, Message] = {} if into is None else into
-        await self.get_async_conn()  # once, before the reads fan out
+        client = await self.get_async_conn()  # once, before the reads fan out
+        if by_listing:
+            from airflow_provider_smsww.listing import read_by_listing
+
+            await read_by_listing(
+                ids,
+                found,
+                fetch_page=client.list_page,
+                read_one=self.aget_message,
+                max_concurrency=max_concurrency,
+            )
+            return found
 
         async def read(message_id: str) -> None:
             found[message_id] = await self.aget_message(message_id)

@@ -32,7 +32,9 @@ class SmsDeliveryFailedError(SmsWwDeliveryError, AirflowFailException):  # type:
 class SmsDeliverySensor(BaseSensorOperator):
     """Wait until SMS sent through the SMS Worldwide API are delivered.
 
-    Polls ``GET /messages/{id}`` for every message that is not in a final state yet.
+    Polls every message that is not in a final state yet: from 20 of them on, by ``GET /messages``
+    pages (about one request per 100 messages) and ``GET /messages/{id}`` only for ids not listed;
+    below that, one ``GET /messages/{id}`` each.
 
     **Success** when every message is DELIVERED; with ``min_delivered``, as soon as at least that many
     are DELIVERED (the others may still be in flight). Returns (XCom) one record per message, in id
@@ -75,8 +77,7 @@ class SmsDeliverySensor(BaseSensorOperator):
     :param smsww_conn_id: the ``smsww`` connection.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param check_before_defer: in deferrable mode, poke once before deferring.
-    :param max_concurrency: reads in flight at once, in a poke and in the trigger (the API has no bulk
-        read by id: one GET per message).
+    :param max_concurrency: reads in flight at once (pages or GETs), in a poke and in the trigger.
     """
 
     template_fields: Sequence[str] = ("message_ids",)
