@@ -13,6 +13,10 @@ established, or a 429 (the rate limiter refused it). When a real send may have r
 :class:`~airflow_provider_smsww.exceptions.SmsWwSendUncertainError` instead of resending, because the
 API has no idempotency key and a blind retry could deliver (and bill) the SMS twice. The operator then
 looks the message up in ``GET /messages`` and resends only if it is not there.
+
+Rate. Every attempt first passes the client's :class:`~airflow_provider_smsww.ratelimit.RequestGate`:
+an optional request rate, and a pause set by a retried 429 (its ``Retry-After``) that every other
+request sharing the gate honours too, so requests in flight do not each spend an attempt on the 429.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
 from airflow_provider_smsww.models import Message, Region, SendRequest
+from airflow_provider_smsww.ratelimit import RequestGate
 from airflow_provider_smsww.responses import error_from_response, parse_data, parse_retry_after
 from airflow_provider_smsww.validation import is_message_id
 
@@ -98,6 +103,7 @@ class _Plan:
         minter: TokenMinter | None,
         retry: RetryPolicy,
         rng: random.Random | None,
+        gate: RequestGate | None = None,
     ) -> None:
         if not token and minter is None:
             raise SmsWwAuthError("No credentials: give a token, or an account email and API key to mint one.")
@@ -106,6 +112,7 @@ class _Plan:
         self.minter = minter
         self.retry = retry
         self.rng = rng or random.Random()
+        self.gate = gate or RequestGate()
 
     def headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -150,6 +157,16 @@ class _Plan:
         )
         return wait
 
+    def hold_others(self, outcome: _Outcome, wait: float) -> float:
+        """After a 429 that will be retried, pause every request of the gate for the gateway's
+        ``Retry-After`` (else this retry's wait); the pause's end, which this request's own wait covers
+        (0 when nothing was paused)."""
+        response = outcome.response
+        if response is None or response.status_code != 429:
+            return 0.0
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return self.gate.pause(wait if retry_after is None else retry_after)
+
     def finish(self, method: str, path: str, outcome: _Outcome, safe: bool) -> httpx.Response:
         """The final response of a call, or the error that ends it."""
         response = outcome.response
@@ -186,6 +203,8 @@ class SmsWwClient:
     :param token: a Bearer token; or give ``minter`` to mint tokens from an email + API key.
     :param transport: an httpx transport (tests and the in-process sandbox).
     :param sleep: how to wait between retries (tests pass a recorder instead of sleeping).
+    :param gate: the request rate and 429 pauses to share (:mod:`~airflow_provider_smsww.ratelimit`);
+        a private one, with no rate, by default.
     """
 
     def __init__(
@@ -200,9 +219,10 @@ class SmsWwClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self._plan = _Plan(
-            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng
+            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
         self._http = httpx.Client(timeout=timeout, limits=limits, transport=transport)
         self._sleep = sleep
@@ -244,11 +264,14 @@ class SmsWwClient:
         """One API call with retries; ``safe`` marks calls that may be repeated (see module docstring)."""
         url = self._plan.base_url + path
         attempt = 0
+        own_pause = 0.0
         while True:
+            self._plan.gate.wait(self._sleep, own_pause)
             outcome = self._attempt(method, url, **kwargs)
             wait = self._plan.decide(method, path, outcome, attempt, safe)
             if wait is None:
                 return self._plan.finish(method, path, outcome, safe)
+            own_pause = max(own_pause, self._plan.hold_others(outcome, wait))
             self._sleep(wait)
             attempt += 1
 
@@ -300,9 +323,10 @@ class AsyncSmsWwClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self._plan = _Plan(
-            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng
+            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
         self._sleep = sleep
@@ -342,11 +366,14 @@ class AsyncSmsWwClient:
     async def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
         url = self._plan.base_url + path
         attempt = 0
+        own_pause = 0.0
         while True:
+            await self._plan.gate.await_turn(self._sleep, own_pause)
             outcome = await self._attempt(method, url, **kwargs)
             wait = self._plan.decide(method, path, outcome, attempt, safe)
             if wait is None:
                 return self._plan.finish(method, path, outcome, safe)
+            own_pause = max(own_pause, self._plan.hold_others(outcome, wait))
             await self._sleep(wait)
             attempt += 1
 

@@ -181,7 +181,32 @@ class SmsWwHook(BaseHook):
             backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
             backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
         )
-        return {"base_url": base_url, "token": token, "minter": minter, "timeout": timeout, "retry": retry}
+        from airflow_provider_smsww.ratelimit import shared_gate
+
+        gate = shared_gate(self.smsww_conn_id, base_url, self._rate_limit(extra.get("rate_limit")))
+        return {
+            "base_url": base_url,
+            "token": token,
+            "minter": minter,
+            "timeout": timeout,
+            "retry": retry,
+            "gate": gate,
+        }
+
+    def _rate_limit(self, value: Any) -> float | None:
+        """The ``rate_limit`` extra: requests per second for the whole connection in this process."""
+        if value in (None, ""):
+            return None
+        try:
+            rate = float(value)
+        except (TypeError, ValueError):
+            rate = 0.0
+        if not rate > 0:
+            raise SmsWwValidationError(
+                f"Connection {self.smsww_conn_id!r}: extra 'rate_limit' must be a positive number of "
+                f"requests per second, not {value!r}"
+            )
+        return rate
 
     @cached_property
     def client(self) -> SmsWwClient:
