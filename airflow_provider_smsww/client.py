@@ -14,9 +14,8 @@ established, or a 429 (the rate limiter refused it). When a real send may have r
 API has no idempotency key and a blind retry could deliver (and bill) the SMS twice. The operator then
 looks the message up in ``GET /messages`` and resends only if it is not there.
 
-Rate. Every attempt first passes the client's :class:`~airflow_provider_smsww.ratelimit.RequestGate`:
-an optional request rate, and a pause set by a retried 429 (its ``Retry-After``) that every other
-request sharing the gate honours too, so requests in flight do not each spend an attempt on the 429.
+Rate. Every attempt first passes a :class:`~airflow_provider_smsww.ratelimit.RequestGate`: an optional
+rate, and the pause of a retried 429 (its ``Retry-After``), honoured by every request sharing the gate.
 """
 
 from __future__ import annotations
@@ -52,10 +51,8 @@ log = logging.getLogger(__name__)
 PRODUCTION_URL = "https://sms.openapi.com"
 SANDBOX_URL = "https://test.sms.openapi.com"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-#: Measured (benchmarks/bulk_send.py, README-performance.md): httpcore's pool costs CPU per request in
-#: proportion to the connections it holds, so a keep-alive pool of 100 made 1,000 messages at 50 in
-#: flight cost 2.5x the CPU of a pool of 20; the operators' default concurrency (20) matches this pool,
-#: and a higher ``max_concurrency`` opens short-lived connections beyond it instead.
+#: Measured (README-performance.md): httpcore's CPU per request grows with the connections it keeps, so
+#: the keep-alive pool matches the operators' default concurrency (20); more in flight open short-lived ones.
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 PAGE_SIZE = 100
@@ -162,9 +159,8 @@ class _Plan:
         return wait
 
     def hold_others(self, outcome: _Outcome, wait: float) -> float:
-        """After a 429 that will be retried, pause every request of the gate for the gateway's
-        ``Retry-After`` (else this retry's wait); the pause's end, which this request's own wait covers
-        (0 when nothing was paused)."""
+        """After a retried 429, pause the gate's requests for its ``Retry-After`` (else this wait); the
+        pause's end, which this request's own wait covers (0 when nothing was paused)."""
         response = outcome.response
         if response is None or response.status_code != 429:
             return 0.0
@@ -207,8 +203,7 @@ class SmsWwClient:
     :param token: a Bearer token; or give ``minter`` to mint tokens from an email + API key.
     :param transport: an httpx transport (tests and the in-process sandbox).
     :param sleep: how to wait between retries (tests pass a recorder instead of sleeping).
-    :param gate: the request rate and 429 pauses to share (:mod:`~airflow_provider_smsww.ratelimit`);
-        a private one, with no rate, by default.
+    :param gate: the rate and 429 pauses to share (:mod:`~airflow_provider_smsww.ratelimit`); default private.
     """
 
     def __init__(
@@ -407,8 +402,7 @@ class AsyncSmsWwClient:
             skip += len(page)
 
     async def list_page(self, skip: int, limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
-        """One ``GET /messages`` page as raw entries: a reader looking for a few ids among them
-        validates only those (see :mod:`~airflow_provider_smsww.listing`)."""
+        """One ``GET /messages`` page, raw: a reader validates only the entries it wants (see listing.py)."""
         response = await self.request("GET", "/messages", safe=True, params={"skip": skip, "limit": limit})
         page: list[dict[str, Any]] = parse_data(response, list[dict[str, Any]])
         return page

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from airflow_provider_smsww.exceptions import SmsWwValidationError
 
 
 class RequestGate:
@@ -89,3 +92,20 @@ def shared_gate(conn_id: str, base_url: str, rate: float | None) -> RequestGate:
         if gate is None or gate.interval != interval:
             gate = _GATES[key] = RequestGate(rate)
         return gate
+
+
+def rate_from_extra(extra: Mapping[str, Any], conn_id: str) -> float | None:
+    """The connection extra ``rate_limit`` (requests per second; unset: no pacing), or an error naming it."""
+    value = extra.get("rate_limit")
+    if value in (None, ""):
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = 0.0
+    if not rate > 0:
+        raise SmsWwValidationError(
+            f"Connection {conn_id!r}: extra 'rate_limit' must be a positive number of requests per second, "
+            f"not {value!r}"
+        )
+    return rate

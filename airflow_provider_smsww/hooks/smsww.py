@@ -181,32 +181,11 @@ class SmsWwHook(BaseHook):
             backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
             backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
         )
-        from airflow_provider_smsww.ratelimit import shared_gate
+        from airflow_provider_smsww.ratelimit import rate_from_extra, shared_gate
 
-        gate = shared_gate(self.smsww_conn_id, base_url, self._rate_limit(extra.get("rate_limit")))
-        return {
-            "base_url": base_url,
-            "token": token,
-            "minter": minter,
-            "timeout": timeout,
-            "retry": retry,
-            "gate": gate,
-        }
-
-    def _rate_limit(self, value: Any) -> float | None:
-        """The ``rate_limit`` extra: requests per second for the whole connection in this process."""
-        if value in (None, ""):
-            return None
-        try:
-            rate = float(value)
-        except (TypeError, ValueError):
-            rate = 0.0
-        if not rate > 0:
-            raise SmsWwValidationError(
-                f"Connection {self.smsww_conn_id!r}: extra 'rate_limit' must be a positive number of "
-                f"requests per second, not {value!r}"
-            )
-        return rate
+        gate = shared_gate(self.smsww_conn_id, base_url, rate_from_extra(extra, self.smsww_conn_id))
+        kwargs = {"base_url": base_url, "token": token, "minter": minter, "timeout": timeout, "retry": retry}
+        return {**kwargs, "gate": gate}
 
     @cached_property
     def client(self) -> SmsWwClient:
@@ -391,13 +370,8 @@ class SmsWwHook(BaseHook):
         if by_listing:
             from airflow_provider_smsww.listing import read_by_listing
 
-            await read_by_listing(
-                ids,
-                found,
-                fetch_page=client.list_page,
-                read_one=self.aget_message,
-                max_concurrency=max_concurrency,
-            )
+            page, one = client.list_page, self.aget_message
+            await read_by_listing(ids, found, fetch_page=page, read_one=one, max_concurrency=max_concurrency)
             return found
 
         async def read(message_id: str) -> None:
