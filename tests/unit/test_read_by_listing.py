@@ -207,37 +207,23 @@ def test_a_poke_of_few_ids_reads_them_by_id(httpx_mock: Any) -> None:
     assert sorted(account.gets) == sorted(ids)
 
 
-async def test_the_trigger_reads_the_listing_each_round(httpx_mock: Any) -> None:
+async def test_the_trigger_reads_the_listing_each_round(httpx_mock: Any, monkeypatch: Any) -> None:
+    import airflow_provider_smsww.triggers.smsww as module
+
     account = Account(1000)
     httpx_mock.add_callback(account, is_reusable=True)
     ids = [mid(i) for i in range(1000)]
-    trigger = SmsDeliveryTrigger(message_ids=ids, poll_interval=0)
-    rounds = 0
-    original = account.entry
-
-    def entry(message_id: str) -> dict[str, Any]:
-        if rounds >= 1:  # delivered from the second round on
-            account.state[message_id] = "DELIVERED"
-        return original(message_id)
-
-    account.entry = entry  # type: ignore[method-assign]
     pages_per_round: list[int] = []
 
-    async def counting_sleep(_: float) -> None:
-        nonlocal rounds
-        rounds += 1
+    async def one_round(*args: Any, **kwargs: Any) -> Any:
+        trouble = await read_messages(*args, **kwargs)
         pages_per_round.append(len(account.pages))
+        account.state = dict.fromkeys(account.state, "DELIVERED")  # delivered by the next round
+        return trouble
 
-    import airflow_provider_smsww.triggers.smsww as module
-
-    real_sleep = module.asyncio.sleep
-    module.asyncio.sleep = counting_sleep  # type: ignore[assignment]
-    try:
-        events = [e.payload async for e in trigger.run()]
-    finally:
-        module.asyncio.sleep = real_sleep  # type: ignore[assignment]
+    monkeypatch.setattr(module, "read_messages", one_round)
+    events = [e.payload async for e in SmsDeliveryTrigger(message_ids=ids, poll_interval=0).run()]
     assert events[0]["status"] == "success"
     assert events[0]["delivered"] == 1000
-    assert pages_per_round == [10]
-    assert len(account.pages) == 20
+    assert pages_per_round == [10, 20]
     assert account.gets == []
