@@ -13,6 +13,9 @@ established, or a 429 (the rate limiter refused it). When a real send may have r
 :class:`~airflow_provider_smsww.exceptions.SmsWwSendUncertainError` instead of resending, because the
 API has no idempotency key and a blind retry could deliver (and bill) the SMS twice. The operator then
 looks the message up in ``GET /messages`` and resends only if it is not there.
+
+Rate. Every attempt first passes a :class:`~airflow_provider_smsww.ratelimit.RequestGate`: an optional
+rate, and the pause of a retried 429 (its ``Retry-After``), honoured by every request sharing the gate.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
 from airflow_provider_smsww.models import Message, Region, SendRequest
+from airflow_provider_smsww.ratelimit import RequestGate
 from airflow_provider_smsww.responses import error_from_response, parse_data, parse_retry_after
 from airflow_provider_smsww.validation import is_message_id
 
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 PRODUCTION_URL = "https://sms.openapi.com"
 SANDBOX_URL = "https://test.sms.openapi.com"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+#: Measured (README-performance.md): httpcore's CPU per request grows with the connections it keeps, so
+#: the keep-alive pool matches the operators' default concurrency (20); more in flight open short-lived ones.
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 PAGE_SIZE = 100
@@ -98,6 +104,7 @@ class _Plan:
         minter: TokenMinter | None,
         retry: RetryPolicy,
         rng: random.Random | None,
+        gate: RequestGate | None = None,
     ) -> None:
         if not token and minter is None:
             raise SmsWwAuthError("No credentials: give a token, or an account email and API key to mint one.")
@@ -106,6 +113,7 @@ class _Plan:
         self.minter = minter
         self.retry = retry
         self.rng = rng or random.Random()
+        self.gate = gate or RequestGate()
 
     def headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -150,6 +158,15 @@ class _Plan:
         )
         return wait
 
+    def hold_others(self, outcome: _Outcome, wait: float) -> float:
+        """After a retried 429, pause the gate's requests for its ``Retry-After`` (else this wait); the
+        pause's end, which this request's own wait covers (0 when nothing was paused)."""
+        response = outcome.response
+        if response is None or response.status_code != 429:
+            return 0.0
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return self.gate.pause(wait if retry_after is None else retry_after)
+
     def finish(self, method: str, path: str, outcome: _Outcome, safe: bool) -> httpx.Response:
         """The final response of a call, or the error that ends it."""
         response = outcome.response
@@ -186,6 +203,7 @@ class SmsWwClient:
     :param token: a Bearer token; or give ``minter`` to mint tokens from an email + API key.
     :param transport: an httpx transport (tests and the in-process sandbox).
     :param sleep: how to wait between retries (tests pass a recorder instead of sleeping).
+    :param gate: the rate and 429 pauses to share (:mod:`~airflow_provider_smsww.ratelimit`); default private.
     """
 
     def __init__(
@@ -200,9 +218,10 @@ class SmsWwClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self._plan = _Plan(
-            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng
+            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
         self._http = httpx.Client(timeout=timeout, limits=limits, transport=transport)
         self._sleep = sleep
@@ -244,11 +263,14 @@ class SmsWwClient:
         """One API call with retries; ``safe`` marks calls that may be repeated (see module docstring)."""
         url = self._plan.base_url + path
         attempt = 0
+        own_pause = 0.0
         while True:
+            self._plan.gate.wait(self._sleep, own_pause)
             outcome = self._attempt(method, url, **kwargs)
             wait = self._plan.decide(method, path, outcome, attempt, safe)
             if wait is None:
                 return self._plan.finish(method, path, outcome, safe)
+            own_pause = max(own_pause, self._plan.hold_others(outcome, wait))
             self._sleep(wait)
             attempt += 1
 
@@ -300,9 +322,10 @@ class AsyncSmsWwClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self._plan = _Plan(
-            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng
+            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
         self._sleep = sleep
@@ -342,11 +365,14 @@ class AsyncSmsWwClient:
     async def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
         url = self._plan.base_url + path
         attempt = 0
+        own_pause = 0.0
         while True:
+            await self._plan.gate.await_turn(self._sleep, own_pause)
             outcome = await self._attempt(method, url, **kwargs)
             wait = self._plan.decide(method, path, outcome, attempt, safe)
             if wait is None:
                 return self._plan.finish(method, path, outcome, safe)
+            own_pause = max(own_pause, self._plan.hold_others(outcome, wait))
             await self._sleep(wait)
             attempt += 1
 
@@ -374,6 +400,12 @@ class AsyncSmsWwClient:
             for message in page:
                 yield message
             skip += len(page)
+
+    async def list_page(self, skip: int, limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
+        """One ``GET /messages`` page, raw: a reader validates only the entries it wants (see listing.py)."""
+        response = await self.request("GET", "/messages", safe=True, params={"skip": skip, "limit": limit})
+        page: list[dict[str, Any]] = parse_data(response, list[dict[str, Any]])
+        return page
 
 
 def _quote_id(message_id: str) -> str:

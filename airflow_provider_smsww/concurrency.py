@@ -4,11 +4,33 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """Logs ``<verb> done/total`` and the rate at most every ``every`` seconds, and once at the end:
+    a long list (10,000 recipients) shows it is moving without a line per request."""
+
+    def __init__(self, total: int, verb: str, every: float = 5.0) -> None:
+        self.total, self.verb, self.every = total, verb, every
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done == self.total:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            log.info("%s %d/%d (%.0f messages/s)", self.verb, self.done, self.total, rate)
 
 
 async def bounded(

@@ -135,8 +135,12 @@ class SmsWwHook(WalletMixin, BaseHook):
             backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
             backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
         )
-        self._account, self._settings = account, dict(base_url=base_url, token=token, minter=minter)
-        self._settings.update(timeout=timeout, retry=retry)
+        from airflow_provider_smsww.ratelimit import rate_from_extra, shared_gate
+
+        gate = shared_gate(self.smsww_conn_id, base_url, rate_from_extra(extra, self.smsww_conn_id))
+        self._account = account
+        self._settings = {"base_url": base_url, "token": token, "minter": minter, "timeout": timeout}
+        self._settings.update(retry=retry, gate=gate)
         return dict(self._settings)
 
     def _send_scopes(self, region: str) -> list[str]:
@@ -314,10 +318,14 @@ class SmsWwHook(WalletMixin, BaseHook):
         except SmsWwNotFoundError:
             raise self._not_found(message_id) from None
 
-    def get_messages(self, ids: Sequence[str], *, max_concurrency: int = 10) -> dict[str, Message]:
+    def get_messages(
+        self, ids: Sequence[str], *, max_concurrency: int = 10, by_listing: bool = False
+    ) -> dict[str, Message]:
         """Read many messages concurrently (the API has no bulk read by id); sync twin of
         :meth:`aget_messages`, on its own event loop."""
-        return self.run_async(lambda: self.aget_messages(ids, max_concurrency=max_concurrency))
+        return self.run_async(
+            lambda: self.aget_messages(ids, max_concurrency=max_concurrency, by_listing=by_listing)
+        )
 
     async def aget_messages(
         self,
@@ -325,16 +333,26 @@ class SmsWwHook(WalletMixin, BaseHook):
         *,
         max_concurrency: int = 10,
         into: dict[str, Message] | None = None,
+        by_listing: bool = False,
     ) -> dict[str, Message]:
         """Read ``ids``, at most ``max_concurrency`` at a time. After the first error no new read starts
         and the error is raised; pass ``into`` to keep what was read before it.
 
         :param ids: message ids.
-        :param max_concurrency: reads in flight at once.
-        :param into: a dict to store each message in as it arrives (returned).
+        :param max_concurrency: requests in flight at once.
+        :param into: a dict to store each message in as it arrives (returned); with ``by_listing``,
+            earlier versions there tell how deep the listing must go.
+        :param by_listing: read ``GET /messages`` pages first and GET by id only what they do not show
+            (many ids: ~1 request per 100 messages; see :mod:`~airflow_provider_smsww.listing`).
         """
         found: dict[str, Message] = {} if into is None else into
-        await self.get_async_conn()  # once, before the reads fan out
+        client = await self.get_async_conn()  # once, before the reads fan out
+        if by_listing:
+            from airflow_provider_smsww.listing import read_by_listing
+
+            page, one = client.list_page, self.aget_message
+            await read_by_listing(ids, found, fetch_page=page, read_one=one, max_concurrency=max_concurrency)
+            return found
 
         async def read(message_id: str) -> None:
             found[message_id] = await self.aget_message(message_id)

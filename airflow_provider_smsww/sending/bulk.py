@@ -4,13 +4,12 @@ ledger before that slot sends again; unknown outcomes are reconciled, never rese
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smsww.concurrency import bounded
+from airflow_provider_smsww.concurrency import Progress, bounded
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwError,
@@ -44,23 +43,6 @@ class SendReport:
     reused: int = 0
     #: The error that stopped the batch (credit, spending cap, credentials), if one did.
     fatal: SmsWwError | None = None
-
-
-class _Progress:
-    """Logs sent/total and rate at most every ``every`` seconds (long lists), and once at the end."""
-
-    def __init__(self, total: int, every: float = 5.0) -> None:
-        self.total, self.every = total, every
-        self.done = 0
-        self.start = self.last = time.monotonic()
-
-    def tick(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self.last >= self.every or self.done == self.total:
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            log.info("sent %d/%d (%.0f messages/s)", self.done, self.total, rate)
 
 
 async def send_all(
@@ -113,7 +95,7 @@ async def send_all(
         log.info("%d recipient(s) already accepted by an earlier try: not sent again", reused)
 
     failures: dict[str, str] = {}
-    progress = _Progress(len(pending))
+    progress = Progress(len(pending), "sent")
     fatal: list[SmsWwError] = []
 
     async def send(recipient: Recipient) -> Recipient | None:

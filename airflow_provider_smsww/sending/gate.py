@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smsww.concurrency import bounded
+from airflow_provider_smsww.concurrency import Progress, bounded
 from airflow_provider_smsww.exceptions import SmsWwGateError, SmsWwValidationError, describe_problems
 from airflow_provider_smsww.models import Estimate
 
@@ -49,12 +49,16 @@ async def gate(
     """
     problems: dict[str, str] = {}
 
+    progress = Progress(len(batch.recipients), "priced (dry run)")
+
     async def dry_run(recipient: Recipient) -> Estimate | None:
         try:
             return await hook.aestimate(batch.request(recipient, dry_run=True), batch.region)
         except SmsWwValidationError as exc:
             problems[recipient.e164] = exc.message
             return None
+        finally:
+            progress.tick()
         # Any other error (auth, credit, transport, server) is about the account or the link, not
         # this recipient: it propagates and stops the gate, so nothing is sent.
 

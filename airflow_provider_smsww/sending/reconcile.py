@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from airflow_provider_smsww.exceptions import SmsWwReconcileError
+from airflow_provider_smsww.listing import LISTING_ORDER_TOLERANCE
 from airflow_provider_smsww.models import Message, as_utc
 from airflow_provider_smsww.sending.batch import CALLBACK_KEY_FIELD
 
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
 
 #: How far before the batch start a reconciled message may have been created (clock skew).
 CLOCK_SKEW = timedelta(minutes=5)
-#: Messages created at the same moment may be listed slightly out of order.
-LISTING_ORDER_TOLERANCE = timedelta(seconds=2)
 
 
 def listed_e164(message: Message) -> str:

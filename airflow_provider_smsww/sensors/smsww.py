@@ -49,8 +49,7 @@ class SmsDeliverySensor(BaseSensorOperator):
     :param smsww_conn_id: the ``smsww`` connection.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param check_before_defer: in deferrable mode, poke once before deferring.
-    :param max_concurrency: reads in flight at once, in a poke and in the trigger (the API has no bulk
-        read by id: one GET per message).
+    :param max_concurrency: reads in flight at once (pages or GETs), in a poke and in the trigger.
     """
 
     template_fields: Sequence[str] = ("message_ids",)

@@ -23,7 +23,7 @@ CLASSPATH = "airflow_provider_smsww.triggers.smsww.SmsDeliveryTrigger"
 
 
 class SmsDeliveryTrigger(BaseTrigger):
-    """Poll ``GET /messages/{id}`` for a set of SMS until they are delivered, one fails, or
+    """Poll a set of SMS (listing pages, then ``GET /messages/{id}`` for what they miss) until they are delivered, one fails, or
     ``min_delivered`` is met or out of reach; then fire exactly one event.
 
     All ids share one pooled async client; each round reads only the ids not final yet, at most

@@ -1,0 +1,172 @@
+"""Reading many messages by listing pages: ``GET /messages`` (newest first, 100 a page) down to the
+oldest tracked message, then ``GET /messages/{id}`` only for the ids the listing did not show.
+
+Why: the API has no bulk read by id, so a sensor tracking 1,000 messages would otherwise make 1,000
+requests per poll; ten pages cover them when they are the account's newest. The walk never costs much
+more than reading by id: it stops when a page would cost as much as one GET per id still missing or
+the pages read reach the number of ids, when it has passed the oldest tracked message (known from an earlier read), at an empty or
+short page, and as soon as the listing is not newest first (the spec does not promise an order). What
+it has not found is read by id, with the same semantics: a 404 there names the id.
+
+No HTTP here: the hook passes the two calls (one page, one message), so this module stays a rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from airflow_provider_smsww.concurrency import bounded
+from airflow_provider_smsww.models import Message, as_utc
+
+#: Messages per page (the API's ``limit``; the spec's example and default).
+PAGE_SIZE = 100
+#: Below this many ids, one GET per id costs about what a listing page does: read by id.
+LISTING_MIN_IDS = 20
+#: Messages created at the same moment may be listed slightly out of order.
+LISTING_ORDER_TOLERANCE = timedelta(seconds=2)
+
+FetchPage = Callable[[int, int], Awaitable[list[dict[str, Any]]]]
+ReadOne = Callable[[str], Awaitable[Message]]
+
+
+class NewestFirst:
+    """Checks, entry by entry, that a listing is newest first (within :data:`LISTING_ORDER_TOLERANCE`);
+    entries without a creation time are not judged."""
+
+    def __init__(self) -> None:
+        self.previous: datetime | None = None
+        self.in_order = True
+
+    def see(self, created: datetime | None) -> None:
+        if created is None:
+            return
+        if self.previous is not None and created > self.previous + LISTING_ORDER_TOLERANCE:
+            self.in_order = False
+        self.previous = created
+
+
+def _created(entry: Mapping[str, Any]) -> datetime | None:
+    value = entry.get("createdAt")
+    if not isinstance(value, str):
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+@dataclass
+class ListingReport:
+    """What one read cost: listing pages and by-id GETs (the benchmark's "calls per message")."""
+
+    pages: int = 0
+    gets: int = 0
+
+    @property
+    def calls(self) -> int:
+        return self.pages + self.gets
+
+
+def oldest_known(ids: Sequence[str], known: Mapping[str, Message]) -> datetime | None:
+    """The creation time of the oldest of ``ids``, when an earlier read gave every one of them."""
+    times = [as_utc(m.created_at) if (m := known.get(i)) is not None else None for i in ids]
+    if not times or any(t is None for t in times):
+        return None
+    return min(t for t in times if t is not None)
+
+
+async def read_by_listing(
+    ids: Sequence[str],
+    into: dict[str, Message],
+    *,
+    fetch_page: FetchPage,
+    read_one: ReadOne,
+    max_concurrency: int,
+    page_size: int = PAGE_SIZE,
+) -> ListingReport:
+    """Read ``ids`` into ``into`` (see module docstring); pages are fetched up to ``max_concurrency``
+    at once, never more than the ids still missing need (n ids need at least n / ``page_size`` pages).
+
+    Errors propagate as the page or GET raised them; what was read before stays in ``into``.
+
+    :param ids: message ids to read.
+    :param into: where each message is stored; earlier versions there give the oldest creation time.
+    :param fetch_page: ``(skip, limit)`` -> the raw entries of one ``GET /messages`` page.
+    :param read_one: ``GET /messages/{id}`` (raises the not-found error naming the id).
+    :param max_concurrency: requests in flight at once.
+    :param page_size: entries per page.
+    """
+    report = ListingReport()
+    missing = dict.fromkeys(ids)
+    floor = oldest_known(list(missing), into)
+    order = NewestFirst()
+    skip = 0
+    walking = True
+    while walking and missing:
+        # A page is worth it only while cheaper than one GET per id still missing, and the whole walk
+        # never costs more pages than there are ids (so at most twice what reading by id would).
+        budget = min(len(missing) - 1, len(ids) - report.pages)
+        batch = min(math.ceil(len(missing) / page_size), max(1, max_concurrency), budget)
+        if batch <= 0:
+            break
+        pages: dict[int, list[dict[str, Any]]] = {}
+
+        async def fetch(k: int, start: int = skip, into_pages: dict[int, Any] = pages) -> None:
+            into_pages[k] = await fetch_page(start + k * page_size, page_size)
+
+        error: Exception | None = None
+        try:
+            await bounded(range(batch), fetch, max_concurrency)
+        except Exception as exc:  # keep the pages that arrived before it (a poll counts them)
+            error = exc
+        skip += batch * page_size
+        for k in range(batch):
+            if k not in pages:
+                break
+            page = pages[k]
+            report.pages += 1
+            passed = _scan(page, missing, into, order, floor)
+            # An empty or short page is the end (or a gateway capping ``limit``: then later pages were
+            # fetched with gaps); past the oldest tracked message or out of order, pages cannot help.
+            if passed or len(page) < page_size or not order.in_order:
+                walking = False
+                break
+        if error is not None:
+            raise error
+
+    async def read(message_id: str) -> None:
+        report.gets += 1
+        into[message_id] = await read_one(message_id)
+
+    await bounded(list(missing), read, max_concurrency)
+    return report
+
+
+def _scan(
+    page: Sequence[Mapping[str, Any]],
+    missing: dict[str, None],
+    into: dict[str, Message],
+    order: NewestFirst,
+    floor: datetime | None,
+) -> bool:
+    """Take the tracked messages of one page; True once the page is older than ``floor``."""
+    passed = False
+    for entry in page:
+        created = _created(entry)
+        order.see(created)
+        message_id = entry.get("id")
+        if isinstance(message_id, str) and message_id in missing:
+            try:
+                into[message_id] = Message.model_validate(entry)
+            except ValidationError:
+                continue  # unreadable here: the GET by id decides (and reports) it
+            del missing[message_id]
+        if floor is not None and created is not None and created < floor - LISTING_ORDER_TOLERANCE:
+            passed = True
+    return passed

@@ -1,0 +1,111 @@
+"""The client's request gate: an optional request rate (a gateway's rate limit, the connection extra
+``rate_limit`` in requests per second) and a pause shared by every request of the connection when
+one of them is answered 429 with ``Retry-After``.
+
+Why shared: a bulk send has tens of requests in flight. When the gateway says "slow down" to one of
+them, the others are about to hear the same; without a shared pause each would spend an attempt (and
+its own retry budget) learning it. With the gate, every request that starts after the 429 waits until
+the gateway's time, so a rate-limited account costs one 429, not one per request in flight.
+
+No I/O and no event loop here: :meth:`RequestGate.reserve` is arithmetic under a thread lock, and the
+sync and async clients sleep the way they already do, so one gate serves both, from any thread or loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from airflow_provider_smsww.exceptions import SmsWwValidationError
+
+
+class RequestGate:
+    """Spaces request starts ``1 / rate`` seconds apart (when a rate is given) and holds every start
+    during a pause.
+
+    :param rate: requests per second, or None for no pacing (the 429 pause still applies).
+    :param clock: a monotonic clock in seconds (tests pass a fake one).
+    """
+
+    def __init__(self, rate: float | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate_limit must be a positive number of requests per second, not {rate!r}")
+        self.interval = 1.0 / rate if rate else 0.0
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = 0.0  # earliest start of the next paced request
+        self._paused_until = 0.0
+        self._pauses = 0  # how many pauses were set: a sleeper woken after a new one waits again
+
+    def reserve(self, own_pause: float = 0.0) -> tuple[float, int]:
+        """Take the next start slot: the seconds to wait before starting (0: start now), and the pause
+        count at that moment. ``own_pause`` is the end of a pause the caller set itself (its own retry
+        wait already covers it)."""
+        with self._lock:
+            now = self._clock()
+            paused_until = self._paused_until if self._paused_until > own_pause else 0.0
+            start = max(now, self._next, paused_until)
+            if self.interval:
+                self._next = start + self.interval
+            return start - now, self._pauses
+
+    def pause(self, seconds: float) -> float:
+        """Hold every request start for ``seconds`` from now (a 429's ``Retry-After``); the pause's end."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+            self._pauses += 1
+            return self._paused_until
+
+    def wait(self, sleep: Callable[[float], None], own_pause: float = 0.0) -> None:
+        """Block until this request may start (sync client)."""
+        delay, pauses = self.reserve(own_pause)
+        while delay > 0:
+            sleep(delay)
+            if self._pauses == pauses:  # no new pause while sleeping: the slot is ours
+                return
+            delay, pauses = self.reserve(own_pause)
+
+    async def await_turn(self, sleep: Callable[[float], Awaitable[None]], own_pause: float = 0.0) -> None:
+        """Wait until this request may start (async client)."""
+        delay, pauses = self.reserve(own_pause)
+        while delay > 0:
+            await sleep(delay)
+            if self._pauses == pauses:
+                return
+            delay, pauses = self.reserve(own_pause)
+
+
+_GATES: dict[tuple[str, str], RequestGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def shared_gate(conn_id: str, base_url: str, rate: float | None) -> RequestGate:
+    """The process-wide gate of a connection, so that every client on it (a task's sync and async
+    clients, the triggers of one triggerer) shares the rate and the 429 pauses; a new one when the
+    configured rate changed."""
+    key = (conn_id, base_url)
+    with _GATES_LOCK:
+        gate = _GATES.get(key)
+        interval = 1.0 / rate if rate else 0.0
+        if gate is None or gate.interval != interval:
+            gate = _GATES[key] = RequestGate(rate)
+        return gate
+
+
+def rate_from_extra(extra: Mapping[str, Any], conn_id: str) -> float | None:
+    """The connection extra ``rate_limit`` (requests per second; unset: no pacing), or an error naming it."""
+    value = extra.get("rate_limit")
+    if value in (None, ""):
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = 0.0
+    if not rate > 0:
+        raise SmsWwValidationError(
+            f"Connection {conn_id!r}: extra 'rate_limit' must be a positive number of requests per second, "
+            f"not {value!r}"
+        )
+    return rate

@@ -1,0 +1,127 @@
+"""Scale: one ``SmsSendOperator`` task sends to 10,000 recipients (gate on: 10,000 dry runs, then
+10,000 sends) against the fake gateway (``fake_gateway.py``, its own process), with bounded memory and
+progress in the log.
+
+Measured in this process (the worker): peak RSS over the baseline, where the baseline is the resident
+size just before ``execute()`` (Airflow, the provider and httpx imported, one small warm-up send done)
+and the peak is ``ru_maxrss`` after it. Progress: the provider's INFO log lines during the run
+(``priced (dry run) n/N`` and ``sent n/N`` every 5 s). The server checks each recipient was sent
+exactly once. One dry run per recipient is kept on purpose: the spec says the final price "varies
+depending on the recipient's operator", which the number does not tell (portability), so the answer for
+one recipient cannot stand for another's.
+
+Target: peak RSS over baseline < 400 MB, progress logged before the end, exactly once. Exit 1 if missed.
+
+    python benchmarks/scale.py [--recipients 10000] [--latency 0] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_gateway import FakeGateway
+from sandbox_process import italian_mobiles, run_tasks_outside_a_worker, throwaway_airflow_home
+
+throwaway_airflow_home()
+
+TARGET_MB = 400.0
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((time.perf_counter(), record.getMessage()))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    run_tasks_outside_a_worker(verbose=False)
+    from bulk_send import context
+
+    from airflow_provider_smsww.operators.smsww import SmsSendOperator
+
+    lines = Lines()
+    provider_log = logging.getLogger("airflow_provider_smsww")
+    provider_log.addHandler(lines)
+    provider_log.setLevel(logging.INFO)
+    numbers = italian_mobiles(args.recipients, start=3_000_000)
+    with FakeGateway(latency=args.latency) as server:
+        os.environ["AIRFLOW_CONN_SMSWW_DEFAULT"] = server.conn_json
+        warm = italian_mobiles(20, start=2_900_000)
+        SmsSendOperator(task_id="warm", recipients=warm, message="warm-up").execute(context())
+        server.reset()
+        lines.lines.clear()
+        op = SmsSendOperator(task_id="scale", recipients=numbers, message="Your parcel is on its way")
+        baseline = rss_mb()
+        start = time.perf_counter()
+        result = op.execute(context())
+        wall = time.perf_counter() - start
+        peak = peak_mb()
+        stats = server.stats()
+    progress = [text for _, text in lines.lines if "/" in text and ("sent" in text or "priced" in text)]
+    before_end = [t for t, text in lines.lines if f"sent {len(numbers)}/" not in text and "/" in text]
+    once = (
+        len(result) == len(numbers)
+        and stats["accepted"] == len(numbers)
+        and stats["duplicates"] == 0
+        and stats["dry_runs"] == len(numbers)
+    )
+    report = {
+        "benchmark": "scale",
+        "recipients": len(numbers),
+        "wall_s": round(wall, 1),
+        "msgs_per_s": round(len(numbers) / wall, 1),
+        "baseline_rss_mb": round(baseline, 1),
+        "peak_rss_mb": round(peak, 1),
+        "peak_over_baseline_mb": round(peak - baseline, 1),
+        "target_mb": TARGET_MB,
+        "progress_lines": len(progress),
+        "progress_sample": progress[:2] + progress[-2:],
+        "exactly_once": once,
+    }
+    misses = []
+    if report["peak_over_baseline_mb"] >= TARGET_MB:
+        misses.append(f"peak RSS {report['peak_over_baseline_mb']} MB over baseline (>= {TARGET_MB} MB)")
+    if not before_end:
+        misses.append("no progress logged before the end")
+    if not once:
+        misses.append("not exactly once per recipient")
+    report["misses"] = misses
+    report["ok"] = not misses
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key}: {value}")
+    return 0 if not misses else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
