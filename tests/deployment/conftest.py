@@ -12,7 +12,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import TIMINGS
+import pytest
+from harness import FAILED, TIMINGS
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[FAILED] = True  # the browser test keeps its screenshots then
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

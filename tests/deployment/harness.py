@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TIMINGS: list[tuple[str, float]] = []
-FINAL_TI_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
+FAILED = pytest.StashKey[bool]()  # set on a test item whose call failed (conftest.py)
 
 
 @contextlib.contextmanager
@@ -205,10 +206,13 @@ class AirflowStack:
         self,
         *,
         executor: str = "LocalExecutor",
+        name: str | None = None,
         sql_alchemy_conn: str | None = None,
         dags: list[Path] = (),  # type: ignore[assignment]
         extra_env: dict[str, str] | None = None,
+        components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer"),
     ) -> None:
+        self.components = components
         self.home = Path(tempfile.mkdtemp(prefix="smsww-deploy-"))
         self.dags_folder = self.home / "dags"
         self.dags_folder.mkdir()
@@ -216,7 +220,7 @@ class AirflowStack:
             shutil.copy(dag, self.dags_folder)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.executor = executor
+        self.executor, self.name = executor, name or executor
         self.services: list[Service] = []
         self.env = {
             **os.environ,
@@ -248,7 +252,7 @@ class AirflowStack:
 
     def __enter__(self) -> AirflowStack:
         try:
-            with phase(f"{self.executor}: airflow db migrate"):
+            with phase(f"{self.name}: airflow db migrate"):
                 subprocess.run(
                     [str(BIN / "airflow"), "db", "migrate"],
                     env=self.env,
@@ -257,8 +261,8 @@ class AirflowStack:
                     stderr=subprocess.STDOUT,
                     timeout=300,
                 )
-            with phase(f"{self.executor}: services up (api-server, scheduler, dag-processor, triggerer)"):
-                for command in ("api-server", "scheduler", "dag-processor", "triggerer"):
+            with phase(f"{self.name}: services up ({', '.join(self.components)})"):
+                for command in self.components:
                     self.start(command, [command])
                 wait_until(
                     "the api-server", lambda: httpx.get(f"{self.url}/api/v2/monitor/health").is_success, 120
@@ -281,7 +285,7 @@ class AirflowStack:
             found = {d["dag_id"] for d in self.api.call("GET", "/dags", params={"limit": 100})["dags"]}
             return set(dag_ids) <= found
 
-        with phase(f"{self.executor}: DAGs parsed"):
+        with phase(f"{self.name}: DAGs parsed"):
             wait_until(f"DAGs {dag_ids} to be parsed", parsed, timeout)
             for dag_id in dag_ids:
                 assert self.api.call("GET", f"/dags/{dag_id}")["is_paused"], f"{dag_id} did not start paused"
@@ -302,7 +306,7 @@ class AirflowStack:
         return "\n".join(s.tail() for s in self.services)
 
     def __exit__(self, *exc: Any) -> None:
-        with phase(f"{self.executor}: services stopped"):
+        with phase(f"{self.name}: services stopped"):
             for service in reversed(self.services):
                 service.stop()
             self.api.http.close()
