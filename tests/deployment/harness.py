@@ -56,7 +56,7 @@ def wait_until(what: str, predicate: Callable[[], Any], timeout: float, interval
     """``predicate()``'s first truthy value; ``TimeoutError`` naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        with contextlib.suppress(httpx.HTTPError, OSError):
+        with contextlib.suppress(httpx.HTTPError, ConnectionError, TimeoutError, FileNotFoundError):
             value = predicate()
             if value:
                 return value
@@ -110,6 +110,12 @@ class Service:
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+
+    def logged(self, marker: bytes) -> bool:
+        """Whether the output shows ``marker`` yet; raises when the process has already exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+        return marker in self.log.read_bytes()
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
