@@ -13,7 +13,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
-from harness import FAILED, TIMINGS
+from harness import FAILED, FIGURES, TIMINGS
 
 
 @pytest.hookimpl(wrapper=True)
@@ -29,3 +29,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("deployment phase times")
         for name, seconds in TIMINGS:
             terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
+    if FIGURES:
+        terminalreporter.section("deployment figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

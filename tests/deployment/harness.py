@@ -33,6 +33,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TIMINGS: list[tuple[str, float]] = []
+FIGURES: list[str] = []  # lines for the end-of-run summary (conftest.py)
 FAILED = pytest.StashKey[bool]()  # set on a test item whose call failed (conftest.py)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import AirflowStack, Postgres, Redis, RunWatcher, Service, phase, wait_until
+from harness import FIGURES, AirflowStack, Postgres, Redis, RunWatcher, Service, phase, wait_until
 
 pytestmark = pytest.mark.deployment
 DAG_ID = "smsww_scale_out"
@@ -148,16 +148,17 @@ def test_killed_worker_mid_send_each_recipient_exactly_once(stack: Any, sandbox:
     xcom_ids = [r["id"] for i in range(BATCHES) for r in api.xcom(DAG_ID, run_id, "send_batch", i)]
     accepted_ids = [m.id for m in gateway.accepted()]
     retried = {i: ti["try_number"] for i, ti in tis.items() if ti["try_number"] > 1}
-    print(
-        f"\nCeleryExecutor: {len(RECIPIENTS)} recipients in {BATCHES} mapped batches over 2 workers "
+    summary = (
+        f"CeleryExecutor: {len(RECIPIENTS)} recipients in {BATCHES} mapped batches over 2 workers "
         f"(tries per worker: {sorted(ran_on.items())})\n"
         f"CeleryExecutor: SIGKILLed {victim} ({killed} processes) while batch {batch} had {sent_before_kill}"
         f"/{BATCH_SIZE} sent; retried batches {retried}; run {final}\n"
         f"CeleryExecutor: sandbox accepted {len(accepted_ids)} messages for {len(counts)} recipients, "
         f"max per recipient {max(counts.values())}; XCom ids {len(xcom_ids)} "
-        f"({len(set(xcom_ids))} distinct), equal to the sandbox's: {sorted(xcom_ids) == sorted(accepted_ids)}",
-        flush=True,
+        f"({len(set(xcom_ids))} distinct), equal to the sandbox's: {sorted(xcom_ids) == sorted(accepted_ids)}"
     )
+    print(summary, flush=True)
+    FIGURES.extend(summary.splitlines())
     assert final == "success", airflow.tails()
     assert {ti["state"] for ti in tis.values()} == {"success"}
     assert set(ran_on.values()) == {"worker1", "worker2"}  # the batches really were spread
