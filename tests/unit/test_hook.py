@@ -345,7 +345,7 @@ def test_hook_identity_and_ui_field_behaviour() -> None:
     assert SmsWwHook.conn_name_attr == "smsww_conn_id"
     assert SmsWwHook.hook_name == "SMS Worldwide (Openapi)"
     behaviour = SmsWwHook.get_ui_field_behaviour()
-    assert behaviour["hidden_fields"] == ["schema", "port"]
+    assert behaviour["hidden_fields"] == ["schema"]  # Port shown for the Test button
     assert behaviour["relabeling"] == {
         "login": "Account email",
         "password": "Bearer token",
