@@ -351,7 +351,7 @@ def test_hook_identity_and_ui_field_behaviour() -> None:
         "password": "Bearer token",
         "host": "API host",
     }
-    assert set(behaviour["placeholders"]) == {"host", "login", "password"}
+    assert set(behaviour["placeholders"]) == {"host", "port", "login", "password"}
 
 
 async def test_get_async_conn_in_async_code(monkeypatch: pytest.MonkeyPatch, httpx_mock: HTTPXMock) -> None:
