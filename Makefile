@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-min lint typecheck pytest constraints constraints-min bench clean
+.PHONY: demo test test-min test-deployment lint typecheck pytest constraints constraints-min bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ $(MIN_VENV)/bin/.installed: pyproject.toml constraints-min.txt
 test-min: $(MIN_VENV)/bin/.installed
 	$(MIN_VENV)/bin/python -c "import airflow; assert airflow.__version__ == '3.3.0', airflow.__version__"
 	$(MIN_VENV)/bin/pytest tests/unit tests/integration -q
+
+## A real deployment (docs/deployment.md): the example DAGs through the REST API on LocalExecutor, a
+## killed Celery worker on CeleryExecutor (Redis, PostgreSQL), the connection form's Test in chromium.
+## Installs what it needs: Debian packages when missing (root or sudo), the `deployment` extra.
+$(BIN)/.deployment: $(BIN)/.installed pyproject.toml constraints.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[test,deployment]'
+	touch $@
+
+test-deployment: $(BIN)/.deployment
+	scripts/deployment/install-system-deps.sh
+	$(BIN)/pytest tests/deployment -m deployment -p no:cacheprovider -v $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py

@@ -61,10 +61,13 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "SMS Worldwide (Openapi)",
                 "connection-type": CONN_TYPE,
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port"],
+                    # Port stays visible: Airflow 3.3's Test button sends the stored port (0 when empty) and
+                    # the API refuses a test whose port differs from the stored connection's.
+                    "hidden-fields": ["schema"],
                     "relabeling": {"login": "Account email", "password": "Bearer token", "host": "API host"},
                     "placeholders": {
                         "host": "https://sms.openapi.com (leave empty for the default)",
+                        "port": "443, or the port in the API host URL (Airflow's Test button needs it)",
                         "login": "only to mint tokens: the account email",
                         "password": "a token with the sms.openapi.com scopes",
                     },

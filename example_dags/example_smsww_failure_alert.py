@@ -23,7 +23,8 @@ ON_CALL = ["+393331234567"]
 alert_on_call = SmsWwNotifier(
     recipients=ON_CALL,
     sender="Airflow",
-    message="FAILED {{ dag.dag_id }}.{{ ti.task_id }} try {{ ti.try_number }} ({{ ds }}). Log: {{ ti.log_url }}",
+    # {{ run_id }}, not {{ ds }}: runs triggered from the UI, the REST API or the CLI have no logical date.
+    message="FAILED {{ dag.dag_id }}.{{ ti.task_id }} try {{ ti.try_number }} ({{ run_id }}). Log: {{ ti.log_url }}",
     # The log URL pushes the text past one part (160 characters); a second part is worth a working
     # link. Leave this out to get one part, cut with "..." at the end.
     fail_on_multiple_messages=False,

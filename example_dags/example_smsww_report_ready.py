@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
@@ -43,9 +44,12 @@ with DAG(
 ) as dag:
 
     @task
-    def build_report(ds: str | None = None) -> str:
+    def build_report(dag_run: Any = None) -> str:
         """Stands in for the job that builds the report; returns where readers find it."""
-        return f"https://reports.example.com/daily/{ds}"
+        # Runs triggered from the UI, the REST API or the CLI have no logical date in Airflow 3 (`ds` is
+        # undefined there): the report's day is the logical date when there is one, else run_after.
+        day = (dag_run.logical_date or dag_run.run_after).date().isoformat()
+        return f"https://reports.example.com/daily/{day}"
 
     report_url = build_report()
 
@@ -53,7 +57,9 @@ with DAG(
         task_id="notify_readers",
         recipients="{{ params.recipients }}",
         sender="{{ params.sender }}",
-        message="Your daily report for {{ ds }} is ready: {{ ti.xcom_pull(task_ids='build_report') }}",
+        # Not `{{ ds }}`: it is undefined in runs without a logical date (every REST, CLI or UI trigger).
+        message="Your daily report for {{ (dag_run.logical_date or dag_run.run_after) | ds }} is ready: "
+        "{{ ti.xcom_pull(task_ids='build_report') }}",
         fail_on_multiple_messages=True,
         max_total_price=5.0,
         price_per_part_if_unknown=0.10,

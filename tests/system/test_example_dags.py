@@ -1,12 +1,16 @@
 """System tests: every example DAG end to end, the way ``make demo`` runs DAG 1.
 
-Each runs as ``airflow dags test <dag_id>`` in a subprocess (a real Airflow: task runner, XCom,
-task_state_store, the triggerer path for deferrable sensors) on a throw-away sqlite AIRFLOW_HOME whose
-``smsww_default`` connection points at the sandbox on loopback. The sandbox's records are the judge.
+Each runs twice in a subprocess (a real Airflow: task runner, XCom, task_state_store, the triggerer path
+for deferrable sensors) on a throw-away sqlite AIRFLOW_HOME whose ``smsww_default`` connection points at
+the sandbox on loopback: as ``airflow dags test <dag_id>`` (which always sets a logical date), and as the
+REST API, the UI and ``airflow dags trigger`` run it, with no logical date (``run_without_logical_date.py``),
+where ``{{ ds }}`` is undefined. The sandbox's records are the judge. tests/deployment runs them again
+through a real scheduler, triggerer and REST API.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,24 +20,43 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
 
-from demo import airflow_home, run_example_dag
+from demo import BIN, DagRunResult, airflow_home, run_example_dag
 
 pytestmark = [pytest.mark.system, pytest.mark.integration]
+NO_LOGICAL_DATE = Path(__file__).with_name("run_without_logical_date.py")
 
 
-@pytest.fixture(scope="module")
-def env_and_sandbox() -> Iterator[tuple[dict[str, str], Any]]:
+@pytest.fixture(scope="module", params=["dags test", "no logical date"])
+def env_and_sandbox(request: pytest.FixtureRequest) -> Iterator[tuple[dict[str, str], Any]]:
     from airflow_provider_smsww.sandbox.server import run_sandbox
 
     with run_sandbox() as server, airflow_home(server.conn_json) as env:
-        yield env, server
+        yield {**env, "RUN_MODE": request.param}, server
 
 
 def run(dag_id: str, env_and_sandbox: tuple[dict[str, str], Any]) -> tuple[Any, Any, str]:
     env, server = env_and_sandbox
     server.reset()
-    result = run_example_dag(dag_id, env, server.sandbox, Path(env["AIRFLOW_HOME"]))
+    if env["RUN_MODE"] == "dags test":
+        result = run_example_dag(dag_id, env, server.sandbox, Path(env["AIRFLOW_HOME"]))
+    else:
+        result = run_without_logical_date(dag_id, env, server.sandbox)
     return result, server.sandbox, result.log_path.read_text()
+
+
+def run_without_logical_date(dag_id: str, env: dict[str, str], sandbox: Any) -> DagRunResult:
+    log_path = Path(env["AIRFLOW_HOME"]) / f"{dag_id}.no-logical-date.log"
+    with log_path.open("w") as out:
+        proc = subprocess.run(
+            [str(BIN / "python"), str(NO_LOGICAL_DATE), dag_id],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        )
+    log = log_path.read_text()
+    assert "logical_date=None" in log.splitlines()[-1], log[-2000:]
+    return DagRunResult(dag_id, proc.returncode, log_path, list(sandbox.messages.values()))
 
 
 def test_report_ready_sends_once_and_waits_for_delivery(env_and_sandbox: Any) -> None:
@@ -44,6 +67,9 @@ def test_report_ready_sends_once_and_waits_for_delivery(env_and_sandbox: Any) ->
     assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
     assert "Dry-run gate passed" in log
     assert "Pausing task as DEFERRED" in log
+    (day,) = {m.text.split()[4] for m in result.messages}  # "Your daily report for <day> is ready: <url>"
+    assert day != "None"
+    assert all(m.text.endswith(f"/daily/{day}") for m in result.messages)
 
 
 def test_failure_alert_texts_the_on_call_engineer(env_and_sandbox: Any) -> None:

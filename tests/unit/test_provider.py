@@ -114,7 +114,7 @@ def test_the_connection_form_gets_the_fields() -> None:
     assert api_key.field["schema"]["title"] == "API key"
     assert not widgets["extra__smsww__sandbox"].is_sensitive
     assert "extra__smsww__oauth_host" in widgets
-    assert behaviours["smsww"]["hidden_fields"] == ["schema", "port"]
+    assert behaviours["smsww"]["hidden_fields"] == ["schema"]  # Port shown for the Test button
     assert behaviours["smsww"]["relabeling"]["password"] == "Bearer token"
 
 

@@ -351,13 +351,13 @@ def test_hook_identity_and_ui_field_behaviour() -> None:
     assert SmsWwHook.hook_name == "SMS Worldwide (Openapi)"
     assert "get_ui_field_behaviour" not in SmsWwHook.__dict__  # deprecated by Airflow 3.3
     behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
-    assert behaviour["hidden-fields"] == ["schema", "port"]
+    assert behaviour["hidden-fields"] == ["schema"]  # Port shown for the Test button
     assert behaviour["relabeling"] == {
         "login": "Account email",
         "password": "Bearer token",
         "host": "API host",
     }
-    assert set(behaviour["placeholders"]) == {"host", "login", "password"}
+    assert set(behaviour["placeholders"]) == {"host", "port", "login", "password"}
 
 
 async def test_get_async_conn_in_async_code(monkeypatch: pytest.MonkeyPatch, httpx_mock: HTTPXMock) -> None:

@@ -1,0 +1,113 @@
+"""The connection form and its Test button in a real browser, as a user makes an smsww connection.
+
+Debian's chromium, headless, driven by playwright-python (``executable_path``: no browser is downloaded),
+on a new empty profile, against a real api-server with ``[core] test_connection = Enabled``. The user
+adds a connection of type "SMS Worldwide (Openapi)" in the form (host, port, token), saves it, and
+presses the row's Test button: the api-server runs the hook's ``test_connection`` against the sandbox.
+Screenshots of every step are kept in ``$SMSWW_SCREENSHOTS`` (default ``deployment-screenshots/``)
+when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from harness import FAILED, REPO, AirflowStack, phase
+
+pytestmark = pytest.mark.deployment
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(os.environ.get("SMSWW_SCREENSHOTS", REPO / "deployment-screenshots"))
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    from airflow_provider_smsww.sandbox.server import run_sandbox
+
+    with run_sandbox() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[AirflowStack]:
+    with AirflowStack(
+        name="browser", components=("api-server",)
+    ) as stack:  # the form and the Test run in the api-server
+        yield stack
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="smsww-chromium-")
+    shots = Path(tempfile.mkdtemp(prefix="smsww-shots-"))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            args=FLAGS,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+        )
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        page.shots = shots  # type: ignore[attr-defined]
+        try:
+            yield page
+        finally:
+            failed = request.node.stash.get(FAILED, False)
+            if failed:
+                page.screenshot(path=str(shots / "99-at-failure.png"), full_page=True)
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                for shot in shots.iterdir():
+                    shutil.copy(shot, SCREENSHOTS / f"{request.node.name}-{shot.name}")
+                print(f"screenshots kept in {SCREENSHOTS}")
+            browser.close()
+            shutil.rmtree(profile, ignore_errors=True)
+            shutil.rmtree(shots, ignore_errors=True)
+
+
+def test_a_connection_made_in_the_form_passes_the_test_button(
+    page: Any, stack: AirflowStack, sandbox: Any
+) -> None:
+    shot = lambda name: page.screenshot(path=str(page.shots / f"{name}.png"), full_page=True)  # noqa: E731
+    with phase("browser: connection form, Save, Test"):
+        page.goto(f"{stack.url}/connections")
+        page.get_by_role("button", name="Add Connection").click()
+        page.get_by_label("Connection ID").fill("smsww_from_the_form")
+        page.get_by_role("combobox").fill("SMS Worldwide")
+        page.keyboard.press("Enter")
+        page.get_by_label("API host").fill(sandbox.url)
+        page.get_by_label("Port").fill(str(urlsplit(sandbox.url).port))
+        page.get_by_label("Bearer token").fill(sandbox.token)
+        shot("01-form-filled")
+        page.get_by_role("button", name="Save").click()
+        page.get_by_text("Connection has been successfully created").wait_for()
+        shot("02-saved")
+
+        requests_before = len(sandbox.sandbox.requests)
+        with page.expect_response(lambda r: r.url.endswith("/api/v2/connections/test")) as answer:
+            page.get_by_role("button", name="Test Connection").click()
+        shot("03-tested")
+        assert answer.value.status == 200, answer.value.text()
+        assert answer.value.json()["status"] is True, answer.value.json()
+        page.get_by_text("Test Connection Successful").wait_for()
+    # The api-server's hook really read the sandbox (GET /messages), with the token saved in the form.
+    assert ("GET", "/messages", 200) in sandbox.sandbox.requests[requests_before:]

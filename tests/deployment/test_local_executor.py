@@ -1,0 +1,140 @@
+"""The example DAGs in a real Airflow with LocalExecutor, triggered through the REST API.
+
+A new user's path: the DAGs are put in the dags folder, start paused, are unpaused and triggered with
+``POST /api/v2/dags/{id}/dagRuns`` with no logical date (what the UI and most scripts send), the report
+DAG once more with one. The scheduler runs the tasks, the triggerer completes the deferred sensors, and
+the sandbox's records judge what was sent.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from harness import REPO, AirflowStack, RunWatcher, phase
+
+pytestmark = pytest.mark.deployment
+
+REPORT, ALERT, BULK = (
+    "example_smsww_report_ready",
+    "example_smsww_failure_alert",
+    "example_smsww_bulk_campaign",
+)
+READERS = ["+393331234567", "+447400123456"]
+AUDIENCE = {f"+39333{n:07d}" for n in range(1_000_100, 1_000_130)}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    from airflow_provider_smsww.sandbox.server import run_sandbox
+
+    # Deliveries take long enough that every sensor finds its messages still in flight and defers.
+    with run_sandbox(token=f"sbx-{secrets.token_hex(16)}", delivered_after=15) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(sandbox: Any) -> Iterator[AirflowStack]:
+    with AirflowStack(dags=sorted((REPO / "example_dags").glob("example_*.py"))) as stack:
+        stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
+        stack.wait_for_dags([REPORT, ALERT, BULK])
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def runs(stack: AirflowStack) -> dict[str, Any]:
+    api = stack.api
+    with phase("LocalExecutor: 4 runs triggered through the REST API, until they end"):
+        runs = {
+            "report": (REPORT, api.trigger(REPORT)),
+            "report_dated": (REPORT, api.trigger(REPORT, logical_date="2025-06-01T00:00:00Z")),
+            "alert": (ALERT, api.trigger(ALERT)),
+            "bulk": (BULK, api.trigger(BULK)),
+        }
+        watcher = RunWatcher(api)
+        final = watcher.wait(list(runs.values()), timeout=420)
+    tis = {
+        name: {(t["task_id"], t["map_index"]): t for t in api.task_instances(*run)}
+        for name, run in runs.items()
+    }
+    return {"runs": runs, "final": final, "tis": tis, "watcher": watcher}
+
+
+def states(runs: dict[str, Any], name: str) -> dict[tuple[str, int], str]:
+    return {key: ti["state"] for key, ti in runs["tis"][name].items()}
+
+
+def test_every_run_and_task_ends_as_expected(runs: dict[str, Any], stack: AirflowStack) -> None:
+    final = {name: runs["final"][run] for name, run in runs["runs"].items()}
+    assert final == {"report": "success", "report_dated": "success", "alert": "failed", "bulk": "success"}, (
+        stack.tails()
+    )
+    for name in ("report", "report_dated"):
+        assert states(runs, name) == {
+            ("build_report", -1): "success",
+            ("notify_readers", -1): "success",
+            ("wait_for_delivery", -1): "success",
+        }
+    assert states(runs, "alert") == {("extract", -1): "success", ("load_warehouse", -1): "failed"}
+    bulk = states(runs, "bulk")
+    assert bulk.pop(("preview_cost", -1)) == bulk.pop(("split", -1)) == "success"
+    assert bulk == {(task, i): "success" for task in ("send_batch", "wait_for_delivery") for i in range(3)}
+
+
+def test_runs_without_a_logical_date_work(runs: dict[str, Any], stack: AirflowStack) -> None:
+    api = stack.api
+    for name in ("report", "alert", "bulk"):
+        assert api.dag_run(*runs["runs"][name])["logical_date"] is None
+    day = api.dag_run(*runs["runs"]["report"])["run_after"][:10]
+    assert api.xcom(*runs["runs"]["report"], "build_report") == f"https://reports.example.com/daily/{day}"
+    dated = api.xcom(*runs["runs"]["report_dated"], "build_report")
+    assert dated == "https://reports.example.com/daily/2025-06-01"
+
+
+def test_sensors_deferred_and_the_triggerer_completed_them(runs: dict[str, Any]) -> None:
+    watcher = runs["watcher"]
+    final = {(*runs["runs"][name], *key) for name, tis in runs["tis"].items() for key in tis}
+    sensors = [key for key in watcher.seen if key[2] == "wait_for_delivery" and key in final]  # not unmapped
+    assert len(sensors) == 5  # 2 report runs + 3 mapped bulk batches
+    for key in sensors:
+        assert "deferred" in watcher.seen[key], (key, watcher.seen[key])
+        assert any(job.startswith("TriggererJob") for job in watcher.triggerer_jobs.get(key, ())), key
+
+
+def test_xcom_matches_what_the_sandbox_sent(runs: dict[str, Any], stack: AirflowStack, sandbox: Any) -> None:
+    api, gateway = stack.api, sandbox.sandbox
+    for name, day in (("report", None), ("report_dated", "2025-06-01")):
+        sent = api.xcom(*runs["runs"][name], "notify_readers")
+        assert sorted(r["recipient"] for r in sent) == sorted(READERS)
+        for record in sent:
+            view = gateway.view(record["id"])
+            assert view["recipient"] == record["recipient"]
+            assert view["state"] == "DELIVERED"
+            assert day is None or f"report for {day} is ready" in view["message"]
+        delivered = api.xcom(*runs["runs"][name], "wait_for_delivery")
+        assert sorted(m["id"] for m in delivered) == sorted(r["id"] for r in sent)
+        assert {m["state"] for m in delivered} == {"DELIVERED"}
+
+    alert_run = runs["runs"]["alert"][1]
+    (alert,) = [m for m in gateway.messages.values() if m.text.startswith("FAILED ")]
+    assert alert.recipient.e164 == "+393331234567"
+    assert f"({alert_run})" in alert.text
+
+    bulk_ids = [r["id"] for i in range(3) for r in api.xcom(*runs["runs"]["bulk"], "send_batch", i)]
+    bulk_sent = [m for m in gateway.accepted() if m.recipient.e164 in AUDIENCE]
+    assert sorted(bulk_ids) == sorted(m.id for m in bulk_sent)
+    assert sorted(m.recipient.e164 for m in bulk_sent) == sorted(AUDIENCE)  # each number exactly once
+    preview = api.xcom(*runs["runs"]["bulk"], "preview_cost")
+    assert len(preview["recipients"] if isinstance(preview, dict) else preview) == 30
+
+
+def test_no_task_log_holds_the_token(runs: dict[str, Any], stack: AirflowStack, sandbox: Any) -> None:
+    logs = {}
+    for name, run in runs["runs"].items():
+        logs.update({f"{name}:{key}": text for key, text in stack.api.all_logs(*run).items()})
+    assert len(logs) >= 16
+    assert "Dry-run gate passed" in logs["report:notify_readers[-1]#1"]
+    assert [key for key, text in logs.items() if sandbox.token in text] == []
+    assert stack.files_containing(sandbox.token) == []  # nor any log file of any service
