@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -115,13 +116,19 @@ class FakeGateway:
 
     What a test can script:
 
-    - ``price``: EUR per part (0: unpriced, as worldwide dry runs may be); ``parts``: the part count
-      the API reports (None: counted as the API counts, from the text).
+    - ``price``: EUR per part in dry runs (0: unpriced, as worldwide dry runs may be);
+      ``real_price``: EUR per part of real sends (None: ``price``); ``parts``: the part count the API
+      reports (None: counted as the API counts, from the text).
+    - ``forbidden``: words whose texts are refused with 422 code 2044, dry run or real.
+    - ``send_token``: the token real sends must carry (a per-task capped token); ``wallet_cap``: a
+      callable giving that token's ``walletAmount`` (None: no cap), past which a real send is refused
+      with 402 code 2035 before anything is stored; ``spent`` adds up what real sends cost.
     - ``fail``: recipient -> the answer to every POST for it, dry run or real.
     - ``fail_sends``: recipient -> the answer to its real sends only.
     - ``refuse_dry_run``: the answer to every dry run.
-    - ``dry_run_echo``: True echoes ``options``; False answers dry runs as real sends (a gateway that
-      ignores ``dryRun``); None leaves ``options`` out of the answer.
+    - ``dry_run_echo``: True echoes ``options``; False sends dry runs for real (a gateway or proxy that
+      ignores ``dryRun``: stored, and answered with ``options.dryRun`` false); None leaves ``options``
+      out of the answer.
     - ``blocklist_dry_runs``: recipients whose dry runs come back blocklisted.
     - ``lose_once``: a 502 before anything is stored; ``garble_once``: stored, then an unreadable 201;
       ``uncertain_once``: stored, then a 502 HTML page.
@@ -132,6 +139,11 @@ class FakeGateway:
 
     def __init__(self, price: float = 0.05, parts: int | None = None) -> None:
         self.price, self.parts = price, parts
+        self.real_price: float | None = None
+        self.forbidden: set[str] = set()
+        self.send_token = TOKEN
+        self.wallet_cap: Callable[[], Any] | None = None
+        self.spent = Decimal(0)
         self.fail: dict[str, Answer] = {}
         self.fail_sends: dict[str, Answer] = {}
         self.refuse_dry_run: Answer | None = None
@@ -147,11 +159,12 @@ class FakeGateway:
         self.stored: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
 
-    def message(self, body: dict[str, Any], *, id: str) -> dict[str, Any]:
+    def message(self, body: dict[str, Any], *, id: str, price: float | None = None) -> dict[str, Any]:
         from airflow_provider_smsww.segments import analyse
 
         info = analyse(body["message"])
         parts = info.parts if self.parts is None else self.parts
+        price = self.price if price is None else price
         return {
             "id": id,
             "state": "NEW",
@@ -160,16 +173,16 @@ class FakeGateway:
             "sender": body.get("sender") or "Openapi",
             "encoding": info.encoding,
             "messageCount": parts,
-            "price": self.price,
-            "totalPrice": self.price * parts,
+            "price": price,
+            "totalPrice": price * parts,
             "createdAt": datetime.now(UTC).isoformat(),
             "callback": body.get("callback"),
             "options": body["options"],
         }
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
         if request.method == "GET":
+            assert request.headers["Authorization"] in (f"Bearer {TOKEN}", f"Bearer {self.send_token}")
             skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
             return httpx.Response(200, json={"data": list(reversed(self.stored))[skip : skip + limit]})
         body = json.loads(request.content)
@@ -178,14 +191,30 @@ class FakeGateway:
         self.paths.append(request.url.path)
         if recipient in self.fail:
             return _respond(self.fail[recipient])
+        if any(word in body["message"] for word in self.forbidden):
+            return httpx.Response(422, json={"code": 2044, "message": "Forbidden content"})
         if dry:
-            return self._dry_run(body)
-        if recipient in self.fail_sends:
-            return _respond(self.fail_sends[recipient])
+            assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+            if self.dry_run_echo is not False:
+                return self._dry_run(body)
+        else:
+            assert request.headers["Authorization"] == f"Bearer {self.send_token}"
+            if recipient in self.fail_sends:
+                return _respond(self.fail_sends[recipient])
         if recipient in self.lose_once:
             self.lose_once.discard(recipient)
             return httpx.Response(502)
-        message = self.message(body, id=f"{next(self._ids):024x}")
+        price = self.price if self.real_price is None else self.real_price
+        message = self.message(body, id=f"{next(self._ids):024x}", price=price)
+        cap = self.wallet_cap() if self.wallet_cap is not None else None
+        cost = Decimal(str(message["totalPrice"]))
+        if cap is not None and self.spent + cost > Decimal(str(cap)):
+            return httpx.Response(
+                402, json={"code": 2035, "message": f"Token limit reached: walletAmount {cap}"}
+            )
+        self.spent += cost
+        if dry:  # the gateway ignored dryRun: a real send, reported as such
+            message["options"] = {**body["options"], "dryRun": False}
         self.bodies.append(body)
         self.stored.append(message)
         if recipient in self.garble_once:
@@ -201,9 +230,7 @@ class FakeGateway:
             return _respond(self.refuse_dry_run)
         self.dry_runs.append(body)
         message = self.message(body, id="")
-        if self.dry_run_echo is False:
-            message["options"] = {**body["options"], "dryRun": False}
-        elif self.dry_run_echo is None:
+        if self.dry_run_echo is None:
             del message["options"]
         if body["recipient"] in self.blocklist_dry_runs:
             message |= {"blocklisted": True, "blocklistedReason": "forbidden word"}

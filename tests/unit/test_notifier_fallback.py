@@ -3,12 +3,10 @@ dryRun (issue 12 item 1), and the storm guard as the notifier uses it (pytest-ht
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from airflow.sdk import DAG
 
@@ -17,6 +15,7 @@ from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.notifications.fallback import fallback_text
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.segments import analyse
+from tests.fakes import FakeGateway
 from tests.unit.test_alerting import MemoryStore
 
 ON_CALL = ["+393331234567", "+393331234568"]
@@ -24,42 +23,11 @@ BACKUP = "+447400123456"
 FORBIDDEN = "casino"
 
 
-class Gateway:
-    """``POST /{region}-messages``: refuses texts with a forbidden word (422 2044); ``ignore_dry_run``
-    makes it answer a dry run as a real send (``options.dryRun`` false), as a misbehaving proxy does."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.dry_runs: list[dict[str, Any]] = []
-        self.ignore_dry_run = False
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        dry = body["options"]["dryRun"]
-        if FORBIDDEN in body["message"]:
-            return httpx.Response(422, json={"code": 2044, "message": "Forbidden content"})
-        if dry and self.ignore_dry_run:
-            dry = False
-        (self.dry_runs if dry else self.sent).append(body)
-        return httpx.Response(
-            201,
-            json={
-                "data": {
-                    "id": f"{len(self.sent) + len(self.dry_runs):024x}",
-                    "state": "NEW",
-                    "recipient": body["recipient"],
-                    "messageCount": analyse(body["message"]).parts,
-                    "options": {**body["options"], "dryRun": dry},
-                }
-            },
-        )
-
-
 @pytest.fixture
-def gateway(httpx_mock: Any) -> Gateway:
-    fake = Gateway()
-    httpx_mock.add_callback(fake, is_reusable=True, is_optional=True)
-    return fake
+def gateway(gateway: FakeGateway) -> FakeGateway:
+    """The unit tests' fake gateway, refusing texts with the forbidden word (422 code 2044)."""
+    gateway.forbidden.add(FORBIDDEN)
+    return gateway
 
 
 class TI:
@@ -92,11 +60,11 @@ def alert(**kwargs: Any) -> SmsWwNotifier:
 
 
 def test_an_unrenderable_message_sends_the_fallback_once_to_each(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+    gateway: FakeGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
     alert()(task_context())
-    assert [b["recipient"] for b in gateway.sent] == ON_CALL  # exactly one SMS each
-    assert {b["message"] for b in gateway.sent} == {FALLBACK}
+    assert [b["recipient"] for b in gateway.bodies] == ON_CALL  # exactly one SMS each
+    assert {b["message"] for b in gateway.bodies} == {FALLBACK}
     out = capsys.readouterr().out
     assert "the message template failed to render (UndefinedError: 'ds' is undefined)" in out
 
@@ -151,16 +119,16 @@ def test_the_fallback_text_for_every_caller(context: dict[str, Any], expected: s
 
 
 def test_a_list_item_that_fails_leaves_the_others(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+    gateway: FakeGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
     alert(recipients=[ON_CALL[0], "{{ var.value.nope }}"], message="FAILED {{ dag.dag_id }}")(task_context())
-    assert [(b["recipient"], b["message"]) for b in gateway.sent] == [(ON_CALL[0], "FAILED etl")]
+    assert [(b["recipient"], b["message"]) for b in gateway.bodies] == [(ON_CALL[0], "FAILED etl")]
     assert "the recipients[1] template failed to render" in capsys.readouterr().out
 
 
-def test_recipients_that_fail_go_to_the_fallback_recipients(gateway: Gateway) -> None:
+def test_recipients_that_fail_go_to_the_fallback_recipients(gateway: FakeGateway) -> None:
     alert(recipients="{{ params.oncall }}", fallback_recipients=[BACKUP])(task_context())
-    assert [(b["recipient"], b["message"]) for b in gateway.sent] == [(BACKUP, FALLBACK)]
+    assert [(b["recipient"], b["message"]) for b in gateway.bodies] == [(BACKUP, FALLBACK)]
 
 
 def test_recipients_that_fail_without_a_fallback_say_why(httpx_mock: Any) -> None:
@@ -169,43 +137,45 @@ def test_recipients_that_fail_without_a_fallback_say_why(httpx_mock: Any) -> Non
     assert httpx_mock.get_requests() == []
 
 
-def test_a_sender_that_fails_uses_the_default_sender(gateway: Gateway) -> None:
+def test_a_sender_that_fails_uses_the_default_sender(gateway: FakeGateway) -> None:
     alert(sender="{{ params.alias }}", message="FAILED {{ dag.dag_id }}")(task_context())
-    assert [(b.get("sender"), b["message"]) for b in gateway.sent] == [(None, "FAILED etl")] * 2
+    assert [(b.get("sender"), b["message"]) for b in gateway.bodies] == [(None, "FAILED etl")] * 2
 
 
-def test_an_empty_text_sends_the_fallback(gateway: Gateway) -> None:
+def test_an_empty_text_sends_the_fallback(gateway: FakeGateway) -> None:
     alert(message="{{ params.get('text', '') }}")(task_context(params={}))
-    assert {b["message"] for b in gateway.sent} == {FALLBACK}
+    assert {b["message"] for b in gateway.bodies} == {FALLBACK}
 
 
-def test_a_text_the_dry_run_refuses_falls_back(gateway: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_text_the_dry_run_refuses_falls_back(
+    gateway: FakeGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
     alert(message=f"FAILED {{{{ dag.dag_id }}}}: {FORBIDDEN} feed down")(task_context())
-    assert [b["message"] for b in gateway.sent] == [FALLBACK, FALLBACK]
+    assert [b["message"] for b in gateway.bodies] == [FALLBACK, FALLBACK]
     assert len(gateway.dry_runs) == 1  # the fallback's; the refused one is not stored
     out = capsys.readouterr().out
     assert "dry run refused the rendered text or sender" in out
     assert "Forbidden content" in out
 
 
-def test_a_fallback_the_dry_run_refuses_too_sends_nothing(gateway: Gateway) -> None:
+def test_a_fallback_the_dry_run_refuses_too_sends_nothing(gateway: FakeGateway) -> None:
     ctx = task_context(exception=RuntimeError(f"{FORBIDDEN} table locked"))
     with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*refused the dry run"):
         alert(message=f"{FORBIDDEN}")(ctx)
-    assert gateway.sent == []
+    assert gateway.bodies == []
 
 
 # -- a gateway that ignores dryRun (issue 12 item 1) --------------------------------------------------
 
 
 def test_a_dry_run_answered_as_a_real_send_reports_that_recipient_as_sent(
-    gateway: Gateway, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
+    gateway: FakeGateway, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gateway.ignore_dry_run = True
+    gateway.dry_run_echo = False
     with pytest.raises(SmsWwError, match=r"(?s)1 of 2 recipient\(s\).*ignored the dry run") as info:
         alert(message="FAILED {{ dag.dag_id }}")(task_context())
     assert len(httpx_mock.get_requests()) == 1  # the "dry run" was the one SMS: nothing more is sent
-    assert [b["recipient"] for b in gateway.sent] == [ON_CALL[0]]
+    assert [b["recipient"] for b in gateway.bodies] == [ON_CALL[0]]
     assert f"  - {ON_CALL[1]}: not sent: the gateway ignored the dry run" in str(info.value)
     assert f"  - {ON_CALL[0]}:" not in str(info.value)  # it got the alert: not a failure
     out = capsys.readouterr().out
@@ -214,8 +184,8 @@ def test_a_dry_run_answered_as_a_real_send_reports_that_recipient_as_sent(
     assert "came back as a REAL send" in out
 
 
-async def test_the_same_in_a_deadline_alert(gateway: Gateway, httpx_mock: Any) -> None:
-    gateway.ignore_dry_run = True
+async def test_the_same_in_a_deadline_alert(gateway: FakeGateway, httpx_mock: Any) -> None:
+    gateway.dry_run_echo = False
     n = alert(message="LATE {{ dag_run.dag_id }}", raise_on_failure=False)
     await n.async_notify({"dag_run": {"dag_id": "etl", "run_id": "r"}})
     assert len(httpx_mock.get_requests()) == 1
@@ -242,7 +212,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
 
 
 def test_eight_failing_tasks_send_one_then_the_next_counts_seven(
-    gateway: Gateway, store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+    gateway: FakeGateway, store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
     monkeypatch.setattr(alerting, "now", clock)
@@ -251,52 +221,55 @@ def test_eight_failing_tasks_send_one_then_the_next_counts_seven(
     for n in range(8):
         ti = TI(task_id=f"load_{n}")
         shared(task_context(ti=ti))
-    assert [b["message"] for b in gateway.sent] == ["FAILED load_0"]
+    assert [b["message"] for b in gateway.bodies] == ["FAILED load_0"]
 
     clock.at += timedelta(minutes=16)
     shared(task_context(ti=TI(task_id="load_8")))
     since = first_at.strftime("%H:%M UTC")
-    assert [b["message"] for b in gateway.sent] == [
+    assert [b["message"] for b in gateway.bodies] == [
         "FAILED load_0",
         f"(+7 more failures since {since}) FAILED load_8",
     ]
 
 
 def test_a_dedupe_key_that_fails_to_render_groups_by_dag(
-    gateway: Gateway, store: MemoryStore, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    gateway: FakeGateway,
+    store: MemoryStore,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     n = alert(recipients=ON_CALL[:1], cooldown=timedelta(minutes=5), dedupe_key="{{ params.team }}")
     n(task_context())
     n(task_context())
-    assert len(gateway.sent) == 1  # the alert still went out, and the second was held under "etl"
+    assert len(gateway.bodies) == 1  # the alert still went out, and the second was held under "etl"
     assert any(k.startswith(alerting.variable_prefix("etl")) for k in store.data)
     assert "dedupe_key '{{ params.team }}' failed" in caplog.text + capsys.readouterr().out
 
 
 def test_without_the_airflow_runtime_the_guard_lets_alerts_through(
-    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(alerting, "SETTLE_SECONDS", 0)
     n = alert(recipients=ON_CALL[:1], message="FAILED", cooldown=timedelta(minutes=5))
     n(task_context())
     n(task_context())
-    assert len(gateway.sent) == 2  # no Variables to be had here: fail open, never lose an alert
+    assert len(gateway.bodies) == 2  # no Variables to be had here: fail open, never lose an alert
     assert "storm guard unavailable" in caplog.text
 
 
-def test_no_cooldown_keeps_every_alert(gateway: Gateway) -> None:
+def test_no_cooldown_keeps_every_alert(gateway: FakeGateway) -> None:
     n = alert(recipients=ON_CALL[:1], message="FAILED")
     for _ in range(3):
         n(task_context())
-    assert len(gateway.sent) == 3
+    assert len(gateway.bodies) == 3
 
 
-async def test_deadline_alerts_share_the_storm_guard(gateway: Gateway, store: MemoryStore) -> None:
+async def test_deadline_alerts_share_the_storm_guard(gateway: FakeGateway, store: MemoryStore) -> None:
     # The triggerer's context has no `dag`: the default key falls back to dag_run's DAG id, silently.
     n = alert(recipients=ON_CALL[:1], message="LATE {{ dag_run.dag_id }}", cooldown=timedelta(minutes=5))
     context: Any = {"dag_run": {"dag_id": "etl", "run_id": "r"}}
     for _ in range(3):
         n.render_template_fields(context)
         await n.async_notify(context)
-    assert [b["message"] for b in gateway.sent] == ["LATE etl"]
+    assert [b["message"] for b in gateway.bodies] == ["LATE etl"]
     assert all(k.startswith(alerting.variable_prefix("etl")) for k in store.data)

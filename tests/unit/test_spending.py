@@ -5,7 +5,6 @@ against pytest-httpx mocks of the SMS API and of OAuth v2 (``GET /wallet``, ``PO
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -28,11 +27,11 @@ from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendingCapReachedError
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
-from tests.fakes import IDS, FakeMessages, FakeStore
+from tests.fakes import IDS, TOKEN, FakeGateway, FakeMessages, FakeStore
 
 API = "https://sms.example.test"
 OAUTH = "https://oauth.example.test"
-TOKEN = "unit-test-token-0123456789"
+
 MINTED = "pertask0minted0token0abc"
 EMAIL = "ops@example.test"
 API_KEY = "money-api-key-SECRET-42"
@@ -100,54 +99,6 @@ class Account:
         return httpx.Response(404, json={"success": False, "message": "Not Found", "error": 180})
 
 
-class Gateway:
-    """The SMS API: dry runs priced at ``dry_price`` (0 = unpriced) with the static token; real
-    sends only with the per-task token, priced at ``real_price`` and refused with 402 code 2035 once
-    the token's ``walletAmount`` would be passed (before storing or charging, as the sandbox does)."""
-
-    def __init__(self, account: Account, dry_price: float = 0.05, real_price: float | None = None) -> None:
-        self.account = account
-        self.dry_price = dry_price
-        self.real_price = dry_price if real_price is None else real_price
-        self.sent: list[str] = []
-        self.dry_runs: list[str] = []
-        self.spent = Decimal(0)
-        self.ids = itertools.count(1)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        auth = request.headers["Authorization"]
-        if body["options"]["dryRun"]:
-            assert auth == f"Bearer {TOKEN}"
-            self.dry_runs.append(body["recipient"])
-            return httpx.Response(201, json={"data": self.message(body, "", self.dry_price)})
-        assert auth == f"Bearer {MINTED}", "a real send must use the per-task token"
-        cap = self.account.limits().get("walletAmount")
-        price = Decimal(str(self.real_price))
-        if cap is not None and self.spent + price > Decimal(str(cap)):
-            return httpx.Response(
-                402, json={"code": 2035, "message": f"Token limit reached: walletAmount {cap}"}
-            )
-        self.spent += price
-        self.sent.append(body["recipient"])
-        return httpx.Response(201, json={"data": self.message(body, f"{next(self.ids):024x}", 0.0)})
-
-    @staticmethod
-    def message(body: dict[str, Any], id: str, price: float) -> dict[str, Any]:
-        return {
-            "id": id,
-            "state": "NEW",
-            "recipient": body["recipient"],
-            "message": body["message"],
-            "encoding": "GSM-7",
-            "messageCount": 1,
-            "price": price,
-            "totalPrice": price,
-            "createdAt": datetime.now(UTC).isoformat(),
-            "options": body["options"],
-        }
-
-
 @pytest.fixture
 def account(httpx_mock: Any) -> Account:
     fake = Account()
@@ -156,8 +107,12 @@ def account(httpx_mock: Any) -> Account:
 
 
 @pytest.fixture
-def gateway(httpx_mock: Any, account: Account) -> Gateway:
-    fake = Gateway(account)
+def gateway(httpx_mock: Any, account: Account) -> FakeGateway:
+    """Dry runs with the connection's token; real sends only with the per-task token, refused with 402
+    code 2035 once its ``walletAmount`` would be passed (as the sandbox does)."""
+    fake = FakeGateway()
+    fake.send_token = MINTED
+    fake.wallet_cap = lambda: account.limits().get("walletAmount")
     httpx_mock.add_callback(fake, url=re.compile(f"^{API}/"), is_reusable=True, is_optional=True)
     return fake
 
@@ -248,7 +203,7 @@ def test_wallet_refusal_names_the_call_and_the_credentials(account: Account) -> 
 
 
 async def test_scoped_mints_a_limited_token_for_the_send_paths_and_revokes_it(
-    account: Account, gateway: Gateway
+    account: Account, gateway: FakeGateway
 ) -> None:
     hook = SmsWwHook()
     async with hook.scoped(budget=1.5, requests=3, region="WW", ttl=600) as capped:
@@ -256,7 +211,7 @@ async def test_scoped_mints_a_limited_token_for_the_send_paths_and_revokes_it(
         message = await capped.asend_message(ITALIAN[0], "hello")
         assert account.revoked == []
     assert message.id
-    assert gateway.sent == [ITALIAN[0]]
+    assert gateway.sent_to() == [ITALIAN[0]]
     (mint,) = account.mints
     assert mint["limits"] == {"walletAmount": 1.5, "walletRequests": 3}
     assert mint["ttl"] == 600
@@ -269,7 +224,7 @@ async def test_scoped_mints_a_limited_token_for_the_send_paths_and_revokes_it(
     await hook.aclose()
 
 
-async def test_scoped_token_is_revoked_when_the_block_fails(account: Account, gateway: Gateway) -> None:
+async def test_scoped_token_is_revoked_when_the_block_fails(account: Account, gateway: FakeGateway) -> None:
     hook = SmsWwHook()
     with pytest.raises(RuntimeError):
         async with hook.scoped(budget=1.0):
@@ -289,7 +244,7 @@ async def test_scoped_with_a_token_only_connection_yields_the_hook_itself(
     await hook.aclose()
 
 
-async def test_a_spent_cap_is_a_spending_cap_error(account: Account, gateway: Gateway) -> None:
+async def test_a_spent_cap_is_a_spending_cap_error(account: Account, gateway: FakeGateway) -> None:
     gateway.real_price = 0.6
     hook = SmsWwHook()
     async with hook.scoped(budget=1.0) as capped:
@@ -297,7 +252,7 @@ async def test_a_spent_cap_is_a_spending_cap_error(account: Account, gateway: Ga
         with pytest.raises(SmsWwSpendingCapError, match="2035") as info:
             await capped.asend_message(ITALIAN[1], "hello")
     assert isinstance(info.value, SmsWwInsufficientCreditError)  # fatal for bulk sends and alerts alike
-    assert gateway.sent == [ITALIAN[0]]
+    assert gateway.sent_to() == [ITALIAN[0]]
     await hook.aclose()
 
 
@@ -321,8 +276,8 @@ def test_zero_price_no_longer_lets_a_batch_through_the_budget() -> None:
 # -- credit pre-flight --------------------------------------------------------------------------------
 
 
-def test_credit_short_for_40_unpriced_italians_sends_nothing(account: Account, gateway: Gateway) -> None:
-    account.credit, gateway.dry_price = 2.0, 0.0  # worldwide dry runs come back unpriced
+def test_credit_short_for_40_unpriced_italians_sends_nothing(account: Account, gateway: FakeGateway) -> None:
+    account.credit, gateway.price = 2.0, 0.0  # worldwide dry runs come back unpriced
     with pytest.raises(SmsWwInsufficientCreditError) as info:
         op(recipients=ITALIAN, max_concurrency=10).execute(context())
     text = str(info.value)
@@ -330,25 +285,25 @@ def test_credit_short_for_40_unpriced_italians_sends_nothing(account: Account, g
     assert "needed 41.00 EUR" in text  # 40 parts at 1 EUR (unpriced) + 1 EUR on hand for the last
     assert "shortfall 39.00 EUR" in text
     assert "nothing was sent" in text
-    assert gateway.sent == []
+    assert gateway.sent_to() == []
     assert account.mints == []
 
 
 def test_credit_short_with_an_assumed_price_names_estimate_and_shortfall(
-    account: Account, gateway: Gateway
+    account: Account, gateway: FakeGateway
 ) -> None:
-    account.credit, gateway.dry_price = 2.0, 0.0
+    account.credit, gateway.price = 2.0, 0.0
     with pytest.raises(SmsWwInsufficientCreditError) as info:
         op(recipients=ITALIAN, price_per_part_if_unknown=0.065, max_concurrency=10).execute(context())
     text = str(info.value)
     assert "estimated total 2.60 EUR" in text
     assert "needed 3.60 EUR" in text
     assert "shortfall 1.60 EUR" in text
-    assert gateway.sent == []
+    assert gateway.sent_to() == []
 
 
 def test_priced_batch_needs_its_total_plus_one_eur_per_part_of_the_last(
-    account: Account, gateway: Gateway
+    account: Account, gateway: FakeGateway
 ) -> None:
     account.credit = 1.14  # 3 x 0.05 + 1.00 = 1.15 needed
     with pytest.raises(SmsWwInsufficientCreditError, match=r"shortfall 0\.01 EUR"):
@@ -357,18 +312,18 @@ def test_priced_batch_needs_its_total_plus_one_eur_per_part_of_the_last(
     assert len(op().execute(context())) == 3
 
 
-def test_dry_run_only_shows_the_credit(account: Account, gateway: Gateway) -> None:
+def test_dry_run_only_shows_the_credit(account: Account, gateway: FakeGateway) -> None:
     result = op(dry_run=True).execute(context())
     assert result["credit"] == 100.0
     assert result["estimated_total_price"] == pytest.approx(0.15)
-    assert gateway.sent == []
+    assert gateway.sent_to() == []
     assert account.mints == []
 
 
 # -- the cap the gateway enforces ---------------------------------------------------------------------
 
 
-def test_sends_use_a_capped_token_that_is_revoked(account: Account, gateway: Gateway) -> None:
+def test_sends_use_a_capped_token_that_is_revoked(account: Account, gateway: FakeGateway) -> None:
     records = op(max_total_price=1.0).execute(context())
     assert [r["recipient"] for r in records] == ITALIAN[:3]
     assert account.mints[0]["limits"] == {"walletAmount": 1.0, "walletRequests": 3}
@@ -376,14 +331,14 @@ def test_sends_use_a_capped_token_that_is_revoked(account: Account, gateway: Gat
 
 
 def test_the_cap_stops_a_batch_whose_real_prices_exceed_the_budget(
-    account: Account, gateway: Gateway
+    account: Account, gateway: FakeGateway
 ) -> None:
-    gateway.dry_price, gateway.real_price = 0.01, 0.10  # the price changed after the dry run
+    gateway.price, gateway.real_price = 0.01, 0.10  # the price changed after the dry run
     recipients = ITALIAN[:5]
     with pytest.raises(SmsWwSpendingCapReachedError) as info:
         op(recipients=recipients, max_total_price=0.25).execute(context())
     assert isinstance(info.value, AirflowFailException)  # no retry: a retry would get a fresh cap
-    assert gateway.sent == recipients[:2]
+    assert gateway.sent_to() == recipients[:2]
     assert gateway.spent <= Decimal("0.25")
     text = str(info.value)
     assert "2 of 5 message(s) accepted; 3 failed" in text
@@ -392,7 +347,9 @@ def test_the_cap_stops_a_batch_whose_real_prices_exceed_the_budget(
     assert account.revoked == [MINTED]
 
 
-def test_token_is_revoked_when_the_send_fails(account: Account, gateway: Gateway, httpx_mock: Any) -> None:
+def test_token_is_revoked_when_the_send_fails(
+    account: Account, gateway: FakeGateway, httpx_mock: Any
+) -> None:
     gateway.real_price = 5.0
     with pytest.raises(SmsWwError):
         op(max_total_price=1.0).execute(context())
@@ -403,7 +360,7 @@ def test_token_is_revoked_when_the_send_fails(account: Account, gateway: Gateway
 
 
 def test_cost_in_xcom_last_log_line_and_metrics(
-    account: Account, gateway: Gateway, metrics: Recorder, capsys: pytest.CaptureFixture[str]
+    account: Account, gateway: FakeGateway, metrics: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ti = TI()
     records = op(max_total_price=1.0).execute(context(ti))
@@ -426,8 +383,8 @@ def test_cost_in_xcom_last_log_line_and_metrics(
     )
 
 
-def test_failures_are_counted_in_metrics(account: Account, gateway: Gateway, metrics: Recorder) -> None:
-    gateway.dry_price, gateway.real_price = 0.01, 0.10
+def test_failures_are_counted_in_metrics(account: Account, gateway: FakeGateway, metrics: Recorder) -> None:
+    gateway.price, gateway.real_price = 0.01, 0.10
     with pytest.raises(SmsWwSpendingCapReachedError):
         op(recipients=ITALIAN[:5], max_total_price=0.25).execute(context())
     counted = {name: count for name, count, _ in metrics.counts}
@@ -457,26 +414,19 @@ def alert() -> SmsWwNotifier:
 
 
 @pytest.fixture
-def alerts(monkeypatch: pytest.MonkeyPatch, httpx_mock: Any, account: Account) -> Gateway:
+def alerts(monkeypatch: pytest.MonkeyPatch, httpx_mock: Any, account: Account) -> FakeGateway:
     """The notifier sends with the connection's own token (no per-task cap)."""
-    fake = Gateway(account)
-    fake_call = fake.__call__
-
-    def any_token(request: httpx.Request) -> httpx.Response:
-        if not json.loads(request.content)["options"]["dryRun"]:
-            request.headers["Authorization"] = f"Bearer {MINTED}"
-        return fake_call(request)
-
-    httpx_mock.add_callback(any_token, url=re.compile(f"^{API}/"), is_reusable=True, is_optional=True)
+    fake = FakeGateway()
+    httpx_mock.add_callback(fake, url=re.compile(f"^{API}/"), is_reusable=True, is_optional=True)
     return fake
 
 
 def test_notifier_warns_loudly_on_low_credit_and_still_sends(
-    alerts: Gateway, account: Account, capsys: pytest.CaptureFixture[str]
+    alerts: FakeGateway, account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
     account.credit = 3.0
     alert()({"ti": NotifierTI(), "run_id": "manual__1"})
-    assert alerts.sent == ITALIAN[:1]
+    assert alerts.sent_to() == ITALIAN[:1]
     low = [line for line in capsys.readouterr().out.splitlines() if "LOW SMS CREDIT" in line]
     assert len(low) == 1
     assert "[error" in low[0]
@@ -484,19 +434,19 @@ def test_notifier_warns_loudly_on_low_credit_and_still_sends(
 
 
 def test_notifier_sends_when_the_credit_cannot_be_read(
-    alerts: Gateway, account: Account, capsys: pytest.CaptureFixture[str]
+    alerts: FakeGateway, account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
     account.wallet_status = 503
     alert()({"ti": NotifierTI(), "run_id": "manual__1"})
-    assert alerts.sent == ITALIAN[:1]
+    assert alerts.sent_to() == ITALIAN[:1]
     assert "Could not read the SMS account credit" in capsys.readouterr().out
 
 
 def test_notifier_is_quiet_with_enough_credit(
-    alerts: Gateway, account: Account, capsys: pytest.CaptureFixture[str]
+    alerts: FakeGateway, account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
     alert()({"ti": NotifierTI(), "run_id": "manual__1"})
-    assert alerts.sent == ITALIAN[:1]
+    assert alerts.sent_to() == ITALIAN[:1]
     assert "LOW SMS CREDIT" not in capsys.readouterr().out
 
 
