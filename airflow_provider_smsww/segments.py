@@ -8,7 +8,6 @@ rules fit on one screen.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,27 +44,43 @@ def is_gsm7(text: str) -> bool:
     return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
 
 
-def count_characters(text: str, encoding: Encoding) -> int:
-    """Characters as the gateway counts them.
-
-    GSM-7: extension characters count two. UCS-2: UTF-16 code units, so a character outside the
-    Basic Multilingual Plane (most emoji) counts two.
-    """
+def char_cost(char: str, encoding: Encoding) -> int:
+    """What one character costs in a part: GSM-7 extension characters two septets (ESC + code), UCS-2
+    characters their UTF-16 code units (two for most emoji, a surrogate pair)."""
     if encoding == "GSM-7":
-        return sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
-    return len(text.encode("utf-16-le")) // 2
+        return 2 if char in GSM7_EXTENSION else 1
+    return 2 if ord(char) > 0xFFFF else 1
 
 
-def count_parts(characters: int, encoding: Encoding) -> int:
-    """Parts needed for ``characters``: 160 in one part, else 153 per part (70 / 67 for UCS-2)."""
-    if characters == 0:
+def count_characters(text: str, encoding: Encoding) -> int:
+    """Characters as the gateway counts them (the sum of :func:`char_cost`)."""
+    return sum(char_cost(ch, encoding) for ch in text)
+
+
+def count_parts(text: str, encoding: Encoding) -> int:
+    """Parts needed for ``text``: 160 in one part, else up to 153 per part (70 / 67 for UCS-2).
+
+    A two-unit character (an escape pair, a surrogate pair) is never split across parts: when it does
+    not fit in what is left of a part it starts the next one, so a long text can need one part more
+    than its character count divided by 153.
+    """
+    total = count_characters(text, encoding)
+    if total == 0:
         return 0
     single, multi = (GSM7_SINGLE, GSM7_MULTI) if encoding == "GSM-7" else (UCS2_SINGLE, UCS2_MULTI)
-    return 1 if characters <= single else math.ceil(characters / multi)
+    if total <= single:
+        return 1
+    parts, used = 1, 0
+    for ch in text:
+        cost = char_cost(ch, encoding)
+        if used + cost > multi:
+            parts, used = parts + 1, 0
+        used += cost
+    return parts
 
 
 def analyse(text: str) -> SegmentInfo:
     """Encoding, character count and number of parts of ``text``."""
     encoding: Encoding = "GSM-7" if is_gsm7(text) else "UCS-2"
     characters = count_characters(text, encoding)
-    return SegmentInfo(encoding=encoding, characters=characters, parts=count_parts(characters, encoding))
+    return SegmentInfo(encoding=encoding, characters=characters, parts=count_parts(text, encoding))

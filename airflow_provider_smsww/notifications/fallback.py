@@ -19,7 +19,7 @@ def fit_one_part(text: str) -> str:
     """``text`` unchanged if it fits one SMS part, else cut (at a character boundary) to fit one part
     with :data:`TRUNCATION_MARK` at the end. Counting follows the gateway: GSM-7 extension characters
     count two, UCS-2 counts UTF-16 units, so an emoji is never split in half."""
-    from airflow_provider_smsww.segments import GSM7_EXTENSION, analyse
+    from airflow_provider_smsww.segments import analyse, char_cost
 
     info = analyse(text)
     if info.parts <= 1:
@@ -28,10 +28,7 @@ def fit_one_part(text: str) -> str:
     used = 0
     cut = 0
     for index, char in enumerate(text):
-        if info.encoding == "GSM-7":
-            cost = 2 if char in GSM7_EXTENSION else 1
-        else:
-            cost = len(char.encode("utf-16-le")) // 2
+        cost = char_cost(char, info.encoding)
         if used + cost > budget:
             break
         used += cost
