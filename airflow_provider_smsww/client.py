@@ -1,7 +1,7 @@
 """HTTP clients for the SMS Worldwide API: the only module that speaks HTTP. No Airflow import.
 
 :class:`SmsWwClient` (sync) and :class:`AsyncSmsWwClient` (async) share everything but the I/O loop:
-the request plan and the retry decision are plain functions and classes below, the error mapping is in
+the request plan and the retry decision are in :mod:`~airflow_provider_smsww.retry`, the error mapping in
 :mod:`~airflow_provider_smsww.responses` and token minting in :mod:`~airflow_provider_smsww.auth`, so
 both clients behave the same by construction. Only the hook imports this module.
 
@@ -25,21 +25,17 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from airflow_provider_smsww.auth import USER_AGENT
 from airflow_provider_smsww.exceptions import (
-    SmsWwAuthError,
-    SmsWwSendUncertainError,
-    SmsWwTransportError,
     SmsWwValidationError,
 )
 from airflow_provider_smsww.models import Message, Region, SendRequest
 from airflow_provider_smsww.ratelimit import RequestGate
-from airflow_provider_smsww.responses import error_from_response, parse_data, parse_retry_after
+from airflow_provider_smsww.responses import parse_data
+from airflow_provider_smsww.retry import Outcome, RequestPlan, RetryPolicy
 from airflow_provider_smsww.validation import is_message_id
 
 if TYPE_CHECKING:
@@ -54,141 +50,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 #: Measured (README-performance.md): httpcore's CPU per request grows with the connections it keeps, so
 #: the keep-alive pool matches the operators' default concurrency (20); more in flight open short-lived ones.
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 PAGE_SIZE = 100
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter; ``Retry-After`` is a floor, capped by ``max_retry_after``.
-
-    A server asking to wait longer than ``max_retry_after`` gets a :class:`SmsWwRateLimitError` at once
-    (with ``retry_after`` set) rather than a worker slot held for that long.
-    """
-
-    max_retries: int = 5
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        backoff = rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
-        return max(backoff, retry_after or 0.0)
-
-
-@dataclass
-class _Outcome:
-    """What one attempt produced: a response, or a transport error before or after the request was sent."""
-
-    response: httpx.Response | None = None
-    error: httpx.TransportError | None = None
-    #: False when the error came from minting a token, before the API request itself was made.
-    reached_api: bool = True
-
-    @property
-    def never_sent(self) -> bool:
-        """True when the server cannot have seen the request: the connection was never made."""
-        if not self.reached_api:
-            return True
-        return isinstance(self.error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-
-
-class _Plan:
-    """Settings and decisions shared by the sync and async clients (no I/O here)."""
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        token: str | None,
-        minter: TokenMinter | None,
-        retry: RetryPolicy,
-        rng: random.Random | None,
-        gate: RequestGate | None = None,
-    ) -> None:
-        if not token and minter is None:
-            raise SmsWwAuthError("No credentials: give a token, or an account email and API key to mint one.")
-        self.base_url = base_url.rstrip("/")
-        self.static_token = token
-        self.minter = minter
-        self.retry = retry
-        self.rng = rng or random.Random()
-        self.gate = gate or RequestGate()
-
-    def headers(self, token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
-
-    def decide(self, method: str, path: str, outcome: _Outcome, attempt: int, safe: bool) -> float | None:
-        """Seconds to wait before the next attempt, or ``None`` to stop here.
-
-        ``safe`` is True for calls that may be repeated freely (reads and dry runs).
-        """
-        if attempt >= self.retry.max_retries:
-            return None
-        response = outcome.response
-        if response is None:
-            if not (safe or outcome.never_sent):
-                return None
-            wait = self.retry.delay(attempt, None, self.rng)
-            log.warning(
-                "%s %s failed (%s); retry %d/%d in %.2fs",
-                method,
-                path,
-                type(outcome.error).__name__,
-                attempt + 1,
-                self.retry.max_retries,
-                wait,
-            )
-            return wait
-        status = response.status_code
-        if status not in RETRYABLE_STATUS or (status != 429 and not safe):
-            return None
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if retry_after is not None and retry_after > self.retry.max_retry_after:
-            return None
-        wait = self.retry.delay(attempt, retry_after, self.rng)
-        log.warning(
-            "%s %s answered %d; retry %d/%d in %.2fs",
-            method,
-            path,
-            status,
-            attempt + 1,
-            self.retry.max_retries,
-            wait,
-        )
-        return wait
-
-    def hold_others(self, outcome: _Outcome, wait: float) -> float:
-        """After a retried 429, pause the gate's requests for its ``Retry-After`` (else this wait); the
-        pause's end, which this request's own wait covers (0 when nothing was paused)."""
-        response = outcome.response
-        if response is None or response.status_code != 429:
-            return 0.0
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self.gate.pause(wait if retry_after is None else retry_after)
-
-    def finish(self, method: str, path: str, outcome: _Outcome, safe: bool) -> httpx.Response:
-        """The final response of a call, or the error that ends it."""
-        response = outcome.response
-        where = f"{method} {path}"
-        if response is None:
-            err = outcome.error
-            if not (safe or outcome.never_sent):
-                raise SmsWwSendUncertainError(
-                    f"{where}: the connection failed after the request was sent ({type(err).__name__}); "
-                    "the message may or may not have been accepted"
-                ) from None
-            raise SmsWwTransportError(
-                f"{where}: could not reach the API ({type(err).__name__}: {err})"
-            ) from None
-        if response.status_code < 400:
-            return response
-        if response.status_code >= 500 and not safe:
-            raise SmsWwSendUncertainError(
-                f"{where} answered {response.status_code}; the message may or may not have been accepted",
-                status_code=response.status_code,
-            )
-        raise error_from_response(response)
 
 
 def _send_args(request: SendRequest, region: Region) -> tuple[str, dict[str, Any], bool]:
@@ -220,7 +82,7 @@ class SmsWwClient:
         rng: random.Random | None = None,
         gate: RequestGate | None = None,
     ) -> None:
-        self._plan = _Plan(
+        self._plan = RequestPlan(
             base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
         self._http = httpx.Client(timeout=timeout, limits=limits, transport=transport)
@@ -241,7 +103,7 @@ class SmsWwClient:
         assert self._plan.minter is not None
         return self._plan.minter.get(self._http)
 
-    def _attempt(self, method: str, url: str, **kwargs: Any) -> _Outcome:
+    def _attempt(self, method: str, url: str, **kwargs: Any) -> Outcome:
         reached_api = False
         try:
             headers = self._plan.headers(self._token())
@@ -256,8 +118,8 @@ class SmsWwClient:
                 reached_api = True
                 response = self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:
-            return _Outcome(error=exc, reached_api=reached_api)
-        return _Outcome(response=response)
+            return Outcome(error=exc, reached_api=reached_api)
+        return Outcome(response=response)
 
     def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
         """One API call with retries; ``safe`` marks calls that may be repeated (see module docstring)."""
@@ -324,7 +186,7 @@ class AsyncSmsWwClient:
         rng: random.Random | None = None,
         gate: RequestGate | None = None,
     ) -> None:
-        self._plan = _Plan(
+        self._plan = RequestPlan(
             base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
@@ -346,7 +208,7 @@ class AsyncSmsWwClient:
         assert self._plan.minter is not None
         return await self._plan.minter.aget(self._http, self._token_lock)
 
-    async def _attempt(self, method: str, url: str, **kwargs: Any) -> _Outcome:
+    async def _attempt(self, method: str, url: str, **kwargs: Any) -> Outcome:
         reached_api = False
         try:
             headers = self._plan.headers(await self._token())
@@ -359,8 +221,8 @@ class AsyncSmsWwClient:
                 reached_api = True
                 response = await self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:
-            return _Outcome(error=exc, reached_api=reached_api)
-        return _Outcome(response=response)
+            return Outcome(error=exc, reached_api=reached_api)
+        return Outcome(response=response)
 
     async def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
         url = self._plan.base_url + path

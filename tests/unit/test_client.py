@@ -610,7 +610,7 @@ def test_retries_are_logged_without_secrets(
     httpx_mock.add_response(json={"data": message_json()})
     with caplog.at_level(logging.DEBUG):
         get(harness)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_smsww.client"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_smsww.retry"]
     assert warnings == [f"GET /messages/{MESSAGE_ID} answered 503; retry 1/3 in 0.48s"]
 
 

@@ -1,0 +1,158 @@
+"""The request plan shared by the sync and async clients: the retry policy, and for each attempt's
+outcome whether to wait and try again, or how the call ends. No I/O here, so both clients decide the
+same way by construction (see :mod:`~airflow_provider_smsww.client` for the rules).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from airflow_provider_smsww.auth import USER_AGENT
+from airflow_provider_smsww.exceptions import SmsWwAuthError, SmsWwSendUncertainError, SmsWwTransportError
+from airflow_provider_smsww.ratelimit import RequestGate
+from airflow_provider_smsww.responses import error_from_response, parse_retry_after
+
+if TYPE_CHECKING:
+    from airflow_provider_smsww.auth import TokenMinter
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; ``Retry-After`` is a floor, capped by ``max_retry_after``.
+
+    A server asking to wait longer than ``max_retry_after`` gets a :class:`SmsWwRateLimitError` at once
+    (with ``retry_after`` set) rather than a worker slot held for that long.
+    """
+
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
+        return max(backoff, retry_after or 0.0)
+
+
+@dataclass
+class Outcome:
+    """What one attempt produced: a response, or a transport error before or after the request was sent."""
+
+    response: httpx.Response | None = None
+    error: httpx.TransportError | None = None
+    #: False when the error came from minting a token, before the API request itself was made.
+    reached_api: bool = True
+
+    @property
+    def never_sent(self) -> bool:
+        """True when the server cannot have seen the request: the connection was never made."""
+        if not self.reached_api:
+            return True
+        return isinstance(self.error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+class RequestPlan:
+    """Settings and decisions shared by the sync and async clients (no I/O here)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str | None,
+        minter: TokenMinter | None,
+        retry: RetryPolicy,
+        rng: random.Random | None,
+        gate: RequestGate | None = None,
+    ) -> None:
+        if not token and minter is None:
+            raise SmsWwAuthError("No credentials: give a token, or an account email and API key to mint one.")
+        self.base_url = base_url.rstrip("/")
+        self.static_token = token
+        self.minter = minter
+        self.retry = retry
+        self.rng = rng or random.Random()
+        self.gate = gate or RequestGate()
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
+
+    def decide(self, method: str, path: str, outcome: Outcome, attempt: int, safe: bool) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to stop here.
+
+        ``safe`` is True for calls that may be repeated freely (reads and dry runs).
+        """
+        if attempt >= self.retry.max_retries:
+            return None
+        response = outcome.response
+        if response is None:
+            if not (safe or outcome.never_sent):
+                return None
+            wait = self.retry.delay(attempt, None, self.rng)
+            log.warning(
+                "%s %s failed (%s); retry %d/%d in %.2fs",
+                method,
+                path,
+                type(outcome.error).__name__,
+                attempt + 1,
+                self.retry.max_retries,
+                wait,
+            )
+            return wait
+        status = response.status_code
+        if status not in RETRYABLE_STATUS or (status != 429 and not safe):
+            return None
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None and retry_after > self.retry.max_retry_after:
+            return None
+        wait = self.retry.delay(attempt, retry_after, self.rng)
+        log.warning(
+            "%s %s answered %d; retry %d/%d in %.2fs",
+            method,
+            path,
+            status,
+            attempt + 1,
+            self.retry.max_retries,
+            wait,
+        )
+        return wait
+
+    def hold_others(self, outcome: Outcome, wait: float) -> float:
+        """After a retried 429, pause the gate's requests for its ``Retry-After`` (else this wait); the
+        pause's end, which this request's own wait covers (0 when nothing was paused)."""
+        response = outcome.response
+        if response is None or response.status_code != 429:
+            return 0.0
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return self.gate.pause(wait if retry_after is None else retry_after)
+
+    def finish(self, method: str, path: str, outcome: Outcome, safe: bool) -> httpx.Response:
+        """The final response of a call, or the error that ends it."""
+        response = outcome.response
+        where = f"{method} {path}"
+        if response is None:
+            err = outcome.error
+            if not (safe or outcome.never_sent):
+                raise SmsWwSendUncertainError(
+                    f"{where}: the connection failed after the request was sent ({type(err).__name__}); "
+                    "the message may or may not have been accepted"
+                ) from None
+            raise SmsWwTransportError(
+                f"{where}: could not reach the API ({type(err).__name__}: {err})"
+            ) from None
+        if response.status_code < 400:
+            return response
+        if response.status_code >= 500 and not safe:
+            raise SmsWwSendUncertainError(
+                f"{where} answered {response.status_code}; the message may or may not have been accepted",
+                status_code=response.status_code,
+            )
+        raise error_from_response(response)
