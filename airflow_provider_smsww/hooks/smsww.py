@@ -9,23 +9,21 @@ nothing else.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
-from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_provider_smsww import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_provider_smsww.concurrency import bounded
 from airflow_provider_smsww.exceptions import (
-    SmsWwAuthError,
     SmsWwDryRunIgnoredError,
     SmsWwError,
     SmsWwNotFoundError,
     SmsWwValidationError,
 )
+from airflow_provider_smsww.hooks.connection import aextra_dejson, client_settings
 from airflow_provider_smsww.hooks.wallet import WalletMixin
 from airflow_provider_smsww.models import Callback, Estimate, Message, Region, SendRequest
 from airflow_provider_smsww.validation import build_request
@@ -34,32 +32,6 @@ if TYPE_CHECKING:
     from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
 
 T = TypeVar("T")
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
-def _with_scheme(host: str) -> str:
-    host = host.strip().rstrip("/")
-    return host if "://" in host else f"https://{host}"
-
-
-async def _aextra_dejson(conn: Any) -> dict[str, Any]:
-    """The connection's extras, read the async way (in the triggerer a sync ``mask_secret`` call can
-    deadlock against the supervisor comms). ``Connection.aextra_dejson`` is missing in Airflow 3.3.0:
-    there, parse and mask the same way it does."""
-    if hasattr(conn, "aextra_dejson"):
-        extra: dict[str, Any] = await conn.aextra_dejson()
-        return extra
-    try:
-        extra = json.loads(conn.extra) if conn.extra else {}
-    except ValueError:
-        extra = {}
-    await amask_secret(extra)
-    return extra if isinstance(extra, dict) else {}
 
 
 def dry_run_refusal(answer: Message, recipient: str, region: str) -> str | None:
@@ -102,45 +74,8 @@ class SmsWwHook(WalletMixin, BaseHook):
     # -- the connection -------------------------------------------------------------------------------
 
     def _client_kwargs(self, conn: Any, extra: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_smsww import auth
-        from airflow_provider_smsww.client import DEFAULT_TIMEOUT, PRODUCTION_URL, SANDBOX_URL, RetryPolicy
-
-        sandbox = _as_bool(extra.get("sandbox", False))
-        base_url = _with_scheme(conn.host) if conn.host else (SANDBOX_URL if sandbox else PRODUCTION_URL)
-        timeout = float(extra["timeout"]) if extra.get("timeout") else DEFAULT_TIMEOUT
-        account = None  # the OAuth account, for tokens, credit and per-task caps: email + API key
-        if conn.login and extra.get("api_key"):
-            oauth_url = extra.get("oauth_host") or (
-                auth.OAUTH_SANDBOX_URL if sandbox else auth.OAUTH_PRODUCTION_URL
-            )
-            account = auth.OAuthAccount(_with_scheme(oauth_url), conn.login, extra["api_key"], timeout)
-        token = self._scoped_token or conn.password or None
-        minter = None
-        if not token:
-            if account is None:
-                raise SmsWwAuthError(
-                    f"Connection {self.smsww_conn_id!r} has no credentials: set the password to a token, "
-                    "or the login to the account email and the 'api_key' extra to mint tokens."
-                )
-            scopes = extra.get("scopes") or auth.default_scopes(base_url)
-            if isinstance(scopes, str):  # URI-form connections carry extras as strings
-                scopes = [s for s in scopes.replace(",", " ").split() if s]
-            scopes = list(scopes)
-            minter = auth.shared_minter(
-                account.oauth_url, account.email, account.api_key, scopes, mask_secret
-            )
-        defaults = RetryPolicy()
-        retry = RetryPolicy(
-            max_retries=int(extra.get("max_retries", defaults.max_retries)),
-            backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
-            backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
-        )
-        from airflow_provider_smsww.ratelimit import rate_from_extra, shared_gate
-
-        gate = shared_gate(self.smsww_conn_id, base_url, rate_from_extra(extra, self.smsww_conn_id))
-        self._account = account
-        self._settings = {"base_url": base_url, "token": token, "minter": minter, "timeout": timeout}
-        self._settings.update(retry=retry, gate=gate)
+        """The clients' settings from the connection; keeps the OAuth account for the money calls."""
+        self._settings, self._account = client_settings(self.smsww_conn_id, conn, extra, self._scoped_token)
         return dict(self._settings)
 
     def _send_scopes(self, region: str) -> list[str]:
@@ -176,7 +111,7 @@ class SmsWwHook(WalletMixin, BaseHook):
 
         if self._async_client is None:
             conn = await self.aget_connection(self.smsww_conn_id)
-            kwargs = self._client_kwargs(conn, await _aextra_dejson(conn))
+            kwargs = self._client_kwargs(conn, await aextra_dejson(conn))
             if self._async_client is None:  # another caller may have built it while this one awaited
                 self._async_client = AsyncSmsWwClient(**kwargs)
         return self._async_client

@@ -17,7 +17,7 @@ from airflow_provider_smsww import auth as auth_module
 from airflow_provider_smsww import client as client_module
 from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
 from airflow_provider_smsww.exceptions import SmsWwAuthError
-from airflow_provider_smsww.hooks import smsww as hook_module
+from airflow_provider_smsww.hooks import connection as connection_module
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 
 TOKEN = "hook-token-SECRET-a1b2c3"
@@ -33,7 +33,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """No minter shared with other tests; ``mask_secret`` recorded instead of Airflow's."""
     monkeypatch.setattr(auth_module, "_MINTERS", {})
     masked: list[Any] = []
-    monkeypatch.setattr(hook_module, "mask_secret", masked.append)
+    monkeypatch.setattr(connection_module, "mask_secret", masked.append)
     return masked
 
 
@@ -128,6 +128,25 @@ def test_host_override_with_or_without_scheme(
     host: str, base_url: str, monkeypatch: pytest.MonkeyPatch, httpx_mock: HTTPXMock
 ) -> None:
     set_json_conn(monkeypatch, host=host, password=TOKEN)
+    hook = SmsWwHook()
+    probe(hook, httpx_mock, base_url)
+    hook.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "base_url"),
+    [
+        ("sms.example.test", 8443, "https://sms.example.test:8443"),
+        ("http://127.0.0.1", 8765, "http://127.0.0.1:8765"),
+        ("http://127.0.0.1:8080", 9999, "http://127.0.0.1:8080"),  # a port in the host wins
+        ("sms.example.test", None, "https://sms.example.test"),
+    ],
+)
+def test_the_port_field_is_used_when_the_host_names_no_port(
+    host: str, port: int | None, base_url: str, monkeypatch: pytest.MonkeyPatch, httpx_mock: HTTPXMock
+) -> None:
+    """Airflow 3.3's form shows Port (its Test button sends it): a Port given there is not ignored."""
+    set_json_conn(monkeypatch, host=host, port=port, password=TOKEN)
     hook = SmsWwHook()
     probe(hook, httpx_mock, base_url)
     hook.close()
