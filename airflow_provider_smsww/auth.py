@@ -45,7 +45,9 @@ class TokenMinter:
 
     One minter is shared per (OAuth URL, email, scopes) in a process, so hooks created for each task
     reuse a live token instead of minting one per call. A token is renewed ``refresh_margin`` seconds
-    before its ``expireAt``, and at once after the API refuses it (401).
+    before its ``expireAt``, or a quarter of its lifetime before when that is shorter (a token of a
+    30 s ttl is reused for about 22 s, not minted anew for every request), and at once after the API
+    refuses it (401).
     """
 
     oauth_url: str
@@ -57,6 +59,7 @@ class TokenMinter:
     #: Called with each new token, e.g. Airflow's ``mask_secret`` so that it never shows in a task log.
     on_token: Callable[[str], None] | None = field(default=None, repr=False)
     _token: Token | None = field(default=None, init=False, repr=False)
+    _received_at: datetime | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def _request(self) -> dict[str, Any]:
@@ -72,7 +75,8 @@ class TokenMinter:
             return None
         if (expire_at := as_utc(token.expire_at)) is not None:
             remaining = (expire_at - datetime.now(UTC)).total_seconds()
-            if remaining < self.refresh_margin:
+            lifetime = (expire_at - (self._received_at or expire_at)).total_seconds()
+            if remaining < min(self.refresh_margin, max(lifetime, 0.0) / 4):
                 return None
         return token.token.get_secret_value()
 
@@ -87,7 +91,7 @@ class TokenMinter:
                     code=err.code,
                 )
             raise err
-        self._token = parse_token(response)
+        self._token, self._received_at = parse_token(response), datetime.now(UTC)
         secret = self._token.token.get_secret_value()
         if self.on_token is not None:
             self.on_token(secret)

@@ -780,8 +780,33 @@ def test_a_minted_token_is_reused_until_it_nears_expiry(httpx_mock: HTTPXMock) -
     assert api_tokens(httpx_mock) == [MINTED, MINTED, MINTED, MINTED_2, MINTED_2]
 
 
-def test_a_token_already_inside_the_margin_is_minted_each_time(httpx_mock: HTTPXMock) -> None:
+def test_a_short_lived_token_is_renewed_relative_to_its_ttl(httpx_mock: HTTPXMock) -> None:
+    """Regression (issue 12 item 6): a token of a 30 s ttl, inside the fixed 60 s margin from the
+    start, was minted anew for every request. It is now reused until a quarter of its life is left."""
     httpx_mock.add_response(url=TOKENS_URL, json=token_body(expire_in=30), is_reusable=True)
+    httpx_mock.add_response(method="GET", json={"data": message_json()}, is_reusable=True)
+    shared = minter(refresh_margin=60)
+    with SmsWwClient(API, minter=shared) as client:
+        client.get_message(MESSAGE_ID)
+        client.get_message(MESSAGE_ID)
+    assert len(mints(httpx_mock)) == 1
+
+    later = datetime.now(UTC) + timedelta(seconds=24)  # 6 s left of 30: under a quarter
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return later
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(auth_module, "datetime", Later)
+        with SmsWwClient(API, minter=shared) as client:
+            client.get_message(MESSAGE_ID)
+    assert len(mints(httpx_mock)) == 2
+
+
+def test_a_token_that_comes_back_expired_is_minted_each_time(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=TOKENS_URL, json=token_body(expire_in=-5), is_reusable=True)
     httpx_mock.add_response(method="GET", json={"data": message_json()}, is_reusable=True)
     with SmsWwClient(API, minter=minter(refresh_margin=60)) as client:
         client.get_message(MESSAGE_ID)
