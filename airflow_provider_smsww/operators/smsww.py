@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.exceptions import SmsWwError, describe_problems
+from airflow_provider_smsww.exceptions import SmsWwDryRunIgnoredError, SmsWwError, describe_problems
+from airflow_provider_smsww.failures import SmsWwDryRunIgnoredFailure, failing_for_good
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -131,7 +132,9 @@ class SmsSendOperator(BaseOperator):
             batch.region,
         )
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-        return hook.run_async(lambda: self._run(hook, batch, context))
+        # An ignored dry run, 401 or 403: no retry can cure it, and a retry could cost money.
+        with failing_for_good():
+            return hook.run_async(lambda: self._run(hook, batch, context))
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Mask the callback's header values as soon as they are rendered: the task runner stores the
@@ -153,19 +156,26 @@ class SmsSendOperator(BaseOperator):
         from airflow_provider_smsww.sending.gate import gate
         from airflow_provider_smsww.sending.ledger import ledger_for_task, not_yet_recorded
 
-        ledger = None if self.dry_run_only else ledger_for_task(context)
+        ledger = ledger_for_task(context)
+        if (why := ledger.dry_run_ignored()) is not None:
+            # Any further dry run through this gateway would be one more real SMS.
+            raise SmsWwDryRunIgnoredFailure(f"An earlier try of this task stopped for good: {why}")
         # On a retry only the recipients an earlier try did not record need the gate: the others
         # passed it then and will not be sent again (and re-pricing them could fail on credit).
-        to_gate = batch if ledger is None else not_yet_recorded(batch, ledger)
+        to_gate = batch if self.dry_run_only else not_yet_recorded(batch, ledger)
         if (self.gate or self.dry_run_only) and to_gate.recipients:
-            estimate = await gate(
-                hook,
-                to_gate,
-                concurrency=self.max_concurrency,
-                max_parts_per_message=self.max_parts_per_message,
-                max_total_price=self.max_total_price,
-                price_per_part_if_unknown=self.price_per_part_if_unknown,
-            )
+            try:
+                estimate = await gate(
+                    hook,
+                    to_gate,
+                    concurrency=self.max_concurrency,
+                    max_parts_per_message=self.max_parts_per_message,
+                    max_total_price=self.max_total_price,
+                    price_per_part_if_unknown=self.price_per_part_if_unknown,
+                )
+            except SmsWwDryRunIgnoredError as exc:
+                ledger.mark_dry_run_ignored(exc.message)  # so that no retry dry-runs again
+                raise
             total = estimate.total_price
             self.log.info(
                 "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
@@ -177,7 +187,6 @@ class SmsSendOperator(BaseOperator):
                 return estimate.as_dict()
         elif self.gate:
             self.log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
-        assert ledger is not None
         return await self._send(hook, batch, ledger)
 
     async def _send(self, hook: SmsWwHook, batch: Batch, ledger: Ledger) -> list[dict[str, Any]]:

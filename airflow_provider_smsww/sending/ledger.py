@@ -36,6 +36,12 @@ class Ledger(Protocol):
 
     def mark_started(self, when: datetime) -> None: ...
 
+    def dry_run_ignored(self) -> str | None:
+        """Why an earlier try stopped for good: the gateway answered a dry run as a real send."""
+        ...
+
+    def mark_dry_run_ignored(self, why: str) -> None: ...
+
 
 class MemoryLedger:
     """A ledger that lives as long as the object: for tests and for runs without a task state store."""
@@ -43,6 +49,7 @@ class MemoryLedger:
     def __init__(self, started: datetime | None = None) -> None:
         self.records: dict[str, dict[str, Any]] = {}
         self._started = started
+        self._dry_run_ignored: str | None = None
 
     def get(self, recipient: str) -> dict[str, Any] | None:
         return self.records.get(recipient)
@@ -58,6 +65,12 @@ class MemoryLedger:
 
     def mark_started(self, when: datetime) -> None:
         self._started = self._started or when
+
+    def dry_run_ignored(self) -> str | None:
+        return self._dry_run_ignored
+
+    def mark_dry_run_ignored(self, why: str) -> None:
+        self._dry_run_ignored = why
 
 
 def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
@@ -122,6 +135,15 @@ class TaskStateLedger:
     def mark_started(self, when: datetime) -> None:
         with self._lock:
             self._store.set(f"{LEDGER_PREFIX}:started_at", when.isoformat())
+
+    def dry_run_ignored(self) -> str | None:
+        with self._lock:
+            value = self._store.get(f"{LEDGER_PREFIX}:dry_run_ignored")
+        return value if isinstance(value, str) and value else None
+
+    def mark_dry_run_ignored(self, why: str) -> None:
+        with self._lock:
+            self._store.set(f"{LEDGER_PREFIX}:dry_run_ignored", why)
 
 
 def ledger_for_task(context: Any) -> Ledger:
