@@ -20,7 +20,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwSendUncertainError,
 )
 from airflow_provider_smsww.sending.ledger import record_of
-from airflow_provider_smsww.sending.reconcile import reconcile
+from airflow_provider_smsww.sending.reconcile import Found, reconcile
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 #: Errors after which no further send of the batch can succeed: stop instead of hammering the API.
 FATAL_ERRORS = (SmsWwAuthError, SmsWwInsufficientCreditError)
+#: Why a recipient whose listed message is not provably a real send is neither recorded nor resent.
+UNDECIDED = (
+    "outcome undecided: GET /messages lists a matching message that is not provably a real send (no "
+    "options.dryRun false, no sentAt, no sent state) or names the number ambiguously; not resent, to "
+    "avoid a duplicate, and not taken for sent. Check the account's messages"
+)
 
 
 @dataclass
@@ -89,11 +95,13 @@ async def send_all(
         ledger.mark_started(started)
 
     async def record(recipient: str, message: Message) -> dict[str, Any]:
-        rec = record_of(message)
+        # The recipient as the batch wrote it (E.164), whatever form the gateway lists it in.
+        rec = {**record_of(message), "recipient": recipient}
         await ledger.arecord(recipient, rec)
         return rec
 
     records: dict[str, dict[str, Any]] = {}
+    failures_before: dict[str, str] = {}
     if previous_start is not None:  # a first try has an empty ledger: no need to read it per recipient
         for r in batch.recipients:
             if (known := ledger.get(r.e164)) is not None:
@@ -106,11 +114,12 @@ async def send_all(
         for recipient, message in found.items():
             records[recipient] = await record(recipient, message)
         reused += len(found)
-        pending = [r for r in pending if r.e164 not in records]
+        failures_before = {r: UNDECIDED for r in found.undecided}
+        pending = [r for r in pending if r.e164 not in records and r.e164 not in found.undecided]
     if reused:
         log.info("%d recipient(s) already accepted by an earlier try: not sent again", reused)
 
-    failures: dict[str, str] = {}
+    failures: dict[str, str] = failures_before
     progress = _Progress(len(pending))
     fatal: list[SmsWwError] = []
 
@@ -141,11 +150,12 @@ async def send_all(
         try:
             found = await reconcile(hook, batch, (r.e164 for r in uncertain), started, scan_limit=scan_limit)
         except SmsWwReconcileError as exc:
-            found = {}
+            found = Found()
             failures.update({r.e164: f"outcome unknown; {exc.message}" for r in uncertain})
         for recipient, message in found.items():
             records[recipient] = await record(recipient, message)
             progress.tick()
+        failures.update({r: UNDECIDED for r in found.undecided})
         for r in uncertain:
             if r.e164 not in records:
                 failures.setdefault(

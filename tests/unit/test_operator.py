@@ -49,6 +49,7 @@ class FakeGateway:
             "totalPrice": self.price * self.parts,
             "createdAt": datetime.now(UTC).isoformat(),
             "callback": body.get("callback"),
+            "options": body.get("options"),
         }
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
