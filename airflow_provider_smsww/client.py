@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -35,7 +36,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
 from airflow_provider_smsww.models import Message, Region, SendRequest
-from airflow_provider_smsww.responses import error_from_response, parse_data, parse_retry_after
+from airflow_provider_smsww.responses import date_offset, error_from_response, parse_data, parse_retry_after
 from airflow_provider_smsww.validation import is_message_id
 
 if TYPE_CHECKING:
@@ -205,6 +206,7 @@ class SmsWwClient:
             base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng
         )
         self._http = httpx.Client(timeout=timeout, limits=limits, transport=transport)
+        self.clock_offset: timedelta | None = None  # the gateway's clock minus ours (its Date header)
         self._sleep = sleep
 
     def __enter__(self) -> SmsWwClient:
@@ -238,6 +240,7 @@ class SmsWwClient:
                 response = self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             return _Outcome(error=exc, reached_api=reached_api)
+        self.clock_offset = date_offset(response, self.clock_offset)
         return _Outcome(response=response)
 
     def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
@@ -305,6 +308,7 @@ class AsyncSmsWwClient:
             base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng
         )
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+        self.clock_offset: timedelta | None = None  # the gateway's clock minus ours (its Date header)
         self._sleep = sleep
         self._token_lock = asyncio.Lock()
 
@@ -337,6 +341,7 @@ class AsyncSmsWwClient:
                 response = await self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             return _Outcome(error=exc, reached_api=reached_api)
+        self.clock_offset = date_offset(response, self.clock_offset)
         return _Outcome(response=response)
 
     async def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:

@@ -7,7 +7,7 @@ every caller maps an answer the same way. No I/O here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +46,21 @@ def parse_retry_after(
     except (TypeError, ValueError):
         return None
     return max(0.0, (as_utc(when) - now()).total_seconds())
+
+
+def date_offset(
+    response: httpx.Response,
+    previous: timedelta | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> timedelta | None:
+    """The server's clock minus ours, from the answer's ``Date`` header (one-second resolution, so
+    callers allow a few seconds either way); ``previous`` when the answer has no readable one."""
+    value = response.headers.get("Date")
+    try:
+        when = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        when = None
+    return previous if when is None else as_utc(when) - now()
 
 
 def describe_call(method: str, url: httpx.URL | str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -49,6 +49,10 @@ class SmsSendOperator(BaseOperator):
     :param price_per_part_if_unknown: EUR per part to assume when the API does not price a dry run
         (worldwide prices are final only after sending); required with a budget in that case.
     :param max_concurrency: requests in flight at once.
+    :param settle_time: how long a send whose outcome is unknown (5xx, dropped connection) must be
+        absent from ``GET /messages``, since it was made, before it is sent again (seconds or a
+        ``timedelta``; default 5 minutes). The task looks it up every few seconds meanwhile, holding
+        its worker slot; see ``docs/operator.md``.
     :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, ready for
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price}``.
@@ -73,6 +77,7 @@ class SmsSendOperator(BaseOperator):
         max_total_price: float | None = None,
         price_per_part_if_unknown: float | None = None,
         max_concurrency: int = 20,
+        settle_time: float | timedelta = timedelta(minutes=5),
         smsww_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -99,6 +104,7 @@ class SmsSendOperator(BaseOperator):
         self.max_total_price = max_total_price
         self.price_per_part_if_unknown = price_per_part_if_unknown
         self.max_concurrency = max_concurrency
+        self.settle_time = _seconds("settle_time", settle_time)
         self.smsww_conn_id = smsww_conn_id
 
     def execute(self, context: Context) -> Any:
@@ -193,7 +199,12 @@ class SmsSendOperator(BaseOperator):
         from airflow_provider_smsww.sending.bulk import send_all
 
         report = await send_all(
-            hook, batch, ledger, now=lambda: datetime.now(UTC), concurrency=self.max_concurrency
+            hook,
+            batch,
+            ledger,
+            now=lambda: datetime.now(UTC),
+            concurrency=self.max_concurrency,
+            settle_time=self.settle_time,
         )
         if report.failures:
             by_reason: dict[str, list[str]] = {}
@@ -206,3 +217,11 @@ class SmsSendOperator(BaseOperator):
             raise SmsWwError(describe_problems(head, {", ".join(w): why for why, w in by_reason.items()}))
         self.log.info("%d message(s) accepted (%d from an earlier try)", len(report.records), report.reused)
         return report.records
+
+
+def _seconds(name: str, value: float | timedelta) -> float:
+    """A duration given as seconds or a ``timedelta``, checked at DAG parse time."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
+        raise ValueError(f"{name} must be a number of seconds >= 0 or a timedelta, not {value!r}")
+    return float(seconds)

@@ -40,7 +40,27 @@ class Ledger(Protocol):
         """Why an earlier try stopped for good: the gateway answered a dry run as a real send."""
         ...
 
+    def unknown_outcomes(self) -> dict[str, datetime] | None:
+        """The sends whose outcome the last try left unknown, with when each was made; None when that
+        try stopped in the middle of a round (a crash), so any unrecorded recipient may have been sent."""
+        ...
+
+    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
+        """Save the unknown outcomes; ``open`` while a round of real sends is under way."""
+        ...
+
     def mark_dry_run_ignored(self, why: str) -> None: ...
+
+
+def _round_value(unknown: dict[str, datetime], open: bool) -> dict[str, Any]:
+    return {"open": open, "unknown": {r: when.isoformat() for r, when in unknown.items()}}
+
+
+def _round_of(value: Any) -> dict[str, datetime] | None:
+    if not isinstance(value, dict) or value.get("open") is not False:
+        return None
+    unknown = value.get("unknown")
+    return {r: datetime.fromisoformat(w) for r, w in unknown.items()} if isinstance(unknown, dict) else None
 
 
 class MemoryLedger:
@@ -50,6 +70,7 @@ class MemoryLedger:
         self.records: dict[str, dict[str, Any]] = {}
         self._started = started
         self._dry_run_ignored: str | None = None
+        self._round: dict[str, Any] | None = None
 
     def get(self, recipient: str) -> dict[str, Any] | None:
         return self.records.get(recipient)
@@ -71,6 +92,12 @@ class MemoryLedger:
 
     def mark_dry_run_ignored(self, why: str) -> None:
         self._dry_run_ignored = why
+
+    def unknown_outcomes(self) -> dict[str, datetime] | None:
+        return _round_of(self._round)
+
+    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
+        self._round = _round_value(unknown, open)
 
 
 def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
@@ -144,6 +171,14 @@ class TaskStateLedger:
     def mark_dry_run_ignored(self, why: str) -> None:
         with self._lock:
             self._store.set(f"{LEDGER_PREFIX}:dry_run_ignored", why)
+
+    def unknown_outcomes(self) -> dict[str, datetime] | None:
+        with self._lock:
+            return _round_of(self._store.get(f"{LEDGER_PREFIX}:round"))
+
+    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
+        with self._lock:
+            self._store.set(f"{LEDGER_PREFIX}:round", _round_value(unknown, open))
 
 
 def ledger_for_task(context: Any) -> Ledger:

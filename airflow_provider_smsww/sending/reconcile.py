@@ -15,8 +15,11 @@ if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.sending.batch import Batch
 
-#: How far before the batch start a reconciled message may have been created (clock skew).
+#: How far before the batch start a reconciled message may have been created, when the gateway's
+#: answers carry no ``Date`` header to measure its clock by.
 CLOCK_SKEW = timedelta(minutes=5)
+#: The allowance around the clock offset measured from ``Date`` (one-second resolution, latency).
+DATE_TOLERANCE = timedelta(seconds=5)
 #: Messages created at the same moment may be listed slightly out of order.
 LISTING_ORDER_TOLERANCE = timedelta(seconds=2)
 
@@ -94,8 +97,9 @@ async def reconcile(
     """Find messages of this batch that the gateway already accepted, among ``recipients``.
 
     A match has the same recipient, text and sender, is not a dry run, was created at or after
-    ``since`` minus clock skew, and carries this batch's callback key when the batch has a callback;
-    it counts as ours only on positive evidence of a real send (:func:`is_real_send`), else the
+    ``since`` (on the gateway's clock: offset by its ``Date`` header, else allowing
+    :data:`CLOCK_SKEW`), and carries this batch's callback key when the batch has a callback. It
+    counts as ours only on positive evidence of a real send (:func:`is_real_send`), else the
     recipient is undecided (``Found.undecided``): fail closed, never taken for sent.
     The scan of ``GET /messages`` stops early only once it has passed ``since`` in a listing that is
     newest first (the spec does not promise the order, so it is checked as the scan goes). It fails
@@ -106,7 +110,13 @@ async def reconcile(
     wanted = set(recipients)
     found = Found()
     undecided: set[str] = set()
-    floor = since - CLOCK_SKEW
+    client = await hook.get_async_conn()
+
+    def floor() -> datetime:
+        """``since`` on the gateway's clock (measured from its ``Date`` header as the listing is read)."""
+        offset = client.clock_offset
+        return since - CLOCK_SKEW if offset is None else since + offset - DATE_TOLERANCE
+
     sender = batch.sender or "Openapi"
     newest_first, seen_descending = True, False
     previous: datetime | None = None
@@ -120,7 +130,7 @@ async def reconcile(
             elif previous is not None and created < previous:
                 seen_descending = True
             previous = created
-            if created < floor:
+            if created < floor():
                 if newest_first and seen_descending:
                     break  # a newest-first listing: everything after this is older still
                 continue
