@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.exceptions import SmsWwDryRunIgnoredError, SmsWwError, describe_problems
+from airflow_provider_smsww.exceptions import (
+    SmsWwAuthError,
+    SmsWwDryRunIgnoredError,
+    SmsWwError,
+    describe_problems,
+)
 from airflow_provider_smsww.failures import SmsWwDryRunIgnoredFailure, failing_for_good
 
 if TYPE_CHECKING:
@@ -214,7 +219,9 @@ class SmsSendOperator(BaseOperator):
                 f"{len(report.records)} of {len(batch.recipients)} message(s) accepted; "
                 f"{len(report.failures)} failed (a retry sends only to these):"
             )
-            raise SmsWwError(describe_problems(head, {", ".join(w): why for why, w in by_reason.items()}))
+            # After a 401/403 the same class, so that the task fails without retries (see execute).
+            error = type(report.fatal) if isinstance(report.fatal, SmsWwAuthError) else SmsWwError
+            raise error(describe_problems(head, {", ".join(w): why for why, w in by_reason.items()}))
         self.log.info("%d message(s) accepted (%d from an earlier try)", len(report.records), report.reused)
         return report.records
 

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.exceptions import SmsWwDeliveryError, SmsWwError
+from airflow_provider_smsww.failures import failing_for_good
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, PokeReturnValue
@@ -48,7 +49,9 @@ class SmsDeliverySensor(BaseSensorOperator):
 
     **Errors** that waiting will not cure fail the task the ordinary way (so ``retries`` apply): an id
     the account does not know (404: a wrong id, or a connection to another account or to production
-    instead of the sandbox), missing or refused credentials, a host that does not speak the API.
+    instead of the sandbox), a host that does not speak the API. Missing or refused credentials
+    (401/403, a blocklisted account) and a malformed message id fail it without retries (an
+    ``AirflowFailException``, see :mod:`~airflow_provider_smsww.failures`): a retry would meet the same.
 
     **Transient API trouble** (5xx, 429, network errors) that outlasts the client's own retries makes
     a poke count as "not yet" rather than fail the task: the delivery state does not depend on our
@@ -158,6 +161,7 @@ class SmsDeliverySensor(BaseSensorOperator):
             self.log.warning("SMS API trouble, counted as not yet delivered: %s", trouble.message)
         return PokeReturnValue(is_done=False)
 
+    @failing_for_good(invalid_input=True)  # 401/403 or a malformed id: no retry reads otherwise
     def execute(self, context: Context) -> Any:
         ids = self._ids()  # bad input fails here, before any request or deferral
         if not self.deferrable:
@@ -181,6 +185,7 @@ class SmsDeliverySensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
 
+    @failing_for_good(invalid_input=True)
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Turn the trigger's event into the same outcome a poke would have had."""
         if not event:
