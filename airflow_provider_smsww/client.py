@@ -25,6 +25,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -34,7 +35,7 @@ from airflow_provider_smsww.exceptions import (
 )
 from airflow_provider_smsww.models import Message, Region, SendRequest
 from airflow_provider_smsww.ratelimit import RequestGate
-from airflow_provider_smsww.responses import parse_data
+from airflow_provider_smsww.responses import date_offset, parse_data
 from airflow_provider_smsww.retry import Outcome, RequestPlan, RetryPolicy
 from airflow_provider_smsww.validation import is_message_id
 
@@ -86,6 +87,7 @@ class SmsWwClient:
             base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
         self._http = httpx.Client(timeout=timeout, limits=limits, transport=transport)
+        self.clock_offset: timedelta | None = None  # the gateway's clock minus ours (its Date header)
         self._sleep = sleep
 
     def __enter__(self) -> SmsWwClient:
@@ -119,6 +121,7 @@ class SmsWwClient:
                 response = self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             return Outcome(error=exc, reached_api=reached_api)
+        self.clock_offset = date_offset(response, self.clock_offset)
         return Outcome(response=response)
 
     def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
@@ -190,6 +193,7 @@ class AsyncSmsWwClient:
             base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+        self.clock_offset: timedelta | None = None  # the gateway's clock minus ours (its Date header)
         self._sleep = sleep
         self._token_lock = asyncio.Lock()
 
@@ -222,6 +226,7 @@ class AsyncSmsWwClient:
                 response = await self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             return Outcome(error=exc, reached_api=reached_api)
+        self.clock_offset = date_offset(response, self.clock_offset)
         return Outcome(response=response)
 
     async def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:

@@ -6,8 +6,10 @@ every caller maps an answer the same way. No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+import base64
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +54,56 @@ def parse_retry_after(
     return max(0.0, (as_utc(when) - now()).total_seconds())
 
 
+def date_offset(
+    response: httpx.Response,
+    previous: timedelta | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> timedelta | None:
+    """The server's clock minus ours, from the answer's ``Date`` header (one-second resolution, so
+    callers allow a few seconds either way); ``previous`` when the answer has no readable one."""
+    value = response.headers.get("Date")
+    try:
+        when = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        when = None
+    return previous if when is None else as_utc(when) - now()
+
+
+#: Shorter values are not scrubbed: replacing every "1" or "on" would make the text unreadable.
+MIN_SECRET_LENGTH = 4
+
+
+def request_secrets(request: httpx.Request) -> set[str]:
+    """Every secret the request carried, which a gateway or proxy may echo back in its error text: the
+    Bearer token, the Basic credentials (and the API key inside them) and the callback header values."""
+    secrets: set[str] = set()
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    secrets.add(credentials)
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials).decode()
+        except ValueError:
+            decoded = ""
+        secrets |= {decoded, decoded.partition(":")[2]}
+    try:
+        body = json.loads(request.content or b"null")
+    except (ValueError, httpx.RequestNotRead):
+        body = None
+    callback = body.get("callback") if isinstance(body, dict) else None
+    headers = callback.get("headers") if isinstance(callback, dict) else None
+    if isinstance(headers, dict):
+        secrets |= {str(value) for value in headers.values()}
+    return {secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH}
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret, as written and as JSON would escape it, replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        for form in {secret, json.dumps(secret)[1:-1]}:
+            text = text.replace(form, "***")
+    return text
+
+
 def describe_call(method: str, url: httpx.URL | str) -> str:
     """``POST /WW-messages``: method and path only; query strings and hosts stay out of messages."""
     return f"{method} {urlsplit(str(url)).path or '/'}"
@@ -66,7 +118,8 @@ def error_from_response(response: httpx.Response) -> SmsWwError:
     except (ValueError, ValidationError):
         body = None
     code = body.api_code if body else None
-    text = (body.message if body and body.message else response.reason_phrase or "no detail")[:300]
+    text = body.message if body and body.message else response.reason_phrase or "no detail"
+    text = scrub(text, request_secrets(response.request))[:300]
     where = describe_call(response.request.method, response.request.url)
     detail = f"{where} answered {status}" + (f" (code {code})" if code is not None else "") + f": {text}"
     kwargs: dict[str, Any] = {"status_code": status, "code": code}

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.exceptions import SmsWwError, SmsWwSpendingCapError, describe_problems
+from airflow_provider_smsww.exceptions import (
+    SmsWwAuthError,
+    SmsWwDryRunIgnoredError,
+    SmsWwError,
+    SmsWwSpendingCapError,
+    describe_problems,
+)
+from airflow_provider_smsww.failures import SmsWwDryRunIgnoredFailure, failing_for_good
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -54,6 +61,10 @@ class SmsSendOperator(BaseOperator):
         not price a dry run (worldwide prices are final only after sending); required with a budget
         in that case, and used by the credit pre-flight (which otherwise assumes 1 EUR per part).
     :param max_concurrency: requests in flight at once.
+    :param settle_time: how long a send whose outcome is unknown (5xx, dropped connection) must be
+        absent from ``GET /messages``, since it was made, before it is sent again (seconds or a
+        ``timedelta``; default 5 minutes). The task looks it up every few seconds meanwhile, holding
+        its worker slot; see ``docs/operator.md``.
     :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, ready for
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
@@ -80,6 +91,7 @@ class SmsSendOperator(BaseOperator):
         max_total_price: float | None = None,
         price_per_part_if_unknown: float | None = None,
         max_concurrency: int = 20,
+        settle_time: float | timedelta = timedelta(minutes=5),
         smsww_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -110,6 +122,7 @@ class SmsSendOperator(BaseOperator):
         self.max_total_price = max_total_price
         self.price_per_part_if_unknown = price_per_part_if_unknown
         self.max_concurrency = max_concurrency
+        self.settle_time = _seconds("settle_time", settle_time)
         self.smsww_conn_id = smsww_conn_id
 
     @classmethod
@@ -153,7 +166,9 @@ class SmsSendOperator(BaseOperator):
             batch.region,
         )
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-        return hook.run_async(lambda: self._run(hook, batch, context))
+        # An ignored dry run, 401 or 403: no retry can cure it, and a retry could cost money.
+        with failing_for_good():
+            return hook.run_async(lambda: self._run(hook, batch, context))
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Mask the callback's header values as soon as they are rendered: the task runner stores the
@@ -176,20 +191,27 @@ class SmsSendOperator(BaseOperator):
         from airflow_provider_smsww.sending.gate import gate
         from airflow_provider_smsww.sending.ledger import ledger_for_task, not_yet_recorded
 
-        ledger = None if self.dry_run_only else ledger_for_task(context)
+        ledger = ledger_for_task(context)
+        if (why := ledger.dry_run_ignored()) is not None:
+            # Any further dry run through this gateway would be one more real SMS.
+            raise SmsWwDryRunIgnoredFailure(f"An earlier try of this task stopped for good: {why}")
         # On a retry only the recipients an earlier try did not record need the gate: the others
         # passed it then and will not be sent again (and re-pricing them could fail on credit).
-        to_gate = batch if ledger is None else not_yet_recorded(batch, ledger)
+        to_gate = batch if self.dry_run_only else not_yet_recorded(batch, ledger)
         estimates = local_estimates(to_gate)
         if (self.gate or self.dry_run_only) and to_gate.recipients:
-            estimate = await gate(
-                hook,
-                to_gate,
-                concurrency=self.max_concurrency,
-                max_parts_per_message=self.max_parts_per_message,
-                max_total_price=self.max_total_price,
-                price_per_part_if_unknown=self.price_per_part_if_unknown,
-            )
+            try:
+                estimate = await gate(
+                    hook,
+                    to_gate,
+                    concurrency=self.max_concurrency,
+                    max_parts_per_message=self.max_parts_per_message,
+                    max_total_price=self.max_total_price,
+                    price_per_part_if_unknown=self.price_per_part_if_unknown,
+                )
+            except SmsWwDryRunIgnoredError as exc:
+                ledger.mark_dry_run_ignored(exc.message)  # so that no retry dry-runs again
+                raise
             estimates = estimate.estimates
             total = estimate.total_price
             self.log.info(
@@ -205,7 +227,6 @@ class SmsSendOperator(BaseOperator):
             credit = await preflight(hook, estimates, batch.region, self.price_per_part_if_unknown)
         if self.dry_run_only:
             return {**estimate.as_dict(), "credit": None if credit is None else float(credit)}
-        assert ledger is not None
         return await self._send(hook, batch, ledger, to_gate, estimates, credit, context)
 
     async def _send(
@@ -232,7 +253,12 @@ class SmsSendOperator(BaseOperator):
         )
         async with cap if to_send.recipients else nullcontext(hook) as sender:
             report = await send_all(
-                sender, batch, ledger, now=lambda: datetime.now(UTC), concurrency=self.max_concurrency
+                sender,
+                batch,
+                ledger,
+                now=lambda: datetime.now(UTC),
+                concurrency=self.max_concurrency,
+                settle_time=self.settle_time,
             )
         cost = cost_summary(
             estimates,
@@ -277,7 +303,8 @@ class SmsSendOperator(BaseOperator):
                     "would get a fresh cap; check the prices, raise max_total_price, then clear the task "
                     "to send the rest."
                 )
-            raise SmsWwError(summary)
+            # After a 401/403 the same class, so that the task fails without retries (see execute).
+            raise (type(report.fatal) if isinstance(report.fatal, SmsWwAuthError) else SmsWwError)(summary)
         self.log.info("%d message(s) accepted (%d from an earlier try)", len(report.records), report.reused)
         self.log.info("%s", cost_line)
         return report.records
@@ -286,3 +313,11 @@ class SmsSendOperator(BaseOperator):
 class SmsWwSpendingCapReachedError(SmsWwSpendingCapError, AirflowFailException):  # type: ignore[misc]
     """The per-task token's spending cap stopped the batch. An ``AirflowFailException`` too, so the
     task fails without retries: a retry would mint a fresh cap and could spend the budget again."""
+
+
+def _seconds(name: str, value: float | timedelta) -> float:
+    """A duration given as seconds or a ``timedelta``, checked at DAG parse time."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
+        raise ValueError(f"{name} must be a number of seconds >= 0 or a timedelta, not {value!r}")
+    return float(seconds)

@@ -3,10 +3,12 @@ ledger before that slot sends again; unknown outcomes are reconciled, never rese
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsww.concurrency import Progress, bounded
@@ -32,6 +34,18 @@ log = logging.getLogger(__name__)
 
 #: Errors after which no further send of the batch can succeed: stop instead of hammering the API.
 FATAL_ERRORS = (SmsWwAuthError, SmsWwInsufficientCreditError)
+#: How long, by default, an unknown outcome must be absent from ``GET /messages`` before it is resent.
+DEFAULT_SETTLE_TIME = 300.0
+#: Seconds between look-ups while unknown outcomes settle.
+POLL_INTERVAL = 15.0
+#: Resends of unknown outcomes per try, after which the try gives up on them (the next one goes on).
+MAX_RESENDS = 2
+#: Why a recipient whose listed message is not provably a real send is neither recorded nor resent.
+UNDECIDED = (
+    "outcome undecided: GET /messages lists a matching message that is not provably a real send (no "
+    "options.dryRun false, no sentAt, no sent state) or names the number ambiguously; not resent, to "
+    "avoid a duplicate, and not taken for sent. Check the account's messages"
+)
 
 
 @dataclass
@@ -53,13 +67,18 @@ async def send_all(
     now: Callable[[], datetime],
     concurrency: int = 20,
     scan_limit: int = 10_000,
+    settle_time: float = DEFAULT_SETTLE_TIME,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> SendReport:
     """Send the batch for real, exactly once per recipient across task retries (see module docstring).
 
-    A send whose outcome is unknown is looked up in ``GET /messages`` once the round is over, and not
-    resent in this try when it is not there: a gateway that timed out is often just slow, and may list
-    the message a moment after the look-up. It is reported failed instead, and the task's next try
-    (after its ``retry_delay``) looks again before sending.
+    A send whose outcome is unknown (5xx, dropped connection, unreadable answer) is looked up in
+    ``GET /messages``, again every few seconds while it is not listed, and resent only once it has
+    been absent for ``settle_time`` seconds since it was made: a gateway that timed out is often just
+    slow, and may list the message a while later. At most :data:`MAX_RESENDS` such resends per
+    recipient and try; what is still unknown then fails the try, and the next try looks again first
+    (the unknown outcomes and their send times are kept in the ledger). A try that stopped in the
+    middle of its sends (a crash) leaves every unrecorded recipient unknown as of the next try's start.
 
     ``scan_limit`` bounds each reconciliation's ``GET /messages`` scan *beyond* this batch's own
     messages: the batch itself adds up to one message per recipient since it started, so a scan of
@@ -70,14 +89,18 @@ async def send_all(
     previous_start = ledger.started_at()
     started = previous_start or now()
     if previous_start is None:
-        ledger.mark_started(started)
+        ledger.mark_started(started)  # also opens the first round: a crash leaves it open
 
     async def record(recipient: str, message: Message) -> dict[str, Any]:
-        rec = record_of(message)
+        # The recipient as the batch wrote it (E.164), whatever form the gateway lists it in.
+        rec = {**record_of(message), "recipient": recipient}
         await ledger.arecord(recipient, rec)
         return rec
 
     records: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    #: Recipient -> when the send whose outcome is unknown was made (our clock).
+    unknown: dict[str, datetime] = {}
     if previous_start is not None:  # a first try has an empty ledger: no need to read it per recipient
         for r in batch.recipients:
             if (known := ledger.get(r.e164)) is not None:
@@ -86,27 +109,37 @@ async def send_all(
     pending = [r for r in batch.recipients if r.e164 not in records]
     if previous_start is not None and pending:
         # A retry: the earlier try may have been accepted for recipients it did not get to record.
-        found = await reconcile(hook, batch, (r.e164 for r in pending), previous_start, scan_limit=scan_limit)
-        for recipient, message in found.items():
-            records[recipient] = await record(recipient, message)
-        reused += len(found)
-        pending = [r for r in pending if r.e164 not in records]
+        left = ledger.unknown_outcomes()
+        if left is None:  # it stopped mid-round: any of them may have been sent, as late as now
+            left = dict.fromkeys((r.e164 for r in pending), now())
+        unknown = {r.e164: left[r.e164] for r in pending if r.e164 in left}
+        ledger.set_round(unknown, open=True)  # until this try's sends are over
+        if unknown:
+            found = await reconcile(hook, batch, list(unknown), previous_start, scan_limit=scan_limit)
+            for recipient, message in found.items():
+                records[recipient] = await record(recipient, message)
+                del unknown[recipient]
+            reused += len(found)
+            pending = [r for r in pending if r.e164 not in records]
     if reused:
         log.info("%d recipient(s) already accepted by an earlier try: not sent again", reused)
 
-    failures: dict[str, str] = {}
     progress = Progress(len(pending), "sent")
     fatal: list[SmsWwError] = []
+    attempts: Counter[str] = Counter()
 
     async def send(recipient: Recipient) -> Recipient | None:
         """Send one; return the recipient when the outcome is uncertain."""
         if fatal:
             failures[recipient.e164] = f"not sent: {fatal[0].message}"
             return None
+        attempts[recipient.e164] += 1
+        sent_at = now()
         try:
             message = await hook.asend_request(batch.request(recipient, dry_run=False), batch.region)
         except (SmsWwSendUncertainError, SmsWwResponseError):
-            return recipient  # an answer we cannot read is no proof that nothing was sent
+            unknown[recipient.e164] = sent_at  # an unreadable answer is no proof that nothing was sent
+            return recipient
         except FATAL_ERRORS as exc:
             fatal.append(exc)
             failures[recipient.e164] = exc.message
@@ -115,27 +148,60 @@ async def send_all(
             failures[recipient.e164] = exc.message
             return None
         if not message.id:
-            return recipient  # accepted without an id: find it in GET /messages
+            unknown[recipient.e164] = sent_at  # accepted without an id: find it in GET /messages
+            return recipient
         records[recipient.e164] = await record(recipient.e164, message)
         progress.tick()
         return None
 
-    uncertain = [r for r in await bounded(pending, send, concurrency) if r is not None]
-    if uncertain:
-        try:
-            found = await reconcile(hook, batch, (r.e164 for r in uncertain), started, scan_limit=scan_limit)
-        except SmsWwReconcileError as exc:
-            found = {}
-            failures.update({r.e164: f"outcome unknown; {exc.message}" for r in uncertain})
-        for recipient, message in found.items():
-            records[recipient] = await record(recipient, message)
-            progress.tick()
-        for r in uncertain:
-            if r.e164 not in records:
-                failures.setdefault(
-                    r.e164,
-                    "outcome unknown after 1 attempt(s) and not in GET /messages yet; not resent in this "
-                    "try to avoid a duplicate (the next try looks it up again before sending)",
-                )
+    async def settle() -> None:
+        """Look the unknown outcomes up until each is found, undecided, or absent for ``settle_time``
+        since its send (then resent, at most :data:`MAX_RESENDS` times per recipient in this try);
+        what remains stays in ``unknown``."""
+        by_e164 = {r.e164: r for r in batch.recipients}
+        settle = timedelta(seconds=settle_time)
+        while unknown:
+            looked_at = now()
+            try:
+                found = await reconcile(hook, batch, list(unknown), started, scan_limit=scan_limit)
+            except SmsWwReconcileError as exc:
+                failures.update({r: f"outcome unknown; {exc.message}" for r in unknown})
+                return
+            for recipient, message in found.items():
+                records[recipient] = await record(recipient, message)
+                del unknown[recipient]
+                progress.tick()
+            settled = [r for r, sent_at in unknown.items() if looked_at - sent_at >= settle]
+            for recipient in found.undecided.intersection(settled):  # settled, and still not provable
+                failures[recipient] = UNDECIDED
+                del unknown[recipient]
+            # Resent at most MAX_RESENDS times in this try; the rest is left to the next try.
+            waiting = [r for r in unknown if attempts[r] <= MAX_RESENDS]
+            if due := [by_e164[r] for r in settled if r in waiting]:
+                log.warning("%d send(s) of unknown outcome absent for %s: sending again", len(due), settle)
+                for r in due:
+                    del unknown[r.e164]
+                await bounded(due, send, concurrency)
+            elif not waiting:
+                return
+            else:
+                deadline = min(unknown[r] for r in waiting) + settle
+                await sleep(min(POLL_INTERVAL, max((deadline - now()).total_seconds(), 0.0)))
+
+    await bounded([r for r in pending if r.e164 not in unknown], send, concurrency)
+    try:
+        await settle()
+    except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
+        ledger.set_round(unknown, open=False)
+        raise
+    # Only now is the round over: a crash before this line (e.g. the ledger failing) leaves it open.
+    ledger.set_round(unknown, open=False)
+    for recipient in unknown:
+        failures.setdefault(
+            recipient,
+            f"outcome unknown after {attempts[recipient]} attempt(s) in this try and not in GET /messages "
+            f"yet; not resent before it has been absent for settle_time ({settle_time:g} s) since it was "
+            "sent, to avoid a duplicate (the next try looks it up again before sending)",
+        )
     ordered = [records[r.e164] for r in batch.recipients if r.e164 in records]
     return SendReport(records=ordered, failures=failures, reused=reused, fatal=fatal[0] if fatal else None)

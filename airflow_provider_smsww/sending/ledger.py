@@ -36,6 +36,32 @@ class Ledger(Protocol):
 
     def mark_started(self, when: datetime) -> None: ...
 
+    def dry_run_ignored(self) -> str | None:
+        """Why an earlier try stopped for good: the gateway answered a dry run as a real send."""
+        ...
+
+    def unknown_outcomes(self) -> dict[str, datetime] | None:
+        """The sends whose outcome the last try left unknown, with when each was made; None when that
+        try stopped in the middle of a round (a crash), so any unrecorded recipient may have been sent."""
+        ...
+
+    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
+        """Save the unknown outcomes; ``open`` while a round of real sends is under way."""
+        ...
+
+    def mark_dry_run_ignored(self, why: str) -> None: ...
+
+
+def _round_value(unknown: dict[str, datetime], open: bool) -> dict[str, Any]:
+    return {"open": open, "unknown": {r: when.isoformat() for r, when in unknown.items()}}
+
+
+def _round_of(value: Any) -> dict[str, datetime] | None:
+    if not isinstance(value, dict) or value.get("open") is not False:
+        return None
+    unknown = value.get("unknown")
+    return {r: datetime.fromisoformat(w) for r, w in unknown.items()} if isinstance(unknown, dict) else None
+
 
 class MemoryLedger:
     """A ledger that lives as long as the object: for tests and for runs without a task state store."""
@@ -43,6 +69,8 @@ class MemoryLedger:
     def __init__(self, started: datetime | None = None) -> None:
         self.records: dict[str, dict[str, Any]] = {}
         self._started = started
+        self._dry_run_ignored: str | None = None
+        self._round: dict[str, Any] | None = None
 
     def get(self, recipient: str) -> dict[str, Any] | None:
         return self.records.get(recipient)
@@ -58,6 +86,18 @@ class MemoryLedger:
 
     def mark_started(self, when: datetime) -> None:
         self._started = self._started or when
+
+    def dry_run_ignored(self) -> str | None:
+        return self._dry_run_ignored
+
+    def mark_dry_run_ignored(self, why: str) -> None:
+        self._dry_run_ignored = why
+
+    def unknown_outcomes(self) -> dict[str, datetime] | None:
+        return _round_of(self._round)
+
+    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
+        self._round = _round_value(unknown, open)
 
 
 def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
@@ -122,6 +162,23 @@ class TaskStateLedger:
     def mark_started(self, when: datetime) -> None:
         with self._lock:
             self._store.set(f"{LEDGER_PREFIX}:started_at", when.isoformat())
+
+    def dry_run_ignored(self) -> str | None:
+        with self._lock:
+            value = self._store.get(f"{LEDGER_PREFIX}:dry_run_ignored")
+        return value if isinstance(value, str) and value else None
+
+    def mark_dry_run_ignored(self, why: str) -> None:
+        with self._lock:
+            self._store.set(f"{LEDGER_PREFIX}:dry_run_ignored", why)
+
+    def unknown_outcomes(self) -> dict[str, datetime] | None:
+        with self._lock:
+            return _round_of(self._store.get(f"{LEDGER_PREFIX}:round"))
+
+    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
+        with self._lock:
+            self._store.set(f"{LEDGER_PREFIX}:round", _round_value(unknown, open))
 
 
 def ledger_for_task(context: Any) -> Ledger:

@@ -9,26 +9,80 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_smsww.exceptions import SmsWwReconcileError
 from airflow_provider_smsww.listing import LISTING_ORDER_TOLERANCE
-from airflow_provider_smsww.models import Message, as_utc
+from airflow_provider_smsww.models import Message, MessageState, as_utc
 from airflow_provider_smsww.sending.batch import CALLBACK_KEY_FIELD
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.sending.batch import Batch
 
-#: How far before the batch start a reconciled message may have been created (clock skew).
+#: How far before the batch start a reconciled message may have been created, when the gateway's
+#: answers carry no ``Date`` header to measure its clock by.
 CLOCK_SKEW = timedelta(minutes=5)
+#: The allowance around the clock offset measured from ``Date`` (one-second resolution, latency).
+DATE_TOLERANCE = timedelta(seconds=5)
 
 
-def listed_e164(message: Message) -> str:
-    """The recipient of a listed message in E.164, whether the gateway writes it with ``+``, without,
-    or without the country prefix (which it reports apart, in ``internationalPrefix``)."""
+def listed_numbers(message: Message) -> set[str]:
+    """Every valid E.164 number the listed recipient can be, as ``phonenumbers`` parses it.
+
+    The gateway may write the recipient with ``+``, without it, or in national form with the country
+    prefix apart in ``internationalPrefix``: ``3931234567`` with prefix ``39`` is +39 393 1234567, not
+    +39 31234567, so the digits cannot just be compared. Each reading is parsed; readings that are not
+    valid numbers, or whose country code contradicts ``internationalPrefix``, are dropped. More than
+    one left means the listing is ambiguous, and the caller must not guess.
+    """
+    import phonenumbers
+
     raw = (message.recipient or "").strip()
     digits = "".join(ch for ch in raw if ch.isdigit())
-    prefix = message.international_prefix or ""
-    if digits and not raw.startswith("+") and prefix and not digits.startswith(prefix):
-        digits = prefix + digits
-    return f"+{digits}" if digits else ""
+    if not digits:
+        return set()
+    prefix = "".join(ch for ch in message.international_prefix or "" if ch.isdigit())
+    if raw.startswith("+"):
+        readings = {digits}
+    elif raw.startswith("00"):
+        readings = {digits[2:]}
+    else:
+        readings = {digits, prefix + digits} if prefix else {digits}
+    numbers = set()
+    for reading in readings:
+        try:
+            number = phonenumbers.parse(f"+{reading}", None)
+        except phonenumbers.NumberParseException:
+            continue
+        if not phonenumbers.is_valid_number(number):
+            continue
+        if prefix and str(number.country_code) != prefix:
+            continue
+        numbers.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return numbers
+
+
+#: States a message reaches only once it went to a carrier: a dry run never gets there.
+_SENT_STATES = frozenset(
+    {MessageState.PENDING, MessageState.DELIVERED, MessageState.UNDELIVERABLE, MessageState.EXPIRED}
+)
+
+
+def is_real_send(message: Message) -> bool:
+    """Positive evidence that a listed message was really sent, not a dry run: ``options.dryRun``
+    written and false, a ``sentAt`` / ``deliveredAt``, or a state only a sent message reaches. A
+    listing without any of these (e.g. no ``options`` object) proves nothing either way."""
+    options = message.options
+    if options is not None and "dry_run" in options.model_fields_set and not options.dry_run:
+        return True
+    if message.sent_at is not None or message.delivered_at is not None:
+        return True
+    return message.state in _SENT_STATES
+
+
+class Found(dict[str, Message]):
+    """What :func:`reconcile` found: recipient -> our accepted message. ``undecided`` names the
+    recipients with a listed message that matches but is not provably a real send (or whose listed
+    number is ambiguous): they are neither recorded as sent nor sent again."""
+
+    undecided: frozenset[str] = frozenset()
 
 
 async def reconcile(
@@ -38,11 +92,14 @@ async def reconcile(
     since: datetime,
     *,
     scan_limit: int = 10_000,
-) -> dict[str, Message]:
+) -> Found:
     """Find messages of this batch that the gateway already accepted, among ``recipients``.
 
     A match has the same recipient, text and sender, is not a dry run, was created at or after
-    ``since`` minus clock skew, and carries this batch's callback key when the batch has a callback.
+    ``since`` (on the gateway's clock: offset by its ``Date`` header, else allowing
+    :data:`CLOCK_SKEW`), and carries this batch's callback key when the batch has a callback. It
+    counts as ours only on positive evidence of a real send (:func:`is_real_send`), else the
+    recipient is undecided (``Found.undecided``): fail closed, never taken for sent.
     The scan of ``GET /messages`` stops early only once it has passed ``since`` in a listing that is
     newest first (the spec does not promise the order, so it is checked as the scan goes). It fails
     closed: if it runs out of ``scan_limit`` before that, with recipients still unaccounted for, it
@@ -50,8 +107,15 @@ async def reconcile(
     again.
     """
     wanted = set(recipients)
-    found: dict[str, Message] = {}
-    floor = since - CLOCK_SKEW
+    found = Found()
+    undecided: set[str] = set()
+    client = await hook.get_async_conn()
+
+    def floor() -> datetime:
+        """``since`` on the gateway's clock (measured from its ``Date`` header as the listing is read)."""
+        offset = client.clock_offset
+        return since - CLOCK_SKEW if offset is None else since + offset - DATE_TOLERANCE
+
     sender = batch.sender or "Openapi"
     newest_first, seen_descending = True, False
     previous: datetime | None = None
@@ -65,29 +129,41 @@ async def reconcile(
             elif previous is not None and created < previous:
                 seen_descending = True
             previous = created
-            if created < floor:
+            if created < floor():
                 if newest_first and seen_descending:
-                    return found  # a newest-first listing: everything after this is older still
+                    break  # a newest-first listing: everything after this is older still
                 continue
         if not message.id or (message.options is not None and message.options.dry_run):
             continue
-        recipient = listed_e164(message)
-        if recipient not in wanted or recipient in found or message.message != batch.message:
+        if message.message != batch.message or message.sender not in (None, sender, batch.sender):
             continue
-        if message.sender not in (None, sender, batch.sender):
+        numbers = listed_numbers(message)
+        candidates = {r for r in numbers & wanted if _same_key(batch, message, r)}
+        if candidates and (len(numbers) > 1 or not is_real_send(message)):
+            undecided |= candidates
             continue
-        if batch.callback is not None and recipient in batch.keys:
-            custom = message.callback.custom if message.callback else {}
-            if custom.get(CALLBACK_KEY_FIELD, batch.keys[recipient]) != batch.keys[recipient]:
-                continue
+        recipient = candidates.pop() if candidates else None
+        if recipient is None or recipient in found:
+            continue
         found[recipient] = message
         if len(found) == len(wanted):
-            return found
-    if scanned >= scan_limit:
-        order = "" if newest_first else " (and the listing is not newest first)"
-        raise SmsWwReconcileError(
-            f"GET /messages: {len(wanted) - len(found)} earlier send(s) could not be confirmed or ruled "
-            f"out within {scan_limit} listed messages{order}; not sending them again, to avoid a "
-            "duplicate. Check the account's messages, then run the task again."
-        )
+            break
+    else:
+        if scanned >= scan_limit:
+            order = "" if newest_first else " (and the listing is not newest first)"
+            raise SmsWwReconcileError(
+                f"GET /messages: {len(wanted) - len(found)} earlier send(s) could not be confirmed or ruled "
+                f"out within {scan_limit} listed messages{order}; not sending them again, to avoid a "
+                "duplicate. Check the account's messages, then run the task again."
+            )
+    found.undecided = frozenset(undecided - set(found))
     return found
+
+
+def _same_key(batch: Batch, message: Message, recipient: str) -> bool:
+    """A batch with a callback carries its per-recipient key in ``callback.custom``: a listed message
+    with another key belongs to another run."""
+    if batch.callback is None or recipient not in batch.keys:
+        return True
+    custom = message.callback.custom if message.callback else {}
+    return bool(custom.get(CALLBACK_KEY_FIELD, batch.keys[recipient]) == batch.keys[recipient])

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.exceptions import SmsWwDeliveryError, SmsWwError
+from airflow_provider_smsww.failures import failing_for_good
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, PokeReturnValue
@@ -37,7 +38,8 @@ class SmsDeliverySensor(BaseSensorOperator):
     transient API trouble as "not yet". Works in poke, reschedule and deferrable mode (the wait then
     runs in :class:`~airflow_provider_smsww.triggers.smsww.SmsDeliveryTrigger`). Returns one record per
     message: ``{id, recipient, state, messageCount, encoding, totalPrice, blocklisted}``. The verdicts
-    and modes are told in ``docs/sensor.md``.
+    and modes are told in ``docs/sensor.md``; credentials refused (401/403) and malformed ids fail
+    without retries.
 
     :param message_ids: the messages to watch (templated): one id, a list of ids, or the output of
         :class:`~airflow_provider_smsww.operators.smsww.SmsSendOperator` (an XComArg such as
@@ -134,6 +136,7 @@ class SmsDeliverySensor(BaseSensorOperator):
             self.log.warning("SMS API trouble, counted as not yet delivered: %s", trouble.message)
         return PokeReturnValue(is_done=False)
 
+    @failing_for_good(invalid_input=True)  # 401/403 or a malformed id: no retry reads otherwise
     def execute(self, context: Context) -> Any:
         ids = self._ids()  # bad input fails here, before any request or deferral
         if not self.deferrable:
@@ -157,6 +160,7 @@ class SmsDeliverySensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
 
+    @failing_for_good(invalid_input=True)
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Turn the trigger's event into the same outcome a poke would have had."""
         if not event:

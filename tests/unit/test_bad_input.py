@@ -320,16 +320,20 @@ def test_persistent_server_errors_in_the_gate_send_nothing(
 
 def test_unreadable_answer_to_a_real_send_is_looked_up_and_not_resent(httpx_mock: Any) -> None:
     """Without the gate, a 201 the provider cannot read is no proof that nothing was sent: it is looked
-    up in GET /messages, and when it is not listed (yet) the recipient fails without a second send."""
-    httpx_mock.add_response(method="POST", status_code=201, html="<html>ok</html>")
-    httpx_mock.add_response(method="GET", json={"data": []})
+    up in GET /messages, and while it is not listed the recipient is not sent again; only once it has
+    been absent for ``settle_time`` since the send (issue 12 item 4)."""
+    httpx_mock.add_response(method="POST", status_code=201, html="<html>ok</html>", is_reusable=True)
+    httpx_mock.add_response(method="GET", json={"data": []}, is_reusable=True)
     with pytest.raises(SmsWwError, match="outcome unknown") as info:
-        SmsSendOperator(task_id="send", recipients="+393331234567", message="Hello", gate=False).execute(
-            {"run_id": "r"}
-        )
+        SmsSendOperator(
+            task_id="send", recipients="+393331234567", message="Hello", gate=False, settle_time=0.2
+        ).execute({"run_id": "r"})
     assert "+393331234567" in str(info.value)
-    assert len(real_sends(httpx_mock)) == 1
-    assert [r.url.path for r in httpx_mock.get_requests(method="GET")] == ["/messages"]
+    sends = real_sends(httpx_mock)
+    assert len(sends) == 3  # the send and at most 2 resends, each after the settle time
+    gets = httpx_mock.get_requests(method="GET")
+    assert {r.url.path for r in gets} == {"/messages"}
+    assert len(gets) >= 3
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ def listed(recipient: str, *, minutes: float, id: str, **extra: Any) -> dict[str
         "message": TEXT,
         "sender": "Openapi",
         "createdAt": created.isoformat(),
+        "options": {"dryRun": False},  # positive evidence of a real send (issue 12 item 3)
         **extra,
     }
 
