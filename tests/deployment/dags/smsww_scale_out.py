@@ -35,6 +35,9 @@ with DAG(
         max_total_price=50.0,
         price_per_part_if_unknown=0.10,
         max_concurrency=5,
+        # The sandbox lists every accepted message at once: after the killed worker, the retry needs to
+        # wait only a few seconds before it may resend what the crashed round left unrecorded.
+        settle_time=5,
         pool="smsww_gateway",
         retries=3,
         retry_delay=timedelta(seconds=3),
