@@ -36,7 +36,9 @@ class TokenMinter:
 
     One minter is shared per (OAuth URL, email, scopes) in a process, so hooks created for each task
     reuse a live token instead of minting one per call. A token is renewed ``refresh_margin`` seconds
-    before its ``expireAt``, and at once after the API refuses it (401).
+    before its ``expireAt``, or a quarter of its lifetime before when that is shorter (a token that
+    lives 30 s is used for 22 s, not re-minted for every request), and at once after the API refuses
+    it (401).
     """
 
     oauth_url: str
@@ -48,6 +50,8 @@ class TokenMinter:
     #: Called with each new token, e.g. Airflow's ``mask_secret`` so that it never shows in a task log.
     on_token: Callable[[str], None] | None = field(default=None, repr=False)
     _token: Token | None = field(default=None, init=False, repr=False)
+    #: Seconds the current token was valid for when it was minted.
+    _lifetime: float = field(default=0.0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def _request(self) -> dict[str, Any]:
@@ -63,7 +67,7 @@ class TokenMinter:
             return None
         if (expire_at := as_utc(token.expire_at)) is not None:
             remaining = (expire_at - datetime.now(UTC)).total_seconds()
-            if remaining < self.refresh_margin:
+            if remaining < min(self.refresh_margin, self._lifetime / 4):
                 return None
         return token.token.get_secret_value()
 
@@ -79,6 +83,8 @@ class TokenMinter:
                 )
             raise err
         self._token = parse_token(response)
+        expire_at = as_utc(self._token.expire_at)
+        self._lifetime = 0.0 if expire_at is None else (expire_at - datetime.now(UTC)).total_seconds()
         secret = self._token.token.get_secret_value()
         if self.on_token is not None:
             self.on_token(secret)
