@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_smsww.arguments import check_message_type
 from airflow_provider_smsww.exceptions import SmsWwValidationError, describe_problems
 from airflow_provider_smsww.models import REGIONS, Callback, MessageOptions, SendRequest
 from airflow_provider_smsww.segments import SegmentInfo, analyse
@@ -112,8 +113,17 @@ def check_sender(sender: str | None) -> Problem | None:
 
 def check_message(text: str, *, fail_on_multiple_messages: bool = False) -> SegmentInfo | Problem:
     """The message's encoding and parts, or why it cannot be sent."""
-    if not isinstance(text, str) or not text.strip():
+    if (wrong_type := check_message_type(text)) is not None:
+        return Problem(wrong_type)
+    if not text.strip():
         return Problem("message is empty")
+    try:
+        text.encode("utf-16-le")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. half an emoji cut by a slice
+        return Problem(
+            f"message has a lone surrogate {text[exc.start]!r} at position {exc.start}, which no SMS "
+            "encoding can carry (half of an emoji?): remove it or restore the whole character"
+        )
     info = analyse(text)
     if info.parts > MAX_PARTS:
         return Problem(

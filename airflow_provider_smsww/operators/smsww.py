@@ -11,10 +11,12 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
+from airflow_provider_smsww.arguments import check_message_type, check_positive_int, check_recipients_type
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwDryRunIgnoredError,
     SmsWwError,
+    SmsWwGateError,
     SmsWwSpendingCapError,
     describe_problems,
 )
@@ -100,6 +102,7 @@ class SmsSendOperator(BaseOperator):
 
         positive_amount("max_total_price", max_total_price)
         positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
+        _check_arguments(recipients, message, max_concurrency)
         if (
             not gate
             and not dry_run
@@ -141,6 +144,8 @@ class SmsSendOperator(BaseOperator):
         from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
 
         self._mask_callback_headers()
+        if problem := check_recipients_type(self.recipients):  # rendered: an XComArg's value
+            raise SmsWwGateError(problem, problems={"recipients": problem})
         batch = check_locally(
             as_list(self.recipients),
             self.message,
@@ -321,3 +326,18 @@ def _seconds(name: str, value: float | timedelta) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
         raise ValueError(f"{name} must be a number of seconds >= 0 or a timedelta, not {value!r}")
     return float(seconds)
+
+
+def _check_arguments(recipients: Any, message: Any, max_concurrency: Any) -> None:
+    """Refuse, when the DAG file is parsed, what no rendering can make right."""
+    problems = [
+        problem
+        for problem in (
+            check_recipients_type(recipients),
+            check_message_type(message, at_parse_time=True),
+            check_positive_int("max_concurrency", max_concurrency),
+        )
+        if problem
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))

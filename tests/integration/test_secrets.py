@@ -183,8 +183,15 @@ def test_send_wait_alert_leak_nothing(
         pytest.param("wrong-token", {}, SmsWwAuthError, id="wrong-token"),
         pytest.param("wrong-api-key", {}, SmsWwAuthError, id="wrong-api-key"),
         pytest.param("static", {"fault": "503"}, SmsWwServerError, id="gate-5xx"),
-        pytest.param("static", {"fault": "503", "gate": False}, SmsWwError, id="send-5xx-unknown-outcome"),
-        pytest.param("minted", {"fault": "503", "gate": False}, SmsWwError, id="minted-send-5xx"),
+        pytest.param(
+            "static",
+            {"fault": "503", "gate": False, "settle_time": 0.05},
+            SmsWwError,
+            id="send-5xx-unknown-outcome",
+        ),
+        pytest.param(
+            "minted", {"fault": "503", "gate": False, "settle_time": 0.05}, SmsWwError, id="minted-send-5xx"
+        ),
     ],
 )
 def test_failures_leak_nothing(

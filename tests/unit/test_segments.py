@@ -70,24 +70,6 @@ def test_count_parts(characters: int, encoding: str, parts: int) -> None:
     assert count_parts(text, encoding) == parts  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("text", "encoding", "parts"),
-    [
-        pytest.param("a" * 152 + "€" + "a" * 152, "GSM-7", 3, id="escape-pair-on-the-boundary"),
-        pytest.param("a" * 151 + "€" + "a" * 152, "GSM-7", 2, id="escape-pair-fits"),
-        pytest.param("a" * 152 + "{" + "a" * 153, "GSM-7", 3, id="brace"),
-        pytest.param("中" * 66 + "😀" + "中" * 66, "UCS-2", 3, id="surrogate-pair-on-the-boundary"),
-        pytest.param("中" * 65 + "😀" + "中" * 66, "UCS-2", 2, id="surrogate-pair-fits"),
-        pytest.param("€" * 80, "GSM-7", 1, id="160-units-in-one-part"),
-    ],
-)
-def test_two_unit_characters_never_straddle_a_part_boundary(text: str, encoding: str, parts: int) -> None:
-    """Regression (issue 12 item 9): 152 'a' + '€' + 152 'a' was counted 2 parts; the gateway cannot
-    split the escape pair, so it needs 3, and under-counting let it pass a one-part-short budget."""
-    assert count_parts(text, encoding) == parts  # type: ignore[arg-type]
-    assert analyse(text).parts == parts
-
-
 def test_single_part_limit() -> None:
     assert analyse("hi").single_part_limit == 160
     assert analyse("привет").single_part_limit == 70
