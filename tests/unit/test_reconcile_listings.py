@@ -87,7 +87,9 @@ def gateway(httpx_mock: Any) -> Gateway:
 async def send(recipients: list[str], ledger: MemoryLedger) -> Any:
     hook = SmsWwHook()
     try:
-        return await send_all(hook, check_locally(recipients, TEXT), ledger, now=lambda: datetime.now(UTC))
+        return await send_all(
+            hook, check_locally(recipients, TEXT), ledger, now=lambda: datetime.now(UTC), settle_time=0
+        )
     finally:
         await hook.aclose()
 
