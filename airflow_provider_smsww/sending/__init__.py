@@ -14,7 +14,9 @@ The order is what keeps money safe:
    accepted id to the ledger before that slot sends again.
 5. :mod:`.reconcile`: a send whose outcome is unknown (dropped connection, 5xx, an unreadable answer),
    and on a retry every recipient the ledger lacks, is looked up in ``GET /messages`` before anything
-   is resent; what is not listed yet is left to the next try, which looks again first.
+   is resent. The try waits and looks again; what stays absent is resent only once it has been absent
+   for ``settle_time`` since its send (and a listing that does not prove a real send is never taken
+   for one).
 
 ``docs/operator.md`` tells the guarantees and the window that remains.
 """
