@@ -81,16 +81,10 @@ class TokenMinter:
         return token.token.get_secret_value()
 
     def _accept(self, response: httpx.Response) -> str:
+        if response.status_code in (401, 403):
+            raise _oauth_failure(response, "Minting a token")
         if response.status_code >= 400:
-            err = error_from_response(response)
-            if response.status_code in (401, 403):
-                raise SmsWwAuthError(
-                    f"Minting a token failed ({response.status_code}): check the connection's account "
-                    "email (login) and api_key extra.",
-                    status_code=response.status_code,
-                    code=err.code,
-                )
-            raise err
+            raise error_from_response(response)
         self._token, self._received_at = parse_token(response), datetime.now(UTC)
         secret = self._token.token.get_secret_value()
         if self.on_token is not None:

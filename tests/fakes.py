@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
 
 API = "https://sms.example.test"
 TOKEN = "unit-test-token-0123456789"
@@ -247,3 +249,28 @@ class FakeGateway:
     def real_sends(self) -> list[str]:
         """Recipients of every real POST, accepted or not."""
         return [r for r, dry in self.posts if not dry]
+
+
+class StatsRecorder(NoStatsLogger):
+    """A Stats backend keeping every counter increment (everything else does nothing); install it with
+    the ``metrics`` fixture of the test modules that check Airflow metrics."""
+
+    def __init__(self) -> None:
+        self.counts: list[tuple[str, int, dict[str, Any]]] = []
+
+    def incr(self, stat: str, count: int = 1, rate: int = 1, *, tags: dict[str, str] | None = None) -> None:
+        self.counts.append((stat, count, dict(tags or {})))
+
+
+@contextmanager
+def recorded_metrics() -> Iterator[StatsRecorder]:
+    """Airflow's ``Stats`` sent to a :class:`StatsRecorder` for the duration of the block."""
+    from airflow.sdk._shared.observability.metrics import stats
+
+    recorder = StatsRecorder()
+    saved = (stats._factory, stats._backend, stats._export_legacy_names)
+    stats.initialize(factory=lambda: recorder, export_legacy_names=False)
+    try:
+        yield recorder
+    finally:
+        stats._factory, stats._backend, stats._export_legacy_names = saved

@@ -11,38 +11,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
 
 from airflow_provider_smsww.exceptions import SmsWwError, SmsWwInsufficientCreditError
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendingCapReachedError
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
+from tests.fakes import StatsRecorder, recorded_metrics
 
 pytestmark = pytest.mark.integration
 
 ITALIAN = [f"+39333{n:07d}" for n in range(1_000_100, 1_000_140)]  # 40 numbers; IT costs 0.065 per part
 
 
-class Recorder(NoStatsLogger):
-    """A Stats backend keeping every counter increment (everything else does nothing)."""
-
-    def __init__(self) -> None:
-        self.counts: list[tuple[str, int, dict[str, Any]]] = []
-
-    def incr(self, stat: str, count: int = 1, rate: int = 1, *, tags: dict[str, str] | None = None) -> None:
-        self.counts.append((stat, count, dict(tags or {})))
-
-
 @pytest.fixture
-def metrics() -> Iterator[Recorder]:
-    from airflow.sdk._shared.observability.metrics import stats
-
-    recorder = Recorder()
-    saved = (stats._factory, stats._backend, stats._export_legacy_names)
-    stats.initialize(factory=lambda: recorder, export_legacy_names=False)
-    yield recorder
-    stats._factory, stats._backend, stats._export_legacy_names = saved
+def metrics() -> Iterator[StatsRecorder]:
+    with recorded_metrics() as recorder:
+        yield recorder
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +137,7 @@ def test_notifier_warns_below_the_threshold_and_still_sends(
         assert "LOW SMS CREDIT: 5.00 EUR" in capsys.readouterr().out
 
 
-def test_closing_figures_cost_in_xcom_and_metrics(oauth: SandboxHandle, metrics: Recorder) -> None:
+def test_closing_figures_cost_in_xcom_and_metrics(oauth: SandboxHandle, metrics: StatsRecorder) -> None:
     """One run: the operator's estimate, the sensor's actual cost and every metric, printed (-s)."""
     send_ti, wait_ti = TI(), TI()
     recipients = ITALIAN[:5]
@@ -187,7 +172,7 @@ def test_closing_figures_cost_in_xcom_and_metrics(oauth: SandboxHandle, metrics:
 
 
 def test_one_dag_run_carries_both_costs_in_xcom(
-    oauth: SandboxHandle, airflow_db: str, metrics: Recorder
+    oauth: SandboxHandle, airflow_db: str, metrics: StatsRecorder
 ) -> None:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session

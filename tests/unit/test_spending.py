@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsww.exceptions import (
@@ -27,7 +26,7 @@ from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendingCapReachedError
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
-from tests.fakes import IDS, TOKEN, FakeGateway, FakeMessages, FakeStore
+from tests.fakes import IDS, TOKEN, FakeGateway, FakeMessages, FakeStore, StatsRecorder, recorded_metrics
 
 API = "https://sms.example.test"
 OAUTH = "https://oauth.example.test"
@@ -117,25 +116,10 @@ def gateway(httpx_mock: Any, account: Account) -> FakeGateway:
     return fake
 
 
-class Recorder(NoStatsLogger):
-    """A Stats backend keeping every counter increment (everything else does nothing)."""
-
-    def __init__(self) -> None:
-        self.counts: list[tuple[str, int, dict[str, Any]]] = []
-
-    def incr(self, stat: str, count: int = 1, rate: int = 1, *, tags: dict[str, str] | None = None) -> None:
-        self.counts.append((stat, count, dict(tags or {})))
-
-
 @pytest.fixture
-def metrics() -> Iterator[Recorder]:
-    from airflow.sdk._shared.observability.metrics import stats
-
-    recorder = Recorder()
-    saved = (stats._factory, stats._backend, stats._export_legacy_names)
-    stats.initialize(factory=lambda: recorder, export_legacy_names=False)
-    yield recorder
-    stats._factory, stats._backend, stats._export_legacy_names = saved
+def metrics() -> Iterator[StatsRecorder]:
+    with recorded_metrics() as recorder:
+        yield recorder
 
 
 class TI:
@@ -360,7 +344,7 @@ def test_token_is_revoked_when_the_send_fails(
 
 
 def test_cost_in_xcom_last_log_line_and_metrics(
-    account: Account, gateway: FakeGateway, metrics: Recorder, capsys: pytest.CaptureFixture[str]
+    account: Account, gateway: FakeGateway, metrics: StatsRecorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ti = TI()
     records = op(max_total_price=1.0).execute(context(ti))
@@ -383,7 +367,9 @@ def test_cost_in_xcom_last_log_line_and_metrics(
     )
 
 
-def test_failures_are_counted_in_metrics(account: Account, gateway: FakeGateway, metrics: Recorder) -> None:
+def test_failures_are_counted_in_metrics(
+    account: Account, gateway: FakeGateway, metrics: StatsRecorder
+) -> None:
     gateway.price, gateway.real_price = 0.01, 0.10
     with pytest.raises(SmsWwSpendingCapReachedError):
         op(recipients=ITALIAN[:5], max_total_price=0.25).execute(context())
@@ -391,7 +377,7 @@ def test_failures_are_counted_in_metrics(account: Account, gateway: FakeGateway,
     assert counted == {"smsww.sent": 2, "smsww.failed": 3, "smsww.parts": 2, "smsww.cost_estimated_cents": 2}
 
 
-def test_sensor_reports_the_actual_cost(httpx_mock: Any, metrics: Recorder) -> None:
+def test_sensor_reports_the_actual_cost(httpx_mock: Any, metrics: StatsRecorder) -> None:
     fake = FakeMessages({i: ["DELIVERED"] for i in IDS})  # totalPrice 0.05 each
     httpx_mock.add_callback(fake, url=re.compile(f"^{API}/"), is_reusable=True)
     ti = TI()
