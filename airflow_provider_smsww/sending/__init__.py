@@ -10,9 +10,12 @@ The order is what keeps money safe:
    (:func:`~.ledger.not_yet_recorded`); they are neither priced nor sent again.
 3. :mod:`.gate`: :func:`~.gate.gate` prices every remaining message with ``dryRun`` (free) and refuses
    the whole batch if any message fails, needs too many parts, or the total is over budget.
-4. :mod:`.bulk`: :func:`~.bulk.send_all` sends for real with a bounded number in flight, writing each
+4. :mod:`.credit`: :func:`~.credit.preflight` refuses the batch unless the account's credit covers the
+   estimate (with the account's email and API key); the sends then go through a per-task token the
+   gateway caps at the budget (``SmsWwHook.scoped``).
+5. :mod:`.bulk`: :func:`~.bulk.send_all` sends for real with a bounded number in flight, writing each
    accepted id to the ledger before that slot sends again.
-5. :mod:`.reconcile`: a send whose outcome is unknown (dropped connection, 5xx, an unreadable answer),
+6. :mod:`.reconcile`: a send whose outcome is unknown (dropped connection, 5xx, an unreadable answer),
    and on a retry every recipient the ledger lacks, is looked up in ``GET /messages`` before anything
    is resent. The try waits and looks again; what stays absent is resent only once it has been absent
    for ``settle_time`` since its send (and a listing that does not prove a real send is never taken
