@@ -274,3 +274,17 @@ def recorded_metrics() -> Iterator[StatsRecorder]:
         yield recorder
     finally:
         stats._factory, stats._backend, stats._export_legacy_names = saved
+
+
+class XComTI:
+    """The parts of a task instance the operator and sensor use outside a worker: ``map_index``,
+    ``try_number`` and ``xcom_push`` (kept as JSON, as the real XCom does)."""
+
+    map_index = -1
+    try_number = 1
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = json.loads(json.dumps(value))

@@ -17,7 +17,7 @@ from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendingCapReachedError
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
-from tests.fakes import StatsRecorder, recorded_metrics
+from tests.fakes import StatsRecorder, XComTI, recorded_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -45,19 +45,8 @@ def oauth(server: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sa
     server.reset()
 
 
-class TI:
-    map_index = -1
-    try_number = 1
-
-    def __init__(self) -> None:
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = json.loads(json.dumps(value))
-
-
-def ctx(ti: TI | None = None) -> dict[str, Any]:
-    return {"ti": ti or TI(), "run_id": "money__1"}
+def ctx(ti: XComTI | None = None) -> dict[str, Any]:
+    return {"ti": ti or XComTI(), "run_id": "money__1"}
 
 
 def revocations(handle: SandboxHandle) -> list[tuple[str, str, int]]:
@@ -132,14 +121,14 @@ def test_notifier_warns_below_the_threshold_and_still_sends(
 ) -> None:
     with run_sandbox(credit=5.0) as handle:
         monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.oauth_conn_json)
-        SmsWwNotifier(recipients=ITALIAN[:1], message="FAILED load")({"ti": TI(), "run_id": "x"})
+        SmsWwNotifier(recipients=ITALIAN[:1], message="FAILED load")({"ti": XComTI(), "run_id": "x"})
         assert len(handle.sandbox.accepted()) == 1
         assert "LOW SMS CREDIT: 5.00 EUR" in capsys.readouterr().out
 
 
 def test_closing_figures_cost_in_xcom_and_metrics(oauth: SandboxHandle, metrics: StatsRecorder) -> None:
     """One run: the operator's estimate, the sensor's actual cost and every metric, printed (-s)."""
-    send_ti, wait_ti = TI(), TI()
+    send_ti, wait_ti = XComTI(), XComTI()
     recipients = ITALIAN[:5]
     records = SmsSendOperator(
         task_id="send",

@@ -26,7 +26,16 @@ from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendingCapReachedError
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
-from tests.fakes import IDS, TOKEN, FakeGateway, FakeMessages, FakeStore, StatsRecorder, recorded_metrics
+from tests.fakes import (
+    IDS,
+    TOKEN,
+    FakeGateway,
+    FakeMessages,
+    FakeStore,
+    StatsRecorder,
+    XComTI,
+    recorded_metrics,
+)
 
 API = "https://sms.example.test"
 OAUTH = "https://oauth.example.test"
@@ -122,19 +131,8 @@ def metrics() -> Iterator[StatsRecorder]:
         yield recorder
 
 
-class TI:
-    map_index = -1
-    try_number = 1
-
-    def __init__(self) -> None:
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = json.loads(json.dumps(value))
-
-
-def context(ti: TI | None = None) -> dict[str, Any]:
-    return {"ti": ti or TI(), "run_id": "manual__1", "task_state_store": FakeStore()}
+def context(ti: XComTI | None = None) -> dict[str, Any]:
+    return {"ti": ti or XComTI(), "run_id": "manual__1", "task_state_store": FakeStore()}
 
 
 def op(**kwargs: Any) -> SmsSendOperator:
@@ -346,7 +344,7 @@ def test_token_is_revoked_when_the_send_fails(
 def test_cost_in_xcom_last_log_line_and_metrics(
     account: Account, gateway: FakeGateway, metrics: StatsRecorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ti = TI()
+    ti = XComTI()
     records = op(max_total_price=1.0).execute(context(ti))
     assert len(records) == 3  # the return value stays the sensor's list of records
     assert ti.xcom["cost"] == {
@@ -380,7 +378,7 @@ def test_failures_are_counted_in_metrics(
 def test_sensor_reports_the_actual_cost(httpx_mock: Any, metrics: StatsRecorder) -> None:
     fake = FakeMessages({i: ["DELIVERED"] for i in IDS})  # totalPrice 0.05 each
     httpx_mock.add_callback(fake, url=re.compile(f"^{API}/"), is_reusable=True)
-    ti = TI()
+    ti = XComTI()
     sensor = SmsDeliverySensor(task_id="wait", message_ids=IDS, poke_interval=0, timeout=10, deferrable=False)
     assert len(sensor.execute({"ti": ti, "run_id": "manual__1"})) == 3
     assert ti.xcom["cost"] == {"currency": "EUR", "messages": 3, "parts": 3, "actual_total_price": 0.15}
