@@ -54,6 +54,11 @@ class FakeStore:
             raise RuntimeError("worker crashed while recording an accepted message")
         self.data[key] = json.loads(json.dumps(value))
 
+    def recorded(self) -> dict[str, Any]:
+        """What the retry ledger holds: recipient -> record, from every group it wrote."""
+        groups = (v for k, v in self.data.items() if k.startswith("smsww:accepted:"))
+        return {recipient: record for group in groups for recipient, record in group.items()}
+
 
 class FakeMessages:
     """``GET /messages/{id}`` for the sensor and trigger tests: each id walks through its list of

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEDGER_PREFIX = "smsww"
+#: Most records written in one store value: 100 records are about 15 KB, well under the 64 KB that
+#: Airflow's ``[state_store] max_value_storage_bytes`` warns about by default.
+GROUP_SIZE = 100
 
 
 class Ledger(Protocol):
@@ -122,37 +126,88 @@ def record_of(message: Message) -> dict[str, Any]:
 class TaskStateLedger:
     """A :class:`Ledger` on Airflow 3.3's ``task_state_store``.
 
-    The store is scoped to (dag, run, task, map index) and survives task retries. One small key per
-    recipient, so recording an id costs one small write however long the list is.
+    The store is scoped to (dag, run, task, map index) and survives task retries. Each write is a
+    round trip through the supervisor to the API server (about 7 ms in ``dag.test()``), so accepted
+    ids are written in groups (group commit): the records that arrive while one group is being
+    written go together in the next, under the keys ``smsww:accepted:0``, ``:1``, ... A slow store
+    therefore gets fewer, larger writes instead of slowing the sends, and a retry reads the ledger in
+    a few reads instead of one per recipient.
 
-    Writes come from worker threads (the bulk send keeps its event loop free while the supervisor
-    answers), so one lock serialises them: the worker's socket comms are thread-safe, but the in-process
-    comms of ``dag.test()`` are not (it unsets ``SUPERVISOR_COMMS`` while it handles a request, and a
-    concurrent write then fails).
+    Writes run in a worker thread (the event loop stays free while the supervisor answers), under one
+    lock: the worker's socket comms are thread-safe, but the in-process comms of ``dag.test()`` are
+    not (it unsets ``SUPERVISOR_COMMS`` while it handles a request, and a concurrent write then fails).
+    A write that fails stops every later one: the keys must stay contiguous for a retry to read them
+    all, and a try that cannot record what it sent must stop sending.
     """
 
     def __init__(self, store: Any) -> None:
         self._store = store
         self._lock = threading.Lock()
-        # What this try has read or written: a retry reads each recipient once (for the gate), not
-        # once more for the send; nothing else writes these keys while the task runs.
-        self._seen: dict[str, dict[str, Any] | None] = {}
+        # The records of every group written so far, read once per try (nothing else writes them
+        # while the task runs), and the number of the next group.
+        self._recorded: dict[str, dict[str, Any]] | None = None
+        self._next_group = 0
+        self._write_failed: BaseException | None = None
+        # Groups waiting to be written, each with the future that resolves once it is, and the task
+        # that writes them one after another.
+        self._queued: deque[tuple[dict[str, dict[str, Any]], asyncio.Future[None]]] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    def _read_groups(self) -> dict[str, dict[str, Any]]:
+        """Every recorded group, read once; call with the lock held."""
+        if self._recorded is None:
+            self._recorded = {}
+            while isinstance(group := self._store.get(f"{LEDGER_PREFIX}:accepted:{self._next_group}"), dict):
+                self._recorded.update(group)
+                self._next_group += 1
+        return self._recorded
 
     def get(self, recipient: str) -> dict[str, Any] | None:
         with self._lock:
-            if recipient not in self._seen:
-                value = self._store.get(f"{LEDGER_PREFIX}:sent:{recipient}")
-                self._seen[recipient] = value if isinstance(value, dict) else None
-            return self._seen[recipient]
+            return self._read_groups().get(recipient)
 
     def record(self, recipient: str, record: dict[str, Any]) -> None:
+        self._write({recipient: record})
+
+    def _write(self, group: dict[str, dict[str, Any]]) -> None:
         with self._lock:
-            self._store.set(f"{LEDGER_PREFIX}:sent:{recipient}", record)
-            self._seen[recipient] = record
+            if self._write_failed is not None:
+                raise RuntimeError(
+                    "the retry ledger stopped at an earlier failed write; this accepted id is not "
+                    "recorded (the next try looks it up before sending)"
+                ) from self._write_failed
+            recorded = self._read_groups()
+            try:
+                self._store.set(f"{LEDGER_PREFIX}:accepted:{self._next_group}", group)
+            except BaseException as exc:
+                self._write_failed = exc
+                raise
+            self._next_group += 1
+            recorded.update(group)
 
     async def arecord(self, recipient: str, record: dict[str, Any]) -> None:
-        # The store talks to the supervisor synchronously: keep the event loop free meanwhile.
-        await asyncio.to_thread(self.record, recipient, record)
+        """Record in the next group, and return once that group is written."""
+        loop = asyncio.get_running_loop()
+        if not self._queued or len(self._queued[-1][0]) >= GROUP_SIZE:
+            self._queued.append(({}, loop.create_future()))
+        group, written = self._queued[-1]
+        group[recipient] = record
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_groups())
+        await asyncio.shield(written)  # a cancelled caller must not cancel its group's future
+
+    async def _write_groups(self) -> None:
+        while self._queued:
+            group, written = self._queued.popleft()
+            try:
+                await asyncio.to_thread(self._write, group)
+            except Exception as exc:  # this group's callers fail, and so will the later ones
+                written.set_exception(exc)
+            except BaseException:  # cancelled: the loop is closing, and its callers with it
+                written.cancel()
+                raise
+            else:
+                written.set_result(None)
 
     def started_at(self) -> datetime | None:
         with self._lock:

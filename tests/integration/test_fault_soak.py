@@ -169,8 +169,9 @@ def test_soak_1000_sends_with_faults_a_crash_and_retries(
         use(monkeypatch, handle)
         tap = SendTap(handle)
         reconciles = ReconcileTap(monkeypatch)
-        # Write #1 marks the batch start, #2.. record ids: crash while recording the 500th acceptance.
-        store = FakeStore(fail_on_set=501)
+        # Write #1 marks the batch start, #2.. record groups of accepted ids (at most 20 each, one per
+        # slot): crash while recording the 40th group, somewhere between 40 and 800 acceptances in.
+        store = FakeStore(fail_on_set=41)
         op = operator()
 
         tap.try_number = 1
@@ -182,7 +183,7 @@ def test_soak_1000_sends_with_faults_a_crash_and_retries(
         assert {r for dry, r in first[:first_real] if dry} == set(RECIPIENTS)
         assert all(not dry for dry, _ in first[first_real:])
         accepted_at_crash = len(handle.sandbox.accepted())
-        recorded_at_crash = sum(1 for k in store.data if k.startswith("smsww:sent:"))
+        recorded_at_crash = len(store.recorded())
         assert 0 < accepted_at_crash < N
         assert handle.sandbox.per_recipient().most_common(1)[0][1] == 1
         # The worst window happened: the gateway holds messages the ledger does not.
@@ -251,7 +252,7 @@ def test_in_process_soak_with_crash_and_retry(monkeypatch: pytest.MonkeyPatch) -
             functools.partial(AsyncSmsWwClient, transport=box.async_transport),
         )
         tap = SendTap(box)
-        store = FakeStore(fail_on_set=101)
+        store = FakeStore(fail_on_set=11)  # the 10th group of at most 10 ids: mid-batch
         op = operator(recipients=recipients, max_concurrency=10)
         tap.try_number = 1
         with pytest.raises(RuntimeError, match="worker crashed"):
@@ -275,9 +276,9 @@ def test_accepted_but_unrecorded_is_reconciled_not_resent(monkeypatch: pytest.Mo
         with pytest.raises(RuntimeError, match="worker crashed"):
             op.execute(context(store))
         assert len(handle.sandbox.accepted()) == 5
-        assert sum(1 for k in store.data if k.startswith("smsww:sent:")) == 4
+        assert len(store.recorded()) == 4
         unrecorded = recipients[4]
-        assert f"smsww:sent:{unrecorded}" not in store.data
+        assert unrecorded not in store.recorded()
         store.fail_on_set = None
         handle.sandbox.requests.clear()
 
@@ -287,7 +288,7 @@ def test_accepted_but_unrecorded_is_reconciled_not_resent(monkeypatch: pytest.Mo
         sent_on_retry = [r for dry, r in tap.of_try(2) if not dry]
         assert sent_on_retry == recipients[5:]
         assert ("GET", "/messages", 200) in handle.sandbox.requests
-        assert store.data[f"smsww:sent:{unrecorded}"]["id"] == result[4]["id"]
+        assert store.recorded()[unrecorded]["id"] == result[4]["id"]
         assert_exactly_once(handle, result, recipients)
 
 
