@@ -4,10 +4,10 @@ Each benchmark runs in its own interpreter (``--json``), one after another (the 
 running them side by side would measure them against each other). The exit status is non-zero when
 any benchmark misses a target or fails, so ``make bench`` checks the claims it prints.
 
-    python benchmarks/run_all.py [--json] [--save FILE] [--only bulk_send,import_cost,sensor_cost]
+    python benchmarks/run_all.py [--json] [--save FILE] [--only bulk_send,ledger_cost,import_cost,sensor_cost,scale]
 
-Budget: about 5 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~1 min, import cost
-~0.4 min). Every target is a ratio or a count measured in one run (CPU seconds, calls, MB), not an
+Budget: about 4 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~0.5 min, ledger
+cost ~0.5 min, import cost ~0.3 min). Every target is a ratio or a count measured in one run (CPU seconds, calls, MB), not an
 absolute time, so a slower machine changes the figures but not the verdicts.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("import_cost", "bulk_send", "sensor_cost", "scale")
+BENCHMARKS = ("import_cost", "bulk_send", "ledger_cost", "sensor_cost", "scale")
 
 
 def run(name: str) -> tuple[int, dict[str, Any] | None, float]:
@@ -85,6 +85,17 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
             + " | | |",
             f"| bulk send | each recipient sent exactly once (server's counts) | "
             f"{'yes' if bulk['exactly_once'] else 'no'} | yes | {_mark(bulk['exactly_once'])} |",
+        ]
+    ledger = reports.get("ledger_cost")
+    if ledger:
+        instant, slow = ledger["instant"], ledger["slow"]
+        rows += [
+            f"| ledger ({ledger['recipients']:,} sends, {ledger['latency_s'] * 1000:g} ms/request, gate off) | "
+            f"store at {ledger['store_latency_s'] * 1000:g} ms per write ({slow['msgs_per_s']} msg/s, "
+            f"{slow['writes_per_1000']} writes per 1,000; one write per recipient would need >= "
+            f"{ledger['one_key_per_recipient_min_s']:g} s) vs instant store ({instant['msgs_per_s']} msg/s, "
+            f"{instant['writes_per_1000']} writes) | {ledger['rate_ratio']}x | "
+            f">= {ledger['target_rate_ratio_min']:g}x | {_mark(ledger['ok'])} |"
         ]
     scale = reports.get("scale")
     if scale:
