@@ -7,8 +7,9 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -139,9 +140,16 @@ class FakeGateway:
     - ``blocklist_dry_runs``: recipients whose dry runs come back blocklisted.
     - ``lose_once``: a 502 before anything is stored; ``garble_once``: stored, then an unreadable 201;
       ``uncertain_once``: stored, then a 502 HTML page.
+    - How ``GET /messages`` lists: ``list_national``: Italian numbers in national form with their
+      ``internationalPrefix`` ("3331234567", "39"); ``list_dry_runs``: accepted dry runs are listed
+      too, without any ``options`` object (as a gateway was seen to do); ``list_lag``: a message is
+      listed only that long after it was stored, by ``clock`` (None: real time).
+    - ``clock_behind``: the gateway's own clock runs that much behind ours, in ``createdAt`` and in a
+      ``Date`` header on every answer (None: no ``Date`` header).
 
     What it records: ``posts`` (recipient, dry run?) of every POST, ``paths``, ``bodies`` and
-    ``dry_runs`` (the bodies of accepted real sends and dry runs), ``stored`` (messages as listed).
+    ``dry_runs`` (the bodies of accepted real sends and dry runs), ``stored`` (the real sends it
+    stored), ``listing`` (what ``GET /messages`` may list, oldest first, with when each was stored).
     """
 
     def __init__(self, price: float = 0.05, parts: int | None = None) -> None:
@@ -164,6 +172,12 @@ class FakeGateway:
         self.bodies: list[dict[str, Any]] = []
         self.dry_runs: list[dict[str, Any]] = []
         self.stored: list[dict[str, Any]] = []
+        self.list_national = False
+        self.list_dry_runs = False
+        self.list_lag = timedelta(0)
+        self.clock: Callable[[], datetime] | None = None
+        self.clock_behind: timedelta | None = None
+        self.listing: list[tuple[datetime, dict[str, Any]]] = []
         self._ids = itertools.count(1)
 
     def message(self, body: dict[str, Any], *, id: str, price: float | None = None) -> dict[str, Any]:
@@ -182,16 +196,27 @@ class FakeGateway:
             "messageCount": parts,
             "price": price,
             "totalPrice": price * parts,
-            "createdAt": datetime.now(UTC).isoformat(),
+            "createdAt": (datetime.now(UTC) - (self.clock_behind or timedelta(0))).isoformat(),
             "callback": body.get("callback"),
             "options": body["options"],
         }
 
+    def now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(UTC)
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = self._answer(request)
+        if self.clock_behind is not None:
+            response.headers["Date"] = format_datetime(datetime.now(UTC) - self.clock_behind, usegmt=True)
+        return response
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
             assert request.headers["Authorization"] in (f"Bearer {TOKEN}", f"Bearer {self.send_token}")
             skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
-            return httpx.Response(200, json={"data": list(reversed(self.stored))[skip : skip + limit]})
+            now = self.now()
+            listed = [self._listed(m) for at, m in reversed(self.listing) if now - at >= self.list_lag]
+            return httpx.Response(200, json={"data": listed[skip : skip + limit]})
         body = json.loads(request.content)
         recipient, dry = body["recipient"], body["options"]["dryRun"]
         self.posts.append((recipient, dry))
@@ -224,6 +249,7 @@ class FakeGateway:
             message["options"] = {**body["options"], "dryRun": False}
         self.bodies.append(body)
         self.stored.append(message)
+        self.listing.append((self.now(), message))
         if recipient in self.garble_once:
             self.garble_once.discard(recipient)
             return httpx.Response(201, html="<html>accepted</html>")
@@ -241,7 +267,16 @@ class FakeGateway:
             del message["options"]
         if body["recipient"] in self.blocklist_dry_runs:
             message |= {"blocklisted": True, "blocklistedReason": "forbidden word"}
+        if self.list_dry_runs:
+            listed = {k: v for k, v in message.items() if k != "options"}
+            self.listing.append((self.now(), listed | {"id": f"{next(self._ids):024x}"}))
         return httpx.Response(201, json={"data": message})
+
+    def _listed(self, message: dict[str, Any]) -> dict[str, Any]:
+        recipient = message["recipient"]
+        if self.list_national and recipient.startswith("+39"):
+            return message | {"recipient": recipient[3:], "internationalPrefix": "39"}
+        return message
 
     def sent_to(self) -> list[str]:
         """Recipients of the stored (accepted) real sends, in order."""

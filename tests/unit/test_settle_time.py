@@ -5,12 +5,9 @@ again meanwhile), and the gateway's clock is read from its ``Date`` header inste
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -19,47 +16,10 @@ from airflow_provider_smsww.sending.batch import check_locally
 from airflow_provider_smsww.sending.bulk import send_all
 from airflow_provider_smsww.sending.ledger import MemoryLedger
 from airflow_provider_smsww.sending.reconcile import reconcile
+from tests.fakes import FakeGateway
 
 TEXT = "Report ready"
 ALICE, BOB = "+393331234567", "+393331234568"
-
-
-class LaggingGateway:
-    """Stores real sends at once but lists each only ``lag`` after it was stored; ``fail_after_store``
-    answers 503 after storing (the outcome is unknown to the client). Times follow ``clock``; the
-    gateway's own clock (``createdAt`` and the ``Date`` header) is ``behind`` that."""
-
-    def __init__(self, clock: list[datetime], lag: timedelta, behind: timedelta = timedelta(0)) -> None:
-        self.clock, self.lag, self.behind = clock, lag, behind
-        self.stored: list[tuple[datetime, dict[str, Any]]] = []
-        self.real_posts: list[str] = []
-        self.fail_after_store: set[str] = set()
-
-    def answer(self, status: int, **kwargs: Any) -> httpx.Response:
-        date = format_datetime(datetime.now(UTC) - self.behind, usegmt=True)
-        return httpx.Response(status, headers={"Date": date}, **kwargs)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            now = self.clock[0]
-            visible = [m for at, m in reversed(self.stored) if now - at >= self.lag]
-            skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
-            return self.answer(200, json={"data": visible[skip : skip + limit]})
-        body = json.loads(request.content)
-        self.real_posts.append(body["recipient"])
-        message = {
-            "id": f"{len(self.stored) + 1:024x}",
-            "recipient": body["recipient"],
-            "message": body["message"],
-            "sender": "Openapi",
-            "options": body["options"],
-            "createdAt": (datetime.now(UTC) - self.behind).isoformat(),
-        }
-        self.stored.append((self.clock[0], message))
-        if body["recipient"] in self.fail_after_store:
-            self.fail_after_store.discard(body["recipient"])
-            return self.answer(503)
-        return self.answer(201, json={"data": message})
 
 
 class Clock:
@@ -92,39 +52,40 @@ async def send(recipients: list[str], ledger: MemoryLedger, clock: Clock, settle
         await hook.aclose()
 
 
-async def test_an_unknown_outcome_listed_after_a_lag_is_found_not_resent(httpx_mock: Any) -> None:
+def lagging(gateway: FakeGateway, clock: Clock, lag: timedelta) -> FakeGateway:
+    """The gateway lists each message ``lag`` after it stored it, by ``clock``."""
+    gateway.clock, gateway.list_lag = clock.now, lag
+    return gateway
+
+
+async def test_an_unknown_outcome_listed_after_a_lag_is_found_not_resent(gateway: FakeGateway) -> None:
     """The gateway lists the message 60 s after storing it (longer than a 5 s retry_delay): the try
     waits and looks again, and finds it; nothing is sent twice."""
     clock = Clock()
-    gateway = LaggingGateway(clock.at, lag=timedelta(seconds=60))
-    httpx_mock.add_callback(gateway, is_reusable=True)
-    gateway.fail_after_store.add(BOB)
+    lagging(gateway, clock, timedelta(seconds=60)).uncertain_once.add(BOB)
     report = await send([ALICE, BOB], MemoryLedger(), clock, settle_time=300)
     assert report.failures == {}
-    assert gateway.real_posts == [ALICE, BOB]
-    assert [r["id"] for r in report.records] == [m["id"] for _, m in gateway.stored]
+    assert gateway.real_sends() == [ALICE, BOB]
+    assert [r["id"] for r in report.records] == [m["id"] for m in gateway.stored]
     assert 60 <= sum(clock.naps) < 300  # waited until it was listed, not the whole settle time
 
 
-async def test_an_unknown_outcome_absent_for_the_settle_time_is_sent_again(httpx_mock: Any) -> None:
+async def test_an_unknown_outcome_absent_for_the_settle_time_is_sent_again(gateway: FakeGateway) -> None:
     clock = Clock()
-    gateway = LaggingGateway(clock.at, lag=timedelta(days=1))  # never listed in time
-    httpx_mock.add_callback(gateway, is_reusable=True)
-    gateway.fail_after_store.add(ALICE)
+    lagging(gateway, clock, timedelta(days=1)).uncertain_once.add(ALICE)  # never listed in time
     report = await send([ALICE], MemoryLedger(), clock, settle_time=120)
-    assert gateway.real_posts == [ALICE, ALICE]
+    assert gateway.real_sends() == [ALICE, ALICE]
     assert sum(clock.naps) == 120  # not one second earlier
     assert report.failures == {}
 
 
 async def test_a_retry_after_a_crash_waits_the_settle_time_before_sending_unrecorded_ones(
-    httpx_mock: Any,
+    gateway: FakeGateway,
 ) -> None:
     """The earlier try stopped mid-round (no round closed in the ledger): an unrecorded recipient may
     have been sent just before the crash, so the retry looks and waits before sending it."""
     clock = Clock()
-    gateway = LaggingGateway(clock.at, lag=timedelta(seconds=30))
-    httpx_mock.add_callback(gateway, is_reusable=True)
+    lagging(gateway, clock, timedelta(seconds=30))
     # The crashed try sent to ALICE (accepted, not recorded, not listed yet).
     hook = SmsWwHook()
     try:
@@ -135,27 +96,26 @@ async def test_a_retry_after_a_crash_waits_the_settle_time_before_sending_unreco
     ledger = MemoryLedger(started=clock.now() - timedelta(seconds=1))
     report = await send([ALICE, BOB], ledger, clock, settle_time=300)
     assert report.failures == {}
-    assert gateway.real_posts.count(ALICE) == 1  # found once listed, never resent
-    assert gateway.real_posts.count(BOB) == 1  # sent once it had been absent for the settle time
+    assert gateway.real_sends().count(ALICE) == 1  # found once listed, never resent
+    assert gateway.real_sends().count(BOB) == 1  # sent once it had been absent for the settle time
     assert sum(clock.naps) >= 300
 
 
-async def test_the_gateway_clock_is_read_from_its_date_header(httpx_mock: Any) -> None:
+async def test_the_gateway_clock_is_read_from_its_date_header(gateway: FakeGateway) -> None:
     """A gateway clock 6 minutes behind: its createdAt is before our batch start by more than the
     old fixed 5-minute allowance; the Date header says by how much."""
     clock = Clock()
-    gateway = LaggingGateway(clock.at, lag=timedelta(0), behind=timedelta(minutes=6))
-    httpx_mock.add_callback(gateway, is_reusable=True)
+    gateway.clock_behind = timedelta(minutes=6)
     since = datetime.now(UTC)
-    gateway.fail_after_store.add(ALICE)
+    gateway.uncertain_once.add(ALICE)
     report = await send([ALICE], MemoryLedger(started=None), clock, settle_time=300)
-    assert gateway.real_posts == [ALICE]  # found, though created "6 minutes before" the batch
+    assert gateway.real_sends() == [ALICE]  # found, though created "6 minutes before" the batch
     assert report.failures == {}
     # And the offset narrows the window: a message of an earlier run 1 minute before, on a gateway
     # whose clock is right, is not taken for this batch's.
-    gateway.behind = timedelta(0)
-    gateway.stored = [
-        (clock.now(), {**gateway.stored[0][1], "createdAt": (since - timedelta(minutes=1)).isoformat()})
+    gateway.clock_behind = timedelta(0)
+    gateway.listing = [
+        (clock.now(), {**gateway.stored[0], "createdAt": (since - timedelta(minutes=1)).isoformat()})
     ]
     hook = SmsWwHook()
     try:

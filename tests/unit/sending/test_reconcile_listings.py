@@ -7,12 +7,8 @@ while nothing was. A listed message is ours only on positive evidence that it wa
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
-
-import httpx
-import pytest
 
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.models import Message
@@ -20,68 +16,10 @@ from airflow_provider_smsww.sending.batch import check_locally
 from airflow_provider_smsww.sending.bulk import send_all
 from airflow_provider_smsww.sending.ledger import MemoryLedger
 from airflow_provider_smsww.sending.reconcile import is_real_send, listed_numbers
+from tests.fakes import FakeGateway
 
 TEXT = "Report ready"
 NATIONAL = "+393931234567"  # listed as "3931234567" with internationalPrefix "39"
-
-
-class Gateway:
-    """Stores real sends and lists them newest first, writing the recipient as ``listing`` says;
-    ``store_then_fail`` answers 502 after storing; ``lose`` answers 502 without storing; dry runs
-    are listed too when ``list_dry_runs`` (without any ``options`` object, like the gateway that
-    found the gap)."""
-
-    def __init__(self) -> None:
-        self.stored: list[dict[str, Any]] = []
-        self.real_posts: list[str] = []
-        self.store_then_fail: set[str] = set()
-        self.lose: set[str] = set()
-        self.list_dry_runs = False
-        self.national = True
-
-    def listed(self, body: dict[str, Any], *, dry: bool) -> dict[str, Any]:
-        recipient = body["recipient"]
-        message = {
-            "id": f"{len(self.stored) + 1:024x}",
-            "recipient": recipient[3:] if self.national else recipient,
-            "internationalPrefix": "39",
-            "countryCode": "IT",
-            "message": body["message"],
-            "sender": "Openapi",
-            "state": "NEW",
-            "createdAt": datetime.now(UTC).isoformat(),
-        }
-        if not dry:
-            message["options"] = {"dryRun": False, "failOnMultipleMessages": False}
-        return message
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
-            return httpx.Response(200, json={"data": list(reversed(self.stored))[skip : skip + limit]})
-        body = json.loads(request.content)
-        dry, recipient = body["options"]["dryRun"], body["recipient"]
-        message = self.listed(body, dry=dry)
-        if dry:
-            if self.list_dry_runs:
-                self.stored.append(message)
-            return httpx.Response(201, json={"data": message})
-        self.real_posts.append(recipient)
-        if recipient in self.lose:
-            self.lose.discard(recipient)
-            return httpx.Response(502)
-        self.stored.append(message)
-        if recipient in self.store_then_fail:
-            self.store_then_fail.discard(recipient)
-            return httpx.Response(502)
-        return httpx.Response(201, json={"data": message})
-
-
-@pytest.fixture
-def gateway(httpx_mock: Any) -> Gateway:
-    fake = Gateway()
-    httpx_mock.add_callback(fake, is_reusable=True, is_optional=True)
-    return fake
 
 
 async def send(recipients: list[str], ledger: MemoryLedger) -> Any:
@@ -106,25 +44,27 @@ def test_an_ambiguous_listing_names_every_reading() -> None:
     assert listed_numbers(listed) == {"+390612345", "+39390612345"}
 
 
-async def test_a_national_form_listing_is_found_not_resent(gateway: Gateway) -> None:
-    gateway.store_then_fail.add(NATIONAL)
+async def test_a_national_form_listing_is_found_not_resent(gateway: FakeGateway) -> None:
+    gateway.list_national = True
+    gateway.uncertain_once.add(NATIONAL)
     ledger = MemoryLedger()
     report = await send([NATIONAL], ledger)
     assert report.failures == {}
-    assert gateway.real_posts == [NATIONAL]  # one SMS, not a second one after the 502
+    assert gateway.real_sends() == [NATIONAL]  # one SMS, not a second one after the 502
     assert [r["id"] for r in report.records] == [gateway.stored[0]["id"]]
 
 
-async def test_an_ambiguous_listing_is_undecided_not_resent(gateway: Gateway) -> None:
+async def test_an_ambiguous_listing_is_undecided_not_resent(gateway: FakeGateway) -> None:
     """+39 390612345 is listed as "390612345", which +39 0612345 could be too: neither is resent and
     +39 390612345 is not taken for sent; +39 0612345, listed unambiguously as "0612345", is found."""
     both = ["+390612345", "+39390612345"]
-    gateway.store_then_fail.update(both)
+    gateway.list_national = True
+    gateway.uncertain_once.update(both)
     report = await send(both, MemoryLedger())
     assert [r["recipient"] for r in report.records] == ["+390612345"]
     assert list(report.failures) == ["+39390612345"]
     assert "undecided" in report.failures["+39390612345"]
-    assert sorted(gateway.real_posts) == sorted(both)  # each once, neither resent
+    assert sorted(gateway.real_sends()) == sorted(both)  # each once, neither resent
 
 
 def test_only_positive_evidence_makes_a_real_send() -> None:
@@ -136,20 +76,19 @@ def test_only_positive_evidence_makes_a_real_send() -> None:
     assert is_real_send(Message.model_validate({"id": "x", "sentAt": "2026-01-01T00:00:00Z"}))
 
 
-async def test_a_dry_run_listed_without_options_is_never_taken_for_sent(gateway: Gateway) -> None:
+async def test_a_dry_run_listed_without_options_is_never_taken_for_sent(gateway: FakeGateway) -> None:
     """The gate's dry run is listed (no options object); the real send is lost before storing (502):
     the recipient must not be recorded as sent, and must not be sent blindly either."""
     recipient = "+393331234567"
     gateway.list_dry_runs = True
-    gateway.national = False
     hook = SmsWwHook()
     try:
         batch = check_locally([recipient], TEXT)
         await hook.aestimate(batch.request(batch.recipients[0], dry_run=True))  # the gate's dry run
     finally:
         await hook.aclose()
-    gateway.lose.add(recipient)
+    gateway.lose_once.add(recipient)
     report = await send([recipient], MemoryLedger())
     assert report.records == []  # not "sent": nothing was
     assert "undecided" in report.failures[recipient]
-    assert gateway.real_posts == [recipient]
+    assert gateway.real_sends() == [recipient]
