@@ -17,7 +17,7 @@ fake gateway (``fake_gateway.py``, a separate process that is never the bottlene
 Every run starts from a reset server; each operator run is checked "exactly once per recipient" on
 the server's counts. Exit 1 when a target is missed, 2 when a recipient was not sent exactly once.
 
-    python benchmarks/bulk_send.py [--cpu-recipients 1000] [--repeats 3] [--latency 0.1]
+    python benchmarks/bulk_send.py [--cpu-recipients 1000] [--repeats 5] [--latency 0.1]
         [--recipients 1000] [--baseline-sample 10] [--sweep 10,50,100] [--json]
 """
 
@@ -261,7 +261,7 @@ def latency_pass(args: argparse.Namespace, say: Any) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-recipients", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of each CPU pair (median kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of each CPU pair (median kept)")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added per request")
     parser.add_argument("--recipients", type=int, default=1000)
     parser.add_argument("--latency-repeats", type=int, default=2)
