@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     with run_sandbox() as server, airflow_home(server.conn_json) as env:
         print(f"Sandbox on {server.url}; temporary AIRFLOW_HOME {env['AIRFLOW_HOME']}")
         print(f"Running: airflow dags test {args.dag_id} ...", flush=True)
-        result = run_example_dag(args.dag_id, env, server.sandbox, Path(env["AIRFLOW_HOME"]))
+        # The log outlives the temporary AIRFLOW_HOME, so that the path printed below can be opened.
+        log_dir = Path(tempfile.gettempdir()) / "smsww-demo-logs"
+        log_dir.mkdir(exist_ok=True)
+        result = run_example_dag(args.dag_id, env, server.sandbox, log_dir)
         log_text = result.log_path.read_text()
         if args.keep_log or result.returncode != 0:
             print(log_text if args.keep_log else "\n".join(log_text.splitlines()[-60:]))
