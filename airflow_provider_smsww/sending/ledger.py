@@ -241,6 +241,13 @@ def ledger_for_task(context: Any) -> Ledger:
     memory, and a retry then reconciles against ``GET /messages`` since the DAG run started."""
     store = context.get("task_state_store")
     if store is not None:
+        from airflow.sdk.configuration import conf
+
+        if conf.getboolean("state_store", "clear_on_success", fallback=False):
+            log.warning(
+                "[state_store] clear_on_success is True: Airflow deletes this task's retry ledger when "
+                "it succeeds, so clearing the task after a success sends every message again."
+            )
         return TaskStateLedger(store)
     ti = context.get("ti")
     try_number = getattr(ti, "try_number", 1) or 1

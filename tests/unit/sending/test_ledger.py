@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_smsww.sending.ledger import GROUP_SIZE, TaskStateLedger
+import pytest
+
+from airflow_provider_smsww.sending.ledger import GROUP_SIZE, TaskStateLedger, ledger_for_task
 from tests.fakes import FakeStore
 
 
@@ -160,3 +163,15 @@ def test_an_open_round_reads_as_a_crash() -> None:
     ledger = TaskStateLedger(FakeStore())
     ledger.set_round({}, open=True)
     assert ledger.unknown_outcomes() is None
+
+
+@pytest.mark.parametrize("clear_on_success", ["True", "False"])
+def test_a_ledger_airflow_deletes_on_success_is_named_in_the_log(
+    clear_on_success: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With [state_store] clear_on_success, a cleared successful task has no ledger: it sends again."""
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", clear_on_success)
+    caplog.set_level(logging.WARNING, logger="airflow_provider_smsww")
+    assert isinstance(ledger_for_task({"task_state_store": FakeStore()}), TaskStateLedger)
+    warned = "clearing the task after a success sends every message again" in caplog.text
+    assert warned is (clear_on_success == "True")
