@@ -203,6 +203,7 @@ class TaskStateLedger:
                 await asyncio.to_thread(self._write, group)
             except Exception as exc:  # this group's callers fail, and so will the later ones
                 written.set_exception(exc)
+                written.exception()  # retrieved: callers cancelled meanwhile must not have it logged
             except BaseException:  # cancelled: the loop is closing, and its callers with it
                 written.cancel()
                 raise

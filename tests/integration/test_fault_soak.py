@@ -19,8 +19,10 @@ Everything is seeded and runs on 127.0.0.1 only.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
+import re
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -155,8 +157,10 @@ def run_until_done(
         finally:
             resent = [r for dry, r in tap.of_try(try_number) if not dry and before[r]]
             assert resent == [], f"try {try_number} resent to recipients already accepted: {resent[:5]}"
-        # The designed way to give up: outcomes unknown after the rounds of one try, nothing else.
-        assert "outcome unknown after" in errors[-1], errors[-1]
+        # The designed ways to give up: outcomes unknown after the rounds of one try, or a request
+        # still refused (429, 5xx) after the client's 12 retries: with about 4 in 10 requests faulted,
+        # 1 request in 30,000 is, and a retried soak makes thousands. Nothing else.
+        assert re.search(r"outcome unknown after|answered (429|5\d\d)", errors[-1]), errors[-1]
     raise AssertionError(f"not done after {max_tries} further tries: {errors}")
 
 
@@ -164,6 +168,7 @@ def test_soak_1000_sends_with_faults_a_crash_and_retries(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="airflow_provider_smsww")
+    caplog.set_level(logging.ERROR, logger="asyncio")
     started = time.monotonic()
     with run_sandbox(faults=SOAK_FAULTS, credit=100_000, seed=7) as handle:
         use(monkeypatch, handle)
@@ -225,6 +230,10 @@ def test_soak_1000_sends_with_faults_a_crash_and_retries(
         }
         print("\nSOAK", json.dumps(summary))
         assert elapsed < 120
+    # Nothing asyncio had to report, e.g. a "Future exception was never retrieved" from the ledger
+    # after the crash cancelled the callers of its failed writes.
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 def test_gate_under_faults_never_sends_and_does_not_fail(monkeypatch: pytest.MonkeyPatch) -> None:
