@@ -174,9 +174,9 @@ def test_soak_1000_sends_with_faults_a_crash_and_retries(
         use(monkeypatch, handle)
         tap = SendTap(handle)
         reconciles = ReconcileTap(monkeypatch)
-        # Write #1 marks the batch start, #2.. record groups of accepted ids (at most 20 each, one per
-        # slot): crash while recording the 40th group, somewhere between 40 and 800 acceptances in.
-        store = FakeStore(fail_on_set=41)
+        # Write #1 marks the batch start, #2.. record groups of accepted ids (at most 25 each, one per
+        # slot): crash while recording the 30th group, somewhere between 30 and 750 acceptances in.
+        store = FakeStore(fail_on_set=31)
         op = operator()
 
         tap.try_number = 1
