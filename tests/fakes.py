@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -321,10 +323,40 @@ class XComTI:
     ``try_number`` and ``xcom_push`` (kept as JSON, as the real XCom does)."""
 
     map_index = -1
-    try_number = 1
 
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1) -> None:
+        self.try_number = try_number
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcom[key] = json.loads(json.dumps(value))
+
+
+def task_context(
+    store: FakeStore | None = None,
+    *,
+    try_number: int = 1,
+    ti: XComTI | None = None,
+    run_id: str = "manual__1",
+    dag_run: Any = None,
+) -> dict[str, Any]:
+    """The context ``SmsSendOperator.execute`` reads when a test drives it by hand: the task instance
+    (try ``try_number``), the run id, and the task state store and DAG run when given (without a
+    store, the operator keeps its ledger in memory, as before Airflow 3.3)."""
+    context: dict[str, Any] = {"ti": ti or XComTI(try_number), "run_id": run_id}
+    if store is not None:
+        context["task_state_store"] = store
+    if dag_run is not None:
+        context["dag_run"] = dag_run
+    return context
+
+
+def example_dag_module(name: str) -> Any:
+    """The example DAG file ``example_dags/<name>.py``, imported as a module of its own."""
+    path = Path(__file__).parents[1] / "example_dags" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_dag_{name}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

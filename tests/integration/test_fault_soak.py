@@ -39,9 +39,12 @@ from airflow_provider_smsww.sandbox.server import SandboxHandle, in_process_sand
 from airflow_provider_smsww.sending import bulk as bulk_module
 from airflow_provider_smsww.sending.batch import check_locally
 from airflow_provider_smsww.sending.ledger import MemoryLedger
-from tests.fakes import FakeStore
+from tests.fakes import FakeStore, task_context
 
 pytestmark = pytest.mark.integration
+
+#: The operator's context in this module's runs.
+context = functools.partial(task_context, run_id="soak__1")
 
 TEXT = "Your parcel is on its way"
 N = 1000
@@ -59,20 +62,6 @@ SOAK_FAULTS = FaultConfig(
     paths=(*SEND_PATHS, "/messages"),
     seed=20261125,
 )
-
-
-def context(store: FakeStore | None, try_number: int = 1, dag_run: Any = None) -> Any:
-    class TI:
-        map_index = -1
-
-    ti = TI()
-    ti.try_number = try_number  # type: ignore[attr-defined]
-    ctx: dict[str, Any] = {"ti": ti, "run_id": "soak__1"}
-    if store is not None:
-        ctx["task_state_store"] = store
-    if dag_run is not None:
-        ctx["dag_run"] = dag_run
-    return ctx
 
 
 class SendTap:

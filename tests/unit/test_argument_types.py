@@ -11,7 +11,7 @@ from airflow_provider_smsww.exceptions import SmsWwGateError, SmsWwValidationErr
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.validation import check_message
-from tests.fakes import FakeStore
+from tests.fakes import FakeStore, task_context
 
 ALICE = "+393331234567"
 LONE_SURROGATE = "Your code is ready \ud83d"
@@ -21,10 +21,6 @@ def op(**kwargs: Any) -> SmsSendOperator:
     kwargs.setdefault("recipients", [ALICE])
     kwargs.setdefault("message", "Hello")
     return SmsSendOperator(task_id="send", **kwargs)
-
-
-def context() -> dict[str, Any]:
-    return {"ti": None, "run_id": "manual__1", "task_state_store": FakeStore()}
 
 
 @pytest.mark.parametrize("bad", [393331234567, 3.9e11, True, None, {"to": ALICE}, b"+393331234567"])
@@ -60,14 +56,14 @@ def test_recipients_rendered_to_a_number_are_refused_before_any_request(httpx_mo
     task = op()
     task.recipients = 393331234567  # type: ignore[assignment]  # e.g. an XComArg's value
     with pytest.raises(SmsWwGateError, match="recipients must be") as info:
-        task.execute(context())
+        task.execute(task_context(FakeStore()))
     assert list(info.value.problems) == ["recipients"]
     assert httpx_mock.get_requests() == []
 
 
 def test_a_lone_surrogate_is_refused_locally(httpx_mock: Any) -> None:
     with pytest.raises(SmsWwGateError, match="lone surrogate") as info:
-        op(message=LONE_SURROGATE).execute(context())
+        op(message=LONE_SURROGATE).execute(task_context(FakeStore()))
     assert list(info.value.problems) == ["message"]
     with pytest.raises(SmsWwValidationError, match=r"message: .*lone surrogate '\\ud83d' at position 19"):
         SmsWwHook().send_message(ALICE, LONE_SURROGATE)

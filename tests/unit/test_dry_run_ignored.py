@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsww.exceptions import SmsWwDryRunIgnoredError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
-from tests.fakes import FakeStore
+from tests.fakes import FakeStore, task_context
 
 RECIPIENTS = [f"+39333123{i:04d}" for i in range(10)]
 
@@ -46,15 +46,6 @@ def gateway(httpx_mock: Any) -> IgnoringGateway:
     return fake
 
 
-def context(store: FakeStore, try_number: int) -> dict[str, Any]:
-    class TI:
-        map_index = -1
-
-    ti = TI()
-    ti.try_number = try_number  # type: ignore[attr-defined]
-    return {"ti": ti, "run_id": "manual__1", "task_state_store": store}
-
-
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_an_ignored_dry_run_fails_for_good_and_no_retry_sends_again(
     gateway: IgnoringGateway, dry_run: bool
@@ -63,7 +54,7 @@ def test_an_ignored_dry_run_fails_for_good_and_no_retry_sends_again(
     op = SmsSendOperator(task_id="send", recipients=RECIPIENTS, message="Report ready", dry_run=dry_run)
     for try_number in range(1, 6):  # what Airflow would do with retries=4, were the error retryable
         with pytest.raises(SmsWwDryRunIgnoredError) as info:
-            op.execute(context(store, try_number))
+            op.execute(task_context(store, try_number=try_number))
         assert isinstance(info.value, AirflowFailException), "Airflow would retry this"
     assert len(gateway.real_sms) == 1  # the canary dry run of the first try, nothing more
     assert "options.dryRun false" in str(info.value)

@@ -18,18 +18,10 @@ from airflow_provider_smsww.exceptions import (
 from airflow_provider_smsww.failures import no_retry
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
-from tests.fakes import IDS, TOKEN, FakeStore
+from tests.fakes import IDS, TOKEN, FakeStore, task_context
 
 UNAUTHORIZED = {"status_code": 401, "json": {"code": 401, "message": "Unauthorized"}}
 BLOCKLISTED = {"status_code": 403, "json": {"code": 2020, "message": "User blocklisted"}}
-
-
-def context() -> dict[str, Any]:
-    class TI:
-        map_index = -1
-        try_number = 1
-
-    return {"ti": TI(), "run_id": "manual__1", "task_state_store": FakeStore()}
 
 
 @pytest.mark.parametrize("gate", [True, False])
@@ -42,7 +34,7 @@ def test_the_operator_fails_for_good_on_refused_credentials(
     httpx_mock.add_response(method="POST", is_reusable=True, **answer)
     op = SmsSendOperator(task_id="send", recipients=["+393331234567"], message="Hello", gate=gate)
     with pytest.raises(cls) as info:
-        op.execute(context())
+        op.execute(task_context(FakeStore()))
     assert isinstance(info.value, AirflowFailException)
     assert TOKEN not in str(info.value)
 

@@ -35,6 +35,7 @@ from tests.fakes import (
     StatsRecorder,
     XComTI,
     recorded_metrics,
+    task_context,
 )
 
 API = "https://sms.example.test"
@@ -129,10 +130,6 @@ def gateway(httpx_mock: Any, account: Account) -> FakeGateway:
 def metrics() -> Iterator[StatsRecorder]:
     with recorded_metrics() as recorder:
         yield recorder
-
-
-def context(ti: XComTI | None = None) -> dict[str, Any]:
-    return {"ti": ti or XComTI(), "run_id": "manual__1", "task_state_store": FakeStore()}
 
 
 def op(**kwargs: Any) -> SmsSendOperator:
@@ -261,7 +258,7 @@ def test_zero_price_no_longer_lets_a_batch_through_the_budget() -> None:
 def test_credit_short_for_40_unpriced_italians_sends_nothing(account: Account, gateway: FakeGateway) -> None:
     account.credit, gateway.price = 2.0, 0.0  # worldwide dry runs come back unpriced
     with pytest.raises(SmsWwInsufficientCreditError) as info:
-        op(recipients=ITALIAN, max_concurrency=10).execute(context())
+        op(recipients=ITALIAN, max_concurrency=10).execute(task_context(FakeStore()))
     text = str(info.value)
     assert "credit 2.00 EUR" in text
     assert "needed 41.00 EUR" in text  # 40 parts at 1 EUR (unpriced) + 1 EUR on hand for the last
@@ -276,7 +273,9 @@ def test_credit_short_with_an_assumed_price_names_estimate_and_shortfall(
 ) -> None:
     account.credit, gateway.price = 2.0, 0.0
     with pytest.raises(SmsWwInsufficientCreditError) as info:
-        op(recipients=ITALIAN, price_per_part_if_unknown=0.065, max_concurrency=10).execute(context())
+        op(recipients=ITALIAN, price_per_part_if_unknown=0.065, max_concurrency=10).execute(
+            task_context(FakeStore())
+        )
     text = str(info.value)
     assert "estimated total 2.60 EUR" in text
     assert "needed 3.60 EUR" in text
@@ -289,13 +288,13 @@ def test_priced_batch_needs_its_total_plus_one_eur_per_part_of_the_last(
 ) -> None:
     account.credit = 1.14  # 3 x 0.05 + 1.00 = 1.15 needed
     with pytest.raises(SmsWwInsufficientCreditError, match=r"shortfall 0\.01 EUR"):
-        op().execute(context())
+        op().execute(task_context(FakeStore()))
     account.credit = 1.15
-    assert len(op().execute(context())) == 3
+    assert len(op().execute(task_context(FakeStore()))) == 3
 
 
 def test_dry_run_only_shows_the_credit(account: Account, gateway: FakeGateway) -> None:
-    result = op(dry_run=True).execute(context())
+    result = op(dry_run=True).execute(task_context(FakeStore()))
     assert result["credit"] == 100.0
     assert result["estimated_total_price"] == pytest.approx(0.15)
     assert gateway.sent_to() == []
@@ -306,7 +305,7 @@ def test_dry_run_only_shows_the_credit(account: Account, gateway: FakeGateway) -
 
 
 def test_sends_use_a_capped_token_that_is_revoked(account: Account, gateway: FakeGateway) -> None:
-    records = op(max_total_price=1.0).execute(context())
+    records = op(max_total_price=1.0).execute(task_context(FakeStore()))
     assert [r["recipient"] for r in records] == ITALIAN[:3]
     assert account.mints[0]["limits"] == {"walletAmount": 1.0, "walletRequests": 3}
     assert account.revoked == [MINTED]
@@ -318,7 +317,7 @@ def test_the_cap_stops_a_batch_whose_real_prices_exceed_the_budget(
     gateway.price, gateway.real_price = 0.01, 0.10  # the price changed after the dry run
     recipients = ITALIAN[:5]
     with pytest.raises(SmsWwSpendingCapReachedError) as info:
-        op(recipients=recipients, max_total_price=0.25).execute(context())
+        op(recipients=recipients, max_total_price=0.25).execute(task_context(FakeStore()))
     assert isinstance(info.value, AirflowFailException)  # no retry: a retry would get a fresh cap
     assert gateway.sent_to() == recipients[:2]
     assert gateway.spent <= Decimal("0.25")
@@ -334,7 +333,7 @@ def test_token_is_revoked_when_the_send_fails(
 ) -> None:
     gateway.real_price = 5.0
     with pytest.raises(SmsWwError):
-        op(max_total_price=1.0).execute(context())
+        op(max_total_price=1.0).execute(task_context(FakeStore()))
     assert account.revoked == [MINTED]
 
 
@@ -345,7 +344,7 @@ def test_cost_in_xcom_last_log_line_and_metrics(
     account: Account, gateway: FakeGateway, metrics: StatsRecorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ti = XComTI()
-    records = op(max_total_price=1.0).execute(context(ti))
+    records = op(max_total_price=1.0).execute(task_context(FakeStore(), ti=ti))
     assert len(records) == 3  # the return value stays the sensor's list of records
     assert ti.xcom["cost"] == {
         "currency": "EUR",
@@ -370,7 +369,7 @@ def test_failures_are_counted_in_metrics(
 ) -> None:
     gateway.price, gateway.real_price = 0.01, 0.10
     with pytest.raises(SmsWwSpendingCapReachedError):
-        op(recipients=ITALIAN[:5], max_total_price=0.25).execute(context())
+        op(recipients=ITALIAN[:5], max_total_price=0.25).execute(task_context(FakeStore()))
     counted = {name: count for name, count, _ in metrics.counts}
     assert counted == {"smsww.sent": 2, "smsww.failed": 3, "smsww.parts": 2, "smsww.cost_estimated_cents": 2}
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +16,7 @@ from airflow_provider_smsww.notifications.smsww import (
     send_smsww_notification,
 )
 from airflow_provider_smsww.segments import analyse
-from tests.fakes import TOKEN, FakeGateway
+from tests.fakes import TOKEN, FakeGateway, example_dag_module
 
 ON_CALL = ["+393331234567", "+393331234568"]
 TEMPLATE = "FAILED {{ dag.dag_id }}.{{ ti.task_id }} (run {{ run_id }}). Log: {{ ti.log_url }}"
@@ -340,12 +338,7 @@ async def test_async_notify_failed_dry_run_sends_nothing(gateway: FakeGateway, h
 
 
 def test_example_failure_alert_dag_builds() -> None:
-    path = Path(__file__).parents[3] / "example_dags" / "example_smsww_failure_alert.py"
-    spec = importlib.util.spec_from_file_location("_dag_failure_alert", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = example_dag_module("example_smsww_failure_alert")
     assert isinstance(module.alert_on_call, SmsWwNotifier)
     assert module.dag.default_args["on_failure_callback"] is module.alert_on_call
 

@@ -9,21 +9,9 @@ import pytest
 
 from airflow_provider_smsww.exceptions import SmsWwError, SmsWwGateError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
-from tests.fakes import TOKEN, FakeGateway, FakeStore
+from tests.fakes import TOKEN, FakeGateway, FakeStore, task_context
 
 GOOD = ["+393331234567", "+393331234568", "+393331234569"]
-
-
-def context(store: FakeStore | None = None, try_number: int = 1) -> dict[str, Any]:
-    class TI:
-        map_index = -1
-
-    ti = TI()
-    ti.try_number = try_number  # type: ignore[attr-defined]
-    ctx: dict[str, Any] = {"ti": ti, "run_id": "manual__1"}
-    if store is not None:
-        ctx["task_state_store"] = store
-    return ctx
 
 
 def op(**kwargs: Any) -> SmsSendOperator:
@@ -33,7 +21,7 @@ def op(**kwargs: Any) -> SmsSendOperator:
 
 
 def test_sends_to_every_recipient_after_the_gate(gateway: FakeGateway) -> None:
-    result = op().execute(context(FakeStore()))
+    result = op().execute(task_context(FakeStore()))
     assert gateway.dry_run_to() == GOOD or sorted(gateway.dry_run_to()) == sorted(GOOD)
     assert sorted(gateway.sent_to()) == sorted(GOOD)
     assert [r["recipient"] for r in result] == GOOD
@@ -43,7 +31,7 @@ def test_sends_to_every_recipient_after_the_gate(gateway: FakeGateway) -> None:
 
 def test_local_problems_refuse_the_batch_with_no_request_at_all(httpx_mock: Any) -> None:
     with pytest.raises(SmsWwGateError) as info:
-        op(recipients=["+393331234567", "3331234567", "+1"], sender="123456").execute(context())
+        op(recipients=["+393331234567", "3331234567", "+1"], sender="123456").execute(task_context())
     assert set(info.value.problems) == {"3331234567", "+1", "sender"}
     assert "nothing was sent" in str(info.value)
     assert httpx_mock.get_requests() == []
@@ -55,7 +43,7 @@ def test_api_refusal_in_dry_run_sends_nothing(gateway: FakeGateway) -> None:
         {"code": 2011, "message": "Invalid mobile phone number. Use E.164 format."},
     )
     with pytest.raises(SmsWwGateError) as info:
-        op().execute(context())
+        op().execute(task_context())
     assert list(info.value.problems) == ["+393331234568"]
     assert "2011" in str(info.value)
     assert gateway.stored == []
@@ -63,36 +51,36 @@ def test_api_refusal_in_dry_run_sends_nothing(gateway: FakeGateway) -> None:
 
 def test_budget_exceeded_sends_nothing(gateway: FakeGateway) -> None:
     with pytest.raises(SmsWwGateError, match="exceeds max_total_price"):
-        op(max_total_price=0.10).execute(context())
+        op(max_total_price=0.10).execute(task_context())
     assert gateway.stored == []
 
 
 def test_budget_with_unpriced_dry_runs_fails_closed(gateway: FakeGateway) -> None:
     gateway.price = 0.0
     with pytest.raises(SmsWwGateError, match="price_per_part_if_unknown"):
-        op(max_total_price=10).execute(context())
+        op(max_total_price=10).execute(task_context())
     assert gateway.stored == []
-    op(max_total_price=10, price_per_part_if_unknown=0.1).execute(context())
+    op(max_total_price=10, price_per_part_if_unknown=0.1).execute(task_context())
     assert len(gateway.stored) == 3
 
 
 def test_multi_part_text_is_refused_locally(httpx_mock: Any) -> None:
     with pytest.raises(SmsWwGateError, match="fail_on_multiple_messages"):
-        op(message="x" * 161, fail_on_multiple_messages=True).execute(context())
+        op(message="x" * 161, fail_on_multiple_messages=True).execute(task_context())
     with pytest.raises(SmsWwGateError, match="max_parts_per_message is 1"):
-        op(message="€" * 81, max_parts_per_message=1).execute(context())
+        op(message="€" * 81, max_parts_per_message=1).execute(task_context())
     assert httpx_mock.get_requests() == []
 
 
 def test_api_part_count_over_the_limit_is_refused(gateway: FakeGateway) -> None:
     gateway.parts = 3
     with pytest.raises(SmsWwGateError, match="the API counts 3 parts"):
-        op(max_parts_per_message=2).execute(context())
+        op(max_parts_per_message=2).execute(task_context())
     assert gateway.stored == []
 
 
 def test_dry_run_returns_the_estimate_and_sends_nothing(gateway: FakeGateway) -> None:
-    estimate = op(dry_run=True).execute(context())
+    estimate = op(dry_run=True).execute(task_context())
     assert gateway.stored == []
     assert estimate["dry_run"] is True
     assert estimate["total_parts"] == 3
@@ -104,14 +92,14 @@ def test_retry_after_a_crash_sends_each_recipient_exactly_once(gateway: FakeGate
     # set #1 marks the batch start; sets #2.. record accepted ids: crash while recording the 5th.
     store = FakeStore(fail_on_set=6)
     with pytest.raises(RuntimeError, match="worker crashed"):
-        op(recipients=recipients, max_concurrency=1).execute(context(store))
+        op(recipients=recipients, max_concurrency=1).execute(task_context(store))
     assert len(gateway.stored) == 5  # the 5th was accepted but not recorded: the worst window
     store.fail_on_set = None
     gateway.dry_runs.clear()
     store.gets.clear()
     # A crashed round: the unrecorded ones wait settle_time before they are sent (issue 12 item 4).
     retry = op(recipients=recipients, max_concurrency=1, settle_time=0.05)
-    result = retry.execute(context(store, try_number=2))
+    result = retry.execute(task_context(store, try_number=2))
     # The retry reads the ledger once (for the gate and the send alike): the 4 groups the first try
     # wrote (one record each at max_concurrency=1), then the first missing one.
     assert [k for k in store.gets if ":accepted:" in k] == [f"smsww:accepted:{i}" for i in range(5)]
@@ -123,9 +111,9 @@ def test_retry_after_a_crash_sends_each_recipient_exactly_once(gateway: FakeGate
 
 def test_retry_with_every_recipient_recorded_sends_and_prices_nothing(gateway: FakeGateway) -> None:
     store = FakeStore()
-    first = op().execute(context(store))
+    first = op().execute(task_context(store))
     gateway.dry_runs.clear()
-    again = op().execute(context(store, try_number=2))
+    again = op().execute(task_context(store, try_number=2))
     assert again == first
     assert gateway.dry_runs == []
     assert sorted(gateway.sent_to()) == sorted(GOOD)
@@ -133,7 +121,7 @@ def test_retry_with_every_recipient_recorded_sends_and_prices_nothing(gateway: F
 
 def test_uncertain_send_is_reconciled_not_resent(gateway: FakeGateway) -> None:
     gateway.uncertain_once.add("+393331234568")
-    result = op().execute(context(FakeStore()))
+    result = op().execute(task_context(FakeStore()))
     assert sorted(gateway.sent_to()) == sorted(GOOD)
     assert len(result) == 3
 
@@ -141,13 +129,13 @@ def test_uncertain_send_is_reconciled_not_resent(gateway: FakeGateway) -> None:
 def test_credit_exhausted_stops_the_batch_and_names_the_rest(gateway: FakeGateway) -> None:
     gateway.fail["+393331234568"] = (402, {"code": 1, "message": "Insufficient credit"})
     with pytest.raises(SmsWwError, match="failed") as info:
-        op(gate=False, max_concurrency=1).execute(context(FakeStore()))
+        op(gate=False, max_concurrency=1).execute(task_context(FakeStore()))
     assert "+393331234568" in str(info.value)
     assert gateway.sent_to() == ["+393331234567"]
 
 
 def test_duplicates_and_formatting_are_sent_once(gateway: FakeGateway) -> None:
-    op(recipients="+39 333 123 4567, +393331234567,+39-333-123-4568").execute(context())
+    op(recipients="+39 333 123 4567, +393331234567,+39-333-123-4568").execute(task_context())
     assert sorted(gateway.sent_to()) == ["+393331234567", "+393331234568"]
 
 
@@ -155,7 +143,7 @@ def test_callback_carries_a_deterministic_key_and_headers_stay_secret(
     gateway: FakeGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     callback = {"url": "https://hooks.example.test/sms", "headers": {"X-Secret": "cb-secret-value"}}
-    result = op(callback=callback).execute(context(FakeStore()))
+    result = op(callback=callback).execute(task_context(FakeStore()))
     keys = {m["callback"]["custom"]["smsww_key"] for m in gateway.stored}
     assert len(keys) == 3
     assert all(m["callback"]["headers"] == {"X-Secret": "cb-secret-value"} for m in gateway.stored)
@@ -166,7 +154,7 @@ def test_callback_carries_a_deterministic_key_and_headers_stay_secret(
 
 def test_invalid_callback_url_is_refused_before_any_request(httpx_mock: Any) -> None:
     with pytest.raises(SmsWwGateError, match="callback"):
-        op(callback={"url": "not a url"}).execute(context())
+        op(callback={"url": "not a url"}).execute(task_context())
     assert httpx_mock.get_requests() == []
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +26,7 @@ from airflow_provider_smsww.exceptions import (
 )
 from airflow_provider_smsww.sensors.smsww import SmsDeliveryFailedError, SmsDeliverySensor
 from airflow_provider_smsww.triggers.smsww import SmsDeliveryTrigger
-from tests.fakes import CALLBACK_SECRET, IDS, RECIPIENTS, TEXT, TOKEN, FakeMessages
+from tests.fakes import CALLBACK_SECRET, IDS, RECIPIENTS, TEXT, TOKEN, FakeMessages, example_dag_module
 
 
 @pytest.fixture
@@ -340,23 +338,13 @@ def test_deferral_timeout_respects_soft_fail() -> None:
 
 @pytest.mark.parametrize("name", ["example_smsww_report_ready", "example_smsww_bulk_campaign"])
 def test_example_dags_build_with_the_sensor(name: str) -> None:
-    path = Path(__file__).parents[3] / "example_dags" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_dag_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = example_dag_module(name)
     task = module.dag.get_task("wait_for_delivery")
     assert task.operator_name == "SmsDeliverySensor" or task.task_type == "SmsDeliverySensor"
 
 
 def test_bulk_campaign_split_dedupes_across_batches() -> None:
-    path = Path(__file__).parents[3] / "example_dags" / "example_smsww_bulk_campaign.py"
-    spec = importlib.util.spec_from_file_location("_dag_bulk_campaign_split", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = example_dag_module("example_smsww_bulk_campaign")
     split = module.split.function
     audience = module.AUDIENCE
     # A number listed again at the end (and once more written with spaces) would land in another batch.
