@@ -12,7 +12,8 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -751,6 +752,20 @@ def test_minting_posts_basic_auth_scopes_and_ttl(
     assert seen == [MINTED]
 
 
+@contextmanager
+def minter_clock_at(when: datetime) -> Iterator[None]:
+    """The token minter's clock (``auth.datetime.now``) stopped at ``when``."""
+
+    class At(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return when
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(auth_module, "datetime", At)
+        yield
+
+
 def test_a_minted_token_is_reused_until_it_nears_expiry(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=TOKENS_URL, json=token_body(MINTED, expire_in=3600))
     httpx_mock.add_response(url=TOKENS_URL, json=token_body(MINTED_2, expire_in=7200))
@@ -765,17 +780,9 @@ def test_a_minted_token_is_reused_until_it_nears_expiry(httpx_mock: HTTPXMock) -
 
     # 3541 s later the token has 59 s left: under the 60 s margin, so a new one is minted
     later = datetime.now(UTC) + timedelta(seconds=3541)
-
-    class Later(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return later
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(auth_module, "datetime", Later)
-        with SmsWwClient(API, minter=shared) as client:
-            client.get_message(MESSAGE_ID)
-            client.get_message(MESSAGE_ID)
+    with minter_clock_at(later), SmsWwClient(API, minter=shared) as client:
+        client.get_message(MESSAGE_ID)
+        client.get_message(MESSAGE_ID)
     assert len(mints(httpx_mock)) == 2
     assert api_tokens(httpx_mock) == [MINTED, MINTED, MINTED, MINTED_2, MINTED_2]
 
@@ -792,16 +799,8 @@ def test_a_short_lived_token_is_renewed_relative_to_its_ttl(httpx_mock: HTTPXMoc
     assert len(mints(httpx_mock)) == 1
 
     later = datetime.now(UTC) + timedelta(seconds=24)  # 6 s left of 30: under a quarter
-
-    class Later(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return later
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(auth_module, "datetime", Later)
-        with SmsWwClient(API, minter=shared) as client:
-            client.get_message(MESSAGE_ID)
+    with minter_clock_at(later), SmsWwClient(API, minter=shared) as client:
+        client.get_message(MESSAGE_ID)
     assert len(mints(httpx_mock)) == 2
 
 
