@@ -65,8 +65,14 @@ class _TI:
     try_number = 1
 
 
-def context() -> dict[str, Any]:
-    return {"ti": _TI(), "run_id": "bench__bulk_send", "task_state_store": MemoryStore()}
+def context(store: Any = None) -> dict[str, Any]:
+    """The task context ``execute()`` reads: a first try, with ``store`` (default: a fresh
+    :class:`MemoryStore`) as its task state store."""
+    return {
+        "ti": _TI(),
+        "run_id": "bench__bulk_send",
+        "task_state_store": MemoryStore() if store is None else store,
+    }
 
 
 def recipients(n: int, offset: int = 0) -> list[str]:

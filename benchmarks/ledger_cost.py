@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bulk_send import MESSAGE, SENDER, MemoryStore, connect, exactly_once, measure, recipients
+from bulk_send import MESSAGE, SENDER, MemoryStore, connect, context, exactly_once, measure, recipients
 from fake_gateway import FakeGateway
 from sandbox_process import run_tasks_outside_a_worker
 
@@ -59,15 +59,9 @@ class CountingStore(MemoryStore):
 def run(server: FakeGateway, numbers: list[str], delay: float) -> dict[str, Any]:
     from airflow_provider_smsww.operators.smsww import SmsSendOperator
 
-    class _TI:
-        map_index = -1
-        try_number = 1
-
     store = CountingStore(delay)
     op = SmsSendOperator(task_id="ledger", recipients=numbers, message=MESSAGE, sender=SENDER, gate=False)
-    out = measure(
-        server, lambda: op.execute({"ti": _TI(), "run_id": "bench__ledger", "task_state_store": store})
-    )
+    out = measure(server, lambda: op.execute(context(store)))
     return {
         "msgs_per_s": len(numbers) / out["wall"],
         "writes": store.writes,
