@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_provider_smsww.compat import AirflowFailException
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwBlocklistedError,

@@ -31,8 +31,9 @@ def cents(eur: Decimal | float | None) -> int | None:
 def emit(counts: dict[str, int | None], *, dag_id: str | None, task_id: str | None) -> None:
     """Increment ``smsww.<name>`` by each count (None and 0 are skipped), tagged with dag and task."""
     try:
-        from airflow.sdk.observability.stats import Stats
+        from airflow_provider_smsww.compat import stats
 
+        Stats = stats()
         tags: dict[str, Any] = {"dag_id": dag_id or "", "task_id": task_id or ""}
         for name, value in counts.items():
             if value:

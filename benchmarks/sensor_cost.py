@@ -143,7 +143,7 @@ def mode_poke(box: SandboxProcess, ids: list[str], args: argparse.Namespace) -> 
 
 
 def mode_reschedule(box: SandboxProcess, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowRescheduleException
+    from airflow_provider_smsww.compat import AirflowRescheduleException
 
     ti = _TI()
     rounds: list[float] = []
@@ -169,7 +169,7 @@ def mode_reschedule(box: SandboxProcess, ids: list[str], args: argparse.Namespac
 def mode_deferrable(
     box: SandboxProcess, ids: list[str], args: argparse.Namespace, *, check_before_defer: bool
 ) -> dict[str, Any]:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow_provider_smsww.compat import TaskDeferred
 
     sensor = _sensor(ids, args, deferrable=True, check_before_defer=check_before_defer)
     context = _context()

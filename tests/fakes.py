@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
+
+from tests.airflow_versions import NoStatsLogger, stats_backend
 
 API = "https://sms.example.test"
 TOKEN = "unit-test-token-0123456789"
@@ -307,15 +308,9 @@ class StatsRecorder(NoStatsLogger):
 @contextmanager
 def recorded_metrics() -> Iterator[StatsRecorder]:
     """Airflow's ``Stats`` sent to a :class:`StatsRecorder` for the duration of the block."""
-    from airflow.sdk._shared.observability.metrics import stats
-
     recorder = StatsRecorder()
-    saved = (stats._factory, stats._backend, stats._export_legacy_names)
-    stats.initialize(factory=lambda: recorder, export_legacy_names=False)
-    try:
+    with stats_backend(lambda: recorder):
         yield recorder
-    finally:
-        stats._factory, stats._backend, stats._export_legacy_names = saved
 
 
 class XComTI:

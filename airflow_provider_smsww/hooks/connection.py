@@ -7,8 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow.sdk.log import amask_secret, mask_secret
-
+from airflow_provider_smsww.compat import amask_secret, mask_secret
 from airflow_provider_smsww.exceptions import SmsWwAuthError
 
 if TYPE_CHECKING:

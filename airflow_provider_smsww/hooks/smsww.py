@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import BaseHook
-
 from airflow_provider_smsww import CONN_TYPE, DEFAULT_CONN_ID
+from airflow_provider_smsww.compat import BaseHook, aget_connection
 from airflow_provider_smsww.concurrency import bounded
 from airflow_provider_smsww.exceptions import (
     SmsWwDryRunIgnoredError,
@@ -110,7 +109,7 @@ class SmsWwHook(WalletMixin, BaseHook):
         from airflow_provider_smsww.client import AsyncSmsWwClient
 
         if self._async_client is None:
-            conn = await self.aget_connection(self.smsww_conn_id)
+            conn = await aget_connection(self.smsww_conn_id)
             kwargs = self._client_kwargs(conn, await aextra_dejson(conn))
             if self._async_client is None:  # another caller may have built it while this one awaited
                 self._async_client = AsyncSmsWwClient(**kwargs)

@@ -12,8 +12,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.log import mask_secret
-
+from airflow_provider_smsww.compat import mask_secret
 from airflow_provider_smsww.exceptions import SmsWwError
 
 if TYPE_CHECKING:

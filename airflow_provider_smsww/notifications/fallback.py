@@ -73,7 +73,7 @@ def exception_line(exc: Any) -> str | None:
     line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
     text = f"{type(exc).__name__}: {line}" if isinstance(exc, BaseException) else line
     try:
-        from airflow.sdk.log import redact
+        from airflow_provider_smsww.compat import redact
 
         return str(redact(text))
     except Exception:

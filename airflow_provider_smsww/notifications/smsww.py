@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseNotifier
-
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.alerting import DEFAULT_DEDUPE_KEY, check_cooldown, check_dedupe_key
+from airflow_provider_smsww.compat import BaseNotifier
 from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.notifications.fallback import TRUNCATION_MARK, fit_one_part
 
@@ -125,7 +124,8 @@ class SmsWwNotifier(BaseNotifier):
         # The unrendered templates: BaseNotifier renders in place, which would freeze the first
         # alert's text into a notifier shared by many tasks.
         self._templates = dict(recipients=recipients, message=message, sender=sender, dedupe_key=dedupe_key)
-        super().__init__(context=context)
+        super().__init__()  # Airflow 3.0 takes no context; 3.1+ keeps it as self.context, as set below
+        self.context = context or {}
 
     # -- rendering: each template on its own, a failure is replaced (see the fallbacks) ---------------
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.arguments import check_message_type, check_positive_int, check_recipients_type
+from airflow_provider_smsww.compat import AirflowFailException
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwDryRunIgnoredError,
@@ -99,6 +99,10 @@ class SmsSendOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         from airflow_provider_smsww.sending.credit import positive_amount
+        from airflow_provider_smsww.sending.ledger import clear_after_success
+
+        # On Airflow < 3.3 the retry ledger lives in Variables, deleted once the task has succeeded.
+        self.on_success_callback = [*(self.on_success_callback or ()), clear_after_success]
 
         positive_amount("max_total_price", max_total_price)
         positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
@@ -185,7 +189,7 @@ class SmsSendOperator(BaseOperator):
         """Header values usually carry credentials; execute() calls this too, for direct callers."""
         if not isinstance(self.callback, dict):
             return
-        from airflow.sdk.log import mask_secret
+        from airflow_provider_smsww.compat import mask_secret
 
         for value in (self.callback.get("headers") or {}).values():
             if value:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
+from airflow_provider_smsww.compat import AirflowFailException, AirflowSkipException, conf
 from airflow_provider_smsww.exceptions import SmsWwDeliveryError, SmsWwError
 from airflow_provider_smsww.failures import failing_for_good
 

@@ -11,14 +11,18 @@ Exit code 0 when the run succeeded; the last line names the run, its type and st
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the tests' helpers
 
 from airflow.models import dagrun as dagrun_module
 from airflow.models.asset import AssetEvent, AssetModel
-from airflow.utils.cli import get_bagged_dag
 from airflow.utils.state import DagRunState
 from airflow.utils.types import DagRunType
 from sqlalchemy import select
+
+from tests.airflow_versions import get_dag
 
 
 def create(**kwargs: Any) -> Any:
@@ -59,7 +63,7 @@ def create(**kwargs: Any) -> Any:
 def main(dag_id: str, manual: bool = False) -> int:
     if not manual:
         dagrun_module.get_or_create_dagrun = create  # type: ignore[assignment]
-    dag = get_bagged_dag(bundle_names=None, dag_id=dag_id)
+    dag = get_dag(dag_id)
     run = dag.test(logical_date=None)
     print(f"DAG RUN {run.run_id} run_type={run.run_type} logical_date={run.logical_date} state={run.state}")
     return 0 if run.state == "success" else 1

@@ -8,12 +8,15 @@ Exit code 0 when the run succeeded, 1 otherwise; the last line names the run, it
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from airflow.utils.cli import get_bagged_dag
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the tests' helpers
+
+from tests.airflow_versions import get_dag
 
 
 def main(dag_id: str) -> int:
-    dag = get_bagged_dag(bundle_names=None, dag_id=dag_id)
+    dag = get_dag(dag_id)
     run = dag.test(logical_date=None)
     print(f"DAG RUN {run.run_id} logical_date={run.logical_date} state={run.state}", flush=True)
     return 0 if run.state == "success" else 1

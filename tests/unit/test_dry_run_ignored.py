@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_smsww.compat import AirflowFailException
 from airflow_provider_smsww.exceptions import SmsWwDryRunIgnoredError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from tests.fakes import FakeStore, task_context

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_smsww.compat import AirflowFailException
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwBlocklistedError,

@@ -15,6 +15,7 @@ from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.notifications.fallback import fallback_text
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.segments import analyse
+from tests.airflow_versions import needs_deadline_alerts
 from tests.fakes import FakeGateway
 from tests.unit.test_alerting import MemoryStore
 
@@ -70,7 +71,7 @@ def test_an_unrenderable_message_sends_the_fallback_once_to_each(
 
 
 def test_the_fallback_text_fits_one_part_and_masks_secrets() -> None:
-    from airflow.sdk.log import mask_secret
+    from airflow_provider_smsww.compat import mask_secret
 
     mask_secret("hunter2-very-secret")
     exc = RuntimeError("login failed with hunter2-very-secret " + "x" * 300)
@@ -264,6 +265,7 @@ def test_no_cooldown_keeps_every_alert(gateway: FakeGateway) -> None:
     assert len(gateway.bodies) == 3
 
 
+@needs_deadline_alerts
 async def test_deadline_alerts_share_the_storm_guard(gateway: FakeGateway, store: MemoryStore) -> None:
     # The triggerer's context has no `dag`: the default key falls back to dag_run's DAG id, silently.
     n = alert(recipients=ON_CALL[:1], message="LATE {{ dag_run.dag_id }}", cooldown=timedelta(minutes=5))

@@ -16,6 +16,7 @@ from airflow_provider_smsww.notifications.smsww import (
     send_smsww_notification,
 )
 from airflow_provider_smsww.segments import analyse
+from tests.airflow_versions import needs_deadline_alerts
 from tests.fakes import TOKEN, FakeGateway, example_dag_module
 
 ON_CALL = ["+393331234567", "+393331234568"]
@@ -177,6 +178,7 @@ async def test_async_notify_sends_to_each_recipient(gateway: FakeGateway) -> Non
     assert "etl.load_warehouse" in gateway.bodies[0]["message"]
 
 
+@needs_deadline_alerts
 async def test_awaited_like_a_deadline_alert(gateway: FakeGateway) -> None:
     # How the triggerer's CallbackTrigger runs AsyncCallback(SmsWwNotifier, kwargs=...): the class is
     # called with the kwargs plus a small context, then awaited.

@@ -8,14 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow.sdk.exceptions import (
+
+from airflow_provider_smsww.compat import (
+    AIRFLOW_VERSION,
     AirflowFailException,
     AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-
 from airflow_provider_smsww.delivery import normalize_message_ids
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
@@ -329,6 +330,8 @@ def test_deferral_timeout_respects_soft_fail() -> None:
     kwargs = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
     with pytest.raises(AirflowSensorTimeout):
         sensor(deferrable=True).resume_execution(TRIGGER_FAIL_REPR, kwargs, ctx())
+    if AIRFLOW_VERSION < (3, 1):  # Airflow 3.0's BaseSensorOperator fails instead (core sensors too)
+        return
     with pytest.raises(AirflowSkipException):
         sensor(deferrable=True, soft_fail=True).resume_execution(TRIGGER_FAIL_REPR, kwargs, ctx())
 

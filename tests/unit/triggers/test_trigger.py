@@ -61,7 +61,7 @@ def test_serialize_round_trip() -> None:
 
 
 def test_classpath_imports_to_the_class() -> None:
-    from airflow._shared.module_loading import import_string
+    from tests.airflow_versions import import_string
 
     assert import_string(CLASSPATH) is SmsDeliveryTrigger
 
