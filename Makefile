@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-min test-deployment lint typecheck pytest constraints constraints-min bench clean
+.PHONY: demo test test-min test-deployment lint typecheck pytest constraints constraints-all bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,17 +28,27 @@ typecheck: $(BIN)/.installed
 pytest: $(BIN)/.installed
 	$(BIN)/pytest
 
-## The unit and integration tests again on the oldest Airflow we claim (3.3.0), so the claim stays true.
-MIN_VENV ?= .venv-min
-$(MIN_VENV)/bin/.installed: pyproject.toml constraints-min.txt
-	$(PYTHON) -m venv $(MIN_VENV)
-	$(MIN_VENV)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(MIN_VENV)/bin/uv pip install -q --python $(MIN_VENV)/bin/python -c constraints-min.txt -e '.[test]'
+## Every Airflow the package claims, each with the libraries of its own time (constraints-<minor>.txt,
+## made by scripts/constraints.sh): the unit, integration and system tests again on the newest patch of
+## 3.0, 3.1 and 3.2 (3.3 is `make test`), and on the declared floors (constraints-min.txt: Airflow 3.0.2,
+## httpx 0.28.0, pydantic 2.11.0, phonenumbers 8.13.0). `make test-airflow-3.0`, ..., `make test-min`.
+OLD_AIRFLOWS := 3.0 3.1 3.2
+.venv-%/bin/.installed: pyproject.toml constraints-%.txt
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q --disable-pip-version-check uv
+	.venv-$*/bin/uv pip install -q --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test]'
 	touch $@
 
-test-min: $(MIN_VENV)/bin/.installed
-	$(MIN_VENV)/bin/python -c "import airflow; assert airflow.__version__ == '3.3.0', airflow.__version__"
-	$(MIN_VENV)/bin/pytest tests/unit tests/integration -q
+.PHONY: test-airflows
+.PRECIOUS: .venv-%/bin/.installed
+test-airflows: $(OLD_AIRFLOWS:%=test-airflow-%) test-min
+test-airflow-%: .venv-%/bin/.installed
+	.venv-$*/bin/python -c "import airflow; print('Airflow', airflow.__version__)"
+	.venv-$*/bin/pytest tests/unit tests/integration tests/system -q -p no:cacheprovider
+
+test-min: .venv-min/bin/.installed
+	.venv-min/bin/python -c "import airflow; assert airflow.__version__ == '3.0.2', airflow.__version__"
+	.venv-min/bin/pytest tests/unit tests/integration tests/system -q -p no:cacheprovider
 
 ## A real deployment (docs/deployment.md): the example DAGs through the REST API on LocalExecutor, a
 ## killed Celery worker on CeleryExecutor (Redis, PostgreSQL), the connection form's Test in chromium.
@@ -51,21 +61,31 @@ test-deployment: $(BIN)/.deployment
 	scripts/deployment/install-system-deps.sh
 	$(BIN)/pytest tests/deployment -m deployment -p no:cacheprovider -v $(PYTEST_ARGS)
 
+## The same deployment tests on the oldest supported minor: make test-deployment-3.0.
+.PRECIOUS: .venv-%/bin/.deployment
+.venv-%/bin/.deployment: .venv-%/bin/.installed
+	.venv-$*/bin/uv pip install -q --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test,deployment]'
+	touch $@
+
+test-deployment-%: .venv-%/bin/.deployment
+	scripts/deployment/install-system-deps.sh
+	.venv-$*/bin/pytest tests/deployment -m deployment -p no:cacheprovider -v $(PYTEST_ARGS)
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
 
 constraints: $(BIN)/.installed
 	$(BIN)/uv pip freeze --python $(BIN)/python | grep -v airflow-provider-smsww > constraints.txt
 
-## The floors pyproject.toml declares, pinned exactly; everything else resolved from them.
-MIN_FLOORS := apache-airflow==3.3.0 httpx==0.28.0 pydantic==2.12.0 phonenumbers==8.13.0
-constraints-min: $(BIN)/.installed
-	printf '%s\n' $(MIN_FLOORS) > .floors.txt
-	{ echo "# The oldest versions this provider claims (make test-min): Airflow 3.3.0 and the floors of httpx,"; \
-	  echo "# pydantic and phonenumbers in pyproject.toml, the rest resolved from them. Refresh: make constraints-min"; \
-	  $(BIN)/uv pip compile pyproject.toml --extra test -c .floors.txt --python-version 3.11 -q --no-header \
-	    --no-annotate | grep -v '^-e\|^airflow-provider-smsww'; } > constraints-min.txt
-	rm -f .floors.txt
+## The constraints of every claimed Airflow but the newest: Airflow's libraries as of about three
+## weeks after the release, the test tools as of TOOLS_DATE (scripts/constraints.sh).
+TOOLS_DATE := 2026-11-25
+constraints-all: $(BIN)/.installed
+	scripts/constraints.sh constraints-3.0.txt 2025-09-19 $(TOOLS_DATE) apache-airflow==3.0.6
+	scripts/constraints.sh constraints-3.1.txt 2026-04-01 $(TOOLS_DATE) apache-airflow==3.1.8
+	scripts/constraints.sh constraints-3.2.txt 2026-06-19 $(TOOLS_DATE) apache-airflow==3.2.2
+	scripts/constraints.sh constraints-min.txt 2025-07-01 $(TOOLS_DATE) apache-airflow==3.0.2 \
+	  httpx==0.28.0 pydantic==2.11.0 phonenumbers==8.13.0
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache

@@ -36,6 +36,9 @@ __all__ = [
 #: Deadline alerts (awaiting a notifier in the triggerer) arrived in Airflow 3.1.
 needs_deadline_alerts = pytest.mark.skipif(AIRFLOW_VERSION < (3, 1), reason="deadline alerts: Airflow 3.1+")
 
+#: ``dag.test()`` hands task callbacks the task's exception from Airflow 3.3 on (a worker always did).
+DAG_TEST_CALLBACKS_GET_THE_EXCEPTION = AIRFLOW_VERSION >= (3, 3)
+
 #: True where Airflow has ``task_state_store`` (3.3): the retry ledger is kept there, else in Variables.
 HAS_TASK_STATE_STORE = AIRFLOW_VERSION >= (3, 3)
 
@@ -76,6 +79,58 @@ def task_log_lines(capsys: Any, caplog: Any) -> list[str]:
     (structlog), Airflow 3.0 hands it to the stdlib loggers, which ``caplog`` keeps."""
     printed = capsys.readouterr().out.splitlines()
     return printed if AIRFLOW_VERSION >= (3, 1) else [f"{r.name} {r.getMessage()}" for r in caplog.records]
+
+
+def make_dag_test_runs(
+    run_type: str,
+    setattr: Callable[[Any, str, Any], None],
+    *,
+    logical_date: bool = True,
+    then: Callable[[Any, Any, Any], None] | None = None,
+) -> None:
+    """Make ``dag.test()``, which makes manual runs only, create its run with ``run_type`` instead, by
+    swapping the helper it calls for one (``get_or_create_dagrun``; ``_get_or_create_dagrun`` in the
+    dag module on Airflow 3.0).
+
+    :param run_type: a ``DagRunType`` value, e.g. ``"scheduled"`` or ``"asset_triggered"``.
+    :param setattr: how to swap it: ``monkeypatch.setattr`` in a test, ``setattr`` in a script.
+    :param logical_date: False for a run with no logical date (and so no data interval).
+    :param then: called with (run, session, dag) once the run exists, e.g. to attach asset events.
+    """
+    from airflow.models import dagrun as dagrun_module
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    kind = DagRunType(run_type)
+
+    def create(**kwargs: Any) -> Any:
+        date = kwargs["logical_date"] if logical_date else None
+        optional = {k: kwargs[k] for k in ("triggering_user_name",) if k in kwargs}  # Airflow >= 3.1
+        run = kwargs["dag"].create_dagrun(
+            run_id=dagrun_module.DagRun.generate_run_id(
+                run_type=kind, logical_date=date, run_after=kwargs["run_after"]
+            ),
+            logical_date=date,
+            data_interval=kwargs["data_interval"] if logical_date else None,
+            run_after=kwargs["run_after"],
+            conf=kwargs["conf"],
+            run_type=kind,
+            state=DagRunState.RUNNING,
+            triggered_by=kwargs["triggered_by"],
+            start_date=kwargs["start_date"],
+            session=kwargs["session"],
+            **optional,
+        )
+        if then is not None:
+            then(run, kwargs["session"], kwargs["dag"])
+        return run
+
+    if hasattr(dagrun_module, "get_or_create_dagrun"):  # Airflow >= 3.1
+        setattr(dagrun_module, "get_or_create_dagrun", create)
+    else:
+        from airflow.models import dag as dag_module
+
+        setattr(dag_module, "_get_or_create_dagrun", create)
 
 
 def get_dag(dag_id: str) -> Any:

@@ -16,33 +16,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the tests' helpers
 
-from airflow.models import dagrun as dagrun_module
 from airflow.models.asset import AssetEvent, AssetModel
-from airflow.utils.state import DagRunState
-from airflow.utils.types import DagRunType
 from sqlalchemy import select
 
-from tests.airflow_versions import get_dag
+from tests.airflow_versions import get_dag, make_dag_test_runs
 
 
-def create(**kwargs: Any) -> Any:
-    session = kwargs["session"]
-    dag = kwargs["dag"]
-    run = dag.create_dagrun(
-        run_id=dagrun_module.DagRun.generate_run_id(
-            run_type=DagRunType.ASSET_TRIGGERED, logical_date=None, run_after=kwargs["run_after"]
-        ),
-        logical_date=None,
-        data_interval=None,
-        run_after=kwargs["run_after"],
-        conf=kwargs["conf"],
-        run_type=DagRunType.ASSET_TRIGGERED,
-        state=DagRunState.RUNNING,
-        triggered_by=kwargs["triggered_by"],
-        triggering_user_name=kwargs["triggering_user_name"],
-        start_date=kwargs["start_date"],
-        session=session,
-    )
+def attach_newest_events(run: Any, session: Any, dag: Any) -> None:
+    """Attach the newest event of each asset the DAG is scheduled on, as the scheduler does."""
     assets = [
         item[-1] if isinstance(item, tuple) else item for item in dag.timetable.asset_condition.iter_assets()
     ]
@@ -57,12 +38,11 @@ def create(**kwargs: Any) -> Any:
         if event is not None:
             run.consumed_asset_events.append(event)
     session.commit()
-    return run
 
 
 def main(dag_id: str, manual: bool = False) -> int:
     if not manual:
-        dagrun_module.get_or_create_dagrun = create  # type: ignore[assignment]
+        make_dag_test_runs("asset_triggered", setattr, logical_date=False, then=attach_newest_events)
     dag = get_dag(dag_id)
     run = dag.test(logical_date=None)
     print(f"DAG RUN {run.run_id} run_type={run.run_type} logical_date={run.logical_date} state={run.state}")
