@@ -66,6 +66,11 @@ def stats_backend(factory: Callable[[], Any]) -> Iterator[None]:
         stats._factory, stats._backend, stats._export_legacy_names = saved
 
 
+def plain(text: str) -> str:
+    """``text`` without terminal colours: Airflow 3.0 prints a task's exception in colour (rich)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
 def log_level(line: str) -> str:
     """The level of a log line as the task log prints it: ``[info     ]`` (Airflow >= 3.1's structlog)
     or ``{file.py:12} INFO -`` (Airflow 3.0's stdlib format)."""

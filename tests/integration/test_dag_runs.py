@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from smsww_integration_dags import dag_deferrable, dag_poke, dag_reschedule
 
+from tests.airflow_versions import plain
+
 pytestmark = pytest.mark.integration
 
 UNDELIVERABLE = "+393330000001"  # the sandbox's magic numbers
@@ -56,7 +58,7 @@ def test_undeliverable_recipient_fails_the_sensor_with_a_clear_message(
     dag: Any, airflow_db: str, smsww_sandbox: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = dag.test(run_conf={"recipients": [GOOD[0], UNDELIVERABLE]})
-    output = "".join(capsys.readouterr())
+    output = plain("".join(capsys.readouterr()))
 
     assert task_states(run) == {"send": "success", "wait": "failed"}
     assert str(run.state) == "failed"
@@ -73,7 +75,7 @@ def test_expired_message_fails_the_deferred_sensor_through_the_trigger(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     run = dag_deferrable.test(run_conf={"recipients": [EXPIRED]})
-    output = "".join(capsys.readouterr())
+    output = plain("".join(capsys.readouterr()))
 
     assert task_states(run) == {"send": "success", "wait": "failed"}
     assert f"recipient={EXPIRED} state=EXPIRED" in output
