@@ -24,7 +24,8 @@ alert_on_call = SmsWwNotifier(
     recipients=ON_CALL,
     sender="Airflow",
     # {{ run_id }}, not {{ ds }}: runs triggered from the UI, the REST API or the CLI have no logical date.
-    message="FAILED {{ dag.dag_id }}.{{ ti.task_id }} try {{ ti.try_number }} ({{ run_id }}). Log: {{ ti.log_url }}",
+    message="FAILED {{ dag.dag_id }}.{{ ti.task_id }} try {{ ti.try_number }} ({{ run_id }})"
+    "{% if ti.log_url %}. Log: {{ ti.log_url }}{% endif %}",  # Airflow 3.0 has no log URL here
     # The log URL pushes the text past one part (160 characters); a second part is worth a working
     # link. Leave this out to get one part, cut with "..." at the end.
     fail_on_multiple_messages=False,
