@@ -24,8 +24,10 @@ except ImportError:  # Airflow 3.0, 3.1
     from airflow.utils.module_loading import import_string  # type: ignore[no-redef]
 
 __all__ = [
+    "DAG_TEST_GIVES_EXCEPTION",
     "HAS_TASK_STATE_STORE",
     "NoStatsLogger",
+    "dag_test_makes",
     "get_dag",
     "import_string",
     "log_level",
@@ -38,6 +40,52 @@ needs_deadline_alerts = pytest.mark.skipif(AIRFLOW_VERSION < (3, 1), reason="dea
 
 #: True where Airflow has ``task_state_store`` (3.3): the retry ledger is kept there, else in Variables.
 HAS_TASK_STATE_STORE = AIRFLOW_VERSION >= (3, 3)
+
+#: True where ``dag.test()`` hands a failed task's ``on_failure_callback`` the exception (3.3): its
+#: in-process task runner leaves ``exception`` out of the context before that (a real task runner, as
+#: the scheduler starts it, has always set it).
+DAG_TEST_GIVES_EXCEPTION = AIRFLOW_VERSION >= (3, 3)
+
+
+def dag_test_makes(run_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``dag.test()``, which makes manual runs only, make runs of ``run_type`` instead, by swapping
+    the helper it creates its run with (``get_or_create_dagrun``; ``_get_or_create_dagrun`` of
+    ``airflow.models.dag`` on Airflow 3.0) for one that sets the run type."""
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    if AIRFLOW_VERSION >= (3, 1):
+        from airflow.models import dagrun as module
+
+        name, user_name = "get_or_create_dagrun", True
+    else:  # Airflow 3.0: no triggering user name yet
+        from airflow.models import dag as module  # type: ignore[no-redef]
+
+        name, user_name = "_get_or_create_dagrun", False
+    kind = DagRunType(run_type)
+
+    def create(**kwargs: Any) -> Any:
+        from airflow.models.dagrun import DagRun
+
+        run_id = DagRun.generate_run_id(
+            run_type=kind, logical_date=kwargs["logical_date"], run_after=kwargs["run_after"]
+        )
+        extra = {"triggering_user_name": kwargs["triggering_user_name"]} if user_name else {}
+        return kwargs["dag"].create_dagrun(
+            run_id=run_id,
+            logical_date=kwargs["logical_date"],
+            data_interval=kwargs["data_interval"],
+            run_after=kwargs["run_after"],
+            conf=kwargs["conf"],
+            run_type=kind,
+            state=DagRunState.RUNNING,
+            triggered_by=kwargs["triggered_by"],
+            start_date=kwargs["start_date"],
+            session=kwargs["session"],
+            **extra,
+        )
+
+    monkeypatch.setattr(module, name, create)
 
 
 @contextmanager
