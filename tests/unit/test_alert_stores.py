@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -213,20 +213,78 @@ def test_a_record_dropped_by_an_earlier_racer_is_written_again_and_held_behind_i
     assert kinds(variables, g) == ["alert", "alert"]
 
 
-def test_a_sent_record_dropped_by_a_racer_is_written_back_by_the_clean_up() -> None:
+def test_an_alert_written_again_is_counted_once_even_if_its_first_record_comes_back() -> None:
+    """A record written again after a lost write keeps its alert's id; if a racer's stale write brings
+    the first one back, the two are still one alert."""
+    variables, clock = FakeVariables(), Clock()
+    assert alert(guard(variables, clock)).send
+    stale_write(variables)
+    held = guard(variables, clock).claim("note")
+    assert not held.send
+    (again,) = [k for k in variables.records(alerting.variable_prefix("etl")) if ".alert." in k]
+    _, stamp, token = again.rsplit(".", 2)
+    first_at = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ") - timedelta(microseconds=1)
+    back = f"{alerting.variable_prefix('etl')}alert.{first_at:%Y%m%dT%H%M%S%fZ}.{token}"
+    RecordsVariableStore(variables).add(back, "brought back")  # ...and its first record is back
+
+    clock.at += COOLDOWN + timedelta(seconds=1)
+    after = alert(guard(variables, clock))
+    assert (after.send, after.held) == (True, 1)
+    assert kinds(variables, guard(variables)) == ["sent"]
+
+
+def drop_from(variables: FakeVariables, name: str, kind: str) -> None:
+    """A racer that had read ``name`` before a record of ``kind`` was written writes back what it read."""
+    records = json.loads(variables.data[name])
+    variables.data[name] = json.dumps({k: v for k, v in records.items() if f".{kind}." not in k})
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_sent_record_dropped_by_a_racer_is_written_back(when: str) -> None:
+    """Before the sender's clean-up (its own writes carry the sent record again) or after it (its
+    check, a settle wait later, finds it missing and writes it)."""
     variables, clock = FakeVariables(), Clock()
     g = guard(variables, clock)
     verdict = g.claim("note")
     assert verdict.send
-    # A racer that had read before the sent record was written writes back what it read:
     assert verdict.sent_key is not None
     name = records_variable(verdict.sent_key)
-    variables.data[name] = json.dumps(
-        {k: v for k, v in variables.records(g.prefix).items() if ".sent." not in k}
-    )
-    g.done(verdict, delivered=True)  # the SMS went out; deleting its own record, it writes the sent one
-    assert kinds(variables, g) == ["sent"]  # written back
-    assert not alert(guard(variables, clock)).send
+    if when == "before":
+        drop_from(variables, name, "sent")
+    else:
+        variables.after_set = lambda written: (
+            setattr(variables, "after_set", None),
+            drop_from(variables, name, "sent"),
+        )
+    g.done(verdict, delivered=True)  # the SMS went out
+    assert kinds(variables, g) == ["sent"]
+    assert not alert(guard(variables, clock)).send  # the cooldown holds
+
+
+def test_a_sent_record_brought_back_after_a_failed_send_is_deleted_again() -> None:
+    """Nobody got the alert, so its sent record must go (else the cooldown would hold back the next
+    alerts for an SMS nobody received): a racer's stale write that brings it back is undone."""
+    variables, clock = FakeVariables(), Clock()
+    g = guard(variables, clock)
+    verdict = g.claim("note")
+    assert verdict.sent_key is not None
+    name, sent_key = records_variable(verdict.sent_key), verdict.sent_key
+
+    def bring_back(written: str) -> None:  # after the sender's last write, the racer's
+        records = json.loads(variables.data[name])
+        if (
+            sent_key not in records
+            and ".missed." in variables.data[name]
+            and ".alert." not in variables.data[name]
+        ):
+            variables.after_set = None
+            variables.data[name] = json.dumps({**records, sent_key: "the last SMS alert sent for this key"})
+
+    variables.after_set = bring_back
+    g.done(verdict, delivered=False)
+    assert kinds(variables, g) == ["missed"]
+    after = alert(guard(variables, clock))
+    assert (after.send, after.held) == (True, 1)  # sent, counting the one nobody got
 
 
 def test_records_that_never_stay_written_let_the_alert_through(caplog: pytest.LogCaptureFixture) -> None:
