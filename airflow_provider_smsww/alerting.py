@@ -15,12 +15,20 @@ Variables have no compare-and-set, so racing alerts elect a sender: each writes 
 extra SMS needs a callback that stalls longer than the settle time between taking its time and
 writing its record; docs/notifier.md explains the bound. When the store cannot be reached, the alert
 is sent (fail open: the guard never loses an alert) and a warning says why.
+
+Airflow 3.0-3.2 cannot list Variables: there the records of a key share a few Variables
+(:mod:`airflow_provider_smsww.alert_stores`), where a racing write can drop another's record. So after
+the settle wait an alert checks that its own record is there, and writes it again (same id, later
+time) and waits again when it is not, up to :data:`CHECKS` times; the sender checks its sent record
+(or, after a failed send, that it is gone) the same way; and a record that a lost delete brings back
+is not counted again (older than the sent record that reported it, or sharing an alert's id).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import re
 import secrets
 import time
@@ -40,8 +48,12 @@ SETTLE_SECONDS = 1.0
 #: A record older than this that has not become a sent record lost its callback (killed, or its send
 #: failed): it no longer competes, it is counted as held back.
 DECIDE_WINDOW = timedelta(seconds=30)
+#: How many times an alert looks for its own record after a settle wait before it gives up on the guard.
+CHECKS = 4
 
 _STAMP = "%Y%m%dT%H%M%S%fZ"
+_SENT_NOTE = "the last SMS alert sent for this key"
+_MISSED_NOTE = "an SMS alert that could not be sent (counted in the next one)"
 
 
 def now() -> datetime:
@@ -104,6 +116,18 @@ class VariableStore:
         from airflow.sdk import Variable
 
         Variable.delete(key)
+
+
+def default_store() -> AlertStore:
+    """A record per Variable where the Task SDK lists Variables by prefix (Airflow 3.3), else all the
+    records of a key in one Variable (:class:`~airflow_provider_smsww.alert_stores.RecordsVariableStore`)."""
+    from airflow.sdk import Variable
+
+    if hasattr(Variable, "keys"):
+        return VariableStore()
+    from airflow_provider_smsww.alert_stores import RecordsVariableStore
+
+    return RecordsVariableStore()
 
 
 class _Record(NamedTuple):
@@ -175,36 +199,57 @@ class StormGuard:
     ) -> None:
         self.dedupe_key = dedupe_key
         self.cooldown = cooldown
-        self.store: AlertStore = store if store is not None else VariableStore()
+        self.store: AlertStore = store if store is not None else default_store()
         self.clock = clock or now
         self.settle = SETTLE_SECONDS if settle is None else settle
         self.prefix = variable_prefix(dedupe_key)
 
     def claim(self, note: str) -> Verdict:
         """Record this alert and decide. Never raises: a store that fails lets the alert through."""
-        at = self.clock()
-        token = secrets.token_hex(4)
-        own = f"{self.prefix}alert.{at.strftime(_STAMP)}.{token}"
+        me = self._new_record()
         try:
-            self.store.add(own, note)
+            self.store.add(me.key, note)
         except Exception as exc:
             log.warning("SMS alert storm guard unavailable (%s): sending without the cooldown", _why(exc))
             return Verdict(send=True)
         try:
-            if self.settle:
-                time.sleep(self.settle)
-            return self._decide(_Record(at, token, "alert", own))
+            for check in range(CHECKS):
+                if self.settle:  # after a lost write, a random extra wait parts the racers
+                    time.sleep(self.settle * random.uniform(1, 2**check))
+                listed = self.store.keys(self.prefix)
+                if me.key in listed:
+                    return self._decide(me, listed)
+                self.store.delete(me.key)  # a racing write dropped it: again, later, with the same id
+                me = self._new_record(me.token)
+                self.store.add(me.key, note)
+            raise LookupError(f"its record was dropped by racing writes {CHECKS} times")
         except Exception as exc:
             log.warning("SMS alert storm guard unavailable (%s): sending without the cooldown", _why(exc))
-            self._forget([own])
+            self._forget([me.key])
             return Verdict(send=True)
 
-    def _decide(self, me: _Record) -> Verdict:
-        records = [r for r in map(_parse, self.store.keys(self.prefix)) if r is not None]
+    def _new_record(self, token: str | None = None) -> _Record:
+        at, token = self.clock(), token or secrets.token_hex(4)
+        return _Record(at, token, "alert", f"{self.prefix}alert.{at.strftime(_STAMP)}.{token}")
+
+    def _decide(self, me: _Record, listed: list[str]) -> Verdict:
+        parsed = sorted(
+            (r for r in map(_parse, listed) if r is not None), key=lambda r: (r.kind == "missed", r.at)
+        )
+        # The records of one claim share its id: one written again after a lost write, or one that a lost
+        # delete brought back beside its missed record, is still one alert (the latest, or the missed).
+        one = {r.token: r for r in parsed if r.kind != "sent"} | {me.token: me}
+        dupes = [r for r in parsed if r.kind != "sent" and one[r.token] != r]
+        records = [r for r in parsed if r.kind == "sent"] + list(one.values())
         sent = sorted(r for r in records if r.kind == "sent")
         sent_ids = {(r.at, r.token) for r in sent}
+        last = (sent[-1].at, sent[-1].token) if sent else None
+        # Older than the last sent record: reported by it (back only if a delete of it was lost).
+        reported = {r for r in records if r.kind != "sent" and last and (r.at, r.token) < last}
         others = [
-            r for r in records if r.kind != "sent" and r.key != me.key and (r.at, r.token) not in sent_ids
+            r
+            for r in records
+            if r.kind != "sent" and r.key != me.key and (r.at, r.token) not in sent_ids and r not in reported
         ]
         window_end = sent[-1].at + self.cooldown if sent else None
         if window_end is not None and me.at < window_end:
@@ -222,7 +267,7 @@ class StormGuard:
             held = [r for r in others if (r.at, r.token) <= (me.at, me.token)] + [me]
             return Verdict(send=False, held=len(held), since=min(r.at for r in held))
         sent_key = f"{self.prefix}sent.{me.at.strftime(_STAMP)}.{me.token}"
-        self.store.add(sent_key, "the last SMS alert sent for this key")
+        self.store.add(sent_key, _SENT_NOTE)
         counted = [r for r in others if (r.at, r.token) < (me.at, me.token)]
         return Verdict(
             send=True,
@@ -230,7 +275,7 @@ class StormGuard:
             since=min((r.at for r in counted), default=None),
             own=me.key,
             sent_key=sent_key,
-            clean_up=tuple(r.key for r in counted + sent),
+            clean_up=tuple(r.key for r in [*counted, *sent, *reported, *dupes]),
         )
 
     def done(self, verdict: Verdict, *, delivered: bool) -> None:
@@ -240,13 +285,35 @@ class StormGuard:
             return
         if delivered:
             self._forget([*verdict.clean_up, verdict.own])
+            self._make_sure(verdict.sent_key, _SENT_NOTE)
             return
         missed = verdict.own.replace(".alert.", ".missed.", 1)
         try:
-            self.store.add(missed, "an SMS alert that could not be sent (counted in the next one)")
+            self.store.add(missed, _MISSED_NOTE)
         except Exception as exc:
             log.warning("SMS alert storm guard could not record the failed alert: %s", _why(exc))
         self._forget([verdict.sent_key, verdict.own])
+        self._make_sure(missed, _MISSED_NOTE, gone=verdict.sent_key)
+
+    def _make_sure(self, keep: str, note: str, gone: str | None = None) -> None:
+        """Where a racing write can undo this one's (a store that ``loses_writes``: Airflow < 3.3), check
+        after a settle wait that ``keep`` is there and ``gone`` is not, and make it so again, up to
+        :data:`CHECKS` times. Never raises."""
+        if not getattr(self.store, "loses_writes", False):
+            return
+        try:
+            for _ in range(CHECKS):
+                if self.settle:
+                    time.sleep(self.settle * random.uniform(1, 2))
+                listed = self.store.keys(self.prefix)
+                if keep in listed and gone not in listed:
+                    return
+                if keep not in listed:
+                    self.store.add(keep, note)
+                if gone is not None and gone in listed:
+                    self.store.delete(gone)
+        except Exception as exc:
+            log.warning("SMS alert storm guard could not check its records: %s", _why(exc))
 
     def _forget(self, keys: list[str]) -> None:
         for key in keys:

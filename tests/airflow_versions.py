@@ -24,11 +24,15 @@ except ImportError:  # Airflow 3.0, 3.1
     from airflow.utils.module_loading import import_string  # type: ignore[no-redef]
 
 __all__ = [
+    "DAG_TEST_CALLBACKS_GET_THE_EXCEPTION",
     "HAS_TASK_STATE_STORE",
     "NoStatsLogger",
     "get_dag",
     "import_string",
     "log_level",
+    "make_dag_test_runs",
+    "needs_deadline_alerts",
+    "plain",
     "stats_backend",
     "task_log_lines",
 ]

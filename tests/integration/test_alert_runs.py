@@ -9,11 +9,13 @@ the cooldown counts the seven held back. The storm guard's state is real Airflow
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from smsww_alert_dags import ON_CALL, STORM_TASKS, dag_dag_level, dag_storm, dag_task_level
+from smsww_alert_dags import ON_CALL, STORM_COOLDOWN, STORM_TASKS, dag_dag_level, dag_storm, dag_task_level
 
 from airflow_provider_smsww import alerting
 from tests.airflow_versions import DAG_TEST_CALLBACKS_GET_THE_EXCEPTION, make_dag_test_runs
@@ -62,17 +64,41 @@ def test_eight_failures_send_one_sms_then_the_next_counts_seven(
     monkeypatch.setattr(alerting, "SETTLE_SECONDS", 0.2)
     started = datetime.now(UTC)
     first = dag_storm.test(logical_date=None)
+    ended = datetime.now(UTC)
 
     assert str(first.state) == "failed"
     assert [str(ti.state) for ti in first.get_task_instances()] == ["failed"] * STORM_TASKS
     (sms,) = smsww_sandbox.sandbox.accepted()
     assert sms.text.startswith("FAILED smsww_alert_storm.load_")
 
-    # The cooldown (6 s) is over for the next run: its first alert counts the 7 held back.
-    monkeypatch.setattr(alerting, "now", lambda: datetime.now(UTC) + timedelta(minutes=1))
+    # The cooldown is over for the next run: its first alert counts the 7 held back.
+    monkeypatch.setattr(alerting, "now", lambda: datetime.now(UTC) + STORM_COOLDOWN + timedelta(minutes=1))
     dag_storm.test(logical_date=None)
     texts = [m.text for m in smsww_sandbox.sandbox.accepted()]
     assert len(texts) == 2
-    assert texts[1].startswith(
-        f"(+7 more failures since {started.strftime('%H:%M UTC')}) FAILED smsww_alert_storm"
-    )
+    # Since the first alert held back, in the first run (which can span the turn of a minute).
+    run_seconds = range(int((ended - started).total_seconds()) + 1)
+    minutes = {f"{started + timedelta(seconds=n):%H:%M}" for n in run_seconds} | {f"{ended:%H:%M}"}
+    since = re.match(r"\(\+7 more failures since (\d\d:\d\d) UTC\) FAILED smsww_alert_storm", texts[1])
+    assert since, texts[1]
+    assert since.group(1) in minutes
+    # What is left: the second run's sent record and its 7 held back (the first run's were reported).
+    assert sorted(guard_records("smsww_alert_storm")) == ["alert"] * 7 + ["sent"]
+
+
+def guard_records(dedupe_key: str) -> list[str]:
+    """The kinds of the storm guard's records of ``dedupe_key``, from the metadata database: one Variable
+    each where the Task SDK lists Variables (Airflow 3.3), else in the key's ``records.<n>`` Variables."""
+    from airflow.models.variable import Variable
+    from airflow.sdk import Variable as SdkVariable
+    from airflow.utils.session import create_session
+
+    prefix = alerting.variable_prefix(dedupe_key)
+    with create_session() as session:
+        stored = {v.key: v.val for v in session.query(Variable).filter(Variable.key.startswith(prefix))}
+    shards = {
+        name: json.loads(value) for name, value in stored.items() if name.startswith(prefix + "records.")
+    }
+    assert bool(shards) != hasattr(SdkVariable, "keys")
+    keys = [key for records in shards.values() for key in records] if shards else list(stored)
+    return [key.removeprefix(prefix).split(".")[0] for key in keys]

@@ -207,7 +207,7 @@ class Clock:
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
     memory = MemoryStore()
-    monkeypatch.setattr(alerting, "VariableStore", lambda: memory)
+    monkeypatch.setattr(alerting, "default_store", lambda: memory)
     monkeypatch.setattr(alerting, "SETTLE_SECONDS", 0)
     return memory
 
