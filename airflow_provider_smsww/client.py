@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from airflow_provider_smsww.anyio_lock import mend_anyio_lock
 from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
@@ -192,6 +193,7 @@ class AsyncSmsWwClient:
         self._plan = RequestPlan(
             base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
         )
+        mend_anyio_lock()  # httpcore's connection locks, on the anyio releases that can deadlock them
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
         self.clock_offset: timedelta | None = None  # the gateway's clock minus ours (its Date header)
         self._sleep = sleep

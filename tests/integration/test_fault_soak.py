@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_smsww.client import AsyncSmsWwClient
-from airflow_provider_smsww.compat import AIRFLOW_VERSION
 from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
@@ -154,11 +153,6 @@ def run_until_done(
     raise AssertionError(f"not done after {max_tries} further tries: {errors}")
 
 
-@pytest.mark.skipif(
-    (3, 1) <= AIRFLOW_VERSION < (3, 2),
-    reason="hangs on Airflow 3.1.8 in the crash try (the event loop idles with no task of ours pending): "
-    "not yet understood, see the closing note of the versions issue",
-)
 def test_soak_1000_sends_with_faults_a_crash_and_retries(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
