@@ -25,7 +25,7 @@ alert_on_call = SmsWwNotifier(
     sender="Airflow",
     # {{ run_id }}, not {{ ds }}: runs triggered from the UI, the REST API or the CLI have no logical date.
     message="FAILED {{ dag.dag_id }}.{{ ti.task_id }} try {{ ti.try_number }} ({{ run_id }})"
-    "{% if ti.log_url %}. Log: {{ ti.log_url }}{% endif %}",  # Airflow 3.0 has no log URL here
+    "{% if ti.log_url is defined and ti.log_url %}. Log: {{ ti.log_url }}{% endif %}",  # none on Airflow 3.0
     # The log URL pushes the text past one part (160 characters); a second part is worth a working
     # link. Leave this out to get one part, cut with "..." at the end.
     fail_on_multiple_messages=False,

@@ -4,6 +4,7 @@ the metrics backend, the dag bag, import_string); the package's own differences 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww.compat import AIRFLOW_VERSION
+from airflow_provider_smsww.compat import AIRFLOW_VERSION, AIRFLOW_VERSION_STRING
 
 try:  # Airflow >= 3.2
     from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
@@ -43,6 +44,13 @@ needs_deadline_alerts = pytest.mark.skipif(AIRFLOW_VERSION < (3, 1), reason="dea
 #: ``dag.test()`` hands task callbacks the task's exception from Airflow 3.3 on (a worker always did).
 DAG_TEST_CALLBACKS_GET_THE_EXCEPTION = AIRFLOW_VERSION >= (3, 3)
 
+#: The running Airflow's (major, minor, patch).
+AIRFLOW_RELEASE = tuple(int(re.match(r"\d+", part)[0]) for part in AIRFLOW_VERSION_STRING.split(".")[:3])
+
+#: ``dag.test()`` hands a DAG-level callback the last task instance from Airflow 3.0.6 on (3.0.2's has
+#: none, so the fallback text cannot name the task).
+DAG_TEST_DAG_CALLBACKS_GET_THE_TASK = AIRFLOW_RELEASE >= (3, 0, 6)
+
 #: True where Airflow has ``task_state_store`` (3.3): the retry ledger is kept there, else in Variables.
 HAS_TASK_STATE_STORE = AIRFLOW_VERSION >= (3, 3)
 
@@ -52,15 +60,24 @@ def stats_backend(factory: Callable[[], Any]) -> Iterator[None]:
     """Airflow's ``Stats`` sent to ``factory()`` for the duration of the block."""
     try:  # Airflow >= 3.2
         from airflow.sdk._shared.observability.metrics import stats
-    except ImportError:  # Airflow 3.0, 3.1: a metaclass holding one instance
-        from airflow.stats import Stats
+    except ImportError:  # Airflow 3.0, 3.1
+        stats = None
+    if stats is None or not hasattr(stats, "_factory"):  # Airflow 3.0-3.2: a metaclass holding one instance
+        from airflow_provider_smsww.compat import stats as airflow_stats
 
-        saved_instance = Stats.instance
-        Stats.instance = factory()
+        meta = airflow_stats()
+        # Airflow 3.1 and 3.2 also keep the pid that made the instance, and make it again in another.
+        keeps_pid = hasattr(type(meta), "_instance_pid")
+        saved = (meta.instance, meta._instance_pid if keeps_pid else None)
+        meta.instance = factory()
+        if keeps_pid:
+            meta._instance_pid = os.getpid()
         try:
             yield
         finally:
-            Stats.instance = saved_instance
+            meta.instance = saved[0]
+            if keeps_pid:
+                meta._instance_pid = saved[1]
         return
     saved = (stats._factory, stats._backend, stats._export_legacy_names)
     stats.initialize(factory=factory, export_legacy_names=False)

@@ -28,7 +28,8 @@ def send_and_wait(mode: str) -> DAG:
         send = SmsSendOperator(
             task_id="send",
             recipients="{{ params.recipients }}",
-            message="Report for {{ ds }} is ready",
+            # Every run type: a run triggered through the REST API or the CLI has no logical date.
+            message="Report for {{ (dag_run.logical_date or dag_run.run_after) | ds }} is ready",
             sender="Reports",
             fail_on_multiple_messages=True,
             max_total_price=5.0,
