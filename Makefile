@@ -5,14 +5,20 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-min test-deployment lint typecheck pytest constraints constraints-all bench clean
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+# One .venv, two markers, so that `make demo` and `make test` work in either order: .runtime is the
+# package and its sandbox extra (all `make demo` needs), .installed adds the test stack on top of it.
+$(BIN)/.runtime: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[test]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[sandbox]'
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.runtime pyproject.toml constraints.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[sandbox,test]'
 	touch $@
 
 ## Run example DAG 1 end to end against the embedded sandbox (no account, no cost, loopback only).
-demo: $(BIN)/.installed
+demo: $(BIN)/.runtime
 	$(BIN)/python scripts/demo.py
 
 ## ruff, mypy and the whole pytest suite.
