@@ -93,5 +93,24 @@ constraints-all: $(BIN)/.installed
 	scripts/constraints.sh constraints-min.txt 2025-07-01 $(TOOLS_DATE) apache-airflow==3.0.2 \
 	  httpx==0.28.0 pydantic==2.11.0 phonenumbers==8.13.0
 
+# --- Release and docs (make release-check, make docs; CI runs both) ---------------------------------
+.PHONY: docs requirements
+
+## The docs site from docs/ (mkdocs.yml) into site/, warnings as errors; the tools live in .venv-docs.
+.venv-docs/bin/.tools: requirements/docs.txt
+	$(PYTHON) -m venv .venv-docs
+	.venv-docs/bin/python -m pip install -q --disable-pip-version-check uv
+	.venv-docs/bin/uv pip install -q --python .venv-docs/bin/python -r requirements/docs.txt
+	touch $@
+
+docs: .venv-docs/bin/.tools
+	NO_MKDOCS_2_WARNING=1 .venv-docs/bin/mkdocs build --strict --clean --site-dir site
+
+## requirements/*.txt (the docs and release tools) pinned anew from the .in files beside them.
+requirements: $(BIN)/.runtime
+	cd requirements && for f in *.in; do \
+	  ../$(BIN)/uv pip compile -q --python ../$(BIN)/python --custom-compile-command "make requirements" \
+	    --upgrade $$f -o $${f%.in}.txt; done
+
 clean:
-	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache site
