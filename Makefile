@@ -94,7 +94,20 @@ constraints-all: $(BIN)/.installed
 	  httpx==0.28.0 pydantic==2.11.0 phonenumbers==8.13.0
 
 # --- Release and docs (make release-check, make docs; CI runs both) ---------------------------------
-.PHONY: docs requirements
+.PHONY: release-check docs requirements
+
+## The release check: builds the sdist, then the wheel from it; `twine check --strict` on both; checks
+## what each holds; installs the wheel (not editable) with plain pip into a clean venv next to Airflow
+## 3.3.2 (constraints.txt) and runs the system tests from the unpacked sdist, outside the checkout,
+## against it (scripts/release_check.sh). The build tools live in .venv-build.
+.venv-build/bin/.tools: requirements/release.txt
+	$(PYTHON) -m venv .venv-build
+	.venv-build/bin/python -m pip install -q --disable-pip-version-check uv
+	.venv-build/bin/uv pip install -q --python .venv-build/bin/python -r requirements/release.txt
+	touch $@
+
+release-check: .venv-build/bin/.tools
+	PYTHON=$(PYTHON) scripts/release_check.sh
 
 ## The docs site from docs/ (mkdocs.yml) into site/, warnings as errors; the tools live in .venv-docs.
 .venv-docs/bin/.tools: requirements/docs.txt
@@ -113,4 +126,4 @@ requirements: $(BIN)/.runtime
 	    --upgrade $$f -o $${f%.in}.txt; done
 
 clean:
-	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache site
+	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache site dist
