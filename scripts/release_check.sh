@@ -5,7 +5,8 @@
 #   3. What each holds: the sdist everything needed to rebuild, test and build the docs; the wheel the
 #      package with py.typed, the sandbox and the licence, and no tests.
 #   4. The wheel (not editable) installed with plain pip into a clean venv (.venv-release) next to the
-#      newest supported Airflow, pinned by constraints.txt; pip check; its metadata and provider info.
+#      newest supported Airflow, pinned by constraints.txt; pip check; its metadata, and Airflow's
+#      providers list showing its version and documentation link.
 #   5. The system tests (every example DAG against the sandbox) run from the unpacked sdist, copied
 #      outside the checkout, on that venv: the package they import is the installed wheel (pytest's
 #      header prints its path, and the run stops if it is anything else).
@@ -80,12 +81,16 @@ rm -rf "$VENV"
 quiet_pip "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
   "$WHEEL[sandbox]" "apache-airflow==$AIRFLOW" pytest pytest-asyncio
 quiet_pip "$VENV/bin/python" -m pip check
-(cd / && "$VENV/bin/python" - "$VERSION" "$VENV" <<'EOF'
+WORK=$(mktemp -d -t smsww-release-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir "$WORK/airflow-home"
+(cd / && AIRFLOW_HOME="$WORK/airflow-home" "$VENV/bin/python" - "$VERSION" "$VENV" <<'EOF'
 import sys
 from importlib.metadata import distribution
 
 import airflow
 import airflow_provider_smsww as package
+from airflow.providers_manager import ProvidersManager
 
 version, venv = sys.argv[1:]
 dist = distribution("airflow-provider-smsww")
@@ -95,12 +100,15 @@ assert dist.version == package.__version__ == version == package.get_provider_in
 assert "Framework :: Apache Airflow :: Provider" in dist.metadata.get_all("Classifier")
 assert dist.read_text("direct_url.json") is None or '"editable": true' not in dist.read_text("direct_url.json")
 assert dist.locate_file("airflow_provider_smsww/py.typed").exists()
+# Airflow's providers list links the Documentation URL of the package metadata.
+(docs_url,) = [u.split(",", 1)[1].strip() for u in dist.metadata.get_all("Project-URL") if u.startswith("Documentation,")]
+provider = ProvidersManager().providers["airflow-provider-smsww"]
+assert (provider.version, provider.data["documentation-url"]) == (version, docs_url), provider
+print(f"Airflow's providers list: airflow-provider-smsww {provider.version}, docs {docs_url}")
 EOF
 )
 
 echo "--- 5. the system tests, from the unpacked sdist outside the checkout, on the installed wheel"
-WORK=$(mktemp -d -t smsww-release-XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
 tar -xzf "$SDIST" -C "$WORK"
 mkdir "$WORK/run"
 # Everything the tests need but the package itself, which must come from the venv.
