@@ -5,14 +5,20 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-min test-deployment lint typecheck pytest constraints constraints-all bench clean
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+# One .venv, two markers, so that `make demo` and `make test` work in either order: .runtime is the
+# package and its sandbox extra (all `make demo` needs), .installed adds the test stack on top of it.
+$(BIN)/.runtime: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[test]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[sandbox]'
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.runtime pyproject.toml constraints.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[sandbox,test]'
 	touch $@
 
 ## Run example DAG 1 end to end against the embedded sandbox (no account, no cost, loopback only).
-demo: $(BIN)/.installed
+demo: $(BIN)/.runtime
 	$(BIN)/python scripts/demo.py
 
 ## ruff, mypy and the whole pytest suite.
@@ -87,5 +93,37 @@ constraints-all: $(BIN)/.installed
 	scripts/constraints.sh constraints-min.txt 2025-07-01 $(TOOLS_DATE) apache-airflow==3.0.2 \
 	  httpx==0.28.0 pydantic==2.11.0 phonenumbers==8.13.0
 
+# --- Release and docs (make release-check, make docs; CI runs both) ---------------------------------
+.PHONY: release-check docs requirements
+
+## The release check: builds the sdist, then the wheel from it; `twine check --strict` on both; checks
+## what each holds; installs the wheel (not editable) with plain pip into a clean venv next to Airflow
+## 3.3.2 (constraints.txt) and runs the system tests from the unpacked sdist, outside the checkout,
+## against it (scripts/release_check.sh). The build tools live in .venv-build.
+.venv-build/bin/.tools: requirements/release.txt
+	$(PYTHON) -m venv .venv-build
+	.venv-build/bin/python -m pip install -q --disable-pip-version-check uv
+	.venv-build/bin/uv pip install -q --python .venv-build/bin/python -r requirements/release.txt
+	touch $@
+
+release-check: .venv-build/bin/.tools
+	PYTHON=$(PYTHON) scripts/release_check.sh
+
+## The docs site from docs/ (mkdocs.yml) into site/, warnings as errors; the tools live in .venv-docs.
+.venv-docs/bin/.tools: requirements/docs.txt
+	$(PYTHON) -m venv .venv-docs
+	.venv-docs/bin/python -m pip install -q --disable-pip-version-check uv
+	.venv-docs/bin/uv pip install -q --python .venv-docs/bin/python -r requirements/docs.txt
+	touch $@
+
+docs: .venv-docs/bin/.tools
+	NO_MKDOCS_2_WARNING=1 .venv-docs/bin/mkdocs build --strict --clean --site-dir site
+
+## requirements/*.txt (the docs and release tools) pinned anew from the .in files beside them.
+requirements: $(BIN)/.runtime
+	cd requirements && for f in *.in; do \
+	  ../$(BIN)/uv pip compile -q --python ../$(BIN)/python --custom-compile-command "make requirements" \
+	    --upgrade $$f -o $${f%.in}.txt; done
+
 clean:
-	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache site dist
