@@ -44,6 +44,11 @@ def test_tries_failing_part_way_text_each_recipient_once(
         assert sent == dict.fromkeys(RECIPIENTS, 1)
         (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "send"]
         assert ti.try_number > 1  # the faults did make tries fail part-way
+        store = "task_state_store" if HAS_TASK_STATE_STORE else "Variables"
+        print(
+            f"\nRETRIES tries={ti.try_number} sent={len(sent)} max_per_recipient={max(sent.values())}", end=""
+        )
+        print(f" ledger={store} variable_writes={len(writes)}")
     if HAS_TASK_STATE_STORE:
         assert writes == []
     else:  # the ledger was on Variables, and the success deleted every one of them
