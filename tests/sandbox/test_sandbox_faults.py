@@ -67,15 +67,20 @@ def test_drops_in_process_raise_remote_protocol_error(
     assert sandbox_app.sandbox.requests == [("POST", "/WW-messages", 0)]
 
 
+#: A dropped connection as the client sees it: closed before the response (RemoteProtocolError), or reset
+#: while it was still reading (ReadError), which a busy machine's timing sometimes makes it.
+DROPPED = (httpx.RemoteProtocolError, httpx.ReadError)
+
+
 @pytest.mark.integration
 def test_drops_over_a_real_socket() -> None:
     with run_sandbox() as server:
         headers = {"Authorization": f"Bearer {server.token}"}
         with httpx.Client(base_url=server.url, headers=headers) as http:
             for fault in ("drop-before", "drop-after"):
-                with pytest.raises(httpx.RemoteProtocolError):
+                with pytest.raises(DROPPED):
                     http.post("/WW-messages", json=BODY, headers={"X-Sandbox-Fault": fault})
-            with pytest.raises(httpx.RemoteProtocolError):
+            with pytest.raises(DROPPED):
                 http.get("/messages", headers={"X-Sandbox-Fault": "drop-before"})
             # The server survives and the one 'after' drop is there to be found.
             listed = http.get("/messages").json()["data"]
