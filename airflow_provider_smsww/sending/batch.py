@@ -1,4 +1,4 @@
-"""Step 1 of sending: recipients and the local checks, which refuse bad input before any request."""
+"""Step 1 of a send (:mod:`.order`): recipients and the local checks, which refuse bad input before any request."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Money checks around the gate: the budget inputs, the credit pre-flight and the cost summary.
+"""Steps 4 and 7 of a send (:mod:`.order`): the budget inputs, the credit pre-flight and the cost
+summary.
 
 The gateway sends a worldwide message only while the account holds at least 1 EUR per part, and
 charges its final price after it was sent, so a batch that passes the dry-run gate can still stop

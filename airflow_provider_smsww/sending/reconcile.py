@@ -1,4 +1,4 @@
-"""Step 5 of sending: reconciliation. The API has no idempotency key, so a send whose outcome is unknown
+"""Step 6 of a send (:mod:`.order`): reconciliation. The API has no idempotency key, so a send whose outcome is unknown
 is looked up in ``GET /messages`` before anything is resent; a look-up that cannot decide fails closed."""
 
 from __future__ import annotations
