@@ -29,6 +29,8 @@ T = TypeVar("T")
 
 Region = Literal["WW", "IT", "ES"]
 REGIONS: tuple[Region, ...] = ("WW", "IT", "ES")
+#: Messages a ``GET /messages`` page asks for (``limit``), as the spec's example does.
+PAGE_SIZE = 100
 
 
 @overload

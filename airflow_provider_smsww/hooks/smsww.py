@@ -1,8 +1,8 @@
 """SmsWwHook: the provider's API. Every call to Openapi's SMS Worldwide gateway goes through it.
 
 The operator, sensor, trigger and notifier are thin layers over this hook, and a TaskFlow ``@task`` can
-call it directly (see ``docs/hook.md``). Below it, the HTTP layer (:mod:`~airflow_provider_smsww.client`
-for retries and error mapping, :mod:`~airflow_provider_smsww.auth` for token minting) is imported by
+call it directly (see ``docs/hook.md``). Below it, the HTTP layer (:mod:`~airflow_provider_smsww._http.client`
+for retries and error mapping, :mod:`~airflow_provider_smsww._http.auth` for token minting) is imported by
 nothing else.
 """
 
@@ -28,7 +28,7 @@ from airflow_provider_smsww.models import Callback, Estimate, Message, Region, S
 from airflow_provider_smsww.validation import build_request
 
 if TYPE_CHECKING:
-    from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
+    from airflow_provider_smsww._http.client import AsyncSmsWwClient, SmsWwClient
 
 T = TypeVar("T")
 
@@ -78,13 +78,13 @@ class SmsWwHook(WalletMixin, BaseHook):
         return dict(self._settings)
 
     def _send_scopes(self, region: str) -> list[str]:
-        from airflow_provider_smsww.auth import send_scopes
+        from airflow_provider_smsww._http.auth import send_scopes
 
         return send_scopes((self._settings or {}).get("base_url", ""), region)
 
     def _with_token(self, token: str) -> SmsWwHook:
         """A hook like this one whose calls all use ``token`` (never re-minted), for :meth:`scoped`."""
-        from airflow_provider_smsww.client import AsyncSmsWwClient
+        from airflow_provider_smsww._http.client import AsyncSmsWwClient
 
         child = type(self)(smsww_conn_id=self.smsww_conn_id)
         child._scoped_token, child._account = token, self._account
@@ -95,7 +95,7 @@ class SmsWwHook(WalletMixin, BaseHook):
     @cached_property
     def client(self) -> SmsWwClient:
         """The sync client (pooled), built from the connection on first use."""
-        from airflow_provider_smsww.client import SmsWwClient
+        from airflow_provider_smsww._http.client import SmsWwClient
 
         conn = self.get_connection(self.smsww_conn_id)
         return SmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
@@ -106,7 +106,7 @@ class SmsWwHook(WalletMixin, BaseHook):
     async def get_async_conn(self) -> AsyncSmsWwClient:
         """The async client (pooled). Built from the connection fetched the async way (safe in the
         triggerer), unless :meth:`run_async` already built it the sync way."""
-        from airflow_provider_smsww.client import AsyncSmsWwClient
+        from airflow_provider_smsww._http.client import AsyncSmsWwClient
 
         if self._async_client is None:
             conn = await aget_connection(self.smsww_conn_id)
@@ -119,7 +119,7 @@ class SmsWwHook(WalletMixin, BaseHook):
         """Build the async client from the connection read the sync way, for sync code that then runs
         its own event loop (under the task supervisor, sync code must not fetch the connection through
         the async comms). Use the client in one loop and close it there with :meth:`aclose`."""
-        from airflow_provider_smsww.client import AsyncSmsWwClient
+        from airflow_provider_smsww._http.client import AsyncSmsWwClient
 
         conn = self.get_connection(self.smsww_conn_id)
         self._async_client = AsyncSmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
@@ -277,12 +277,12 @@ class SmsWwHook(WalletMixin, BaseHook):
         :param into: a dict to store each message in as it arrives (returned); with ``by_listing``,
             earlier versions there tell how deep the listing must go.
         :param by_listing: read ``GET /messages`` pages first and GET by id only what they do not show
-            (many ids: ~1 request per 100 messages; see :mod:`~airflow_provider_smsww.listing`).
+            (many ids: ~1 request per 100 messages; see :mod:`~airflow_provider_smsww.hooks.listing`).
         """
         found: dict[str, Message] = {} if into is None else into
         client = await self.get_async_conn()  # once, before the reads fan out
         if by_listing:
-            from airflow_provider_smsww.listing import read_by_listing
+            from airflow_provider_smsww.hooks.listing import read_by_listing
 
             page, one = client.list_page, self.aget_message
             await read_by_listing(ids, found, fetch_page=page, read_one=one, max_concurrency=max_concurrency)

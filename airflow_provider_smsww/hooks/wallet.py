@@ -18,7 +18,7 @@ from airflow_provider_smsww.exceptions import SmsWwError
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
 
-#: An :class:`airflow_provider_smsww.auth.OAuthAccount` (only ``hooks/smsww.py`` imports the HTTP layer).
+#: An :class:`airflow_provider_smsww._http.auth.OAuthAccount` (only ``hooks/smsww.py`` imports the HTTP layer).
 OAuthAccount = Any
 
 #: Below this credit (EUR) the notifier logs a loud warning before it sends: a worldwide send needs

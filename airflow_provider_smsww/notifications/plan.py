@@ -119,7 +119,7 @@ def prepare(alert: Rendered, text: str, sender: str | None, log: Any) -> tuple[B
 
 
 def _recipients(alert: Rendered, log: Any) -> list[str]:
-    from airflow_provider_smsww.rendered import as_list
+    from airflow_provider_smsww.arguments import as_list
 
     recipients = as_list(alert.recipients)
     if not recipients and alert.fallback_recipients:

@@ -132,8 +132,8 @@ class SmsSendOperator(BaseOperator):
         return super().partial(**kwargs)
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_smsww.arguments import as_list
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
-        from airflow_provider_smsww.rendered import as_list
         from airflow_provider_smsww.sending import order
         from airflow_provider_smsww.sending.ledger import ledger_for_task
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from airflow_provider_smsww.exceptions import SmsWwReconcileError
-from airflow_provider_smsww.listing import LISTING_ORDER_TOLERANCE
+from airflow_provider_smsww.hooks.listing import LISTING_ORDER_TOLERANCE
 from airflow_provider_smsww.models import Message, MessageState, as_utc
 from airflow_provider_smsww.sending.batch import CALLBACK_KEY_FIELD
 

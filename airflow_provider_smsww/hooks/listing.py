@@ -22,10 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from airflow_provider_smsww.concurrency import bounded
-from airflow_provider_smsww.models import Message, as_utc
+from airflow_provider_smsww.models import PAGE_SIZE, Message, as_utc
 
 #: Messages per page (the API's ``limit``; the spec's example and default).
-PAGE_SIZE = 100
 #: Below this many ids, one GET per id costs about what a listing page does: read by id.
 LISTING_MIN_IDS = 20
 #: Messages created at the same moment may be listed slightly out of order.

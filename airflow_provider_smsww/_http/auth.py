@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_smsww import __version__
+from airflow_provider_smsww._http.responses import error_from_response, parse_data, parse_token
 from airflow_provider_smsww.exceptions import SmsWwAuthError, SmsWwError, SmsWwTransportError
 from airflow_provider_smsww.models import Token, Wallet, as_utc
-from airflow_provider_smsww.responses import error_from_response, parse_data, parse_token
 
 OAUTH_PRODUCTION_URL = "https://oauth.openapi.com"
 OAUTH_SANDBOX_URL = "https://test.oauth.openapi.com"
