@@ -163,6 +163,13 @@ class Message(_Response):
         return 0 if value is None else value
 
     @property
+    def options_say_real_send(self) -> bool:
+        """``options.dryRun`` written and false: the gateway itself reports a real send. An answer or a
+        listing without the field says nothing either way."""
+        options = self.options
+        return options is not None and "dry_run" in options.model_fields_set and not options.dry_run
+
+    @property
     def is_final(self) -> bool:
         """Final when the state is a known final state; an unknown state is treated as in flight."""
         return isinstance(self.state, MessageState) and self.state.is_final

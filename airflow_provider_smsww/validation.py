@@ -1,7 +1,8 @@
 """The API's input rules, checked locally so that bad input is refused before any money is spent.
 
 The operator runs these before its dry-run gate; the sandbox runs the same ones so that it answers
-with the same error codes as the real gateway (spec v1.2.7: 2011, 2013, 2021, 2024). ``phonenumbers``
+with the same error codes as the real gateway (spec v1.2.7: 2011, 2013, 2021, 2024; all the codes are
+in :mod:`~airflow_provider_smsww.exceptions`). ``phonenumbers``
 is imported inside the functions: its metadata is only needed at execute time, not at DAG parse time.
 """
 
@@ -12,15 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_smsww.arguments import check_message_type
-from airflow_provider_smsww.exceptions import SmsWwValidationError, describe_problems
+from airflow_provider_smsww.exceptions import (
+    CODE_BAD_RECIPIENT,
+    CODE_SENDER_LENGTH,
+    CODE_SENDER_NUMERIC,
+    CODE_WRONG_COUNTRY,
+    SmsWwValidationError,
+    describe_problems,
+)
 from airflow_provider_smsww.models import REGIONS, Callback, MessageOptions, SendRequest
 from airflow_provider_smsww.segments import SegmentInfo, analyse
-
-CODE_BAD_RECIPIENT = 2011
-CODE_WRONG_COUNTRY = 2013
-CODE_SENDER_LENGTH = 2021
-CODE_SENDER_NUMERIC = 2024
-CODE_FORBIDDEN_CONTENT = 2044
 
 #: Characters people put in phone numbers for readability; removed before checking E.164.
 _READABILITY = re.compile(r"[\s\-().]")

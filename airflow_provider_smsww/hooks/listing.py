@@ -36,17 +36,21 @@ ReadOne = Callable[[str], Awaitable[Message]]
 
 class NewestFirst:
     """Checks, entry by entry, that a listing is newest first (within :data:`LISTING_ORDER_TOLERANCE`);
-    entries without a creation time are not judged."""
+    entries without a creation time are not judged. ``seen_descending`` says whether the listing has
+    shown at least one step back in time (proof of the order, not only no disproof of it)."""
 
     def __init__(self) -> None:
         self.previous: datetime | None = None
         self.in_order = True
+        self.seen_descending = False
 
     def see(self, created: datetime | None) -> None:
         if created is None:
             return
         if self.previous is not None and created > self.previous + LISTING_ORDER_TOLERANCE:
             self.in_order = False
+        elif self.previous is not None and created < self.previous:
+            self.seen_descending = True
         self.previous = created
 
 

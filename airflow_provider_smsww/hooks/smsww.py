@@ -37,8 +37,7 @@ def dry_run_refusal(answer: Message, recipient: str, region: str) -> str | None:
     """What a dry run's answer says beyond its status: raises :class:`SmsWwDryRunIgnoredError` when the
     gateway reports it as a real send (``options.dryRun`` explicitly false: stop before anything else is
     sent), returns the refusal when it says the message would be blocked, else None."""
-    options = answer.options
-    if options is not None and "dry_run" in options.model_fields_set and not options.dry_run:
+    if answer.options_say_real_send:
         raise SmsWwDryRunIgnoredError(
             f"{region}-messages answered a dry run for {recipient} as a real send (options.dryRun false, "
             f"message id {answer.id or '?'}): stopping before anything else is sent. Is the connection's "

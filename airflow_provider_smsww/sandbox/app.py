@@ -31,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airflow_provider_smsww.exceptions import CODE_INVALID_BODY, CODE_OAUTH_BAD_LIMITS
 from airflow_provider_smsww.sandbox.callbacks import CallbackRunner
 from airflow_provider_smsww.sandbox.faults import (
     FAULT_HEADER,
@@ -41,16 +42,12 @@ from airflow_provider_smsww.sandbox.faults import (
     FaultSyntaxError,
 )
 from airflow_provider_smsww.sandbox.state import (
-    CODE_INVALID_BODY,
     LIMIT_NAMES,
     MintedToken,
     Sandbox,
     SandboxConfig,
     SandboxError,
 )
-
-#: 422 ``error`` for ill-formed ``limits`` in ``POST /tokens``: the spec documents none (an assumption).
-CODE_OAUTH_BAD_LIMITS = 85
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

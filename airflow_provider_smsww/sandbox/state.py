@@ -35,15 +35,27 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
+from airflow_provider_smsww.exceptions import (
+    CODE_BAD_RECIPIENT,
+    CODE_FORBIDDEN_CONTENT,
+    CODE_FORBIDDEN_CONTENT_REGIONAL,
+    CODE_INSUFFICIENT_CREDIT,
+    CODE_INVALID_BODY,
+    CODE_MULTIPLE_PARTS,
+    CODE_NOT_FOUND,
+    CODE_OTP_LENGTH,
+    CODE_SCOPE,
+    CODE_SENDER_LENGTH,
+    CODE_SENDER_NUMERIC,
+    CODE_TOKEN_LIMIT,
+    CODE_UNAUTHORIZED,
+    CODE_USER_BLOCKLISTED,
+    CODE_WRONG_COUNTRY,
+)
 from airflow_provider_smsww.models import MessageState
 from airflow_provider_smsww.sandbox.store import StateFile
 from airflow_provider_smsww.segments import SegmentInfo, analyse
 from airflow_provider_smsww.validation import (
-    CODE_BAD_RECIPIENT,
-    CODE_FORBIDDEN_CONTENT,
-    CODE_SENDER_LENGTH,
-    CODE_SENDER_NUMERIC,
-    CODE_WRONG_COUNTRY,
     Problem,
     Recipient,
     check_message,
@@ -51,22 +63,7 @@ from airflow_provider_smsww.validation import (
     parse_recipient,
 )
 
-# --- Error codes ------------------------------------------------------------------------------------
-#: Documented by the spec (v1.2.7).
-CODE_USER_BLOCKLISTED = 2020
-CODE_FORBIDDEN_CONTENT_REGIONAL = 2050  # a real IT/ES send with forbidden content (2044 in a dry run)
-CODE_OTP_LENGTH = 1020
-#: Sandbox assumptions: the spec documents no code for these; the real API's may differ.
-CODE_INVALID_BODY = 1000  # 422: malformed JSON, missing/ill-typed fields, empty or too long message
-CODE_MULTIPLE_PARTS = 2040  # 422: options.failOnMultipleMessages and the text needs more than one part
-CODE_INSUFFICIENT_CREDIT = 2030  # 402: credit below 1 EUR x parts (WW) or below the price (IT/ES)
-CODE_TOKEN_LIMIT = (
-    2035  # 402: the minted token's limits (totalRequests, walletRequests, walletAmount) are used up
-)
-CODE_UNAUTHORIZED = 401  # 401 without a valid Bearer token (the spec gives no body)
-CODE_SCOPE = 403  # 403 the token lacks the scope for this method and path
-CODE_NOT_FOUND = 404  # 404 unknown message id
-
+# --- Error texts (the codes are in airflow_provider_smsww.exceptions) --------------------------------
 #: The spec's texts for its documented codes.
 SPEC_TEXTS = {
     CODE_BAD_RECIPIENT: "Invalid mobile phone number. Use E.164 format.",
