@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider_smsww.exceptions import CODE_INVALID_BODY, CODE_OAUTH_BAD_LIMITS
 from airflow_provider_smsww.sandbox.callbacks import CallbackRunner
+from airflow_provider_smsww.sandbox.config import SandboxConfig, SandboxError
 from airflow_provider_smsww.sandbox.faults import (
     FAULT_HEADER,
     DroppedConnection,
@@ -41,13 +42,8 @@ from airflow_provider_smsww.sandbox.faults import (
     FaultRecord,
     FaultSyntaxError,
 )
-from airflow_provider_smsww.sandbox.state import (
-    LIMIT_NAMES,
-    MintedToken,
-    Sandbox,
-    SandboxConfig,
-    SandboxError,
-)
+from airflow_provider_smsww.sandbox.state import Sandbox
+from airflow_provider_smsww.sandbox.tokens import LIMIT_NAMES, MintedToken
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
