@@ -1,12 +1,17 @@
-"""Rules for the operator's arguments that can be checked when the DAG file is parsed.
+"""The arguments of the operator, sensor and notifier: the rules that can be checked when the DAG file
+is parsed (each ``check_*`` returns why a value is refused, naming the parameter, or None), and how a
+templated value reads once Airflow rendered it (a list may arrive as a Python list, an XComArg's
+value, or, without ``render_template_as_native_obj``, as the string Jinja made of it).
 
 Plain Python: no pydantic, no HTTP stack, no phone metadata, so that DAG files stay cheap to import.
-Each function returns why a value is refused (naming the parameter), or None.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 def _shown(value: object) -> str:
@@ -41,3 +46,29 @@ def check_positive_int(name: str, value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return f"{name} must be a positive integer, not {_shown(value)}"
     return None
+
+
+def parse_literal(text: str) -> Any:
+    """A list or record rendered to a string: JSON, or the Python repr that Jinja produces for a list
+    when the DAG does not set ``render_template_as_native_obj``; None when it is neither."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def as_list(recipients: str | Iterable[str] | None) -> list[str]:
+    """One string, a comma-separated string, a list rendered to a string (``"['+39...', ...]"``), or
+    any iterable (a rendered XComArg) -> list."""
+    if recipients is None:
+        return []
+    if isinstance(recipients, str):
+        text = recipients.strip()
+        if text.startswith("[") and isinstance(parsed := parse_literal(text), list):
+            return [str(r) for r in parsed]
+        return [r for r in (p.strip() for p in text.split(",")) if r]
+    return [str(r) for r in recipients]

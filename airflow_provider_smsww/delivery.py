@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_smsww.arguments import parse_literal
 from airflow_provider_smsww.exceptions import (
     MAX_NAMED,
     SmsWwError,
@@ -22,9 +23,8 @@ from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
     describe_problems,
 )
-from airflow_provider_smsww.listing import LISTING_MIN_IDS
+from airflow_provider_smsww.hooks.listing import LISTING_MIN_IDS
 from airflow_provider_smsww.models import MessageState
-from airflow_provider_smsww.rendered import parse_literal
 from airflow_provider_smsww.validation import is_message_id
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ async def read_messages(
 ) -> SmsWwError | None:
     """Read ``ids`` into ``messages`` through the hook's bounded concurrent read; return the transient
     error that cut the round short, if any. Used by the trigger and by the sensor's pokes, so both read
-    the same way: from :data:`~airflow_provider_smsww.listing.LISTING_MIN_IDS` ids on, by listing pages
+    the same way: from :data:`~airflow_provider_smsww.hooks.listing.LISTING_MIN_IDS` ids on, by listing pages
     (about one request per 100 messages instead of one each), else one GET per id.
 
     After a transient error no new request starts in this round: the client has already retried

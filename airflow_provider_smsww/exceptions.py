@@ -12,6 +12,28 @@ from collections.abc import Mapping, Sequence
 #: How many problems an error names before it summarises the rest.
 MAX_NAMED = 20
 
+# -- The gateway's error codes (the ``code`` of its error body), for the provider and its sandbox ----
+#: Documented by the spec (v1.2.7).
+CODE_BAD_RECIPIENT = 2011  # 422: not an E.164 number
+CODE_WRONG_COUNTRY = 2013  # 422: a number of another country on IT-messages / ES-messages
+CODE_USER_BLOCKLISTED = 2020  # 403: the account is blocklisted
+CODE_SENDER_LENGTH = 2021  # 422: sender not 3-11 letters, digits or spaces
+CODE_SENDER_NUMERIC = 2024  # 422: sender all digits
+CODE_FORBIDDEN_CONTENT = 2044  # 422: forbidden words (dry runs and WW)
+CODE_FORBIDDEN_CONTENT_REGIONAL = 2050  # 422: forbidden words in a real IT/ES send
+CODE_OTP_LENGTH = 1020  # 422: OTP length out of 4-10
+#: Not in the spec: what the sandbox answers and the provider expects (the real API's may differ).
+CODE_INVALID_BODY = 1000  # 422: malformed JSON, missing/ill-typed fields, empty or too long message
+CODE_MULTIPLE_PARTS = 2040  # 422: options.failOnMultipleMessages and the text needs more than one part
+CODE_INSUFFICIENT_CREDIT = 2030  # 402: credit below 1 EUR x parts (WW) or below the price (IT/ES)
+#: 402 for a minted token whose ``limits`` are used up; the provider also reads a 402 whose text says
+#: "limit" as the cap (fail closed).
+CODE_TOKEN_LIMIT = 2035
+CODE_UNAUTHORIZED = 401  # 401 without a valid Bearer token (the spec gives no body)
+CODE_SCOPE = 403  # 403 the token lacks the scope for this method and path
+CODE_NOT_FOUND = 404  # 404 unknown message id
+CODE_OAUTH_BAD_LIMITS = 85  # 422 of OAuth POST /tokens for ill-formed ``limits``
+
 
 def describe_problems(
     head: str, problems: Mapping[str, str] | Sequence[str], *, limit: int | None = None

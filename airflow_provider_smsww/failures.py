@@ -16,8 +16,10 @@ from airflow_provider_smsww.compat import AirflowFailException
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwBlocklistedError,
+    SmsWwDeliveryError,
     SmsWwDryRunIgnoredError,
     SmsWwError,
+    SmsWwSpendingCapError,
     SmsWwValidationError,
 )
 
@@ -39,17 +41,30 @@ class SmsWwInvalidInputFailure(SmsWwValidationError, AirflowFailException):  # t
     """Input that is malformed for good (e.g. a message id that is not one): a retry reads the same."""
 
 
+class SmsWwSpendingCapReachedError(SmsWwSpendingCapError, AirflowFailException):  # type: ignore[misc]
+    """The per-task token's spending cap stopped the batch. An ``AirflowFailException`` too, so the
+    task fails without retries: a retry would mint a fresh cap and could spend the budget again."""
+
+
+class SmsDeliveryFailedError(SmsWwDeliveryError, AirflowFailException):  # type: ignore[misc]
+    """Delivery failed for good (a final failure state, a blocklisted message, or ``min_delivered`` out
+    of reach). It is an ``AirflowFailException`` too, so the task fails without retries: a retry would
+    read the same final states again. (Both bases define ``status_code``; the provider's, the HTTP
+    status or None, wins, and the task runner does not read it.)"""
+
+
 #: Most specific first: a blocklisted account is an auth error too.
 _TWINS: tuple[tuple[type[SmsWwError], type[SmsWwError]], ...] = (
     (SmsWwDryRunIgnoredError, SmsWwDryRunIgnoredFailure),
+    (SmsWwSpendingCapError, SmsWwSpendingCapReachedError),
     (SmsWwBlocklistedError, SmsWwBlocklistedFailure),
     (SmsWwAuthError, SmsWwAuthFailure),
 )
 
 
 def no_retry(exc: SmsWwError, *, invalid_input: bool = False) -> SmsWwError:
-    """``exc`` as a failure Airflow does not retry when no retry can cure it (an ignored dry run, 401,
-    403, and with ``invalid_input`` a validation error); else ``exc`` itself.
+    """``exc`` as a failure Airflow does not retry when no retry can cure it (an ignored dry run, a
+    per-task spending cap, 401, 403, and with ``invalid_input`` a validation error); else ``exc`` itself.
 
     :param exc: the provider error caught by the operator, sensor or trigger layer.
     :param invalid_input: treat a :class:`SmsWwValidationError` as final too (input that no retry

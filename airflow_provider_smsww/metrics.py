@@ -1,4 +1,5 @@
-"""Spend metrics through Airflow's ``Stats`` (StatsD, Datadog or OpenTelemetry, as configured), so a
+"""Cost reporting, one way for the operator and the sensor: a log line, the XCom key ``cost``, and
+spend metrics through Airflow's ``Stats`` (StatsD, Datadog or OpenTelemetry, as configured), so a
 dashboard can show what SMS cost per DAG and task. Counters, tagged ``dag_id`` and ``task_id``:
 
 - ``smsww.sent``: messages the gateway accepted (a retry does not count an earlier try's again);
@@ -42,9 +43,31 @@ def emit(counts: dict[str, int | None], *, dag_id: str | None, task_id: str | No
         log.debug("SMS metrics not emitted", exc_info=True)
 
 
+def report_send_cost(task: Any, context: Any, cost: dict[str, Any], failed: int) -> None:
+    """What a send cost (:func:`~airflow_provider_smsww.sending.credit.cost_summary`): the counters
+    ``sent``, ``failed``, ``parts`` and ``cost_estimated_cents``, the XCom and the log line."""
+    total = cost["estimated_total_price"]
+    credit = cost["credit_before"]
+    counts = {
+        "sent": cost["messages"],
+        "failed": failed,
+        "parts": cost["parts"],
+        "cost_estimated_cents": cents(total),
+    }
+    _publish(
+        task,
+        context,
+        cost,
+        counts,
+        f"Cost: {cost['messages']} message(s) accepted now ({cost['from_earlier_try']} by an earlier try), "
+        f"{cost['parts']} part(s), estimated total {'unknown' if total is None else f'{total:.4f}'} EUR"
+        + ("" if credit is None else f" (credit before {Decimal(str(credit)):.2f} EUR)"),
+    )
+
+
 def report_actual_cost(task: Any, context: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a delivery sensor's messages cost, from their ``totalPrice`` (final once sent): logged,
-    pushed as the XCom key ``cost`` and emitted as ``smsww.cost_actual_cents``; returned too."""
+    """What a delivery sensor's messages cost, from their ``totalPrice`` (final once sent): the counter
+    ``cost_actual_cents``, the XCom and the log line; returned too."""
     total = sum((Decimal(str(r.get("totalPrice") or 0)) for r in records), Decimal(0))
     cost = {
         "currency": "EUR",
@@ -52,13 +75,14 @@ def report_actual_cost(task: Any, context: Any, records: list[dict[str, Any]]) -
         "parts": sum(int(r.get("messageCount") or 0) for r in records),
         "actual_total_price": float(total),
     }
-    emit({"cost_actual_cents": cents(total)}, dag_id=task.dag_id, task_id=task.task_id)
+    line = f"Cost: {len(records)} message(s), {cost['parts']} part(s), actual total {float(total):.4f} EUR (totalPrice)"
+    _publish(task, context, cost, {"cost_actual_cents": cents(total)}, line)
+    return cost
+
+
+def _publish(task: Any, context: Any, cost: dict[str, Any], counts: dict[str, int | None], line: str) -> None:
+    """Emit the counters, push ``cost`` as the XCom key ``cost`` and log ``line`` in the task log."""
+    emit(counts, dag_id=task.dag_id, task_id=task.task_id)
     if push := getattr(context.get("ti"), "xcom_push", None):
         push(key="cost", value=cost)
-    task.log.info(
-        "Cost: %d message(s), %d part(s), actual total %.4f EUR (totalPrice)",
-        len(records),
-        cost["parts"],
-        total,
-    )
-    return cost
+    task.log.info("%s", line)

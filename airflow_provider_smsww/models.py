@@ -29,6 +29,8 @@ T = TypeVar("T")
 
 Region = Literal["WW", "IT", "ES"]
 REGIONS: tuple[Region, ...] = ("WW", "IT", "ES")
+#: Messages a ``GET /messages`` page asks for (``limit``), as the spec's example does.
+PAGE_SIZE = 100
 
 
 @overload
@@ -119,6 +121,31 @@ class SendRequest(_Request):
     options: MessageOptions = Field(default_factory=MessageOptions)
     callback: Callback | None = None
 
+    @classmethod
+    def of(
+        cls,
+        recipient: str,
+        message: str,
+        *,
+        sender: str | None,
+        dry_run: bool,
+        fail_on_multiple_messages: bool,
+        callback: Callback | None,
+    ) -> SendRequest:
+        """The one way a checked message becomes a request (the hook's single send and a batch's).
+
+        :param recipient: the E.164 number.
+        :param message: the text.
+        :param sender: the alias; None or empty for the gateway's default.
+        :param dry_run: price and validate only.
+        :param fail_on_multiple_messages: refuse a text longer than one part.
+        :param callback: the checked callback.
+        """
+        options = MessageOptions(dry_run=dry_run, fail_on_multiple_messages=fail_on_multiple_messages)
+        return cls(
+            recipient=recipient, message=message, sender=sender or None, options=options, callback=callback
+        )
+
     def wire(self) -> dict[str, Any]:
         """The JSON body as sent, callback header values included."""
         return self.model_dump(mode="json", exclude_none=True, context={"reveal_secrets": True})
@@ -159,6 +186,13 @@ class Message(_Response):
     def _null_price_is_zero(cls, value: Any) -> Any:
         """The spec defaults prices to 0 (WW prices are set after sending); ``null`` means the same."""
         return 0 if value is None else value
+
+    @property
+    def options_say_real_send(self) -> bool:
+        """``options.dryRun`` written and false: the gateway itself reports a real send. An answer or a
+        listing without the field says nothing either way."""
+        options = self.options
+        return options is not None and "dry_run" in options.model_fields_set and not options.dry_run
 
     @property
     def is_final(self) -> bool:

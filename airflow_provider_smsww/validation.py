@@ -1,7 +1,8 @@
 """The API's input rules, checked locally so that bad input is refused before any money is spent.
 
 The operator runs these before its dry-run gate; the sandbox runs the same ones so that it answers
-with the same error codes as the real gateway (spec v1.2.7: 2011, 2013, 2021, 2024). ``phonenumbers``
+with the same error codes as the real gateway (spec v1.2.7: 2011, 2013, 2021, 2024; all the codes are
+in :mod:`~airflow_provider_smsww.exceptions`). ``phonenumbers``
 is imported inside the functions: its metadata is only needed at execute time, not at DAG parse time.
 """
 
@@ -12,15 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_smsww.arguments import check_message_type
-from airflow_provider_smsww.exceptions import SmsWwValidationError, describe_problems
-from airflow_provider_smsww.models import REGIONS, Callback, MessageOptions, SendRequest
+from airflow_provider_smsww.exceptions import (
+    CODE_BAD_RECIPIENT,
+    CODE_SENDER_LENGTH,
+    CODE_SENDER_NUMERIC,
+    CODE_WRONG_COUNTRY,
+    SmsWwValidationError,
+    describe_problems,
+)
+from airflow_provider_smsww.models import REGIONS, Callback, SendRequest
 from airflow_provider_smsww.segments import SegmentInfo, analyse
-
-CODE_BAD_RECIPIENT = 2011
-CODE_WRONG_COUNTRY = 2013
-CODE_SENDER_LENGTH = 2021
-CODE_SENDER_NUMERIC = 2024
-CODE_FORBIDDEN_CONTENT = 2044
 
 #: Characters people put in phone numbers for readability; removed before checking E.164.
 _READABILITY = re.compile(r"[\s\-().]")
@@ -176,6 +178,42 @@ def check_callback(callback: Callback | dict[str, Any]) -> Callback | Problem:
         return Problem(str(exc))
 
 
+def check_content(
+    message: str,
+    problems: dict[str, str],
+    *,
+    sender: str | None,
+    callback: Callback | dict[str, Any] | None,
+    fail_on_multiple_messages: bool,
+    max_parts_per_message: int | None = None,
+) -> tuple[SegmentInfo | Problem, Callback | Problem | None]:
+    """What every message of a send carries, checked the API's way: the sender, the text and its
+    parts, the callback. Each problem goes into ``problems`` under ``sender``, ``message`` or
+    ``callback``; the text's parts and the parsed callback are returned (or their problems).
+
+    :param message: the text.
+    :param problems: where the problems are collected (the caller's, in its order).
+    :param sender: the alias, None for the default.
+    :param callback: the callback, as a model or as the API's dict.
+    :param fail_on_multiple_messages: refuse a text longer than one part.
+    :param max_parts_per_message: refuse a text that needs more parts than this.
+    """
+    if problem := check_sender(sender):
+        problems["sender"] = problem.message
+    segments = check_message(message, fail_on_multiple_messages=fail_on_multiple_messages)
+    if isinstance(segments, Problem):
+        problems["message"] = segments.message
+    elif max_parts_per_message is not None and segments.parts > max_parts_per_message:
+        problems["message"] = (
+            f"message needs {segments.parts} parts ({segments.characters} {segments.encoding} characters) "
+            f"and max_parts_per_message is {max_parts_per_message}"
+        )
+    checked_callback = None if callback is None else check_callback(callback)
+    if isinstance(checked_callback, Problem):
+        problems["callback"] = checked_callback.message
+    return segments, checked_callback
+
+
 def build_request(
     recipient: str,
     message: str,
@@ -195,23 +233,22 @@ def build_request(
     parsed = parse_recipient(recipient, region)
     if isinstance(parsed, Problem):
         problems["recipient"] = parsed.message
-    if problem := check_sender(sender):
-        problems["sender"] = problem.message
-    if isinstance(
-        segments := check_message(message, fail_on_multiple_messages=fail_on_multiple_messages), Problem
-    ):
-        problems["message"] = segments.message
-    checked_callback = None if callback is None else check_callback(callback)
-    if isinstance(checked_callback, Problem):
-        problems["callback"] = checked_callback.message
+    _, checked_callback = check_content(
+        message,
+        problems,
+        sender=sender,
+        callback=callback,
+        fail_on_multiple_messages=fail_on_multiple_messages,
+    )
     if problems or isinstance(parsed, Problem) or isinstance(checked_callback, Problem):
         raise SmsWwValidationError(
             describe_problems("SMS refused before sending; nothing was sent.", problems)
         )
-    return SendRequest(
-        recipient=parsed.e164,
-        message=message,
-        sender=sender or None,
-        options=MessageOptions(dry_run=dry_run, fail_on_multiple_messages=fail_on_multiple_messages),
+    return SendRequest.of(
+        parsed.e164,
+        message,
+        sender=sender,
+        dry_run=dry_run,
+        fail_on_multiple_messages=fail_on_multiple_messages,
         callback=checked_callback,
     )

@@ -11,7 +11,7 @@ from airflow_provider_smsww.compat import amask_secret, mask_secret
 from airflow_provider_smsww.exceptions import SmsWwAuthError
 
 if TYPE_CHECKING:
-    from airflow_provider_smsww.auth import OAuthAccount
+    from airflow_provider_smsww._http.auth import OAuthAccount
 
 
 def _as_bool(value: Any) -> bool:
@@ -56,14 +56,14 @@ def client_settings(
     """The keyword arguments of the sync and async clients, and the OAuth account (email + API key:
     tokens, credit, per-task caps) when the connection has one.
 
-    :param conn_id: the connection's id, for error messages and the shared rate gate.
+    :param conn_id: the connection's id, for error messages and the shared rate limiter.
     :param conn: the Airflow connection.
     :param extra: its extras, already parsed (the sync or the async way).
     :param scoped_token: a per-task token to use instead of the connection's credentials.
     """
-    from airflow_provider_smsww import auth
-    from airflow_provider_smsww.client import DEFAULT_TIMEOUT, PRODUCTION_URL, SANDBOX_URL, RetryPolicy
-    from airflow_provider_smsww.ratelimit import rate_from_extra, shared_gate
+    from airflow_provider_smsww._http import auth
+    from airflow_provider_smsww._http.client import DEFAULT_TIMEOUT, PRODUCTION_URL, SANDBOX_URL, RetryPolicy
+    from airflow_provider_smsww._http.ratelimit import rate_from_extra, shared_rate_limiter
 
     sandbox = _as_bool(extra.get("sandbox", False))
     base_url = _base_url(conn.host, conn.port) if conn.host else (SANDBOX_URL if sandbox else PRODUCTION_URL)
@@ -93,6 +93,6 @@ def client_settings(
         backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
         backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
     )
-    gate = shared_gate(conn_id, base_url, rate_from_extra(extra, conn_id))
+    rate_limiter = shared_rate_limiter(conn_id, base_url, rate_from_extra(extra, conn_id))
     settings = {"base_url": base_url, "token": token, "minter": minter, "timeout": timeout}
-    return {**settings, "retry": retry, "gate": gate}, account
+    return {**settings, "retry": retry, "rate_limiter": rate_limiter}, account

@@ -1,8 +1,8 @@
 """SmsWwHook: the provider's API. Every call to Openapi's SMS Worldwide gateway goes through it.
 
 The operator, sensor, trigger and notifier are thin layers over this hook, and a TaskFlow ``@task`` can
-call it directly (see ``docs/hook.md``). Below it, the HTTP layer (:mod:`~airflow_provider_smsww.client`
-for retries and error mapping, :mod:`~airflow_provider_smsww.auth` for token minting) is imported by
+call it directly (see ``docs/hook.md``). Below it, the HTTP layer (:mod:`~airflow_provider_smsww._http.client`
+for retries and error mapping, :mod:`~airflow_provider_smsww._http.auth` for token minting) is imported by
 nothing else.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,41 +19,25 @@ from airflow_provider_smsww import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_provider_smsww.compat import BaseHook, aget_connection
 from airflow_provider_smsww.concurrency import bounded
 from airflow_provider_smsww.exceptions import (
-    SmsWwDryRunIgnoredError,
     SmsWwError,
     SmsWwNotFoundError,
-    SmsWwValidationError,
 )
 from airflow_provider_smsww.hooks.connection import aextra_dejson, client_settings
-from airflow_provider_smsww.hooks.wallet import WalletMixin
+from airflow_provider_smsww.hooks.dry_run import as_dry_run, estimate_from
+from airflow_provider_smsww.hooks.wallet import LOW_CREDIT_ALERT_EUR, SCOPED_TOKEN_TTL, Wallet
 from airflow_provider_smsww.models import Callback, Estimate, Message, Region, SendRequest
 from airflow_provider_smsww.validation import build_request
 
 if TYPE_CHECKING:
-    from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
+    from airflow_provider_smsww._http.client import AsyncSmsWwClient, SmsWwClient
 
 T = TypeVar("T")
 
 
-def dry_run_refusal(answer: Message, recipient: str, region: str) -> str | None:
-    """What a dry run's answer says beyond its status: raises :class:`SmsWwDryRunIgnoredError` when the
-    gateway reports it as a real send (``options.dryRun`` explicitly false: stop before anything else is
-    sent), returns the refusal when it says the message would be blocked, else None."""
-    options = answer.options
-    if options is not None and "dry_run" in options.model_fields_set and not options.dry_run:
-        raise SmsWwDryRunIgnoredError(
-            f"{region}-messages answered a dry run for {recipient} as a real send (options.dryRun false, "
-            f"message id {answer.id or '?'}): stopping before anything else is sent. Is the connection's "
-            "host the SMS API, with nothing in between that drops the options?"
-        )
-    if answer.blocklisted:
-        return f"the API would block this message: {answer.blocklisted_reason or 'blocklisted'}"
-    return None
-
-
-class SmsWwHook(WalletMixin, BaseHook):
-    """Send, price and read SMS through Openapi's SMS Worldwide API, sync and async; the account's
-    credit and per-task spending caps come from :class:`~airflow_provider_smsww.hooks.wallet.WalletMixin`.
+class SmsWwHook(BaseHook):
+    """Send, price and read SMS through Openapi's SMS Worldwide API, sync and async, and the account's
+    credit and per-task spending caps (through the :class:`~airflow_provider_smsww.hooks.wallet.Wallet`
+    it holds).
 
     One pooled sync client and one pooled async client are created on first use, so the calls of one
     task share connections; close them with :meth:`close` / :meth:`aclose` (the provider's operators
@@ -69,25 +55,32 @@ class SmsWwHook(WalletMixin, BaseHook):
         super().__init__(**kwargs)
         self.smsww_conn_id = smsww_conn_id
         self._async_client: AsyncSmsWwClient | None = None
+        #: The clients' settings, once the connection was read.
+        self._settings: dict[str, Any] | None = None
+        #: Set on the hook that :meth:`scoped` yields: its calls use this token and never mint another.
+        self._scoped_token: str | None = None
+        self.wallet = Wallet(smsww_conn_id, self.log)
 
     # -- the connection -------------------------------------------------------------------------------
 
     def _client_kwargs(self, conn: Any, extra: dict[str, Any]) -> dict[str, Any]:
-        """The clients' settings from the connection; keeps the OAuth account for the money calls."""
-        self._settings, self._account = client_settings(self.smsww_conn_id, conn, extra, self._scoped_token)
+        """The clients' settings from the connection; gives the wallet the OAuth account, if any."""
+        self._settings, self.wallet.account = client_settings(
+            self.smsww_conn_id, conn, extra, self._scoped_token
+        )
         return dict(self._settings)
 
     def _send_scopes(self, region: str) -> list[str]:
-        from airflow_provider_smsww.auth import send_scopes
+        from airflow_provider_smsww._http.auth import send_scopes
 
         return send_scopes((self._settings or {}).get("base_url", ""), region)
 
     def _with_token(self, token: str) -> SmsWwHook:
         """A hook like this one whose calls all use ``token`` (never re-minted), for :meth:`scoped`."""
-        from airflow_provider_smsww.client import AsyncSmsWwClient
+        from airflow_provider_smsww._http.client import AsyncSmsWwClient
 
         child = type(self)(smsww_conn_id=self.smsww_conn_id)
-        child._scoped_token, child._account = token, self._account
+        child._scoped_token, child.wallet.account = token, self.wallet.account
         child._settings = {**(self._settings or {}), "token": token, "minter": None}
         child._async_client = AsyncSmsWwClient(**child._settings)
         return child
@@ -95,7 +88,7 @@ class SmsWwHook(WalletMixin, BaseHook):
     @cached_property
     def client(self) -> SmsWwClient:
         """The sync client (pooled), built from the connection on first use."""
-        from airflow_provider_smsww.client import SmsWwClient
+        from airflow_provider_smsww._http.client import SmsWwClient
 
         conn = self.get_connection(self.smsww_conn_id)
         return SmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
@@ -106,7 +99,7 @@ class SmsWwHook(WalletMixin, BaseHook):
     async def get_async_conn(self) -> AsyncSmsWwClient:
         """The async client (pooled). Built from the connection fetched the async way (safe in the
         triggerer), unless :meth:`run_async` already built it the sync way."""
-        from airflow_provider_smsww.client import AsyncSmsWwClient
+        from airflow_provider_smsww._http.client import AsyncSmsWwClient
 
         if self._async_client is None:
             conn = await aget_connection(self.smsww_conn_id)
@@ -119,7 +112,7 @@ class SmsWwHook(WalletMixin, BaseHook):
         """Build the async client from the connection read the sync way, for sync code that then runs
         its own event loop (under the task supervisor, sync code must not fetch the connection through
         the async comms). Use the client in one loop and close it there with :meth:`aclose`."""
-        from airflow_provider_smsww.client import AsyncSmsWwClient
+        from airflow_provider_smsww._http.client import AsyncSmsWwClient
 
         conn = self.get_connection(self.smsww_conn_id)
         self._async_client = AsyncSmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
@@ -154,6 +147,77 @@ class SmsWwHook(WalletMixin, BaseHook):
         if self._async_client is not None:
             await self._async_client.aclose()
             self._async_client = None
+
+    # -- the money side: credit and the per-task cap -------------------------------------------------
+
+    def _read_wallet(self) -> Wallet:
+        """The wallet, after reading the connection (the sync way) if no client did yet."""
+        if self._settings is None:
+            conn = self.get_connection(self.smsww_conn_id)
+            self._client_kwargs(conn, conn.extra_dejson)
+        return self.wallet
+
+    async def _aread_wallet(self) -> Wallet:
+        """The wallet, after reading the connection the async way (building the client) if needed."""
+        if self._settings is None:
+            await self.get_async_conn()
+        return self.wallet
+
+    def get_credit(self) -> Decimal | None:
+        """The account's credit in EUR (OAuth v2 ``GET /wallet``), or None when the connection has no
+        email + API key (logged once, at info)."""
+        return self._read_wallet().credit()
+
+    async def aget_credit(self) -> Decimal | None:
+        """Async twin of :meth:`get_credit`."""
+        return await (await self._aread_wallet()).acredit()
+
+    async def awarn_if_credit_low(self, threshold: Decimal = LOW_CREDIT_ALERT_EUR) -> Decimal | None:
+        """For alerts, which send anyway: read the credit and log an error-level warning when it is
+        below ``threshold`` EUR. Never raises; returns the credit, or None when it could not be read."""
+        try:
+            credit = await self.aget_credit()
+        except SmsWwError as exc:
+            self.log.warning("Could not read the SMS account credit (sending anyway): %s", exc.message)
+            return None
+        self.wallet.warn_if_low(credit, threshold)
+        return credit
+
+    @asynccontextmanager
+    async def scoped(
+        self,
+        *,
+        budget: Decimal | float | None = None,
+        requests: int | None = None,
+        region: str = "WW",
+        ttl: int = SCOPED_TOKEN_TTL,
+    ) -> AsyncIterator[SmsWwHook]:
+        """A hook whose calls use a token minted for this block only: limited to the paths of a batch
+        send in ``region`` and to the spec's ``limits`` (``walletAmount`` = ``budget`` EUR,
+        ``walletRequests`` = ``requests`` paid sends), living ``ttl`` seconds, and revoked
+        (``DELETE /tokens/{token}``) when the block ends, however it ends. A call past the cap fails
+        with :class:`~airflow_provider_smsww.exceptions.SmsWwSpendingCapError`; the token is never
+        re-minted on 401, which would reset the cap. With a token-only connection this hook itself is
+        yielded (no cap; logged once).
+
+        :param budget: EUR the token may spend (``walletAmount``); None for no amount limit.
+        :param requests: paid requests the token may make (``walletRequests``); None for no limit.
+        :param region: ``WW``, ``IT`` or ``ES``: the send path the token may call.
+        :param ttl: seconds the token lives if revoking it fails.
+        """
+        wallet = await self._aread_wallet()
+        account = wallet.checked_account()
+        if account is None or self._settings is None:
+            yield self
+            return
+        scopes = self._send_scopes(region)
+        async with wallet.capped_token(account, scopes, budget=budget, requests=requests, ttl=ttl) as token:
+            child = self._with_token(token)
+            try:
+                yield child
+            finally:
+                await child.aclose()
+                child.close()
 
     # -- sending --------------------------------------------------------------------------------------
 
@@ -228,13 +292,13 @@ class SmsWwHook(WalletMixin, BaseHook):
         """Price and validate one message with a dry run (free). Raises :class:`SmsWwValidationError`
         when the API refuses it or would block it, :class:`SmsWwDryRunIgnoredError` when the gateway
         answers it as a real send."""
-        answer = self.send_request(_dry(request), region)
-        return _estimate(request, region, answer)
+        answer = self.send_request(as_dry_run(request), region)
+        return estimate_from(request, region, answer)
 
     async def aestimate(self, request: SendRequest, region: Region = "WW") -> Estimate:
         """Async twin of :meth:`estimate`."""
-        answer = await self.asend_request(_dry(request), region)
-        return _estimate(request, region, answer)
+        answer = await self.asend_request(as_dry_run(request), region)
+        return estimate_from(request, region, answer)
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -277,12 +341,12 @@ class SmsWwHook(WalletMixin, BaseHook):
         :param into: a dict to store each message in as it arrives (returned); with ``by_listing``,
             earlier versions there tell how deep the listing must go.
         :param by_listing: read ``GET /messages`` pages first and GET by id only what they do not show
-            (many ids: ~1 request per 100 messages; see :mod:`~airflow_provider_smsww.listing`).
+            (many ids: ~1 request per 100 messages; see :mod:`~airflow_provider_smsww.hooks.listing`).
         """
         found: dict[str, Message] = {} if into is None else into
         client = await self.get_async_conn()  # once, before the reads fan out
         if by_listing:
-            from airflow_provider_smsww.listing import read_by_listing
+            from airflow_provider_smsww.hooks.listing import read_by_listing
 
             page, one = client.list_page, self.aget_message
             await read_by_listing(ids, found, fetch_page=page, read_one=one, max_concurrency=max_concurrency)
@@ -326,18 +390,3 @@ class SmsWwHook(WalletMixin, BaseHook):
         finally:
             self.close()
         return True, "Connection OK: the SMS API accepted the credentials."
-
-
-def _dry(request: SendRequest) -> SendRequest:
-    options = request.options.model_copy(update={"dry_run": True})
-    return request.model_copy(update={"options": options})
-
-
-def _estimate(request: SendRequest, region: str, answer: Message) -> Estimate:
-    if refusal := dry_run_refusal(answer, request.recipient, region):
-        raise SmsWwValidationError(refusal)
-    from airflow_provider_smsww.segments import analyse
-
-    parts = answer.message_count or analyse(request.message).parts
-    price = answer.total_price or (answer.price * parts if answer.price else None)
-    return Estimate(request.recipient, parts, answer.encoding, price or None)

@@ -10,16 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_smsww.compat import mask_secret
 from airflow_provider_smsww.exceptions import SmsWwError
 
 if TYPE_CHECKING:
-    from airflow_provider_smsww.hooks.smsww import SmsWwHook
-
-#: An :class:`airflow_provider_smsww.auth.OAuthAccount` (only ``hooks/smsww.py`` imports the HTTP layer).
-OAuthAccount = Any
+    from airflow_provider_smsww._http.auth import OAuthAccount
 
 #: Below this credit (EUR) the notifier logs a loud warning before it sends: a worldwide send needs
 #: 1 EUR per part on hand, so ten one-part alerts' worth is left at most before alerts start failing.
@@ -28,121 +25,96 @@ LOW_CREDIT_ALERT_EUR = Decimal(10)
 SCOPED_TOKEN_TTL = 3600
 
 
-class WalletMixin:
-    """Credit and per-task tokens, mixed into the hook. ``_client_kwargs`` of the hook sets
-    ``_account`` and ``_settings`` whenever it reads the connection; the hook's ``_send_scopes`` and
-    ``_with_token`` build the capped hook (only ``hooks/smsww.py`` imports the HTTP layer)."""
+class Log(Protocol):
+    """What the wallet needs of the hook's logger (Airflow's or the standard library's)."""
 
-    smsww_conn_id: str
-    log: Any
-    _account: OAuthAccount | None = None
-    _settings: dict[str, Any] | None = None
-    #: Set on the hook that :meth:`scoped` yields: its calls use this token and never mint another.
-    _scoped_token: str | None = None
-    _told_no_account = False
+    def info(self, msg: str, /, *args: object) -> object: ...
 
-    def _account_from_connection(self) -> OAuthAccount | None:
-        if self._settings is None:
-            hook: Any = self
-            conn = hook.get_connection(self.smsww_conn_id)
-            hook._client_kwargs(conn, conn.extra_dejson)
-        return self._note_if_no_account()
+    def warning(self, msg: str, /, *args: object) -> object: ...
 
-    async def _aaccount_from_connection(self) -> OAuthAccount | None:
-        if self._settings is None:
-            hook: Any = self
-            await hook.get_async_conn()  # reads the connection the async way, builds the client
-        return self._note_if_no_account()
+    def error(self, msg: str, /, *args: object) -> object: ...
 
-    def _note_if_no_account(self) -> OAuthAccount | None:
-        if self._account is None and not self._told_no_account:
+
+class Wallet:
+    """The account behind one hook's connection: its credit and its per-task capped tokens. The hook
+    holds one and sets :attr:`account` whenever it reads the connection (None for a token only).
+
+    :param conn_id: the connection, named in the log lines.
+    :param log: the hook's logger.
+    """
+
+    def __init__(self, conn_id: str, log: Log) -> None:
+        self.conn_id, self.log = conn_id, log
+        self.account: OAuthAccount | None = None
+        self._told_no_account = False
+
+    def checked_account(self) -> OAuthAccount | None:
+        """The account, or None after saying once (at info) how to enable credit and caps."""
+        if self.account is None and not self._told_no_account:
             self._told_no_account = True
             self.log.info(
                 "Connection %r has a token only: the account credit cannot be checked before sending and "
                 "the gateway cannot cap this task's spending. To enable both, set the connection's login "
                 "to the account email and its 'api_key' extra (see docs/money.md).",
-                self.smsww_conn_id,
+                self.conn_id,
             )
-        return self._account
+        return self.account
 
-    # -- credit ---------------------------------------------------------------------------------------
-
-    def get_credit(self) -> Decimal | None:
-        """The account's credit in EUR (OAuth v2 ``GET /wallet``), or None when the connection has no
-        email + API key (logged once, at info)."""
-        account = self._account_from_connection()
+    def credit(self) -> Decimal | None:
+        """The account's credit in EUR (OAuth v2 ``GET /wallet``), or None without an account."""
+        account = self.checked_account()
         return None if account is None else account.get_wallet().credit
 
-    async def aget_credit(self) -> Decimal | None:
-        """Async twin of :meth:`get_credit`."""
-        account = await self._aaccount_from_connection()
+    async def acredit(self) -> Decimal | None:
+        """Async twin of :meth:`credit`."""
+        account = self.checked_account()
         return None if account is None else (await account.aget_wallet()).credit
 
-    async def awarn_if_credit_low(self, threshold: Decimal = LOW_CREDIT_ALERT_EUR) -> Decimal | None:
-        """For alerts, which send anyway: read the credit and log an error-level warning when it is
-        below ``threshold`` EUR. Never raises (a failed read is logged as a warning); returns the
-        credit, or None when it could not be read."""
-        try:
-            credit = await self.aget_credit()
-        except SmsWwError as exc:
-            self.log.warning("Could not read the SMS account credit (sending anyway): %s", exc.message)
-            return None
+    def warn_if_low(self, credit: Decimal | None, threshold: Decimal) -> None:
+        """Log an error-level warning when ``credit`` is below ``threshold`` EUR (alerts send anyway)."""
         if credit is not None and credit < threshold:
             self.log.error(
                 "LOW SMS CREDIT: %.2f EUR left on the account behind connection %r (warning below %s EUR). "
                 "Worldwide sends need 1 EUR per part on hand: top up before alerts start failing.",
                 credit,
-                self.smsww_conn_id,
+                self.conn_id,
                 threshold,
             )
-        return credit
-
-    # -- the per-task cap -----------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def scoped(
+    async def capped_token(
         self,
+        account: OAuthAccount,
+        scopes: list[str],
         *,
-        budget: Decimal | float | None = None,
-        requests: int | None = None,
-        region: str = "WW",
-        ttl: int = SCOPED_TOKEN_TTL,
-    ) -> AsyncIterator[SmsWwHook]:
-        """A hook whose calls use a token minted for this block only: limited to the paths of a batch
-        send in ``region`` and to the spec's ``limits`` (``walletAmount`` = ``budget`` EUR,
-        ``walletRequests`` = ``requests`` paid sends), living ``ttl`` seconds, and revoked
-        (``DELETE /tokens/{token}``) when the block ends, however it ends. A call past the cap fails
-        with :class:`~airflow_provider_smsww.exceptions.SmsWwSpendingCapError`; the token is never
-        re-minted on 401, which would reset the cap. With a token-only connection this hook itself is
-        yielded (no cap; logged once).
+        budget: Decimal | float | None,
+        requests: int | None,
+        ttl: int,
+    ) -> AsyncIterator[str]:
+        """A token minted for the block only, with the spec's ``limits`` (``walletAmount`` = ``budget``
+        EUR, ``walletRequests`` = ``requests``), masked in the logs and revoked when the block ends,
+        however it ends (a failed revocation is logged: the token expires after ``ttl`` seconds).
 
-        :param budget: EUR the token may spend (``walletAmount``); None for no amount limit.
-        :param requests: paid requests the token may make (``walletRequests``); None for no limit.
-        :param region: ``WW``, ``IT`` or ``ES``: the send path the token may call.
-        :param ttl: seconds the token lives if revoking it fails.
+        :param account: the account that mints it.
+        :param scopes: what the token may call.
+        :param budget: EUR the token may spend; None for no amount limit.
+        :param requests: paid requests the token may make; None for no limit.
+        :param ttl: seconds the token lives.
         """
-        account = await self._aaccount_from_connection()
-        if account is None or self._settings is None:
-            yield self  # type: ignore[misc]
-            return
         limits: dict[str, Any] = {}
         if budget is not None:
             limits["walletAmount"] = float(budget)
         if requests is not None:
             limits["walletRequests"] = int(requests)
-        hook: Any = self
-        minted = await account.amint(hook._send_scopes(region), ttl, limits)
+        minted = await account.amint(scopes, ttl, limits)
         secret = minted.token.get_secret_value()
         mask_secret(secret)
         self.log.info(
             "Per-task token minted: limits %s, expires %s", minted.limits or limits, minted.expire_at
         )
-        child = hook._with_token(secret)
         try:
-            yield child
+            yield secret
         finally:
-            await child.aclose()
-            child.close()
             try:
                 await account.arevoke(secret)
                 self.log.info("Per-task token revoked")

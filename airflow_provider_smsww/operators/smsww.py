@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.arguments import check_message_type, check_positive_int, check_recipients_type
-from airflow_provider_smsww.compat import AirflowFailException
-from airflow_provider_smsww.exceptions import (
-    SmsWwAuthError,
-    SmsWwDryRunIgnoredError,
-    SmsWwError,
-    SmsWwGateError,
-    SmsWwSpendingCapError,
-    describe_problems,
-)
-from airflow_provider_smsww.failures import SmsWwDryRunIgnoredFailure, failing_for_good
+from airflow_provider_smsww.exceptions import SmsWwGateError
+from airflow_provider_smsww.failures import SmsWwSpendingCapReachedError, failing_for_good
+from airflow_provider_smsww.metrics import report_send_cost
+
+__all__ = ["SmsSendOperator", "SmsWwSpendingCapReachedError"]
 
 if TYPE_CHECKING:
-    from decimal import Decimal
-
     from airflow.sdk import Context
 
-    from airflow_provider_smsww.hooks.smsww import SmsWwHook
-    from airflow_provider_smsww.models import Callback, Estimate
-    from airflow_provider_smsww.sending.batch import Batch
-    from airflow_provider_smsww.sending.ledger import Ledger
+    from airflow_provider_smsww.models import Callback
 
 
 class SmsSendOperator(BaseOperator):
@@ -143,30 +132,32 @@ class SmsSendOperator(BaseOperator):
         return super().partial(**kwargs)
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_smsww.arguments import as_list
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
-        from airflow_provider_smsww.rendered import as_list
-        from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
+        from airflow_provider_smsww.sending import order
+        from airflow_provider_smsww.sending.ledger import ledger_for_task
 
         self._mask_callback_headers()
         if problem := check_recipients_type(self.recipients):  # rendered: an XComArg's value
             raise SmsWwGateError(problem, problems={"recipients": problem})
-        batch = check_locally(
-            as_list(self.recipients),
-            self.message,
+        spec = order.SendSpec(
+            recipients=as_list(self.recipients),
+            message=self.message,
             sender=self.sender,
             region=self.region,
             callback=self.callback,
             fail_on_multiple_messages=self.fail_on_multiple_messages,
             max_parts_per_message=self.max_parts_per_message,
+            gate=self.gate,
+            max_total_price=self.max_total_price,
+            price_per_part_if_unknown=self.price_per_part_if_unknown,
+            max_concurrency=self.max_concurrency,
+            settle_time=self.settle_time,
+            token_ttl=int(self.execution_timeout.total_seconds()) + 60 if self.execution_timeout else 3600,
         )
         ti = context.get("ti")
-        run_id = context.get("run_id", "")
         map_index = getattr(ti, "map_index", -1)
-        keys = {
-            r.e164: idempotency_key(self.dag_id, self.task_id, run_id, map_index, r.e164)
-            for r in batch.recipients
-        }
-        batch = dataclasses.replace(batch, keys=keys)
+        batch = order.check(spec, self.dag_id, self.task_id, context.get("run_id", ""), map_index)
         self.log.info(
             "%d recipient(s), %d %s part(s) each, region %s",
             len(batch.recipients),
@@ -175,9 +166,20 @@ class SmsSendOperator(BaseOperator):
             batch.region,
         )
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-        # An ignored dry run, 401 or 403: no retry can cure it, and a retry could cost money.
+        # An ignored dry run, a spending cap, 401 or 403: no retry can cure it, and a retry could cost
+        # money; the ledger is read inside the event loop of the send, as the task state store expects.
         with failing_for_good():
-            return hook.run_async(lambda: self._run(hook, batch, context))
+            if self.dry_run_only:
+                return hook.run_async(lambda: order.estimate(hook, batch, ledger_for_task(context), spec))
+            outcome = hook.run_async(lambda: order.send(hook, batch, ledger_for_task(context), spec))
+            if outcome.error is None:
+                self.log.info(
+                    "%d message(s) accepted (%d from an earlier try)", len(outcome.records), outcome.reused
+                )
+            report_send_cost(self, context, outcome.cost, failed=len(outcome.failures))
+            if outcome.error is not None:
+                raise outcome.error
+        return outcome.records
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Mask the callback's header values as soon as they are rendered: the task runner stores the
@@ -194,134 +196,6 @@ class SmsSendOperator(BaseOperator):
         for value in (self.callback.get("headers") or {}).values():
             if value:
                 mask_secret(str(value))
-
-    async def _run(self, hook: SmsWwHook, batch: Batch, context: Context) -> Any:
-        from airflow_provider_smsww.sending.credit import local_estimates, preflight
-        from airflow_provider_smsww.sending.gate import gate
-        from airflow_provider_smsww.sending.ledger import ledger_for_task, not_yet_recorded
-
-        ledger = ledger_for_task(context)
-        if (why := ledger.dry_run_ignored()) is not None:
-            # Any further dry run through this gateway would be one more real SMS.
-            raise SmsWwDryRunIgnoredFailure(f"An earlier try of this task stopped for good: {why}")
-        # On a retry only the recipients an earlier try did not record need the gate: the others
-        # passed it then and will not be sent again (and re-pricing them could fail on credit).
-        to_gate = batch if self.dry_run_only else not_yet_recorded(batch, ledger)
-        estimates = local_estimates(to_gate)
-        if (self.gate or self.dry_run_only) and to_gate.recipients:
-            try:
-                estimate = await gate(
-                    hook,
-                    to_gate,
-                    concurrency=self.max_concurrency,
-                    max_parts_per_message=self.max_parts_per_message,
-                    max_total_price=self.max_total_price,
-                    price_per_part_if_unknown=self.price_per_part_if_unknown,
-                )
-            except SmsWwDryRunIgnoredError as exc:
-                ledger.mark_dry_run_ignored(exc.message)  # so that no retry dry-runs again
-                raise
-            estimates = estimate.estimates
-            total = estimate.total_price
-            self.log.info(
-                "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
-                len(estimate.estimates),
-                estimate.total_parts,
-                "unknown (priced after sending)" if total is None else f"{total:.4f}",
-            )
-        elif self.gate:
-            self.log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
-        credit = None
-        if to_gate.recipients:
-            credit = await preflight(hook, estimates, batch.region, self.price_per_part_if_unknown)
-        if self.dry_run_only:
-            return {**estimate.as_dict(), "credit": None if credit is None else float(credit)}
-        return await self._send(hook, batch, ledger, to_gate, estimates, credit, context)
-
-    async def _send(
-        self,
-        hook: SmsWwHook,
-        batch: Batch,
-        ledger: Ledger,
-        to_send: Batch,
-        estimates: list[Estimate],
-        credit: Decimal | None,
-        context: Context,
-    ) -> list[dict[str, Any]]:
-        from contextlib import nullcontext
-
-        from airflow_provider_smsww.metrics import cents, emit
-        from airflow_provider_smsww.sending.bulk import send_all
-        from airflow_provider_smsww.sending.credit import cost_summary
-
-        cap = hook.scoped(
-            budget=self.max_total_price,
-            requests=len(to_send.recipients),
-            region=batch.region,
-            ttl=int(self.execution_timeout.total_seconds()) + 60 if self.execution_timeout else 3600,
-        )
-        async with cap if to_send.recipients else nullcontext(hook) as sender:
-            report = await send_all(
-                sender,
-                batch,
-                ledger,
-                now=lambda: datetime.now(UTC),
-                concurrency=self.max_concurrency,
-                settle_time=self.settle_time,
-            )
-        cost = cost_summary(
-            estimates,
-            report.records,
-            price_per_part_if_unknown=self.price_per_part_if_unknown,
-            credit=credit,
-            cap=self.max_total_price,
-        )
-        emit(
-            {
-                "sent": cost["messages"],
-                "failed": len(report.failures),
-                "parts": cost["parts"],
-                "cost_estimated_cents": cents(cost["estimated_total_price"]),
-            },
-            dag_id=self.dag_id,
-            task_id=self.task_id,
-        )
-        if push := getattr(context.get("ti"), "xcom_push", None):
-            push(key="cost", value=cost)
-        total = cost["estimated_total_price"]
-        cost_line = (
-            f"Cost: {cost['messages']} message(s) accepted now ({cost['from_earlier_try']} by an earlier "
-            f"try), {cost['parts']} part(s), estimated total "
-            f"{'unknown' if total is None else f'{total:.4f}'} EUR"
-            + ("" if credit is None else f" (credit before {credit:.2f} EUR)")
-        )
-        if report.failures:
-            by_reason: dict[str, list[str]] = {}
-            for who, why in report.failures.items():
-                by_reason.setdefault(why, []).append(who)
-            head = (
-                f"{len(report.records)} of {len(batch.recipients)} message(s) accepted; "
-                f"{len(report.failures)} failed (a retry sends only to these):"
-            )
-            summary = describe_problems(head, {", ".join(w): why for why, w in by_reason.items()})
-            self.log.info("%s", cost_line)
-            if isinstance(report.fatal, SmsWwSpendingCapError):
-                raise SmsWwSpendingCapReachedError(
-                    f"{summary}\nThe per-task spending cap (max_total_price {self.max_total_price} EUR) "
-                    "stopped the batch: real prices are above the estimate. Not retried, since a retry "
-                    "would get a fresh cap; check the prices, raise max_total_price, then clear the task "
-                    "to send the rest."
-                )
-            # After a 401/403 the same class, so that the task fails without retries (see execute).
-            raise (type(report.fatal) if isinstance(report.fatal, SmsWwAuthError) else SmsWwError)(summary)
-        self.log.info("%d message(s) accepted (%d from an earlier try)", len(report.records), report.reused)
-        self.log.info("%s", cost_line)
-        return report.records
-
-
-class SmsWwSpendingCapReachedError(SmsWwSpendingCapError, AirflowFailException):  # type: ignore[misc]
-    """The per-task token's spending cap stopped the batch. An ``AirflowFailException`` too, so the
-    task fails without retries: a retry would mint a fresh cap and could spend the budget again."""
 
 
 def _seconds(name: str, value: float | timedelta) -> float:

@@ -22,7 +22,7 @@ Public API
   ``callback_attempts`` (``callbacks.CallbackAttempt``), ``tokens`` (token -> ``MintedToken``),
   ``transactions`` (WalletTransaction dicts, oldest first), ``wallet()``, ``wallet_transactions()``,
   ``token_detail(token)``, ``advance()``, ``reset()``.
-- ``state.SandboxConfig`` fields: ``token``, ``email``, ``api_key``, ``credit`` (100), ``prices``
+- ``config.SandboxConfig`` fields: ``token``, ``email``, ``api_key``, ``credit`` (100), ``prices``
   (EUR per part: IT 0.065, ES 0.07, GB 0.045, US 0.01), ``default_price`` (0.08),
   ``min_credit_per_part`` (1), ``penalty_per_part`` (1), ``forbidden_words`` (``("forbiddenword",)``,
   case-insensitive, message or sender), ``pending_after`` (0.2 s), ``delivered_after`` (1.0 s),

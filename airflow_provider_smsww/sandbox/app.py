@@ -31,7 +31,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airflow_provider_smsww.exceptions import CODE_INVALID_BODY, CODE_OAUTH_BAD_LIMITS
 from airflow_provider_smsww.sandbox.callbacks import CallbackRunner
+from airflow_provider_smsww.sandbox.config import SandboxConfig, SandboxError
 from airflow_provider_smsww.sandbox.faults import (
     FAULT_HEADER,
     DroppedConnection,
@@ -40,17 +42,8 @@ from airflow_provider_smsww.sandbox.faults import (
     FaultRecord,
     FaultSyntaxError,
 )
-from airflow_provider_smsww.sandbox.state import (
-    CODE_INVALID_BODY,
-    LIMIT_NAMES,
-    MintedToken,
-    Sandbox,
-    SandboxConfig,
-    SandboxError,
-)
-
-#: 422 ``error`` for ill-formed ``limits`` in ``POST /tokens``: the spec documents none (an assumption).
-CODE_OAUTH_BAD_LIMITS = 85
+from airflow_provider_smsww.sandbox.state import Sandbox
+from airflow_provider_smsww.sandbox.tokens import LIMIT_NAMES, MintedToken
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

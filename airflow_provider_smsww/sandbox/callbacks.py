@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_provider_smsww.sandbox.state import Sandbox, Transition
+from airflow_provider_smsww.sandbox.messages import Transition
+from airflow_provider_smsww.sandbox.state import Sandbox
 
 log = logging.getLogger(__name__)
 

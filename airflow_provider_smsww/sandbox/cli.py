@@ -17,8 +17,8 @@ import sys
 import threading
 from decimal import Decimal
 
+from airflow_provider_smsww.sandbox.config import SandboxConfig
 from airflow_provider_smsww.sandbox.faults import FaultConfig
-from airflow_provider_smsww.sandbox.state import SandboxConfig
 
 
 def parser() -> argparse.ArgumentParser:

@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 
 from airflow_provider_smsww.sandbox.callbacks import CallbackRunner
+from airflow_provider_smsww.sandbox.config import SandboxConfig
 from airflow_provider_smsww.sandbox.faults import DroppedConnection, FaultConfig, FaultInjector
-from airflow_provider_smsww.sandbox.state import Sandbox, SandboxConfig
+from airflow_provider_smsww.sandbox.state import Sandbox
 
 IN_PROCESS_URL = "http://sandbox.smsww.invalid"
 

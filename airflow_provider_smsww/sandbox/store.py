@@ -5,6 +5,10 @@ be 404 after one. The design is write-through of JSON rows: one table keyed by (
 the JSON of one entity (a message, a token, a wallet transaction, the wallet itself), written when
 the entity changes and read once at start. :class:`~.state.Sandbox` owns the (de)serialisation; this
 module only stores rows. sqlite3 is the standard library's; WAL keeps each write cheap.
+
+What is kept: the messages, tokens (limits and stats), wallet transactions, credit and blocklist, read
+back at start, so a restarted sandbox still knows them; everything else (request log, callback
+attempts, queued callbacks, the OTP cache, ``charges``, ``dry_runs``) is in memory only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Step 1 of sending: recipients and the local checks, which refuse bad input before any request."""
+"""Step 1 of a send (:mod:`.order`): recipients and the local checks, which refuse bad input before any request."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_smsww.exceptions import SmsWwGateError, describe_problems
-from airflow_provider_smsww.models import Callback, MessageOptions, Region, SendRequest
+from airflow_provider_smsww.models import Callback, Region, SendRequest
 from airflow_provider_smsww.segments import SegmentInfo
 from airflow_provider_smsww.validation import (
     Problem,
     Recipient,
-    check_callback,
-    check_message,
+    check_content,
     check_region,
-    check_sender,
     parse_recipient,
 )
 
@@ -42,15 +40,17 @@ class Batch:
     keys: dict[str, str] = field(default_factory=dict)
 
     def request(self, recipient: Recipient, *, dry_run: bool) -> SendRequest:
+        """The request for one recipient, its idempotency key in ``callback.custom``."""
         callback = self.callback
         if callback is not None and recipient.e164 in self.keys:
             custom = {**callback.custom, CALLBACK_KEY_FIELD: self.keys[recipient.e164]}
             callback = callback.model_copy(update={"custom": custom})
-        return SendRequest(
-            recipient=recipient.e164,
-            message=self.message,
+        return SendRequest.of(
+            recipient.e164,
+            self.message,
             sender=self.sender,
-            options=MessageOptions(dry_run=dry_run, fail_on_multiple_messages=self.fail_on_multiple_messages),
+            dry_run=dry_run,
+            fail_on_multiple_messages=self.fail_on_multiple_messages,
             callback=callback,
         )
 
@@ -77,19 +77,14 @@ def check_locally(
     problems: dict[str, str] = {}
     if problem := check_region(region):
         problems["region"] = problem.message
-    if problem := check_sender(sender):
-        problems["sender"] = problem.message
-    segments = check_message(message, fail_on_multiple_messages=fail_on_multiple_messages)
-    if isinstance(segments, Problem):
-        problems["message"] = segments.message
-    elif max_parts_per_message is not None and segments.parts > max_parts_per_message:
-        problems["message"] = (
-            f"message needs {segments.parts} parts ({segments.characters} {segments.encoding} characters) "
-            f"and max_parts_per_message is {max_parts_per_message}"
-        )
-    parsed_callback = None if callback is None else check_callback(callback)
-    if isinstance(parsed_callback, Problem):
-        problems["callback"] = parsed_callback.message
+    segments, parsed_callback = check_content(
+        message,
+        problems,
+        sender=sender,
+        callback=callback,
+        fail_on_multiple_messages=fail_on_multiple_messages,
+        max_parts_per_message=max_parts_per_message,
+    )
     if not recipients:
         problems["recipients"] = "no recipients given"
     valid: dict[str, Recipient] = {}

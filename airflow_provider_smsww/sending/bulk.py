@@ -1,4 +1,4 @@
-"""Step 4 of sending: the real sends, a bounded number in flight, each accepted id recorded in the
+"""Steps 5 and 6 of a send (:mod:`.order`): the real sends, a bounded number in flight, each accepted id recorded in the
 ledger before that slot sends again; unknown outcomes are reconciled, never resent blindly."""
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smsww.concurrency import Progress, bounded
+from airflow_provider_smsww.concurrency import Progress
 from airflow_provider_smsww.exceptions import (
-    SmsWwAuthError,
     SmsWwError,
-    SmsWwInsufficientCreditError,
     SmsWwReconcileError,
     SmsWwResponseError,
     SmsWwSendUncertainError,
 )
+from airflow_provider_smsww.sending.fanout import FanOut
 from airflow_provider_smsww.sending.ledger import record_of
 from airflow_provider_smsww.sending.reconcile import reconcile
 
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Errors after which no further send of the batch can succeed: stop instead of hammering the API.
-FATAL_ERRORS = (SmsWwAuthError, SmsWwInsufficientCreditError)
 #: How long, by default, an unknown outcome must be absent from ``GET /messages`` before it is resent.
 DEFAULT_SETTLE_TIME = 300.0
 #: Seconds between look-ups while unknown outcomes settle.
@@ -125,27 +122,24 @@ async def send_all(
         log.info("%d recipient(s) already accepted by an earlier try: not sent again", reused)
 
     progress = Progress(len(pending), "sent")
-    fatal: list[SmsWwError] = []
+    fanout = FanOut(hook, batch, concurrency, failures)
     attempts: Counter[str] = Counter()
 
     async def send(recipient: Recipient) -> Recipient | None:
         """Send one; return the recipient when the outcome is uncertain."""
-        if fatal:
-            failures[recipient.e164] = f"not sent: {fatal[0].message}"
+        if fanout.stopped(recipient):
             return None
         attempts[recipient.e164] += 1
         sent_at = now()
         try:
-            message = await hook.asend_request(batch.request(recipient, dry_run=False), batch.region)
+            message = await fanout.send(recipient)
         except (SmsWwSendUncertainError, SmsWwResponseError):
             unknown[recipient.e164] = sent_at  # an unreadable answer is no proof that nothing was sent
             return recipient
-        except FATAL_ERRORS as exc:
-            fatal.append(exc)
-            failures[recipient.e164] = exc.message
-            return None
         except SmsWwError as exc:
             failures[recipient.e164] = exc.message
+            return None
+        if message is None:  # refused for good (credentials, credit, cap): in failures
             return None
         if not message.id:
             unknown[recipient.e164] = sent_at  # accepted without an id: find it in GET /messages
@@ -181,14 +175,14 @@ async def send_all(
                 log.warning("%d send(s) of unknown outcome absent for %s: sending again", len(due), settle)
                 for r in due:
                     del unknown[r.e164]
-                await bounded(due, send, concurrency)
+                await fanout.run(due, send)
             elif not waiting:
                 return
             else:
                 deadline = min(unknown[r] for r in waiting) + settle
                 await sleep(min(POLL_INTERVAL, max((deadline - now()).total_seconds(), 0.0)))
 
-    await bounded([r for r in pending if r.e164 not in unknown], send, concurrency)
+    await fanout.run([r for r in pending if r.e164 not in unknown], send)
     try:
         await settle()
     except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
@@ -204,4 +198,4 @@ async def send_all(
             "sent, to avoid a duplicate (the next try looks it up again before sending)",
         )
     ordered = [records[r.e164] for r in batch.recipients if r.e164 in records]
-    return SendReport(records=ordered, failures=failures, reused=reused, fatal=fatal[0] if fatal else None)
+    return SendReport(records=ordered, failures=failures, reused=reused, fatal=fanout.fatal)

@@ -1,4 +1,5 @@
-"""Money checks around the gate: the budget inputs, the credit pre-flight and the cost summary.
+"""Steps 4 and 7 of a send (:mod:`.order`): the budget inputs, the credit pre-flight and the cost
+summary.
 
 The gateway sends a worldwide message only while the account holds at least 1 EUR per part, and
 charges its final price after it was sent, so a batch that passes the dry-run gate can still stop
@@ -83,7 +84,7 @@ def credit_needed(
     )
     listed = list(estimates)
     unpriced = sum(e.parts for e in listed if e.price is None)
-    total = sum((e.price for e in listed if e.price is not None), Decimal(0)) + assumed * unpriced
+    total = sum((estimate_price(e, assumed) or Decimal(0) for e in listed), Decimal(0))
     floor = MIN_CREDIT_PER_PART * max((e.parts for e in listed), default=0) if region == "WW" else Decimal(0)
     return CreditNeed(total, floor, unpriced, assumed)
 
@@ -140,7 +141,8 @@ def cost_summary(
 
 
 def estimate_price(estimate: Estimate, price_per_part_if_unknown: float | Decimal | None) -> Decimal | None:
-    """One message's estimated price: the dry run's, else the assumed price per part, else None."""
+    """One message's estimated price: the dry run's, else the assumed price per part, else None. The one
+    place the assumed price is applied (the gate's budget, the credit pre-flight, the cost summary)."""
     if estimate.price is not None:
         return estimate.price
     if price_per_part_if_unknown is None:

@@ -1,4 +1,4 @@
-"""Step 3 of sending: the dry-run gate. Every message is priced with ``dryRun`` (free) and the whole
+"""Step 3 of a send (:mod:`.order`): the dry-run gate. Every message is priced with ``dryRun`` (free) and the whole
 batch is refused, with every reason named, unless all pass and the total is within budget."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_smsww.concurrency import Progress, bounded
 from airflow_provider_smsww.exceptions import SmsWwGateError, SmsWwValidationError, describe_problems
 from airflow_provider_smsww.models import Estimate
+from airflow_provider_smsww.sending.credit import estimate_price
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -76,11 +77,9 @@ async def gate(
     total_parts = sum(e.parts for e in estimates)
     unpriced = [e for e in estimates if e.price is None]
     total: Decimal | None = None
-    if not unpriced:
-        total = sum((e.price or Decimal(0) for e in estimates), Decimal(0))
-    elif price_per_part_if_unknown is not None:
-        assumed = Decimal(str(price_per_part_if_unknown))
-        total = sum((e.price if e.price is not None else assumed * e.parts for e in estimates), Decimal(0))
+    if not unpriced or price_per_part_if_unknown is not None:
+        prices = (estimate_price(e, price_per_part_if_unknown) or Decimal(0) for e in estimates)
+        total = sum(prices, Decimal(0))
     if max_total_price is not None and not problems:
         if total is None:
             problems["budget"] = (

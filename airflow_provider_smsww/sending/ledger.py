@@ -1,4 +1,4 @@
-"""Step 2 and 4 of sending: the ledger of accepted message ids, which survives task retries so that a
+"""Steps 2 and 5 of a send (:mod:`.order`): the ledger of accepted message ids, which survives task retries so that a
 retry never sends again to a recipient an earlier try had accepted."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Step 5 of sending: reconciliation. The API has no idempotency key, so a send whose outcome is unknown
+"""Step 6 of a send (:mod:`.order`): reconciliation. The API has no idempotency key, so a send whose outcome is unknown
 is looked up in ``GET /messages`` before anything is resent; a look-up that cannot decide fails closed."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from airflow_provider_smsww.exceptions import SmsWwReconcileError
-from airflow_provider_smsww.listing import LISTING_ORDER_TOLERANCE
+from airflow_provider_smsww.hooks.listing import NewestFirst
 from airflow_provider_smsww.models import Message, MessageState, as_utc
 from airflow_provider_smsww.sending.batch import CALLBACK_KEY_FIELD
 
@@ -69,8 +69,7 @@ def is_real_send(message: Message) -> bool:
     """Positive evidence that a listed message was really sent, not a dry run: ``options.dryRun``
     written and false, a ``sentAt`` / ``deliveredAt``, or a state only a sent message reaches. A
     listing without any of these (e.g. no ``options`` object) proves nothing either way."""
-    options = message.options
-    if options is not None and "dry_run" in options.model_fields_set and not options.dry_run:
+    if message.options_say_real_send:
         return True
     if message.sent_at is not None or message.delivered_at is not None:
         return True
@@ -117,20 +116,15 @@ async def reconcile(
         return since - CLOCK_SKEW if offset is None else since + offset - DATE_TOLERANCE
 
     sender = batch.sender or "Openapi"
-    newest_first, seen_descending = True, False
-    previous: datetime | None = None
+    order = NewestFirst()
     scanned = 0
     async for message in hook.alist_messages(max_items=scan_limit):
         scanned += 1
         created = as_utc(message.created_at)
         if created is not None:
-            if previous is not None and created > previous + LISTING_ORDER_TOLERANCE:
-                newest_first = False
-            elif previous is not None and created < previous:
-                seen_descending = True
-            previous = created
+            order.see(created)
             if created < floor():
-                if newest_first and seen_descending:
+                if order.in_order and order.seen_descending:
                     break  # a newest-first listing: everything after this is older still
                 continue
         if not message.id or (message.options is not None and message.options.dry_run):
@@ -150,10 +144,10 @@ async def reconcile(
             break
     else:
         if scanned >= scan_limit:
-            order = "" if newest_first else " (and the listing is not newest first)"
+            disorder = "" if order.in_order else " (and the listing is not newest first)"
             raise SmsWwReconcileError(
                 f"GET /messages: {len(wanted) - len(found)} earlier send(s) could not be confirmed or ruled "
-                f"out within {scan_limit} listed messages{order}; not sending them again, to avoid a "
+                f"out within {scan_limit} listed messages{disorder}; not sending them again, to avoid a "
                 "duplicate. Check the account's messages, then run the task again."
             )
     found.undecided = frozenset(undecided - set(found))

@@ -13,21 +13,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.compat import AirflowFailException, AirflowSkipException, conf
-from airflow_provider_smsww.exceptions import SmsWwDeliveryError, SmsWwError
-from airflow_provider_smsww.failures import failing_for_good
+from airflow_provider_smsww.compat import AirflowSkipException, conf
+from airflow_provider_smsww.exceptions import SmsWwError
+from airflow_provider_smsww.failures import SmsDeliveryFailedError, failing_for_good
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, PokeReturnValue
 
     from airflow_provider_smsww.models import Message
-
-
-class SmsDeliveryFailedError(SmsWwDeliveryError, AirflowFailException):  # type: ignore[misc]
-    """Delivery failed for good (a final failure state, a blocklisted message, or ``min_delivered`` out
-    of reach). It is an ``AirflowFailException`` too, so the task fails without retries: a retry would
-    read the same final states again. (Both bases define ``status_code``; the provider's, the HTTP
-    status or None, wins, and the task runner does not read it.)"""
 
 
 class SmsDeliverySensor(BaseSensorOperator):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from smsww_alert_dags import ON_CALL, STORM_COOLDOWN, STORM_TASKS, dag_dag_level, dag_storm, dag_task_level
 
-from airflow_provider_smsww import alerting
+from airflow_provider_smsww.notifications import storm_guard
 from tests.airflow_versions import (
     DAG_TEST_CALLBACKS_GET_THE_EXCEPTION,
     DAG_TEST_DAG_CALLBACKS_GET_THE_TASK,
@@ -67,7 +67,7 @@ def test_an_unrenderable_template_still_sends_one_sms_naming_the_dag(
 def test_eight_failures_send_one_sms_then_the_next_counts_seven(
     airflow_db: str, smsww_sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(alerting, "SETTLE_SECONDS", 0.2)
+    monkeypatch.setattr(storm_guard, "SETTLE_SECONDS", 0.2)
     started = datetime.now(UTC)
     first = dag_storm.test(logical_date=None)
     ended = datetime.now(UTC)
@@ -78,7 +78,7 @@ def test_eight_failures_send_one_sms_then_the_next_counts_seven(
     assert sms.text.startswith("FAILED smsww_alert_storm.load_")
 
     # The cooldown is over for the next run: its first alert counts the 7 held back.
-    monkeypatch.setattr(alerting, "now", lambda: datetime.now(UTC) + STORM_COOLDOWN + timedelta(minutes=1))
+    monkeypatch.setattr(storm_guard, "now", lambda: datetime.now(UTC) + STORM_COOLDOWN + timedelta(minutes=1))
     dag_storm.test(logical_date=None)
     texts = [m.text for m in smsww_sandbox.sandbox.accepted()]
     assert len(texts) == 2
@@ -99,7 +99,7 @@ def guard_records(dedupe_key: str) -> list[str]:
     from airflow.sdk import Variable as SdkVariable
     from airflow.utils.session import create_session
 
-    prefix = alerting.variable_prefix(dedupe_key)
+    prefix = storm_guard.variable_prefix(dedupe_key)
     with create_session() as session:
         stored = {v.key: v.val for v in session.query(Variable).filter(Variable.key.startswith(prefix))}
     shards = {

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww.client import AsyncSmsWwClient
+from airflow_provider_smsww._http.client import AsyncSmsWwClient
 from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
@@ -246,7 +246,7 @@ def test_in_process_soak_with_crash_and_retry(monkeypatch: pytest.MonkeyPatch) -
         use(monkeypatch, box)
         # The hook builds its own client: route it to the in-process app (no socket).
         monkeypatch.setattr(
-            "airflow_provider_smsww.client.AsyncSmsWwClient",
+            "airflow_provider_smsww._http.client.AsyncSmsWwClient",
             functools.partial(AsyncSmsWwClient, transport=box.async_transport),
         )
         tap = SendTap(box)
@@ -353,7 +353,7 @@ async def test_uncertain_send_older_than_the_scan_limit_is_found_not_resent(
         box.faults.inject("503-after", path="/WW-messages", method="POST")
         use(monkeypatch, box)
         monkeypatch.setattr(
-            "airflow_provider_smsww.client.AsyncSmsWwClient",
+            "airflow_provider_smsww._http.client.AsyncSmsWwClient",
             functools.partial(AsyncSmsWwClient, transport=box.async_transport),
         )
         hook = SmsWwHook()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww.auth import TokenMinter
-from airflow_provider_smsww.client import AsyncSmsWwClient, RetryPolicy, SmsWwClient
+from airflow_provider_smsww._http.auth import TokenMinter
+from airflow_provider_smsww._http.client import AsyncSmsWwClient, RetryPolicy, SmsWwClient
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwBlocklistedError,

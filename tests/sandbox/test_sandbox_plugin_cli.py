@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airflow_provider_smsww.client import SmsWwClient
+from airflow_provider_smsww._http.client import SmsWwClient
 from airflow_provider_smsww.models import SendRequest
 from airflow_provider_smsww.sandbox.server import InProcessSandbox, SandboxHandle
 
@@ -52,7 +52,7 @@ def _run(code: str) -> str:
 def test_plugin_and_package_import_cheaply() -> None:
     heavy = ("fastapi", "uvicorn", "starlette", "airflow_provider_smsww.sandbox.state")
     code = (
-        "import sys; import airflow_provider_smsww.sandbox.pytest_plugin, airflow_provider_smsww.client; "
+        "import sys; import airflow_provider_smsww.sandbox.pytest_plugin, airflow_provider_smsww._http.client; "
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     assert _run(code) == "[]"

@@ -8,8 +8,8 @@ from importlib.metadata import version
 import anyio
 import pytest
 
-from airflow_provider_smsww import client as client_module
-from airflow_provider_smsww.anyio_lock import AFFECTED, _release, mend_anyio_lock
+from airflow_provider_smsww._http import client as client_module
+from airflow_provider_smsww._http.anyio_lock import AFFECTED, _release, mend_anyio_lock
 
 
 async def test_a_free_lock_with_only_a_cancelled_waiter_queued_is_taken_at_once() -> None:

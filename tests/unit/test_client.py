@@ -23,9 +23,10 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from airflow_provider_smsww import __version__
-from airflow_provider_smsww import auth as auth_module
-from airflow_provider_smsww.auth import TokenMinter, default_scopes, shared_minter
-from airflow_provider_smsww.client import AsyncSmsWwClient, RetryPolicy, SmsWwClient
+from airflow_provider_smsww._http import auth as auth_module
+from airflow_provider_smsww._http.auth import TokenMinter, default_scopes, shared_minter
+from airflow_provider_smsww._http.client import AsyncSmsWwClient, RetryPolicy, SmsWwClient
+from airflow_provider_smsww._http.responses import parse_retry_after
 from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwBlocklistedError,
@@ -40,7 +41,6 @@ from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
 from airflow_provider_smsww.models import Callback, Message, MessageOptions, MessageState, SendRequest
-from airflow_provider_smsww.responses import parse_retry_after
 
 API = "https://sms.example.test"
 OAUTH = "https://oauth.example.test"
@@ -611,7 +611,7 @@ def test_retries_are_logged_without_secrets(
     httpx_mock.add_response(json={"data": message_json()})
     with caplog.at_level(logging.DEBUG):
         get(harness)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_smsww.retry"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_smsww._http.retry"]
     assert warnings == [f"GET /messages/{MESSAGE_ID} answered 503; retry 1/3 in 0.48s"]
 
 

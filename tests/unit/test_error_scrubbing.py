@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_smsww.auth import TokenMinter
-from airflow_provider_smsww.client import RetryPolicy, SmsWwClient
+from airflow_provider_smsww._http.auth import TokenMinter
+from airflow_provider_smsww._http.client import RetryPolicy, SmsWwClient
 from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from tests.fakes import API, TOKEN

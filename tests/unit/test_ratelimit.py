@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_smsww.client import AsyncSmsWwClient, RetryPolicy, SmsWwClient
+from airflow_provider_smsww._http.client import AsyncSmsWwClient, RetryPolicy, SmsWwClient
+from airflow_provider_smsww._http.ratelimit import RateLimiter, shared_rate_limiter
 from airflow_provider_smsww.exceptions import SmsWwValidationError
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
-from airflow_provider_smsww.ratelimit import RequestGate, shared_gate
 from tests.fakes import API, TOKEN
 
 MESSAGE = {"id": "633aabe3e4a9a0e69811ad7f", "state": "PENDING"}
@@ -31,7 +31,7 @@ class Clock:
 
 def test_a_rate_spaces_request_starts() -> None:
     clock = Clock()
-    gate = RequestGate(10, clock=clock)
+    gate = RateLimiter(10, clock=clock)
     assert [round(gate.reserve()[0], 3) for _ in range(4)] == [0.0, 0.1, 0.2, 0.3]
     clock.now += 10  # idle for a while: no burst credit is saved up beyond the next slot
     assert gate.reserve()[0] == 0.0
@@ -39,7 +39,7 @@ def test_a_rate_spaces_request_starts() -> None:
 
 def test_no_rate_means_no_wait_until_a_pause() -> None:
     clock = Clock()
-    gate = RequestGate(clock=clock)
+    gate = RateLimiter(clock=clock)
     assert gate.reserve()[0] == 0.0
     end = gate.pause(2.5)
     assert gate.reserve()[0] == 2.5
@@ -51,7 +51,7 @@ def test_no_rate_means_no_wait_until_a_pause() -> None:
 @pytest.mark.parametrize("bad", [0, -1.0])
 def test_a_rate_must_be_positive(bad: float) -> None:
     with pytest.raises(ValueError, match="rate_limit"):
-        RequestGate(bad)
+        RateLimiter(bad)
 
 
 async def test_a_429_holds_every_request_of_the_gate_for_its_retry_after(httpx_mock: Any) -> None:
@@ -96,7 +96,7 @@ async def test_a_rate_limit_paces_concurrent_requests(httpx_mock: Any) -> None:
         return httpx.Response(200, json={"data": MESSAGE})
 
     httpx_mock.add_callback(answer, is_reusable=True)
-    async with AsyncSmsWwClient(API, token=TOKEN, gate=RequestGate(40)) as client:
+    async with AsyncSmsWwClient(API, token=TOKEN, rate_limiter=RateLimiter(40)) as client:
         await asyncio.gather(*(client.get_message(MESSAGE["id"]) for _ in range(9)))
     assert starts[-1] - starts[0] >= 8 / 40 - 0.01
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 1 / 40 - 0.01
@@ -113,10 +113,10 @@ def test_the_rate_limit_extra_gives_every_client_of_the_connection_one_gate(
     _connection(monkeypatch, "smsww_paced", rate_limit="25")
     one, two = SmsWwHook("smsww_paced"), SmsWwHook("smsww_paced")
     try:
-        gate = one.client._plan.gate
-        assert gate is two.client._plan.gate
+        gate = one.client._plan.rate_limiter
+        assert gate is two.client._plan.rate_limiter
         assert gate.interval == pytest.approx(0.04)
-        assert gate is shared_gate("smsww_paced", API, 25)
+        assert gate is shared_rate_limiter("smsww_paced", API, 25)
     finally:
         one.close()
         two.close()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_smsww.segments import SegmentInfo
-from airflow_provider_smsww.validation import (
+from airflow_provider_smsww.exceptions import (
     CODE_BAD_RECIPIENT,
     CODE_SENDER_LENGTH,
     CODE_SENDER_NUMERIC,
     CODE_WRONG_COUNTRY,
+)
+from airflow_provider_smsww.segments import SegmentInfo
+from airflow_provider_smsww.validation import (
     MAX_PARTS,
     Problem,
     Recipient,

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from airflow_provider_smsww import auth as auth_module
-from airflow_provider_smsww import client as client_module
-from airflow_provider_smsww.client import AsyncSmsWwClient, SmsWwClient
+from airflow_provider_smsww._http import auth as auth_module
+from airflow_provider_smsww._http import client as client_module
+from airflow_provider_smsww._http.client import AsyncSmsWwClient, SmsWwClient
 from airflow_provider_smsww.exceptions import SmsWwAuthError
 from airflow_provider_smsww.hooks import connection as connection_module
 from airflow_provider_smsww.hooks.smsww import SmsWwHook

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG
 
-from airflow_provider_smsww import alerting
 from airflow_provider_smsww.exceptions import SmsWwError
+from airflow_provider_smsww.notifications import storm_guard
 from airflow_provider_smsww.notifications.fallback import fallback_text
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.segments import analyse
 from tests.airflow_versions import needs_deadline_alerts
 from tests.fakes import FakeGateway
-from tests.unit.test_alerting import MemoryStore
+from tests.unit.notifications.test_storm_guard import MemoryStore
 
 ON_CALL = ["+393331234567", "+393331234568"]
 BACKUP = "+447400123456"
@@ -207,8 +207,8 @@ class Clock:
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
     memory = MemoryStore()
-    monkeypatch.setattr(alerting, "default_store", lambda: memory)
-    monkeypatch.setattr(alerting, "SETTLE_SECONDS", 0)
+    monkeypatch.setattr(storm_guard, "default_store", lambda: memory)
+    monkeypatch.setattr(storm_guard, "SETTLE_SECONDS", 0)
     return memory
 
 
@@ -216,7 +216,7 @@ def test_eight_failing_tasks_send_one_then_the_next_counts_seven(
     gateway: FakeGateway, store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(alerting, "now", clock)
+    monkeypatch.setattr(storm_guard, "now", clock)
     shared = alert(recipients=ON_CALL[:1], message="FAILED {{ ti.task_id }}", cooldown=timedelta(minutes=15))
     first_at = clock.at
     for n in range(8):
@@ -243,14 +243,14 @@ def test_a_dedupe_key_that_fails_to_render_groups_by_dag(
     n(task_context())
     n(task_context())
     assert len(gateway.bodies) == 1  # the alert still went out, and the second was held under "etl"
-    assert any(k.startswith(alerting.variable_prefix("etl")) for k in store.data)
+    assert any(k.startswith(storm_guard.variable_prefix("etl")) for k in store.data)
     assert "dedupe_key '{{ params.team }}' failed" in caplog.text + capsys.readouterr().out
 
 
 def test_without_the_airflow_runtime_the_guard_lets_alerts_through(
     gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(alerting, "SETTLE_SECONDS", 0)
+    monkeypatch.setattr(storm_guard, "SETTLE_SECONDS", 0)
     n = alert(recipients=ON_CALL[:1], message="FAILED", cooldown=timedelta(minutes=5))
     n(task_context())
     n(task_context())
@@ -274,4 +274,4 @@ async def test_deadline_alerts_share_the_storm_guard(gateway: FakeGateway, store
         n.render_template_fields(context)
         await n.async_notify(context)
     assert [b["message"] for b in gateway.bodies] == ["LATE etl"]
-    assert all(k.startswith(alerting.variable_prefix("etl")) for k in store.data)
+    assert all(k.startswith(storm_guard.variable_prefix("etl")) for k in store.data)

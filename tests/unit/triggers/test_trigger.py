@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_smsww import client as client_module
+from airflow_provider_smsww._http import client as client_module
 from airflow_provider_smsww.models import Message
 from airflow_provider_smsww.triggers.smsww import CLASSPATH, DeliveryProgress, SmsDeliveryTrigger
 from tests.fakes import CALLBACK_SECRET, IDS, TEXT, TOKEN, FakeMessages

@@ -1,14 +1,14 @@
-"""The client's request gate: an optional request rate (a gateway's rate limit, the connection extra
+"""The client's rate limiter: an optional request rate (a gateway's rate limit, the connection extra
 ``rate_limit`` in requests per second) and a pause shared by every request of the connection when
 one of them is answered 429 with ``Retry-After``.
 
 Why shared: a bulk send has tens of requests in flight. When the gateway says "slow down" to one of
 them, the others are about to hear the same; without a shared pause each would spend an attempt (and
-its own retry budget) learning it. With the gate, every request that starts after the 429 waits until
+its own retry budget) learning it. With the limiter, every request that starts after the 429 waits until
 the gateway's time, so a rate-limited account costs one 429, not one per request in flight.
 
-No I/O and no event loop here: :meth:`RequestGate.reserve` is arithmetic under a thread lock, and the
-sync and async clients sleep the way they already do, so one gate serves both, from any thread or loop.
+No I/O and no event loop here: :meth:`RateLimiter.reserve` is arithmetic under a thread lock, and the
+sync and async clients sleep the way they already do, so one limiter serves both, from any thread or loop.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from airflow_provider_smsww.exceptions import SmsWwValidationError
 
 
-class RequestGate:
+class RateLimiter:
     """Spaces request starts ``1 / rate`` seconds apart (when a rate is given) and holds every start
     during a pause.
 
@@ -77,21 +77,21 @@ class RequestGate:
             delay, pauses = self.reserve(own_pause)
 
 
-_GATES: dict[tuple[str, str], RequestGate] = {}
-_GATES_LOCK = threading.Lock()
+_LIMITERS: dict[tuple[str, str], RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
 
 
-def shared_gate(conn_id: str, base_url: str, rate: float | None) -> RequestGate:
-    """The process-wide gate of a connection, so that every client on it (a task's sync and async
+def shared_rate_limiter(conn_id: str, base_url: str, rate: float | None) -> RateLimiter:
+    """The process-wide rate limiter of a connection, so that every client on it (a task's sync and async
     clients, the triggers of one triggerer) shares the rate and the 429 pauses; a new one when the
     configured rate changed."""
     key = (conn_id, base_url)
-    with _GATES_LOCK:
-        gate = _GATES.get(key)
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(key)
         interval = 1.0 / rate if rate else 0.0
-        if gate is None or gate.interval != interval:
-            gate = _GATES[key] = RequestGate(rate)
-        return gate
+        if limiter is None or limiter.interval != interval:
+            limiter = _LIMITERS[key] = RateLimiter(rate)
+        return limiter
 
 
 def rate_from_extra(extra: Mapping[str, Any], conn_id: str) -> float | None:

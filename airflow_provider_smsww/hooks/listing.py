@@ -22,10 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from airflow_provider_smsww.concurrency import bounded
-from airflow_provider_smsww.models import Message, as_utc
+from airflow_provider_smsww.models import PAGE_SIZE, Message, as_utc
 
 #: Messages per page (the API's ``limit``; the spec's example and default).
-PAGE_SIZE = 100
 #: Below this many ids, one GET per id costs about what a listing page does: read by id.
 LISTING_MIN_IDS = 20
 #: Messages created at the same moment may be listed slightly out of order.
@@ -37,17 +36,21 @@ ReadOne = Callable[[str], Awaitable[Message]]
 
 class NewestFirst:
     """Checks, entry by entry, that a listing is newest first (within :data:`LISTING_ORDER_TOLERANCE`);
-    entries without a creation time are not judged."""
+    entries without a creation time are not judged. ``seen_descending`` says whether the listing has
+    shown at least one step back in time (proof of the order, not only no disproof of it)."""
 
     def __init__(self) -> None:
         self.previous: datetime | None = None
         self.in_order = True
+        self.seen_descending = False
 
     def see(self, created: datetime | None) -> None:
         if created is None:
             return
         if self.previous is not None and created > self.previous + LISTING_ORDER_TOLERANCE:
             self.in_order = False
+        elif self.previous is not None and created < self.previous:
+            self.seen_descending = True
         self.previous = created
 
 

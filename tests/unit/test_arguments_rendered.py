@@ -1,4 +1,4 @@
-"""Templated values as Airflow renders them (rendered.py)."""
+"""Templated values as Airflow renders them (arguments.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww.rendered import as_list
+from airflow_provider_smsww.arguments import as_list
 
 TEXT = "Report ready"
 ALICE, BOB = "+393331234567", "+393331234568"

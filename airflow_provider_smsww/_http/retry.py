@@ -1,6 +1,6 @@
 """The request plan shared by the sync and async clients: the retry policy, and for each attempt's
 outcome whether to wait and try again, or how the call ends. No I/O here, so both clients decide the
-same way by construction (see :mod:`~airflow_provider_smsww.client` for the rules).
+same way by construction (see :mod:`~airflow_provider_smsww._http.client` for the rules).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from airflow_provider_smsww.auth import USER_AGENT
+from airflow_provider_smsww._http.auth import USER_AGENT
+from airflow_provider_smsww._http.ratelimit import RateLimiter
+from airflow_provider_smsww._http.responses import error_from_response, parse_retry_after
 from airflow_provider_smsww.exceptions import SmsWwAuthError, SmsWwSendUncertainError, SmsWwTransportError
-from airflow_provider_smsww.ratelimit import RequestGate
-from airflow_provider_smsww.responses import error_from_response, parse_retry_after
 
 if TYPE_CHECKING:
-    from airflow_provider_smsww.auth import TokenMinter
+    from airflow_provider_smsww._http.auth import TokenMinter
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class RequestPlan:
         minter: TokenMinter | None,
         retry: RetryPolicy,
         rng: random.Random | None,
-        gate: RequestGate | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if not token and minter is None:
             raise SmsWwAuthError("No credentials: give a token, or an account email and API key to mint one.")
@@ -80,7 +80,7 @@ class RequestPlan:
         self.minter = minter
         self.retry = retry
         self.rng = rng or random.Random()
-        self.gate = gate or RequestGate()
+        self.rate_limiter = rate_limiter or RateLimiter()
 
     def headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -126,13 +126,13 @@ class RequestPlan:
         return wait
 
     def hold_others(self, outcome: Outcome, wait: float) -> float:
-        """After a retried 429, pause the gate's requests for its ``Retry-After`` (else this wait); the
+        """After a retried 429, pause the limiter's requests for its ``Retry-After`` (else this wait); the
         pause's end, which this request's own wait covers (0 when nothing was paused)."""
         response = outcome.response
         if response is None or response.status_code != 429:
             return 0.0
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self.gate.pause(wait if retry_after is None else retry_after)
+        return self.rate_limiter.pause(wait if retry_after is None else retry_after)
 
     def finish(self, method: str, path: str, outcome: Outcome, safe: bool) -> httpx.Response:
         """The final response of a call, or the error that ends it."""

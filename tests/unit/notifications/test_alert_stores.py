@@ -1,4 +1,4 @@
-"""The storm guard on Airflow < 3.3 (airflow_provider_smsww.alert_stores): every record of a key in one
+"""The storm guard on Airflow < 3.3 (airflow_provider_smsww.notifications.alert_stores): every record of a key in one
 Variable, changed by read-modify-write through ``get``/``set``/``delete`` only.
 
 The Variables here are an in-memory stand-in with the Task SDK's semantics on Airflow 3.0-3.2 (no
@@ -18,10 +18,16 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww import alerting
-from airflow_provider_smsww.alert_stores import DESCRIPTION, SHARDS, RecordsVariableStore, records_variable
-from airflow_provider_smsww.alerting import StormGuard, Verdict
-from tests.unit.test_alerting import COOLDOWN, T0, Clock, MemoryStore, alert
+from airflow_provider_smsww.notifications import storm_guard
+from airflow_provider_smsww.notifications.alert_stores import (
+    DESCRIPTION,
+    SHARDS,
+    RecordsVariableStore,
+    VariableStore,
+    records_variable,
+)
+from airflow_provider_smsww.notifications.storm_guard import StormGuard, Verdict
+from tests.unit.notifications.test_storm_guard import COOLDOWN, T0, Clock, MemoryStore, alert
 
 
 class FakeVariables:
@@ -92,11 +98,11 @@ def kinds(variables: FakeVariables, g: StormGuard) -> list[str]:
 def test_the_records_of_a_key_share_a_few_variables_and_deletes_remove_them() -> None:
     variables = FakeVariables()
     store = RecordsVariableStore(variables)
-    prefix = alerting.variable_prefix("etl")
+    prefix = storm_guard.variable_prefix("etl")
     first, second = (f"{prefix}alert.20250601T14020{n}000000Z.{token}" for n, token in ((5, "aa"), (6, "bb")))
     store.add(first, "FAILED etl.load " + "x" * 500)
     store.add(second, "FAILED etl.load_2")
-    other = f"{alerting.variable_prefix('etl_v2')}alert.20250601T140207000000Z.cc"
+    other = f"{storm_guard.variable_prefix('etl_v2')}alert.20250601T140207000000Z.cc"
     RecordsVariableStore(variables).add(other, "another key")
 
     assert set(variables.data) == {records_variable(k) for k in (first, second, other)}
@@ -132,11 +138,11 @@ def test_eight_failures_send_one_then_the_next_after_the_cooldown_counts_seven()
 def test_a_failed_send_reopens_the_cooldown_and_a_dead_claim_is_counted() -> None:
     variables, clock = FakeVariables(), Clock()
     assert alert(guard(variables, clock), delivered=False).send  # nobody got it
-    clock.at += alerting.DECIDE_WINDOW  # and a callback killed before deciding:
+    clock.at += storm_guard.DECIDE_WINDOW  # and a callback killed before deciding:
     RecordsVariableStore(variables).add(
-        f"{alerting.variable_prefix('etl')}alert.{clock.at:%Y%m%dT%H%M%S%fZ}.dead", ""
+        f"{storm_guard.variable_prefix('etl')}alert.{clock.at:%Y%m%dT%H%M%S%fZ}.dead", ""
     )
-    clock.at += alerting.DECIDE_WINDOW + timedelta(seconds=1)
+    clock.at += storm_guard.DECIDE_WINDOW + timedelta(seconds=1)
     second = alert(guard(variables, clock))
     assert (second.send, second.held) == (True, 2)
     assert not alert(guard(variables, clock)).send
@@ -172,7 +178,7 @@ def test_eight_racing_claims_send_one_and_count_the_other_seven(caplog: pytest.L
         assert all(v.held >= 1 for v in verdicts if not v.send)
         lost += variables.lost
 
-        clock = Clock(alerting.now() + COOLDOWN + timedelta(seconds=1))
+        clock = Clock(storm_guard.now() + COOLDOWN + timedelta(seconds=1))
         after = alert(guard(variables, clock))
         assert (after.send, after.held) == (True, 7)
     assert lost > 0  # the race was real: writes were lost, and repaired
@@ -221,10 +227,10 @@ def test_an_alert_written_again_is_counted_once_even_if_its_first_record_comes_b
     stale_write(variables)
     held = guard(variables, clock).claim("note")
     assert not held.send
-    (again,) = [k for k in variables.records(alerting.variable_prefix("etl")) if ".alert." in k]
+    (again,) = [k for k in variables.records(storm_guard.variable_prefix("etl")) if ".alert." in k]
     _, stamp, token = again.rsplit(".", 2)
     first_at = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ") - timedelta(microseconds=1)
-    back = f"{alerting.variable_prefix('etl')}alert.{first_at:%Y%m%dT%H%M%S%fZ}.{token}"
+    back = f"{storm_guard.variable_prefix('etl')}alert.{first_at:%Y%m%dT%H%M%S%fZ}.{token}"
     RecordsVariableStore(variables).add(back, "brought back")  # ...and its first record is back
 
     clock.at += COOLDOWN + timedelta(seconds=1)
@@ -294,7 +300,7 @@ def test_records_that_never_stay_written_let_the_alert_through(caplog: pytest.Lo
     variables.after_set = lambda name: variables.data.clear()
     verdicts = [alert(guard(variables, Clock())) for _ in range(2)]
     assert [v.send for v in verdicts] == [True, True]
-    assert f"dropped by racing writes {alerting.CHECKS} times" in caplog.text
+    assert f"dropped by racing writes {storm_guard.CHECKS} times" in caplog.text
 
 
 def test_unreachable_variables_let_the_alert_through(caplog: pytest.LogCaptureFixture) -> None:
@@ -355,10 +361,10 @@ def test_the_store_is_chosen_by_what_the_task_sdk_has(monkeypatch: pytest.Monkey
     from airflow.sdk import Variable
 
     lists = hasattr(Variable, "keys")
-    assert isinstance(alerting.default_store(), alerting.VariableStore if lists else RecordsVariableStore)
+    assert isinstance(storm_guard.default_store(), VariableStore if lists else RecordsVariableStore)
     if lists:  # Airflow 3.3 without its listing is Airflow 3.2
         monkeypatch.delattr(Variable, "keys")
-        assert isinstance(alerting.default_store(), RecordsVariableStore)
+        assert isinstance(storm_guard.default_store(), RecordsVariableStore)
 
 
 def test_reads_skip_a_cached_copy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -368,7 +374,7 @@ def test_reads_skip_a_cached_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk import Variable
 
     monkeypatch.setattr(cache, "_cache", {})
-    prefix = alerting.variable_prefix("etl")
+    prefix = storm_guard.variable_prefix("etl")
     for n in range(SHARDS):
         cache.save_variable(f"{prefix}records.{n}", "{}")  # what this process read a while ago
     seen: list[Any] = []

@@ -17,7 +17,7 @@ writing its record; docs/notifier.md explains the bound. When the store cannot b
 is sent (fail open: the guard never loses an alert) and a warning says why.
 
 Airflow 3.0-3.2 cannot list Variables: there the records of a key share a few Variables
-(:mod:`airflow_provider_smsww.alert_stores`), where a racing write can drop another's record. So after
+(:mod:`~airflow_provider_smsww.notifications.alert_stores`), where a racing write can drop another's record. So after
 the settle wait an alert checks that its own record is there, and writes it again (same id, later
 time) and waits again when it is not, up to :data:`CHECKS` times; the sender checks its sent record
 (or, after a failed send, that it is gone) the same way; and a record that a lost delete brings back
@@ -35,7 +35,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from airflow_provider_smsww.notifications.alert_stores import AlertStore, default_store
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
 
@@ -87,47 +92,6 @@ def check_dedupe_key(dedupe_key: object) -> str:
             f"dedupe_key must not be empty; leave it out to group alerts by DAG ({DEFAULT_DEDUPE_KEY!r})"
         )
     return dedupe_key
-
-
-class AlertStore(Protocol):
-    """Where the guard keeps its records: keys under a prefix, each with a note for humans."""
-
-    def keys(self, prefix: str) -> list[str]: ...
-
-    def add(self, key: str, note: str) -> None: ...
-
-    def delete(self, key: str) -> None: ...
-
-
-class VariableStore:
-    """Airflow Variables through the Task SDK (task runner, dag processor and triggerer alike)."""
-
-    def keys(self, prefix: str) -> list[str]:
-        from airflow.sdk import Variable
-
-        return list(Variable.keys(prefix=prefix))
-
-    def add(self, key: str, note: str) -> None:
-        from airflow.sdk import Variable
-
-        Variable.set(key, note, description="SmsWwNotifier storm guard (cooldown); safe to delete")
-
-    def delete(self, key: str) -> None:
-        from airflow.sdk import Variable
-
-        Variable.delete(key)
-
-
-def default_store() -> AlertStore:
-    """A record per Variable where the Task SDK lists Variables by prefix (Airflow 3.3), else all the
-    records of a key in one Variable (:class:`~airflow_provider_smsww.alert_stores.RecordsVariableStore`)."""
-    from airflow.sdk import Variable
-
-    if hasattr(Variable, "keys"):
-        return VariableStore()
-    from airflow_provider_smsww.alert_stores import RecordsVariableStore
-
-    return RecordsVariableStore()
 
 
 class _Record(NamedTuple):
@@ -377,3 +341,45 @@ def describe(verdict: Verdict, dedupe_key: str) -> str:
         f"back since {_clock_time(verdict.since or now())}; the first alert after "
         f"{_clock_time(verdict.until)} is sent and counts them"
     )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One alert's place in a storm, as the notifier uses it: ask :meth:`summary` before sending and
+    report the outcome with :meth:`done`."""
+
+    guard: StormGuard
+    verdict: Verdict
+
+    def summary(self, context: Mapping[str, Any], logger: Any) -> str | None:
+        """None to hold the alert back (logged), else the "+N more" text for it (possibly empty)."""
+        if not self.verdict.send:
+            logger.info("%s", describe(self.verdict, self.guard.dedupe_key))
+            return None
+        return self.verdict.summary(alert_kind(context))
+
+    def done(self, sent: Mapping[str, str]) -> None:
+        self.guard.done(self.verdict, delivered=bool(sent))
+
+
+def claim(
+    cooldown: timedelta,
+    dedupe_key: object,
+    problem: str | None,
+    template: object,
+    context: Context,
+    note: str,
+) -> Claim:
+    """Ask the storm guard about one alert (sync: Variables are read the sync way).
+
+    :param cooldown: the notifier's cooldown.
+    :param dedupe_key: the rendered ``dedupe_key``; ``problem`` says why it failed to render, if it did.
+    :param template: the unrendered ``dedupe_key`` (a custom one that fails is warned about).
+    :param context: the callback's context (for the DAG id).
+    :param note: the alert's fallback text, written beside its record for humans.
+    """
+    from airflow_provider_smsww.notifications.fallback import dag_id_of
+
+    dag_id = dag_id_of(context) or "unknown DAG"
+    guard = StormGuard(resolve_key(dedupe_key, problem, template, dag_id), cooldown)
+    return Claim(guard, guard.claim(note))

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_smsww import __version__
+from airflow_provider_smsww._http.responses import error_from_response, parse_data, parse_token
 from airflow_provider_smsww.exceptions import SmsWwAuthError, SmsWwError, SmsWwTransportError
 from airflow_provider_smsww.models import Token, Wallet, as_utc
-from airflow_provider_smsww.responses import error_from_response, parse_data, parse_token
 
 OAUTH_PRODUCTION_URL = "https://oauth.openapi.com"
 OAUTH_SANDBOX_URL = "https://test.oauth.openapi.com"
@@ -147,8 +147,9 @@ def _oauth_failure(response: httpx.Response, what: str) -> SmsWwError:
 @dataclass(frozen=True)
 class OAuthAccount:
     """The account's own calls on OAuth v2, with HTTP Basic (email : API key): read the wallet, mint
-    a token with ``limits`` (a spending cap the gateway enforces), revoke it. Sync and async twins; one
-    short-lived connection a call (a task makes three of them at most).
+    a token with ``limits`` (a spending cap the gateway enforces), revoke it. The wallet is read sync
+    and async; a capped token is minted and revoked only from the async send path. One short-lived
+    connection a call (a task makes three of them at most).
 
     :param oauth_url: the OAuth v2 host, e.g. ``https://oauth.openapi.com``.
     :param email: the account email.
@@ -194,24 +195,15 @@ class OAuthAccount:
         """Async twin of :meth:`get_wallet`."""
         return _wallet(await self._arequest(_WALLET, self._call("GET", "/wallet")))
 
-    def mint(self, scopes: list[str], ttl: int, limits: dict[str, Any], name: str = USER_AGENT) -> Token:
-        """``POST /tokens`` with ``limits`` (the spec's ``TokenLimits``); the token is not cached."""
-        body = {"scopes": scopes, "ttl": ttl, "name": name, "limits": limits}
-        return _minted(self._request(_MINT, self._call("POST", "/tokens", body)))
-
     async def amint(
         self, scopes: list[str], ttl: int, limits: dict[str, Any], name: str = USER_AGENT
     ) -> Token:
-        """Async twin of :meth:`mint`."""
+        """``POST /tokens`` with ``limits`` (the spec's ``TokenLimits``); the token is not cached."""
         body = {"scopes": scopes, "ttl": ttl, "name": name, "limits": limits}
         return _minted(await self._arequest(_MINT, self._call("POST", "/tokens", body)))
 
-    def revoke(self, token: str) -> bool:
-        """``DELETE /tokens/{token}``: later calls with it are refused. True when it is gone."""
-        return _revoked(self._request(_REVOKE, self._call("DELETE", f"/tokens/{_token_path(token)}")))
-
     async def arevoke(self, token: str) -> bool:
-        """Async twin of :meth:`revoke`."""
+        """``DELETE /tokens/{token}``: later calls with it are refused. True when it is gone."""
         return _revoked(await self._arequest(_REVOKE, self._call("DELETE", f"/tokens/{_token_path(token)}")))
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from airflow_provider_smsww.delivery import read_messages
 from airflow_provider_smsww.exceptions import SmsWwNotFoundError, SmsWwServerError
+from airflow_provider_smsww.hooks.listing import LISTING_MIN_IDS, read_by_listing
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
-from airflow_provider_smsww.listing import LISTING_MIN_IDS, read_by_listing
 from airflow_provider_smsww.models import Message
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
 from airflow_provider_smsww.triggers.smsww import SmsDeliveryTrigger

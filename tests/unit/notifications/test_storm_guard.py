@@ -1,4 +1,4 @@
-"""The storm guard (airflow_provider_smsww.alerting): cooldown, counting, racing callbacks, bad input.
+"""The storm guard (airflow_provider_smsww.notifications.storm_guard): cooldown, counting, racing callbacks, bad input.
 
 The store here is an in-memory stand-in with the semantics of Airflow Variables through the Task SDK
 (set = upsert, keys by prefix, delete; no compare-and-set), optionally slow, so that racing callbacks
@@ -15,9 +15,15 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww import alerting
-from airflow_provider_smsww.alerting import StormGuard, Verdict, check_cooldown, check_dedupe_key, resolve_key
+from airflow_provider_smsww.notifications import storm_guard
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
+from airflow_provider_smsww.notifications.storm_guard import (
+    StormGuard,
+    Verdict,
+    check_cooldown,
+    check_dedupe_key,
+    resolve_key,
+)
 
 T0 = datetime(2025, 6, 1, 14, 2, 5, tzinfo=UTC)
 COOLDOWN = timedelta(minutes=15)
@@ -96,7 +102,7 @@ def test_eight_failures_send_one_then_the_next_after_the_cooldown_counts_seven()
 
 
 def test_summary_is_clock_time_only_for_today(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(alerting, "now", lambda: T0 + timedelta(hours=1))
+    monkeypatch.setattr(storm_guard, "now", lambda: T0 + timedelta(hours=1))
     verdict = Verdict(send=True, held=7, since=T0)
     assert verdict.summary() == "+7 more failures since 14:02 UTC"
     assert verdict.summary("alerts") == "+7 more alerts since 14:02 UTC"
@@ -125,7 +131,7 @@ def test_a_dead_claim_does_not_block_later_alerts() -> None:
     store, clock = MemoryStore(), Clock()
     g = guard(store, clock)
     store.add(f"{g.prefix}alert.{T0.strftime('%Y%m%dT%H%M%S%fZ')}.deadbeef", "a callback killed mid-way")
-    clock.at = T0 + alerting.DECIDE_WINDOW + timedelta(seconds=1)
+    clock.at = T0 + storm_guard.DECIDE_WINDOW + timedelta(seconds=1)
     verdict = alert(g)
     assert verdict.send
     assert verdict.held == 1  # counted, not lost

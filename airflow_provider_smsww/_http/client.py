@@ -1,9 +1,9 @@
-"""HTTP clients for the SMS Worldwide API: the only module that speaks HTTP. No Airflow import.
+"""HTTP clients for the SMS Worldwide API. No Airflow import.
 
 :class:`SmsWwClient` (sync) and :class:`AsyncSmsWwClient` (async) share everything but the I/O loop:
-the request plan and the retry decision are in :mod:`~airflow_provider_smsww.retry`, the error mapping in
-:mod:`~airflow_provider_smsww.responses` and token minting in :mod:`~airflow_provider_smsww.auth`, so
-both clients behave the same by construction. Only the hook imports this module.
+the request plan and the retry decision are in :mod:`~airflow_provider_smsww._http.retry`, the error mapping in
+:mod:`~airflow_provider_smsww._http.responses` and token minting in :mod:`~airflow_provider_smsww._http.auth`, so
+both clients behave the same by construction. Only ``hooks/`` imports the ``_http`` package.
 
 Retries. Reads (``GET``) and dry-run sends are retried with exponential backoff and full jitter on 429
 (waiting at least ``Retry-After``), 5xx and transport errors: they cost nothing and change nothing. A
@@ -14,8 +14,8 @@ established, or a 429 (the rate limiter refused it). When a real send may have r
 API has no idempotency key and a blind retry could deliver (and bill) the SMS twice. The operator then
 looks the message up in ``GET /messages`` and resends only if it is not there.
 
-Rate. Every attempt first passes a :class:`~airflow_provider_smsww.ratelimit.RequestGate`: an optional
-rate, and the pause of a retried 429 (its ``Retry-After``), honoured by every request sharing the gate.
+Rate. Every attempt first waits for its turn at a :class:`~airflow_provider_smsww._http.ratelimit.RateLimiter`: an optional
+rate, and the pause of a retried 429 (its ``Retry-After``), honoured by every request sharing the limiter.
 """
 
 from __future__ import annotations
@@ -30,18 +30,18 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from airflow_provider_smsww.anyio_lock import mend_anyio_lock
+from airflow_provider_smsww._http.anyio_lock import mend_anyio_lock
+from airflow_provider_smsww._http.ratelimit import RateLimiter
+from airflow_provider_smsww._http.responses import date_offset, parse_data
+from airflow_provider_smsww._http.retry import Outcome, RequestPlan, RetryPolicy
 from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
-from airflow_provider_smsww.models import Message, Region, SendRequest
-from airflow_provider_smsww.ratelimit import RequestGate
-from airflow_provider_smsww.responses import date_offset, parse_data
-from airflow_provider_smsww.retry import Outcome, RequestPlan, RetryPolicy
+from airflow_provider_smsww.models import PAGE_SIZE, Message, Region, SendRequest
 from airflow_provider_smsww.validation import is_message_id
 
 if TYPE_CHECKING:
-    from airflow_provider_smsww.auth import TokenMinter
+    from airflow_provider_smsww._http.auth import TokenMinter
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,9 @@ log = logging.getLogger(__name__)
 PRODUCTION_URL = "https://sms.openapi.com"
 SANDBOX_URL = "https://test.sms.openapi.com"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-#: Measured (README-performance.md): httpcore's CPU per request grows with the connections it keeps, so
+#: Measured (benchmarks/bulk_send.py): httpcore's CPU per request grows with the connections it keeps, so
 #: the keep-alive pool matches the operators' default concurrency (20); more in flight open short-lived ones.
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-PAGE_SIZE = 100
 
 
 def _send_args(request: SendRequest, region: Region) -> tuple[str, dict[str, Any], bool]:
@@ -67,7 +66,7 @@ class SmsWwClient:
     :param token: a Bearer token; or give ``minter`` to mint tokens from an email + API key.
     :param transport: an httpx transport (tests and the in-process sandbox).
     :param sleep: how to wait between retries (tests pass a recorder instead of sleeping).
-    :param gate: the rate and 429 pauses to share (:mod:`~airflow_provider_smsww.ratelimit`); default private.
+    :param rate_limiter: the rate and 429 pauses to share (:mod:`~airflow_provider_smsww._http.ratelimit`); default private.
     """
 
     def __init__(
@@ -82,10 +81,15 @@ class SmsWwClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
-        gate: RequestGate | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._plan = RequestPlan(
-            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
+            base_url=base_url,
+            token=token,
+            minter=minter,
+            retry=retry or RetryPolicy(),
+            rng=rng,
+            rate_limiter=rate_limiter,
         )
         self._http = httpx.Client(timeout=timeout, limits=limits, transport=transport)
         self.clock_offset: timedelta | None = None  # the gateway's clock minus ours (its Date header)
@@ -131,7 +135,7 @@ class SmsWwClient:
         attempt = 0
         own_pause = 0.0
         while True:
-            self._plan.gate.wait(self._sleep, own_pause)
+            self._plan.rate_limiter.wait(self._sleep, own_pause)
             outcome = self._attempt(method, url, **kwargs)
             wait = self._plan.decide(method, path, outcome, attempt, safe)
             if wait is None:
@@ -188,10 +192,15 @@ class AsyncSmsWwClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
-        gate: RequestGate | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._plan = RequestPlan(
-            base_url=base_url, token=token, minter=minter, retry=retry or RetryPolicy(), rng=rng, gate=gate
+            base_url=base_url,
+            token=token,
+            minter=minter,
+            retry=retry or RetryPolicy(),
+            rng=rng,
+            rate_limiter=rate_limiter,
         )
         mend_anyio_lock()  # httpcore's connection locks, on the anyio releases that can deadlock them
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
@@ -236,7 +245,7 @@ class AsyncSmsWwClient:
         attempt = 0
         own_pause = 0.0
         while True:
-            await self._plan.gate.await_turn(self._sleep, own_pause)
+            await self._plan.rate_limiter.await_turn(self._sleep, own_pause)
             outcome = await self._attempt(method, url, **kwargs)
             wait = self._plan.decide(method, path, outcome, attempt, safe)
             if wait is None:

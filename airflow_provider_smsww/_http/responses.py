@@ -18,6 +18,8 @@ import httpx
 from pydantic import ValidationError
 
 from airflow_provider_smsww.exceptions import (
+    CODE_TOKEN_LIMIT,
+    CODE_USER_BLOCKLISTED,
     SmsWwAuthError,
     SmsWwBlocklistedError,
     SmsWwError,
@@ -30,11 +32,6 @@ from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
 from airflow_provider_smsww.models import Envelope, ErrorBody, Token, as_utc
-
-CODE_USER_BLOCKLISTED = 2020
-#: 402 for a minted token whose ``limits`` are used up. The spec names no code for it: the provider
-#: expects the sandbox's 2035 and also reads a 402 whose text says "limit" as the cap (fail closed).
-CODE_TOKEN_LIMIT = 2035
 
 
 def parse_retry_after(

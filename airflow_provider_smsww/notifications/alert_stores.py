@@ -1,4 +1,7 @@
-"""The storm guard's records on Airflow < 3.3, whose Task SDK cannot list Variables (``Variable`` has
+"""Where the storm guard keeps its records: one Variable a record where the Task SDK lists Variables
+by prefix (:class:`VariableStore`, Airflow 3.3), else :class:`RecordsVariableStore`.
+
+The records on Airflow < 3.3, whose Task SDK cannot list Variables (``Variable`` has
 only ``get``, ``set`` and ``delete`` there; ``Variable.keys(prefix=...)`` arrived in 3.3).
 
 The records of one dedupe key live in :data:`SHARDS` Variables, ``<prefix>records.<n>``, each a JSON
@@ -6,7 +9,7 @@ object ``{record key: note}`` changed by read-modify-write; a record's shard com
 Variables have no compare-and-set, so two callbacks writing one shard at the same moment can lose a
 write: the one whose read came first and write last drops what the other wrote in between. Shards
 make that rarer (racers collide only within one), and
-:class:`~airflow_provider_smsww.alerting.StormGuard` repairs it for the records of the election: after
+:class:`~airflow_provider_smsww.notifications.storm_guard.StormGuard` repairs it for the records of the election: after
 its settle wait it checks that its own record is there and, if not, writes it again (as a new alert)
 and waits again, a bounded number of times, then lets the alert through. This store adds one more
 repair: each of its writes re-writes the records it has added and not deleted, so a sent record
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def records_variable(key: str, shards: int = SHARDS) -> str:
 
 
 class RecordsVariableStore:
-    """The :class:`~airflow_provider_smsww.alerting.AlertStore` of Airflow < 3.3: the records of a key
+    """The :class:`~airflow_provider_smsww.notifications.storm_guard.AlertStore` of Airflow < 3.3: the records of a key
     in a few Variables, through the Task SDK's ``Variable.get``, ``set`` and ``delete`` only.
 
     One store per claim (the guard makes one for each alert): it remembers what it has added and not
@@ -126,3 +129,42 @@ def _uncache(name: str) -> None:
     except ImportError:
         return
     SecretCache.invalidate_variable(name)
+
+
+class AlertStore(Protocol):
+    """Where the guard keeps its records: keys under a prefix, each with a note for humans."""
+
+    def keys(self, prefix: str) -> list[str]: ...
+
+    def add(self, key: str, note: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class VariableStore:
+    """Airflow Variables through the Task SDK (task runner, dag processor and triggerer alike)."""
+
+    def keys(self, prefix: str) -> list[str]:
+        from airflow.sdk import Variable
+
+        return list(Variable.keys(prefix=prefix))
+
+    def add(self, key: str, note: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, note, description="SmsWwNotifier storm guard (cooldown); safe to delete")
+
+    def delete(self, key: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.delete(key)
+
+
+def default_store() -> AlertStore:
+    """A record per Variable where the Task SDK lists Variables by prefix (Airflow 3.3), else all the
+    records of a key in one Variable (:class:`RecordsVariableStore`)."""
+    from airflow.sdk import Variable
+
+    if hasattr(Variable, "keys"):
+        return VariableStore()
+    return RecordsVariableStore()
