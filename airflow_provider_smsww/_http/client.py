@@ -26,6 +26,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -108,41 +109,29 @@ class SmsWwClient:
         if self._plan.static_token:
             return self._plan.static_token
         assert self._plan.minter is not None
-        return self._plan.minter.get(self._http)
+        return self._plan.minter.get(self._http, self._plan.retrying, self._sleep)
 
     def _attempt(self, method: str, url: str, **kwargs: Any) -> Outcome:
-        reached_api = False
         try:
-            headers = self._plan.headers(self._token())
-            reached_api = True
-            response = self._http.request(method, url, headers=headers, **kwargs)
+            response = self._http.request(method, url, headers=self._plan.headers(self._token()), **kwargs)
             if response.status_code == 401 and self._plan.minter is not None:
                 # A minted token may have been revoked or expired early: mint once more (a 401 means
                 # the call was not processed, so repeating it is safe).
                 self._plan.minter.invalidate()
-                reached_api = False
-                headers = self._plan.headers(self._token())
-                reached_api = True
-                response = self._http.request(method, url, headers=headers, **kwargs)
+                response = self._http.request(
+                    method, url, headers=self._plan.headers(self._token()), **kwargs
+                )
         except httpx.TransportError as exc:
-            return Outcome(error=exc, reached_api=reached_api)
+            return Outcome(error=exc)
         self.clock_offset = date_offset(response, self.clock_offset)
         return Outcome(response=response)
 
     def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
         """One API call with retries; ``safe`` marks calls that may be repeated (see module docstring)."""
         url = self._plan.base_url + path
-        attempt = 0
-        own_pause = 0.0
-        while True:
-            self._plan.rate_limiter.wait(self._sleep, own_pause)
-            outcome = self._attempt(method, url, **kwargs)
-            wait = self._plan.decide(method, path, outcome, attempt, safe)
-            if wait is None:
-                return self._plan.finish(method, path, outcome, safe)
-            own_pause = max(own_pause, self._plan.hold_others(outcome, wait))
-            self._sleep(wait)
-            attempt += 1
+        attempt = partial(self._attempt, method, url, **kwargs)
+        outcome = self._plan.retrying.run(f"{method} {path}", safe, attempt, self._sleep)
+        return self._plan.finish(method, path, outcome, safe)
 
     def send_message(self, request: SendRequest, region: Region = "WW") -> Message:
         """``POST /{region}-messages``. Dry runs are retried like reads; real sends see module docstring."""
@@ -221,38 +210,28 @@ class AsyncSmsWwClient:
         if self._plan.static_token:
             return self._plan.static_token
         assert self._plan.minter is not None
-        return await self._plan.minter.aget(self._http, self._token_lock)
+        return await self._plan.minter.aget(self._http, self._token_lock, self._plan.retrying, self._sleep)
 
     async def _attempt(self, method: str, url: str, **kwargs: Any) -> Outcome:
-        reached_api = False
         try:
-            headers = self._plan.headers(await self._token())
-            reached_api = True
-            response = await self._http.request(method, url, headers=headers, **kwargs)
+            response = await self._http.request(
+                method, url, headers=self._plan.headers(await self._token()), **kwargs
+            )
             if response.status_code == 401 and self._plan.minter is not None:
                 self._plan.minter.invalidate()
-                reached_api = False
-                headers = self._plan.headers(await self._token())
-                reached_api = True
-                response = await self._http.request(method, url, headers=headers, **kwargs)
+                response = await self._http.request(
+                    method, url, headers=self._plan.headers(await self._token()), **kwargs
+                )
         except httpx.TransportError as exc:
-            return Outcome(error=exc, reached_api=reached_api)
+            return Outcome(error=exc)
         self.clock_offset = date_offset(response, self.clock_offset)
         return Outcome(response=response)
 
     async def request(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> httpx.Response:
         url = self._plan.base_url + path
-        attempt = 0
-        own_pause = 0.0
-        while True:
-            await self._plan.rate_limiter.await_turn(self._sleep, own_pause)
-            outcome = await self._attempt(method, url, **kwargs)
-            wait = self._plan.decide(method, path, outcome, attempt, safe)
-            if wait is None:
-                return self._plan.finish(method, path, outcome, safe)
-            own_pause = max(own_pause, self._plan.hold_others(outcome, wait))
-            await self._sleep(wait)
-            attempt += 1
+        attempt = partial(self._attempt, method, url, **kwargs)
+        outcome = await self._plan.retrying.arun(f"{method} {path}", safe, attempt, self._sleep)
+        return self._plan.finish(method, path, outcome, safe)
 
     async def send_message(self, request: SendRequest, region: Region = "WW") -> Message:
         path, body, safe = _send_args(request, region)

@@ -1,18 +1,22 @@
-"""The request plan shared by the sync and async clients: the retry policy, and for each attempt's
-outcome whether to wait and try again, or how the call ends. No I/O here, so both clients decide the
-same way by construction (see :mod:`~airflow_provider_smsww._http.client` for the rules).
+"""How a call is retried, shared by the sync and async SMS clients and by OAuth: the retry policy, for
+each attempt's outcome whether to wait and try again (:meth:`Retrying.decide`), and the one attempt
+loop of each kind (:meth:`Retrying.run`, :meth:`Retrying.arun`). No I/O of its own: the loops call the
+attempt and the sleep they are given, so every caller decides the same way by construction (see
+:mod:`~airflow_provider_smsww._http.client` for the rules). :class:`RequestPlan` adds the SMS API's
+settings and how an SMS call ends.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import httpx
 
-from airflow_provider_smsww._http.auth import USER_AGENT
+from airflow_provider_smsww import __version__
 from airflow_provider_smsww._http.ratelimit import RateLimiter
 from airflow_provider_smsww._http.responses import error_from_response, parse_retry_after
 from airflow_provider_smsww.exceptions import SmsWwAuthError, SmsWwSendUncertainError, SmsWwTransportError
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+USER_AGENT = f"airflow-provider-smsww/{__version__}"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
@@ -49,19 +54,95 @@ class Outcome:
 
     response: httpx.Response | None = None
     error: httpx.TransportError | None = None
-    #: False when the error came from minting a token, before the API request itself was made.
-    reached_api: bool = True
 
     @property
     def never_sent(self) -> bool:
         """True when the server cannot have seen the request: the connection was never made."""
-        if not self.reached_api:
-            return True
         return isinstance(self.error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
+@dataclass
+class Retrying:
+    """The retries of one host's calls: the policy, the jitter, and the limiter every attempt waits for
+    (its pace, and the pause a retried 429 sets). Needs no credentials, so the SMS clients and OAuth
+    (which has a limiter of its own: another host, not paced by the SMS rate) use the same rules.
+
+    A call is named by ``call`` in the log lines (e.g. ``GET /messages/{id}`` or ``DELETE /tokens/...``:
+    never a secret), and ``safe`` is True for calls that may be repeated freely (reads, dry runs).
+    """
+
+    policy: RetryPolicy
+    rng: random.Random = field(default_factory=random.Random)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    def decide(self, call: str, outcome: Outcome, attempt: int, safe: bool) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to stop here."""
+        if attempt >= self.policy.max_retries:
+            return None
+        response = outcome.response
+        if response is None:
+            if not (safe or outcome.never_sent):
+                return None
+            wait = self.policy.delay(attempt, None, self.rng)
+            what = f"failed ({type(outcome.error).__name__})"
+        else:
+            status = response.status_code
+            if status not in RETRYABLE_STATUS or (status != 429 and not safe):
+                return None
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > self.policy.max_retry_after:
+                return None
+            wait = self.policy.delay(attempt, retry_after, self.rng)
+            what = f"answered {status}"
+        log.warning("%s %s; retry %d/%d in %.2fs", call, what, attempt + 1, self.policy.max_retries, wait)
+        return wait
+
+    def hold_others(self, outcome: Outcome, wait: float) -> float:
+        """After a retried 429, pause the limiter's requests for its ``Retry-After`` (else this wait); the
+        pause's end, which this request's own wait covers (0 when nothing was paused)."""
+        response = outcome.response
+        if response is None or response.status_code != 429:
+            return 0.0
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return self.limiter.pause(wait if retry_after is None else retry_after)
+
+    def run(
+        self, call: str, safe: bool, attempt: Callable[[], Outcome], sleep: Callable[[float], None]
+    ) -> Outcome:
+        """Make ``attempt`` until :meth:`decide` stops; the last outcome (sync callers)."""
+        tries, own_pause = 0, 0.0
+        while True:
+            self.limiter.wait(sleep, own_pause)
+            outcome = attempt()
+            wait = self.decide(call, outcome, tries, safe)
+            if wait is None:
+                return outcome
+            own_pause = max(own_pause, self.hold_others(outcome, wait))
+            sleep(wait)
+            tries += 1
+
+    async def arun(
+        self,
+        call: str,
+        safe: bool,
+        attempt: Callable[[], Awaitable[Outcome]],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> Outcome:
+        """Async twin of :meth:`run`."""
+        tries, own_pause = 0, 0.0
+        while True:
+            await self.limiter.await_turn(sleep, own_pause)
+            outcome = await attempt()
+            wait = self.decide(call, outcome, tries, safe)
+            if wait is None:
+                return outcome
+            own_pause = max(own_pause, self.hold_others(outcome, wait))
+            await sleep(wait)
+            tries += 1
+
+
 class RequestPlan:
-    """Settings and decisions shared by the sync and async clients (no I/O here)."""
+    """The SMS API's settings and how an SMS call ends, shared by the sync and async clients (no I/O here)."""
 
     def __init__(
         self,
@@ -78,61 +159,18 @@ class RequestPlan:
         self.base_url = base_url.rstrip("/")
         self.static_token = token
         self.minter = minter
-        self.retry = retry
-        self.rng = rng or random.Random()
-        self.rate_limiter = rate_limiter or RateLimiter()
+        self.retrying = Retrying(retry, rng or random.Random(), rate_limiter or RateLimiter())
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.retrying.policy
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        return self.retrying.limiter
 
     def headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
-
-    def decide(self, method: str, path: str, outcome: Outcome, attempt: int, safe: bool) -> float | None:
-        """Seconds to wait before the next attempt, or ``None`` to stop here.
-
-        ``safe`` is True for calls that may be repeated freely (reads and dry runs).
-        """
-        if attempt >= self.retry.max_retries:
-            return None
-        response = outcome.response
-        if response is None:
-            if not (safe or outcome.never_sent):
-                return None
-            wait = self.retry.delay(attempt, None, self.rng)
-            log.warning(
-                "%s %s failed (%s); retry %d/%d in %.2fs",
-                method,
-                path,
-                type(outcome.error).__name__,
-                attempt + 1,
-                self.retry.max_retries,
-                wait,
-            )
-            return wait
-        status = response.status_code
-        if status not in RETRYABLE_STATUS or (status != 429 and not safe):
-            return None
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if retry_after is not None and retry_after > self.retry.max_retry_after:
-            return None
-        wait = self.retry.delay(attempt, retry_after, self.rng)
-        log.warning(
-            "%s %s answered %d; retry %d/%d in %.2fs",
-            method,
-            path,
-            status,
-            attempt + 1,
-            self.retry.max_retries,
-            wait,
-        )
-        return wait
-
-    def hold_others(self, outcome: Outcome, wait: float) -> float:
-        """After a retried 429, pause the limiter's requests for its ``Retry-After`` (else this wait); the
-        pause's end, which this request's own wait covers (0 when nothing was paused)."""
-        response = outcome.response
-        if response is None or response.status_code != 429:
-            return 0.0
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self.rate_limiter.pause(wait if retry_after is None else retry_after)
 
     def finish(self, method: str, path: str, outcome: Outcome, safe: bool) -> httpx.Response:
         """The final response of a call, or the error that ends it."""

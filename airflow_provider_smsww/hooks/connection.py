@@ -62,18 +62,28 @@ def client_settings(
     :param scoped_token: a per-task token to use instead of the connection's credentials.
     """
     from airflow_provider_smsww._http import auth
-    from airflow_provider_smsww._http.client import DEFAULT_TIMEOUT, PRODUCTION_URL, SANDBOX_URL, RetryPolicy
+    from airflow_provider_smsww._http.client import DEFAULT_TIMEOUT, PRODUCTION_URL, SANDBOX_URL
     from airflow_provider_smsww._http.ratelimit import rate_from_extra, shared_rate_limiter
+    from airflow_provider_smsww._http.retry import Retrying, RetryPolicy
 
     sandbox = _as_bool(extra.get("sandbox", False))
     base_url = _base_url(conn.host, conn.port) if conn.host else (SANDBOX_URL if sandbox else PRODUCTION_URL)
     timeout = float(extra["timeout"]) if extra.get("timeout") else DEFAULT_TIMEOUT
+    defaults = RetryPolicy()
+    retry = RetryPolicy(
+        max_retries=int(extra.get("max_retries", defaults.max_retries)),
+        backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
+        backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
+    )
     account = None  # the OAuth account, for tokens, credit and per-task caps: email + API key
     if conn.login and extra.get("api_key"):
         oauth_url = extra.get("oauth_host") or (
             auth.OAUTH_SANDBOX_URL if sandbox else auth.OAUTH_PRODUCTION_URL
         )
-        account = auth.OAuthAccount(_with_scheme(oauth_url), conn.login, extra["api_key"], timeout)
+        # the connection's retry policy; OAuth's own limiter (another host: not paced by the SMS rate)
+        account = auth.OAuthAccount(
+            _with_scheme(oauth_url), conn.login, extra["api_key"], timeout, Retrying(retry)
+        )
     token = scoped_token or conn.password or None
     minter = None
     if not token:
@@ -87,12 +97,6 @@ def client_settings(
             scopes = [s for s in scopes.replace(",", " ").split() if s]
         scopes = list(scopes)
         minter = auth.shared_minter(account.oauth_url, account.email, account.api_key, scopes, mask_secret)
-    defaults = RetryPolicy()
-    retry = RetryPolicy(
-        max_retries=int(extra.get("max_retries", defaults.max_retries)),
-        backoff_base=float(extra.get("backoff_base", defaults.backoff_base)),
-        backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),
-    )
     rate_limiter = shared_rate_limiter(conn_id, base_url, rate_from_extra(extra, conn_id))
     settings = {"base_url": base_url, "token": token, "minter": minter, "timeout": timeout}
     return {**settings, "retry": retry, "rate_limiter": rate_limiter}, account
