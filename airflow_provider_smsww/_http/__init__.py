@@ -1,6 +1,6 @@
 """The HTTP layer under :class:`~airflow_provider_smsww.hooks.smsww.SmsWwHook`: the sync and async
-clients (:mod:`.client`) over one I/O-free request plan and retry decision (:mod:`.retry`), the shared
+clients (:mod:`.client`) over one request plan, retry decision and retry loop (:mod:`.retry`), the shared
 rate limiter (:mod:`.ratelimit`), the API's answers and errors (:mod:`.responses`) and Openapi OAuth
-(:mod:`.auth`). No Airflow import; private (only ``hooks/`` imports it, which the layout test checks),
-so that the hook is the provider's one API.
+(:mod:`.auth`, whose calls the same :mod:`.retry` retries). No Airflow import; private (only ``hooks/``
+imports it, which the layout test checks), so that the hook is the provider's one API.
 """

@@ -1,7 +1,8 @@
 """HTTP clients for the SMS Worldwide API. No Airflow import.
 
-:class:`SmsWwClient` (sync) and :class:`AsyncSmsWwClient` (async) share everything but the I/O loop:
-the request plan and the retry decision are in :mod:`~airflow_provider_smsww._http.retry`, the error mapping in
+:class:`SmsWwClient` (sync) and :class:`AsyncSmsWwClient` (async) share everything but their attempt:
+the request plan, the retry decision and the retry loops are in :mod:`~airflow_provider_smsww._http.retry`
+(OAuth's calls in :mod:`~airflow_provider_smsww._http.auth` use them too), the error mapping in
 :mod:`~airflow_provider_smsww._http.responses` and token minting in :mod:`~airflow_provider_smsww._http.auth`, so
 both clients behave the same by construction. Only ``hooks/`` imports the ``_http`` package.
 

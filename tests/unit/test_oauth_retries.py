@@ -89,19 +89,27 @@ def test_a_wallet_read_waits_for_the_retry_after_of_a_429(kind: str, httpx_mock:
     assert sleeps == pytest.approx([2.0, JITTER[1]])
 
 
-async def test_a_capped_mint_is_not_repeated_after_a_503(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(url=TOKENS_URL, method="POST", status_code=503)
+@pytest.mark.parametrize(
+    ("failure", "error", "match"),
+    [
+        pytest.param(httpx.Response(503), SmsWwServerError, r"POST /tokens\) answered 503", id="503"),
+        pytest.param(
+            httpx.ReadTimeout("read timed out"),
+            SmsWwTransportError,
+            r"after the request was sent.*not repeated",
+            id="read-timeout",
+        ),
+    ],
+)
+async def test_a_capped_mint_is_not_repeated_once_oauth_may_have_minted_it(
+    failure: httpx.Response | Exception, error: type[SmsWwError], match: str, httpx_mock: HTTPXMock
+) -> None:
+    if isinstance(failure, httpx.Response):
+        httpx_mock.add_response(url=TOKENS_URL, method="POST", status_code=failure.status_code)
+    else:
+        httpx_mock.add_exception(failure, url=TOKENS_URL, method="POST")
     sleeps: list[float] = []
-    with pytest.raises(SmsWwServerError, match=r"POST /tokens\) answered 503"):
-        await account(sleeps).amint(["*:*/*"], 60, {"walletAmount": 1.0})
-    assert len(httpx_mock.get_requests()) == 1
-    assert sleeps == []
-
-
-async def test_a_capped_mint_is_not_repeated_after_a_read_timeout(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_exception(httpx.ReadTimeout("read timed out"), url=TOKENS_URL, method="POST")
-    sleeps: list[float] = []
-    with pytest.raises(SmsWwTransportError, match=r"after the request was sent.*not repeated"):
+    with pytest.raises(error, match=match):
         await account(sleeps).amint(["*:*/*"], 60, {"walletAmount": 1.0})
     assert len(httpx_mock.get_requests()) == 1
     assert sleeps == []
