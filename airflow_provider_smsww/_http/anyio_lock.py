@@ -13,6 +13,7 @@ takes it at once, as anyio 4.14 does. Nothing changes on other anyio releases.
 from __future__ import annotations
 
 from asyncio import current_task
+from functools import cache
 from importlib.metadata import version
 from typing import Any
 
@@ -25,8 +26,10 @@ def _release(text: str) -> tuple[int, int]:
     return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
+@cache
 def mend_anyio_lock() -> bool:
-    """Mend anyio's asyncio ``Lock.acquire`` once per process, on the affected releases only.
+    """Mend anyio's asyncio ``Lock.acquire`` once per process, on the affected releases only (cached:
+    every async client calls it).
 
     :return: True when the running anyio needed it (now or before), False otherwise.
     """

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from airflow_provider_smsww._http.anyio_lock import mend_anyio_lock
 from airflow_provider_smsww._http.ratelimit import RateLimiter
 from airflow_provider_smsww._http.responses import error_from_response, parse_data, parse_token
 from airflow_provider_smsww._http.retry import USER_AGENT, Outcome, Retrying, RetryPolicy
@@ -208,6 +209,7 @@ class OAuthAccount:
         return _response(what, outcome, safe)
 
     async def _arequest(self, what: str, call: dict[str, Any], safe: bool) -> httpx.Response:
+        mend_anyio_lock()  # as every async client of the package: see _http/anyio_lock.py
         async with httpx.AsyncClient(timeout=self.timeout) as http:
             outcome = await self.retrying.arun(what, safe, partial(_aattempt, http, call), self.asleep)
         return _response(what, outcome, safe)
