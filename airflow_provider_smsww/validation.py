@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from airflow_provider_smsww.arguments import check_message_type
 from airflow_provider_smsww.exceptions import (
@@ -272,6 +272,17 @@ def build_request(
         fail_on_multiple_messages=fail_on_multiple_messages,
         callback=checked_callback,
     )
+
+
+class OtpParams(TypedDict, total=False):
+    """The keyword parameters of a one-time code, as :func:`build_otp_request` takes them (with its
+    defaults); the hook's ``send_otp`` and ``asend_otp`` pass them on unchanged."""
+
+    length: int
+    alphanumeric: bool
+    cache_seconds: int
+    dry_run: bool
+    callback: Callback | dict[str, Any] | None
 
 
 def build_otp_request(

@@ -12,11 +12,11 @@ min_length_masked_secret`` (5 by default): a 4-character code relies on the mode
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
 from airflow_provider_smsww.compat import amask_secret, mask_secret
-from airflow_provider_smsww.models import Callback, Message
-from airflow_provider_smsww.validation import build_otp_request
+from airflow_provider_smsww.models import Message
+from airflow_provider_smsww.validation import OtpParams, build_otp_request
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -42,69 +42,35 @@ async def amask_all(messages: Iterable[Message]) -> None:
         await amasked(message)
 
 
-def send_otp(
-    hook: SmsWwHook,
-    recipient: str,
-    *,
-    length: int = 5,
-    alphanumeric: bool = False,
-    cache_seconds: int = 0,
-    dry_run: bool = False,
-    callback: Callback | dict[str, Any] | None = None,
-) -> Message:
+def send_otp(hook: SmsWwHook, recipient: str, **params: Unpack[OtpParams]) -> Message:
     """Send a one-time code (``POST /otp``): the gateway makes it, sends it from "OTP MOBILE" in the
     recipient's language at WW prices, and answers with the message and its code
     (``message.otp_code()``), masked in Airflow's logs from then on. Returning the code (or the
     message) from a task puts it in XCom: return ``message.summary()``.
 
-    Parameters outside the spec are refused before any request
-    (:func:`~airflow_provider_smsww.validation.build_otp_request`). A real send is never retried when
-    it may have reached the gateway: that raises
+    Parameters outside the spec are refused before any request, naming each
+    (:func:`~airflow_provider_smsww.validation.build_otp_request`, which holds the defaults). A real
+    send is never retried when it may have reached the gateway: that raises
     :class:`~airflow_provider_smsww.exceptions.SmsWwSendUncertainError`; a dry run is retried like a read.
 
     :param recipient: E.164 number (spaces and dashes allowed).
-    :param length: characters of the code, 4 to 10.
-    :param alphanumeric: digits and capital letters instead of digits only.
-    :param cache_seconds: 0 to 600: within this many seconds the same number gets the same code again.
+    :param length: characters of the code, 4 to 10 (default 5).
+    :param alphanumeric: digits and capital letters instead of digits only (default False).
+    :param cache_seconds: 0 to 600 (default 0): within this many seconds the same number gets the
+        same code again.
     :param dry_run: validate and price only (free; nothing is sent, the code in the answer is not cached).
     :param callback: the API's callback object, checked as for sends.
     """
-    request = build_otp_request(
-        recipient,
-        length=length,
-        alphanumeric=alphanumeric,
-        cache_seconds=cache_seconds,
-        dry_run=dry_run,
-        callback=callback,
-    )
+    request = build_otp_request(recipient, **params)  # before the client: no connection read for bad input
     return masked(hook.client.send_otp(request))
 
 
-async def asend_otp(
-    hook: SmsWwHook,
-    recipient: str,
-    *,
-    length: int = 5,
-    alphanumeric: bool = False,
-    cache_seconds: int = 0,
-    dry_run: bool = False,
-    callback: Callback | dict[str, Any] | None = None,
-) -> Message:
-    """Async twin of :func:`send_otp` (``await hook.asend_otp(...)``).
+async def asend_otp(hook: SmsWwHook, recipient: str, **params: Unpack[OtpParams]) -> Message:
+    """Async twin of :func:`send_otp` (``await hook.asend_otp(...)``), with the same parameters.
 
     :param recipient: E.164 number (spaces and dashes allowed).
-    :param length: characters of the code, 4 to 10.
-    :param alphanumeric: digits and capital letters instead of digits only.
-    :param cache_seconds: 0 to 600: within this many seconds the same number gets the same code again.
-    :param dry_run: validate and price only.
-    :param callback: the API's callback object, checked as for sends.
+    :param params: ``length``, ``alphanumeric``, ``cache_seconds``, ``dry_run``, ``callback``, as for
+        :func:`send_otp`.
     """
-    request = build_otp_request(
-        recipient,
-        length=length,
-        alphanumeric=alphanumeric,
-        cache_seconds=cache_seconds,
-        dry_run=dry_run,
-        callback=callback,
-    )
+    request = build_otp_request(recipient, **params)
     return await amasked(await (await hook.get_async_conn()).send_otp(request))

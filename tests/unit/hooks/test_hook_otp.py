@@ -172,3 +172,11 @@ def test_codes_read_back_by_id_and_by_listing_are_masked(
     assert [m.otp_code() for m in read] == [CODE] * 4
     for message in read:
         assert_hidden(message, caplog)
+
+
+def test_bad_input_is_refused_before_the_connection_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_SMSWW_DEFAULT")
+    with pytest.raises(SmsWwValidationError, match="length:"):
+        SmsWwHook().send_otp(ALICE, length=3)
+    with pytest.raises(TypeError, match="lenght"):
+        SmsWwHook().send_otp(ALICE, lenght=5)  # type: ignore[call-arg]
