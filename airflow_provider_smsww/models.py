@@ -22,6 +22,7 @@ from pydantic import (
     SerializationInfo,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -74,6 +75,10 @@ class _Wire(BaseModel):
 
 class _Request(_Wire):
     model_config = ConfigDict(extra="forbid")
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON body as sent, secrets (callback header values) included."""
+        return self.model_dump(mode="json", exclude_none=True, context={"reveal_secrets": True})
 
 
 class _Response(_Wire):
@@ -146,9 +151,25 @@ class SendRequest(_Request):
             recipient=recipient, message=message, sender=sender or None, options=options, callback=callback
         )
 
-    def wire(self) -> dict[str, Any]:
-        """The JSON body as sent, callback header values included."""
-        return self.model_dump(mode="json", exclude_none=True, context={"reveal_secrets": True})
+
+class SendOtpRequest(_Request):
+    """Body of ``POST /otp`` (the spec's ``SendOTPRequest``): the gateway makes the code and sends it
+    from "OTP MOBILE" at WW prices. Built by :func:`~airflow_provider_smsww.validation.build_otp_request`."""
+
+    recipient: str
+    length: int = 5
+    alphanumeric: bool = False
+    cache_seconds: int = 0
+    options: MessageOptions = Field(default_factory=MessageOptions)
+    callback: Callback | None = None
+
+
+class OtpOptions(_Response):
+    """How the gateway made a one-time code (``otpOptions`` of an OTP message)."""
+
+    length: int | None = None
+    alphanumeric: bool | None = None
+    cache_seconds: int | None = None
 
 
 class Message(_Response):
@@ -176,6 +197,10 @@ class Message(_Response):
     options: MessageOptions | None = None
     callback: Callback | None = None
     is_otp: bool = False
+    #: The one-time code of a ``POST /otp`` message: a secret, shown by no repr, log line, summary or
+    #: dump; read it with :meth:`otp_code`.
+    otp: SecretStr | None = None
+    otp_options: OtpOptions | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     sent_at: datetime | None = None
@@ -186,6 +211,29 @@ class Message(_Response):
     def _null_price_is_zero(cls, value: Any) -> Any:
         """The spec defaults prices to 0 (WW prices are set after sending); ``null`` means the same."""
         return 0 if value is None else value
+
+    @field_serializer("otp")
+    def _otp(self, otp: SecretStr | None, info: SerializationInfo) -> str | None:
+        if otp is None or _reveal(info):
+            return None if otp is None else otp.get_secret_value()
+        return "***"
+
+    @model_validator(mode="after")
+    def _hide_otp_in_text(self) -> Message:
+        """An OTP message's text carries its code ("Your verification code is ..."): the code is cut
+        out of it, and the whole text is withheld when the answer says ``isOtp`` without the code."""
+        code = self.otp_code()
+        if self.message and code:
+            self.message = self.message.replace(code, "***")
+        elif self.message and self.is_otp:
+            self.message = "***"
+        return self
+
+    def otp_code(self) -> str | None:
+        """The one-time code in clear (None for a message that is not an OTP), for the caller that
+        must check what the user types. The hook has already masked it in Airflow's logs; returning it
+        from a task would still put it in XCom."""
+        return None if self.otp is None else self.otp.get_secret_value()
 
     @property
     def options_say_real_send(self) -> bool:

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from airflow_provider_smsww.arguments import check_message_type
 from airflow_provider_smsww.exceptions import (
     CODE_BAD_RECIPIENT,
+    CODE_OTP_LENGTH,
     CODE_SENDER_LENGTH,
     CODE_SENDER_NUMERIC,
     CODE_WRONG_COUNTRY,
     SmsWwValidationError,
     describe_problems,
 )
-from airflow_provider_smsww.models import REGIONS, Callback, SendRequest
+from airflow_provider_smsww.models import REGIONS, Callback, MessageOptions, SendOtpRequest, SendRequest
 from airflow_provider_smsww.segments import SegmentInfo, analyse
 
 #: Characters people put in phone numbers for readability; removed before checking E.164.
@@ -32,6 +33,9 @@ _SENDER = re.compile(r"^[A-Za-z0-9 ]{3,11}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
 
 REGION_COUNTRY = {"IT": "IT", "ES": "ES"}
+#: ``POST /otp``: the code's length (spec: 4 to 10) and how long the same code is reused (at most 600 s).
+OTP_LENGTHS = range(4, 11)
+OTP_MAX_CACHE_SECONDS = 600
 #: Concatenated SMS number their parts in one byte (3GPP TS 23.040 UDH): no text can need more.
 MAX_PARTS = 255
 
@@ -153,6 +157,22 @@ def check_region(region: str) -> Problem | None:
     return None
 
 
+def _int_in(value: object, allowed: range, code: int | None = None) -> Problem | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        return Problem(f"must be an integer from {allowed[0]} to {allowed[-1]}, not {value!r}", code)
+    return None
+
+
+def check_otp_length(length: object) -> Problem | None:
+    """The one OTP length rule: 4 to 10 characters (the API's 1020 otherwise)."""
+    return _int_in(length, OTP_LENGTHS, CODE_OTP_LENGTH)
+
+
+def check_otp_cache_seconds(cache_seconds: object) -> Problem | None:
+    """The one OTP cache rule: 0 to 600 seconds during which the same number gets the same code."""
+    return _int_in(cache_seconds, range(OTP_MAX_CACHE_SECONDS + 1))
+
+
 #: The keys a callback takes, in the spec's spelling (``url``, ``method``, ``field``, ``retry``,
 #: ``headers``, ``custom``).
 CALLBACK_KEYS = frozenset(info.alias or name for name, info in Callback.model_fields.items())
@@ -250,5 +270,62 @@ def build_request(
         sender=sender,
         dry_run=dry_run,
         fail_on_multiple_messages=fail_on_multiple_messages,
+        callback=checked_callback,
+    )
+
+
+class OtpParams(TypedDict, total=False):
+    """The keyword parameters of a one-time code, as :func:`build_otp_request` takes them (with its
+    defaults); the hook's ``send_otp`` and ``asend_otp`` pass them on unchanged."""
+
+    length: int
+    alphanumeric: bool
+    cache_seconds: int
+    dry_run: bool
+    callback: Callback | dict[str, Any] | None
+
+
+def build_otp_request(
+    recipient: str,
+    *,
+    length: int = 5,
+    alphanumeric: bool = False,
+    cache_seconds: int = 0,
+    dry_run: bool = False,
+    callback: Callback | dict[str, Any] | None = None,
+) -> SendOtpRequest:
+    """One ``POST /otp`` request, checked by the spec's rules before any request: a valid E.164 number,
+    ``length`` 4-10, ``cache_seconds`` 0-600, the callback as for sends. Raises one
+    :class:`SmsWwValidationError` naming every problem, and never the code (there is none yet).
+
+    :param recipient: E.164 number (spaces and dashes allowed).
+    :param length: characters of the code.
+    :param alphanumeric: digits and capital letters instead of digits only.
+    :param cache_seconds: seconds during which the gateway sends the same code to the same number.
+    :param dry_run: validate and price only (free; the answer still carries a code that was not sent).
+    :param callback: the API's callback object.
+    """
+    problems: dict[str, str] = {}
+    parsed = parse_recipient(recipient)
+    checked_callback = None if callback is None else check_callback(callback)
+    for name, problem in (
+        ("recipient", parsed),
+        ("length", check_otp_length(length)),
+        ("cache_seconds", check_otp_cache_seconds(cache_seconds)),
+        ("alphanumeric", None if isinstance(alphanumeric, bool) else Problem("must be True or False")),
+        ("callback", checked_callback),
+    ):
+        if isinstance(problem, Problem):
+            problems[name] = problem.message
+    if problems or isinstance(parsed, Problem) or isinstance(checked_callback, Problem):
+        raise SmsWwValidationError(
+            describe_problems("One-time code refused before sending; nothing was sent.", problems)
+        )
+    return SendOtpRequest(
+        recipient=parsed.e164,
+        length=length,
+        alphanumeric=alphanumeric,
+        cache_seconds=cache_seconds,
+        options=MessageOptions(dry_run=dry_run),
         callback=checked_callback,
     )

@@ -39,7 +39,7 @@ from airflow_provider_smsww._http.retry import Outcome, RequestPlan, RetryPolicy
 from airflow_provider_smsww.exceptions import (
     SmsWwValidationError,
 )
-from airflow_provider_smsww.models import PAGE_SIZE, Message, Region, SendRequest
+from airflow_provider_smsww.models import PAGE_SIZE, Message, Region, SendOtpRequest, SendRequest
 from airflow_provider_smsww.validation import is_message_id
 
 if TYPE_CHECKING:
@@ -56,8 +56,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
-def _send_args(request: SendRequest, region: Region) -> tuple[str, dict[str, Any], bool]:
-    return f"/{region}-messages", request.wire(), request.options.dry_run
+def _send_args(request: SendRequest | SendOtpRequest) -> tuple[dict[str, Any], bool]:
+    """A send's body and whether it may be repeated (a dry run may; a real send see module docstring)."""
+    return request.wire(), request.options.dry_run
 
 
 class SmsWwClient:
@@ -136,7 +137,14 @@ class SmsWwClient:
 
     def send_message(self, request: SendRequest, region: Region = "WW") -> Message:
         """``POST /{region}-messages``. Dry runs are retried like reads; real sends see module docstring."""
-        path, body, safe = _send_args(request, region)
+        return self._send(f"/{region}-messages", request)
+
+    def send_otp(self, request: SendOtpRequest) -> Message:
+        """``POST /otp``: retried like :meth:`send_message` (a real one is never resent blindly)."""
+        return self._send("/otp", request)
+
+    def _send(self, path: str, request: SendRequest | SendOtpRequest) -> Message:
+        body, safe = _send_args(request)
         return parse_data(self.request("POST", path, safe=safe, json=body), Message)
 
     def get_message(self, message_id: str) -> Message:
@@ -235,7 +243,13 @@ class AsyncSmsWwClient:
         return self._plan.finish(method, path, outcome, safe)
 
     async def send_message(self, request: SendRequest, region: Region = "WW") -> Message:
-        path, body, safe = _send_args(request, region)
+        return await self._send(f"/{region}-messages", request)
+
+    async def send_otp(self, request: SendOtpRequest) -> Message:
+        return await self._send("/otp", request)
+
+    async def _send(self, path: str, request: SendRequest | SendOtpRequest) -> Message:
+        body, safe = _send_args(request)
         response = await self.request("POST", path, safe=safe, json=body)
         return parse_data(response, Message)
 

@@ -18,6 +18,7 @@ import httpx
 from pydantic import ValidationError
 
 from airflow_provider_smsww.exceptions import (
+    CODE_OTP_LENGTH,
     CODE_TOKEN_LIMIT,
     CODE_USER_BLOCKLISTED,
     SmsWwAuthError,
@@ -142,6 +143,8 @@ def error_from_response(response: httpx.Response) -> SmsWwError:
         return SmsWwRateLimitError(detail, retry_after=retry_after, **kwargs)
     if status >= 500:
         return SmsWwServerError(detail, **kwargs)
+    if status == 422 and code == CODE_OTP_LENGTH:
+        return SmsWwValidationError(f"{detail}. An OTP's length must be 4 to 10.", **kwargs)
     if status in (400, 409, 413, 422):
         return SmsWwValidationError(detail, **kwargs)
     return SmsWwError(detail, **kwargs)

@@ -24,6 +24,7 @@ from airflow_provider_smsww.exceptions import (
 )
 from airflow_provider_smsww.hooks.connection import aextra_dejson, client_settings
 from airflow_provider_smsww.hooks.dry_run import as_dry_run, estimate_from
+from airflow_provider_smsww.hooks.otp import amask_all, amasked, asend_otp, masked, send_otp
 from airflow_provider_smsww.hooks.wallet import LOW_CREDIT_ALERT_EUR, SCOPED_TOKEN_TTL, Wallet
 from airflow_provider_smsww.models import Callback, Estimate, Message, Region, SendRequest
 from airflow_provider_smsww.validation import build_request
@@ -300,19 +301,23 @@ class SmsWwHook(BaseHook):
         answer = await self.asend_request(as_dry_run(request), region)
         return estimate_from(request, region, answer)
 
+    # One-time codes (POST /otp), in hooks/otp.py; every code the hook reads is masked at once.
+    send_otp = send_otp
+    asend_otp = asend_otp
+
     # -- reading --------------------------------------------------------------------------------------
 
     def get_message(self, message_id: str) -> Message:
         """``GET /messages/{id}``; a 404 names the id and the connection."""
         try:
-            return self.client.get_message(message_id)
+            return masked(self.client.get_message(message_id))
         except SmsWwNotFoundError:
             raise self._not_found(message_id) from None
 
     async def aget_message(self, message_id: str) -> Message:
         """Async twin of :meth:`get_message`."""
         try:
-            return await (await self.get_async_conn()).get_message(message_id)
+            return await amasked(await (await self.get_async_conn()).get_message(message_id))
         except SmsWwNotFoundError:
             raise self._not_found(message_id) from None
 
@@ -350,6 +355,7 @@ class SmsWwHook(BaseHook):
 
             page, one = client.list_page, self.aget_message
             await read_by_listing(ids, found, fetch_page=page, read_one=one, max_concurrency=max_concurrency)
+            await amask_all(found.values())
             return found
 
         async def read(message_id: str) -> None:
@@ -364,7 +370,7 @@ class SmsWwHook(BaseHook):
         :param page_size: messages per page (``limit``).
         :param max_items: stop after this many.
         """
-        return self.client.list_messages(page_size=page_size, max_items=max_items)
+        return map(masked, self.client.list_messages(page_size=page_size, max_items=max_items))
 
     async def alist_messages(
         self, *, page_size: int = 100, max_items: int | None = None
@@ -372,7 +378,7 @@ class SmsWwHook(BaseHook):
         """Async twin of :meth:`list_messages` (an async iterator)."""
         client = await self.get_async_conn()
         async for message in client.list_messages(page_size=page_size, max_items=max_items):
-            yield message
+            yield await amasked(message)
 
     def _not_found(self, message_id: str) -> SmsWwNotFoundError:
         return SmsWwNotFoundError(

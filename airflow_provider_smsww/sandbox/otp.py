@@ -13,7 +13,7 @@ from typing import Any
 from airflow_provider_smsww.exceptions import CODE_INVALID_BODY, CODE_OTP_LENGTH
 from airflow_provider_smsww.sandbox.bodies import int_field, read_options, read_recipient
 from airflow_provider_smsww.sandbox.config import SPEC_TEXTS, SandboxError
-from airflow_provider_smsww.validation import Recipient
+from airflow_provider_smsww.validation import Recipient, check_otp_cache_seconds, check_otp_length
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,15 @@ class OtpBody:
 
 def read_otp(body: Mapping[str, Any]) -> OtpBody:
     """``POST /otp``'s body: options, ``length`` 4-10 (422 1020), ``cacheSeconds`` 0-600,
-    ``alphanumeric``, a worldwide recipient."""
+    ``alphanumeric``, a worldwide recipient. The range rules are the provider's
+    (:mod:`airflow_provider_smsww.validation`), so the hook refuses locally what the sandbox refuses."""
     options = read_options(body.get("options", {}))
     length = int_field(body, "length", 5)
-    if not 4 <= length <= 10:
+    if check_otp_length(length):
         raise SandboxError(422, CODE_OTP_LENGTH, SPEC_TEXTS[CODE_OTP_LENGTH])
     cache_seconds = int_field(body, "cacheSeconds", 0)
-    if not 0 <= cache_seconds <= 600:
-        raise SandboxError(422, CODE_INVALID_BODY, "cacheSeconds must be between 0 and 600.")
+    if problem := check_otp_cache_seconds(cache_seconds):
+        raise SandboxError(422, CODE_INVALID_BODY, f"cacheSeconds {problem.message}.")
     alphanumeric = body.get("alphanumeric", False)
     if not isinstance(alphanumeric, bool):
         raise SandboxError(422, CODE_INVALID_BODY, "alphanumeric must be a boolean.")

@@ -438,12 +438,12 @@ def test_unknown_fields_and_states_from_the_server_do_not_break_parsing(
     harness: Harness, httpx_mock: HTTPXMock
 ) -> None:
     httpx_mock.add_response(
-        json={"data": message_json(state="QUEUED_AT_CARRIER", carrier="Vodafone", otpOptions={"length": 5})}
+        json={"data": message_json(state="QUEUED_AT_CARRIER", carrier="Vodafone", route={"hops": 2})}
     )
     message = get(harness)
     assert message.state == "QUEUED_AT_CARRIER"
     assert not message.is_final
-    assert message.model_extra == {"carrier": "Vodafone", "otpOptions": {"length": 5}}
+    assert message.model_extra == {"carrier": "Vodafone", "route": {"hops": 2}}
 
 
 # --- transport errors -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from airflow_provider_smsww.models import (
     Message,
     MessageOptions,
     MessageState,
+    OtpOptions,
     SendRequest,
     Token,
 )
@@ -189,11 +190,34 @@ def test_every_field_of_the_spec_message_parses() -> None:
     assert message.updated_at == datetime(2025, 11, 19, 10, 0, 2, 500000, tzinfo=UTC)
     assert message.sent_at == datetime(2025, 11, 19, 10, 0, 1, tzinfo=UTC)
     assert message.delivered_at == datetime(2025, 11, 19, 10, 0, 5, tzinfo=UTC)
-    # fields the model does not declare (OTP) are kept, not refused
-    assert message.model_extra == {
-        "otp": "5F8A2",
-        "otpOptions": {"length": 5, "alphanumeric": False, "cacheSeconds": 300},
-    }
+    assert message.otp_code() == "5F8A2"
+    assert message.otp_options == OtpOptions(length=5, alphanumeric=False, cache_seconds=300)
+    assert message.model_extra == {}
+
+
+def test_an_otp_code_shows_only_through_its_accessor() -> None:
+    message = Message.model_validate(SPEC_MESSAGE)
+    for shown in (
+        repr(message),
+        str(message),
+        message.summary(),
+        message.model_dump(),
+        message.model_dump_json(),
+        message.model_dump(mode="json"),
+    ):
+        assert "5F8A2" not in str(shown)
+    assert message.model_dump(mode="json")["otp"] == "***"
+    assert message.model_dump(mode="json", context={"reveal_secrets": True})["otp"] == "5F8A2"
+    assert Message.model_validate({"id": "x"}).otp_code() is None
+
+
+def test_an_otp_text_never_shows_its_code() -> None:
+    sent = Message.model_validate({"isOtp": True, "otp": "83921", "message": "Your code is 83921"})
+    assert sent.message == "Your code is ***"
+    listed = Message.model_validate({"isOtp": True, "message": "Your code is 83921"})  # code left out
+    assert listed.message == "***"
+    plain = Message.model_validate({"message": "Order 83921 shipped"})
+    assert plain.message == "Order 83921 shipped"
 
 
 def test_a_fresh_ww_message_has_zero_prices_and_null_timestamps() -> None:
