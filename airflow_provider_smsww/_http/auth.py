@@ -9,6 +9,8 @@ rate, and its 429 pauses only its own calls. No Airflow import.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -308,3 +310,23 @@ def _token_path(token: str) -> str:
     if not token or not all(c.isalnum() or c in "-_." for c in token):
         raise SmsWwAuthError("The minted token has characters a token path cannot carry; not revoking it.")
     return token
+
+
+_TOKEN_IN_PATH = re.compile(r"/tokens/[^/?#\s\"]+")
+
+
+class _TokenPathFilter(logging.Filter):
+    """httpx logs each request's URL at INFO, and a revocation's URL carries the token
+    (``DELETE /tokens/{token}``): the record names it ``/tokens/...`` instead, whatever the level of the
+    ``httpx`` logger and whether or not Airflow's masker knows the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_PATH.sub("/tokens/...", str(arg)) if isinstance(arg, httpx.URL) else arg
+                for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_TokenPathFilter())

@@ -181,11 +181,18 @@ OAUTH_FAILURES = {
 async def test_no_token_or_api_key_in_oauth_logs_or_errors(
     path: str, httpx_mock: HTTPXMock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG), pytest.raises(SmsWwError) as info:
+    # httpx's own request lines too, whatever level Airflow's logging config gives its logger.
+    with (
+        caplog.at_level(logging.DEBUG),
+        caplog.at_level(logging.DEBUG, logger="httpx"),
+        pytest.raises(SmsWwError) as info,
+    ):
         await OAUTH_FAILURES[path](httpx_mock)
     retries = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_smsww._http.retry"]
+    requests = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     if path.startswith("revoke"):
         assert all("DELETE /tokens/..." in line for line in retries)
+        assert all("/tokens/..." in line for line in requests if "DELETE" in line)
         assert "DELETE /tokens/..." in info.value.message
     texts = [caplog.text, str(info.value), repr(info.value), *retries]
     assert info.value.__cause__ is None
