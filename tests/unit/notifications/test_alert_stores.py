@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,8 +27,8 @@ from airflow_provider_smsww.notifications.alert_stores import (
     VariableStore,
     records_variable,
 )
-from airflow_provider_smsww.notifications.storm_guard import StormGuard, Verdict
-from tests.unit.notifications.test_storm_guard import COOLDOWN, T0, Clock, MemoryStore, alert
+from airflow_provider_smsww.notifications.storm_guard import StormGuard
+from tests.unit.notifications.test_storm_guard import COOLDOWN, T0, Clock, MemoryStore, alert, race
 
 
 class FakeVariables:
@@ -148,24 +149,6 @@ def test_a_failed_send_reopens_the_cooldown_and_a_dead_claim_is_counted() -> Non
     assert not alert(guard(variables, clock)).send
 
 
-def race(variables: FakeVariables, callbacks: int, settle: float) -> list[Verdict]:
-    """``callbacks`` alerts of one key released at the same instant, each in its own thread."""
-    verdicts: list[Verdict] = []
-    start = threading.Barrier(callbacks)
-
-    def callback() -> None:
-        g = guard(variables, settle=settle)
-        start.wait()
-        verdicts.append(alert(g))
-
-    threads = [threading.Thread(target=callback) for _ in range(callbacks)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return verdicts
-
-
 def test_eight_racing_claims_send_one_and_count_the_other_seven(caplog: pytest.LogCaptureFixture) -> None:
     """8 callbacks at once on Variables with up to 10 ms per call: their read-modify-writes overwrite
     each other (``lost`` counts it), the dropped records are written again after the settle wait, and
@@ -173,7 +156,7 @@ def test_eight_racing_claims_send_one_and_count_the_other_seven(caplog: pytest.L
     lost = 0
     for _ in range(10):
         variables = FakeVariables(latency=0.01)
-        verdicts = race(variables, 8, settle=0.05)
+        verdicts = race(partial(guard, variables, settle=0.05), 8)
         assert sum(v.send for v in verdicts) == 1
         assert all(v.held >= 1 for v in verdicts if not v.send)
         lost += variables.lost

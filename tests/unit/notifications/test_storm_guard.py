@@ -10,7 +10,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -146,13 +148,14 @@ def test_an_unreachable_store_lets_the_alert_through(caplog: pytest.LogCaptureFi
     assert "api server unreachable" in caplog.text
 
 
-def race(store: MemoryStore, callbacks: int) -> list[Verdict]:
-    """``callbacks`` alerts of one key released at the same instant, each in its own thread."""
+def race(make_guard: Callable[[], StormGuard], callbacks: int) -> list[Verdict]:
+    """``callbacks`` alerts of one key released at the same instant, each in its own thread with the
+    guard ``make_guard()`` gives it."""
     verdicts: list[Verdict] = []
     start = threading.Barrier(callbacks)
 
     def callback() -> None:
-        g = StormGuard("etl", COOLDOWN, store=store, settle=0.1)
+        g = make_guard()
         start.wait()
         verdicts.append(alert(g))
 
@@ -169,7 +172,8 @@ def test_racing_callbacks_send_exactly_one(callbacks: int) -> None:
     """Callbacks of one incident at the same moment (8 tasks failing together, or a task and its DAG
     callback): over 25 rounds on a store with up to 20 ms latency per call, exactly one sends each time."""
     for _ in range(25):
-        verdicts = race(MemoryStore(latency=0.02), callbacks)
+        store = MemoryStore(latency=0.02)
+        verdicts = race(partial(StormGuard, "etl", COOLDOWN, store=store, settle=0.1), callbacks)
         assert sum(v.send for v in verdicts) == 1
 
 
