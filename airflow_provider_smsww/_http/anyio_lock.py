@@ -31,14 +31,12 @@ def mend_anyio_lock() -> bool:
     """Mend anyio's asyncio ``Lock.acquire`` once per process, on the affected releases only (cached:
     every async client calls it).
 
-    :return: True when the running anyio needed it (now or before), False otherwise.
+    :return: True when the running anyio needed it, False otherwise.
     """
     if not AFFECTED[0] <= _release(version("anyio")) < AFFECTED[1]:
         return False
     from anyio._backends._asyncio import Lock
 
-    if getattr(Lock.acquire, "mends_stale_waiters", False):
-        return True
     original = Lock.acquire
 
     async def acquire(self: Any) -> None:
