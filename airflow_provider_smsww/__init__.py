@@ -51,7 +51,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "SMS Worldwide (Openapi)",
-                "python-modules": ["airflow_provider_smsww.triggers.smsww"],
+                "python-modules": [
+                    "airflow_provider_smsww.triggers.smsww",
+                    "airflow_provider_smsww.triggers.send_wait",
+                ],
             }
         ],
         "notifications": ["airflow_provider_smsww.notifications.smsww.SmsWwNotifier"],

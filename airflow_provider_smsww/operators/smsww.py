@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -56,6 +56,12 @@ class SmsSendOperator(BaseOperator):
         absent from ``GET /messages``, since it was made, before it is sent again (seconds or a
         ``timedelta``; default 5 minutes). The task looks it up every few seconds meanwhile, holding
         its worker slot; see ``docs/operator.md``.
+    :param send_window: quiet hours: ``(opens, closes)``, two ``datetime.time`` in each recipient's local
+        time (from the number; a window may wrap past midnight). Recipients inside their window are
+        sent at once; for the others the task defers (no worker slot held) until their window opens,
+        and sends them then, as many rounds as the time zones need. Checked at parse time.
+    :param send_window_default_tz: the IANA zone of a number whose time zone the number does not
+        tell; without it such a number is refused before any request.
     :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, ready for
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
@@ -83,12 +89,15 @@ class SmsSendOperator(BaseOperator):
         price_per_part_if_unknown: float | None = None,
         max_concurrency: int = 20,
         settle_time: float | timedelta = timedelta(minutes=5),
+        send_window: tuple[time, time] | None = None,
+        send_window_default_tz: str | None = None,
         smsww_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         from airflow_provider_smsww.sending.credit import positive_amount
         from airflow_provider_smsww.sending.ledger import clear_after_success
+        from airflow_provider_smsww.sending.window import SendWindow
 
         # On Airflow < 3.3 the retry ledger lives in Variables, deleted once the task has succeeded.
         self.on_success_callback = [*(self.on_success_callback or ()), clear_after_success]
@@ -119,6 +128,7 @@ class SmsSendOperator(BaseOperator):
         self.price_per_part_if_unknown = price_per_part_if_unknown
         self.max_concurrency = max_concurrency
         self.settle_time = _seconds("settle_time", settle_time)
+        self.send_window = SendWindow.of(send_window, send_window_default_tz)
         self.smsww_conn_id = smsww_conn_id
 
     @classmethod
@@ -132,6 +142,14 @@ class SmsSendOperator(BaseOperator):
         return super().partial(**kwargs)
 
     def execute(self, context: Context) -> Any:
+        return self._send(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after a wait (a send window opening): the same order again, which skips whoever the
+        ledger shows sent and waits again for whoever is still outside a window."""
+        return self._send(context)
+
+    def _send(self, context: Context) -> Any:
         from airflow_provider_smsww.arguments import as_list
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending import order
@@ -154,6 +172,7 @@ class SmsSendOperator(BaseOperator):
             max_concurrency=self.max_concurrency,
             settle_time=self.settle_time,
             token_ttl=int(self.execution_timeout.total_seconds()) + 60 if self.execution_timeout else 3600,
+            send_window=self.send_window,
         )
         ti = context.get("ti")
         map_index = getattr(ti, "map_index", -1)
@@ -179,7 +198,19 @@ class SmsSendOperator(BaseOperator):
             report_send_cost(self, context, outcome.cost, failed=len(outcome.failures))
             if outcome.error is not None:
                 raise outcome.error
+        if outcome.waiting_until is not None:
+            self._wait_until(
+                outcome.waiting_until, f"{outcome.waiting} recipient(s) outside their send window"
+            )
         return outcome.records
+
+    def _wait_until(self, moment: datetime, reason: str) -> None:
+        """Defer to the triggerer until ``moment`` (the worker slot is freed), then resume in
+        :meth:`execute_complete`; the one way this operator waits."""
+        from airflow_provider_smsww.triggers.send_wait import SmsSendWaitTrigger
+
+        self.log.info("Deferring until %s: %s", moment.isoformat(timespec="seconds"), reason)
+        self.defer(trigger=SmsSendWaitTrigger(moment, reason), method_name="execute_complete")
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Mask the callback's header values as soon as they are rendered: the task runner stores the

@@ -14,6 +14,10 @@
 7. **cost** (:func:`.credit.cost_summary`): what this try got accepted and its estimated price; the
    caller reports it (log, XCom, metrics), then raises :attr:`SendOutcome.error` if anything failed.
 
+With a send window (quiet hours, :mod:`.window`), steps 5-6 send only the recipients inside their
+window; :attr:`SendOutcome.waiting_until` tells the caller when to run the order again for the rest
+(the ledger makes a resumed order skip whoever was sent before, as it does for a retry).
+
 Free of Airflow's task machinery: the operator hands in the hook, the ledger and the settings, so the
 whole order runs in a test or a benchmark on its own. ``docs/operator.md`` tells the guarantees.
 """
@@ -32,6 +36,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwAuthError,
     SmsWwDryRunIgnoredError,
     SmsWwError,
+    SmsWwGateError,
     SmsWwSpendingCapError,
     describe_problems,
 )
@@ -40,12 +45,14 @@ from airflow_provider_smsww.sending.bulk import DEFAULT_SETTLE_TIME, send_all
 from airflow_provider_smsww.sending.credit import cost_summary, local_estimates, preflight
 from airflow_provider_smsww.sending.gate import GateResult, gate
 from airflow_provider_smsww.sending.ledger import not_yet_recorded
+from airflow_provider_smsww.sending.window import schedule
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.models import Callback, Estimate
     from airflow_provider_smsww.sending.batch import Batch
     from airflow_provider_smsww.sending.ledger import Ledger
+    from airflow_provider_smsww.sending.window import SendWindow
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,8 @@ class SendSpec:
     settle_time: float = DEFAULT_SETTLE_TIME
     #: Seconds the per-task capped token lives if revoking it fails.
     token_ttl: int = 3600
+    #: Quiet hours: each recipient is sent only inside this window of its local time.
+    send_window: SendWindow | None = None
 
 
 @dataclass
@@ -82,6 +91,9 @@ class SendOutcome:
     cost: dict[str, Any]
     credit: Decimal | None
     error: SmsWwError | None = field(default=None)
+    #: Recipients left for their send window to open, and when the first of those windows opens.
+    waiting: int = 0
+    waiting_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,14 @@ def check(spec: SendSpec, *task_keys: object) -> Batch:
         fail_on_multiple_messages=spec.fail_on_multiple_messages,
         max_parts_per_message=spec.max_parts_per_message,
     )
+    window = spec.send_window
+    if window is not None and (
+        problems := schedule(window, (r.e164 for r in batch.recipients), datetime.now(UTC)).problems
+    ):
+        raise SmsWwGateError(
+            describe_problems("SMS batch refused before any request; nothing was sent.", problems),
+            problems=problems,
+        )
     keys = {r.e164: idempotency_key(*task_keys, r.e164) for r in batch.recipients}
     return replace(batch, keys=keys)
 
@@ -129,13 +149,31 @@ async def send(
     """Steps 2-7: the real send of ``batch``, never twice across retries (see the module docstring)."""
     priced = await _gate_and_credit(hook, batch, ledger, spec, dry_run_only=False)
     to_send, credit = priced.to_send, priced.credit
+    waiting: dict[str, datetime] = {}
+    if spec.send_window is not None:  # the whole batch was gated: now only who is inside the window
+        waiting = schedule(spec.send_window, (r.e164 for r in to_send.recipients), now()).waiting
+        to_send = replace(to_send, recipients=tuple(r for r in to_send.recipients if r.e164 not in waiting))
+        batch = replace(batch, recipients=tuple(r for r in batch.recipients if r.e164 not in waiting))
+        if waiting:
+            log.info(
+                "%d recipient(s) outside their send window, the first window opening at %s; %d to send now",
+                len(waiting),
+                min(waiting.values()).isoformat(timespec="seconds"),
+                len(to_send.recipients),
+            )
     cap = hook.scoped(
         budget=spec.max_total_price, requests=len(to_send.recipients), region=batch.region, ttl=spec.token_ttl
     )
-    async with cap if to_send.recipients else nullcontext(hook) as sender:
-        report = await send_all(
-            sender, batch, ledger, now=now, concurrency=spec.max_concurrency, settle_time=spec.settle_time
-        )
+    carried = _unknown_among(waiting, ledger, now)
+    try:
+        async with cap if to_send.recipients else nullcontext(hook) as sender:
+            report = await send_all(
+                sender, batch, ledger, now=now, concurrency=spec.max_concurrency, settle_time=spec.settle_time
+            )
+    finally:
+        # send_all saved the round of who it sent; the waiting recipients' unknown outcomes stay in it.
+        if carried and (closed := ledger.unknown_outcomes()) is not None:
+            ledger.set_round({**carried, **closed}, open=False)
     cost = cost_summary(
         priced.estimates,
         report.records,
@@ -144,6 +182,7 @@ async def send(
         cap=spec.max_total_price,
     )
     outcome = SendOutcome(report.records, report.failures, report.reused, cost, credit)
+    outcome.waiting, outcome.waiting_until = len(waiting), min(waiting.values(), default=None)
     if report.failures:
         outcome.error = _failed(batch, report.records, report.failures, report.fatal, spec)
     return outcome
@@ -188,6 +227,20 @@ async def _gate_and_credit(
     if to_gate.recipients:
         credit = await preflight(hook, estimates, batch.region, spec.price_per_part_if_unknown)
     return _Priced(to_gate, estimates, checked, credit)
+
+
+def _unknown_among(
+    waiting: dict[str, datetime], ledger: Ledger, now: Callable[[], datetime]
+) -> dict[str, datetime]:
+    """The unknown outcomes an earlier round left among the recipients now waiting for their window:
+    kept in the ledger's round until their window opens, so that they are then looked up, not resent
+    blindly. A round that stopped mid-way (a crash) may have sent any of them, as late as now."""
+    if not waiting or ledger.started_at() is None:
+        return {}
+    left = ledger.unknown_outcomes()
+    if left is None:
+        return dict.fromkeys(waiting, now())
+    return {r: left[r] for r in waiting if r in left}
 
 
 def _failed(

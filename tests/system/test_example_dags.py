@@ -13,8 +13,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -28,6 +30,9 @@ from tests.airflow_versions import plain
 
 pytestmark = [pytest.mark.system, pytest.mark.integration]
 NO_LOGICAL_DATE = Path(__file__).with_name("run_without_logical_date.py")
+#: How long after the test starts the quiet-hours example's New York window opens: longer than
+#: ``airflow dags test`` takes to start the task on a busy 2-core machine (20 s seen under load).
+OPENS_IN = timedelta(seconds=40)
 
 
 @pytest.fixture(scope="module", params=["dags test", "no logical date"])
@@ -115,3 +120,24 @@ def test_taskflow_hook_sends_one_notice_and_waits_for_it(env_and_sandbox: Any) -
     assert sandbox.dry_runs == 1
     assert "dry run: 1 part(s), GSM-7" in log
     assert "Pausing task as DEFERRED" in log
+
+
+def test_quiet_hours_texts_rome_at_once_and_new_york_when_its_window_opens(env_and_sandbox: Any) -> None:
+    env, server = env_and_sandbox
+    if env["RUN_MODE"] != "dags test":
+        pytest.skip("one run shows the rounds; the example's templates use no date (each round waits 40 s)")
+    # A window opening in New York 20 s from now and lasting 7 h: open in Rome already, whatever the date.
+    ny_now = datetime.now(ZoneInfo("America/New_York")).replace(microsecond=0)
+    window = f"{(ny_now + OPENS_IN).time()}-{(ny_now + timedelta(hours=7)).time()}"
+    started = datetime.now(UTC)
+    result, sandbox, log = run(
+        "example_smsww_quiet_hours", ({**env, "SMSWW_EXAMPLE_SEND_WINDOW": window}, server)
+    )
+
+    assert result.returncode == 0, log[-3000:]
+    assert sandbox.per_recipient() == {"+393331234567": 1, "+12125551234": 1}
+    sent_at = {m.recipient.e164: m.created_at for m in result.messages}
+    assert sent_at["+12125551234"] - started >= OPENS_IN - timedelta(seconds=3)
+    assert sent_at["+12125551234"] - sent_at["+393331234567"] >= timedelta(seconds=5)
+    assert "1 recipient(s) outside their send window" in log
+    assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}

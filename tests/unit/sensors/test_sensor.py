@@ -339,7 +339,9 @@ def test_deferral_timeout_respects_soft_fail() -> None:
 # -- DAG files ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["example_smsww_report_ready", "example_smsww_bulk_campaign"])
+@pytest.mark.parametrize(
+    "name", ["example_smsww_report_ready", "example_smsww_bulk_campaign", "example_smsww_quiet_hours"]
+)
 def test_example_dags_build_with_the_sensor(name: str) -> None:
     module = example_dag_module(name)
     task = module.dag.get_task("wait_for_delivery")
