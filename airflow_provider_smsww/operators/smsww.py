@@ -52,10 +52,12 @@ class SmsSendOperator(BaseOperator):
         not price a dry run (worldwide prices are final only after sending); required with a budget
         in that case, and used by the credit pre-flight (which otherwise assumes 1 EUR per part).
     :param max_concurrency: requests in flight at once.
-    :param settle_time: how long a send whose outcome is unknown (5xx, dropped connection) must be
-        absent from ``GET /messages``, since it was made, before it is sent again (seconds or a
-        ``timedelta``; default 5 minutes). The task looks it up every few seconds meanwhile, holding
-        its worker slot; see ``docs/operator.md``.
+    :param settle_time: how long a send whose outcome is unknown (5xx, dropped connection) must at
+        least be absent from ``GET /messages``, since it was made, before it is sent again (seconds or
+        a ``timedelta``). Default None: from evidence, 3 times the longest listing lag the batch's own
+        messages showed, at least 15 s, 5 minutes while none of them is listed yet. Given, it replaces
+        the 15 s floor and the 5-minute wait; a longer observed lag still lengthens it. The task looks
+        it up every few seconds meanwhile, holding its worker slot; see ``docs/operator.md``.
     :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, ready for
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
@@ -82,7 +84,7 @@ class SmsSendOperator(BaseOperator):
         max_total_price: float | None = None,
         price_per_part_if_unknown: float | None = None,
         max_concurrency: int = 20,
-        settle_time: float | timedelta = timedelta(minutes=5),
+        settle_time: float | timedelta | None = None,
         smsww_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -118,7 +120,7 @@ class SmsSendOperator(BaseOperator):
         self.max_total_price = max_total_price
         self.price_per_part_if_unknown = price_per_part_if_unknown
         self.max_concurrency = max_concurrency
-        self.settle_time = _seconds("settle_time", settle_time)
+        self.settle_time = None if settle_time is None else _seconds("settle_time", settle_time)
         self.smsww_conn_id = smsww_conn_id
 
     @classmethod

@@ -52,15 +52,23 @@ class Ledger(Protocol):
         try stopped in the middle of a round (a crash), so any unrecorded recipient may have been sent."""
         ...
 
-    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
-        """Save the unknown outcomes; ``open`` while a round of real sends is under way."""
+    def set_round(
+        self, unknown: dict[str, datetime], *, open: bool, evidence: dict[str, Any] | None = None
+    ) -> None:
+        """Save the unknown outcomes; ``open`` while a round of real sends is under way; ``evidence``
+        of the listing's lag and the gateway's clock (:class:`.settle.Evidence`) for the next try."""
+        ...
+
+    def settle_evidence(self) -> dict[str, Any] | None:
+        """The ``evidence`` the last :meth:`set_round` saved, if any."""
         ...
 
     def mark_dry_run_ignored(self, why: str) -> None: ...
 
 
-def _round_value(unknown: dict[str, datetime], open: bool) -> dict[str, Any]:
-    return {"open": open, "unknown": {r: when.isoformat() for r, when in unknown.items()}}
+def _round_value(unknown: dict[str, datetime], open: bool, evidence: dict[str, Any] | None) -> dict[str, Any]:
+    value = {"open": open, "unknown": {r: when.isoformat() for r, when in unknown.items()}}
+    return value if evidence is None else {**value, "evidence": evidence}
 
 
 def _round_of(value: Any) -> dict[str, datetime] | None:
@@ -103,8 +111,13 @@ class MemoryLedger:
     def unknown_outcomes(self) -> dict[str, datetime] | None:
         return _round_of(self._round)
 
-    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
-        self._round = _round_value(unknown, open)
+    def set_round(
+        self, unknown: dict[str, datetime], *, open: bool, evidence: dict[str, Any] | None = None
+    ) -> None:
+        self._round = _round_value(unknown, open, evidence)
+
+    def settle_evidence(self) -> dict[str, Any] | None:
+        return (self._round or {}).get("evidence")
 
 
 def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
@@ -235,9 +248,16 @@ class TaskStateLedger:
         with self._lock:
             return _round_of(self._store.get(f"{LEDGER_PREFIX}:round"))
 
-    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
+    def set_round(
+        self, unknown: dict[str, datetime], *, open: bool, evidence: dict[str, Any] | None = None
+    ) -> None:
         with self._lock:
-            self._store.set(f"{LEDGER_PREFIX}:round", _round_value(unknown, open))
+            self._store.set(f"{LEDGER_PREFIX}:round", _round_value(unknown, open, evidence))
+
+    def settle_evidence(self) -> dict[str, Any] | None:
+        with self._lock:
+            value = self._store.get(f"{LEDGER_PREFIX}:round")
+        return value.get("evidence") if isinstance(value, dict) else None
 
 
 class VariableStore:
