@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,9 @@ VARIABLE_PREFIX = "smsww_ledger."
 #: Most records written in one store value: 100 records are about 15 KB, well under the 64 KB that
 #: Airflow's ``[state_store] max_value_storage_bytes`` warns about by default.
 GROUP_SIZE = 100
+#: A store write faster than this (seconds) runs on the event loop itself: a hop to a worker thread
+#: costs more CPU than such a write, and the loop is not held up for longer than the hop would take.
+INLINE_WRITE_MAX = 0.0005
 
 
 class Ledger(Protocol):
@@ -149,8 +153,9 @@ class TaskStateLedger:
     therefore gets fewer, larger writes instead of slowing the sends, and a retry reads the ledger in
     a few reads instead of one per recipient.
 
-    Writes run in a worker thread (the event loop stays free while the supervisor answers), under one
-    lock: the worker's socket comms are thread-safe, but the in-process comms of ``dag.test()`` are
+    Writes run in a worker thread (the event loop stays free while the supervisor answers), unless the
+    last one took under :data:`INLINE_WRITE_MAX` (a fast store: the thread hop would cost more than
+    the write; a slow write sends the next ones back to the thread), under one lock: the worker's socket comms are thread-safe, but the in-process comms of ``dag.test()`` are
     not (it unsets ``SUPERVISOR_COMMS`` while it handles a request, and a concurrent write then fails).
     A write that fails stops every later one: the keys must stay contiguous for a retry to read them
     all, and a try that cannot record what it sent must stop sending.
@@ -168,6 +173,8 @@ class TaskStateLedger:
         # that writes them one after another.
         self._queued: deque[tuple[dict[str, dict[str, Any]], asyncio.Future[None]]] = deque()
         self._writer: asyncio.Task[None] | None = None
+        # How long the last group's write took, which decides where the next one runs.
+        self._write_seconds = float("inf")
 
     def _read_groups(self) -> dict[str, dict[str, Any]]:
         """Every recorded group, read once; call with the lock held."""
@@ -193,11 +200,13 @@ class TaskStateLedger:
                     "recorded (the next try looks it up before sending)"
                 ) from self._write_failed
             recorded = self._read_groups()
+            start = time.perf_counter()
             try:
                 self._store.set(f"{LEDGER_PREFIX}:accepted:{self._next_group}", group)
             except BaseException as exc:
                 self._write_failed = exc
                 raise
+            self._write_seconds = time.perf_counter() - start
             self._next_group += 1
             recorded.update(group)
 
@@ -216,7 +225,10 @@ class TaskStateLedger:
         while self._queued:
             group, written = self._queued.popleft()
             try:
-                await asyncio.to_thread(self._write, group)
+                if self._write_seconds < INLINE_WRITE_MAX:
+                    self._write(group)
+                else:
+                    await asyncio.to_thread(self._write, group)
             except Exception as exc:  # this group's callers fail, and so will the later ones
                 written.set_exception(exc)
                 written.exception()  # retrieved: callers cancelled meanwhile must not have it logged
