@@ -92,8 +92,12 @@ class Evidence:
 
     @property
     def clock_offset(self) -> timedelta | None:
-        """The lowest gateway clock offset the evidence allows (for a reconciliation floor), or None."""
-        return None if self.offset_low is None else self.offset_low - CREATED_TOLERANCE
+        """The lowest gateway clock offset the evidence allows (for a reconciliation floor), or None.
+        Bounds that contradict each other (a ``createdAt`` stamped after the answer, a clock that
+        jumped) count for the lower one: an early floor never causes a resend."""
+        if self.offset_low is None or self.offset_high is None:
+            return None
+        return min(self.offset_low, self.offset_high) - CREATED_TOLERANCE
 
 
 def settle_window(evidence: Evidence, settle_time: float | None = None) -> float:

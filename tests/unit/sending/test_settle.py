@@ -100,6 +100,10 @@ def test_created_at_bounds_the_gateway_clock_offset() -> None:
     assert evidence.offset_low <= -behind <= evidence.offset_high
     assert evidence.offset_high - evidence.offset_low <= timedelta(seconds=0.1)
     assert evidence.clock_offset == evidence.offset_low - timedelta(seconds=2)
+    # A createdAt stamped after the answer contradicts the others: the lower bound wins.
+    evidence.accepted("c", at(2), at(2.1), at(30) - behind)
+    assert evidence.clock_offset == evidence.offset_high - timedelta(seconds=2)
+    assert evidence.clock_offset < -behind
 
 
 def test_evidence_goes_to_the_next_try_through_the_ledger() -> None:
