@@ -69,7 +69,8 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
             rows.append(
                 f"| bulk send ({cpu['recipients']:,}, c={cpu['concurrency']}) | client CPU per 1,000 messages, "
                 f"{label}: operator {r['operator_cpu_s_per_1000']} s / raw httpx {r['raw_httpx_cpu_s_per_1000']} s "
-                f"| {r['ratio']}x | <= {t['cpu_ratio_max']:g}x | {_mark(r['ratio'] <= t['cpu_ratio_max'])} |"
+                f"| {r['ratio']}x (pairs {r.get('ratio_min', '?')}-{r.get('ratio_max', '?')}x) "
+                f"| <= {t['cpu_ratio_max']:g}x | {_mark(r['ratio'] <= t['cpu_ratio_max'])} |"
             )
         ms = f"{lat['latency_s'] * 1000:g} ms"
         rows += [

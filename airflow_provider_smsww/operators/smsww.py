@@ -52,16 +52,18 @@ class SmsSendOperator(BaseOperator):
         not price a dry run (worldwide prices are final only after sending); required with a budget
         in that case, and used by the credit pre-flight (which otherwise assumes 1 EUR per part).
     :param max_concurrency: requests in flight at once.
-    :param settle_time: how long a send whose outcome is unknown (5xx, dropped connection) must be
-        absent from ``GET /messages``, since it was made, before it is sent again (seconds or a
-        ``timedelta``; default 5 minutes). The task looks it up every few seconds meanwhile, holding
-        its worker slot; see ``docs/operator.md``.
     :param send_window: quiet hours: ``(opens, closes)``, two ``datetime.time`` in each recipient's local
         time (from the number; a window may wrap past midnight). Recipients inside their window are
         sent at once; for the others the task defers (no worker slot held) until their window opens,
         and sends them then, as many rounds as the time zones need. Checked at parse time.
     :param send_window_default_tz: the IANA zone of a number whose time zone the number does not
         tell; without it such a number is refused before any request.
+    :param settle_time: how long a send whose outcome is unknown (5xx, dropped connection) must at
+        least be absent from ``GET /messages``, since it was made, before it is sent again (seconds or
+        a ``timedelta``). Default None: from evidence, 3 times the longest listing lag the batch's own
+        messages showed, at least 15 s, 5 minutes while none of them is listed yet. Given, it replaces
+        the 15 s floor and the 5-minute wait; a longer observed lag still lengthens it. The task looks
+        it up every few seconds meanwhile, holding its worker slot; see ``docs/operator.md``.
     :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, ready for
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
@@ -88,7 +90,7 @@ class SmsSendOperator(BaseOperator):
         max_total_price: float | None = None,
         price_per_part_if_unknown: float | None = None,
         max_concurrency: int = 20,
-        settle_time: float | timedelta = timedelta(minutes=5),
+        settle_time: float | timedelta | None = None,
         send_window: tuple[time, time] | None = None,
         send_window_default_tz: str | None = None,
         smsww_conn_id: str = DEFAULT_CONN_ID,
@@ -127,7 +129,7 @@ class SmsSendOperator(BaseOperator):
         self.max_total_price = max_total_price
         self.price_per_part_if_unknown = price_per_part_if_unknown
         self.max_concurrency = max_concurrency
-        self.settle_time = _seconds("settle_time", settle_time)
+        self.settle_time = None if settle_time is None else _seconds("settle_time", settle_time)
         self.send_window = SendWindow.of(send_window, send_window_default_tz)
         self.smsww_conn_id = smsww_conn_id
 

@@ -26,6 +26,8 @@ Public API
   (EUR per part: IT 0.065, ES 0.07, GB 0.045, US 0.01), ``default_price`` (0.08),
   ``min_credit_per_part`` (1), ``penalty_per_part`` (1), ``forbidden_words`` (``("forbiddenword",)``,
   case-insensitive, message or sender), ``pending_after`` (0.2 s), ``delivered_after`` (1.0 s),
+  ``listing_lag`` (0 s: how long after storing ``GET /messages`` lists a message), ``date_header``
+  (True: the loopback server's ``Date``; the in-process transports send none),
   ``outcomes`` (recipient -> final state), ``clock`` (``time.monotonic``), ``wall_clock``, ``seed``,
   ``token_ttl_default``, ``oauth_envelope`` (False: the spec's unwrapped ``TokenDetail``),
   ``callback_backoff`` (0.05 s), ``callback_timeout``, ``callback_hosts`` (loopback only),

@@ -79,6 +79,8 @@ class SandboxConfig:
     forbidden_words: tuple[str, ...] = ("forbiddenword",)
     pending_after: float = 0.2  # clock units after creation: NEW -> PENDING (WW gets priced)
     delivered_after: float = 1.0  # clock units after creation: PENDING -> final state
+    listing_lag: float = 0.0  # clock units after creation before GET /messages lists a message
+    date_header: bool = True  # the loopback server's Date header (uvicorn's, real time); in process: none
     outcomes: Mapping[str, MessageState | str] = field(default_factory=dict)  # recipient -> final state
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)

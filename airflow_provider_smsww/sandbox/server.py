@@ -133,7 +133,14 @@ def run_sandbox(
     app, sandbox, injector = build(faults=faults, callback_transport=callback_transport, **config)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host=host, port=port, log_level=log_level, log_config=None, access_log=False, lifespan="on"
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            date_header=sandbox.config.date_header,
         )
     )
     logging.getLogger("uvicorn.error").addFilter(_FILTER)

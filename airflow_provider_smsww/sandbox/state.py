@@ -383,7 +383,9 @@ class Sandbox:
             raise SandboxError(422, CODE_INVALID_BODY, "skip and limit must not be negative.")
         with self._lock:
             self.advance()
-            newest = sorted(self.messages.values(), key=lambda m: m.seq, reverse=True)
+            now, lag = self.config.clock(), self.config.listing_lag  # lagging: the newest are not listed yet
+            listed = [m for m in self.messages.values() if now >= m.created + lag]
+            newest = sorted(listed, key=lambda m: m.seq, reverse=True)
             return [render_message(m, self.config.email) for m in newest[skip : skip + limit]]
 
     def view(self, message: StoredMessage | str) -> dict[str, Any]:

@@ -18,9 +18,11 @@ from airflow_provider_smsww.exceptions import (
     SmsWwResponseError,
     SmsWwSendUncertainError,
 )
+from airflow_provider_smsww.models import as_utc
 from airflow_provider_smsww.sending.fanout import FanOut
 from airflow_provider_smsww.sending.ledger import record_of
 from airflow_provider_smsww.sending.reconcile import reconcile
+from airflow_provider_smsww.sending.settle import NO_EVIDENCE_WAIT, Evidence, resend_at, settle_window
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -31,10 +33,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How long, by default, an unknown outcome must be absent from ``GET /messages`` before it is resent.
-DEFAULT_SETTLE_TIME = 300.0
+#: How long an unknown outcome must be absent from ``GET /messages`` before it is resent, while no
+#: message of the batch has been seen listed (then the window comes from evidence: :mod:`.settle`).
+DEFAULT_SETTLE_TIME = NO_EVIDENCE_WAIT
 #: Seconds between look-ups while unknown outcomes settle.
-POLL_INTERVAL = 15.0
+POLL_INTERVAL = 3.0
+#: A try stops waiting for an unknown outcome absent this long (or ``settle_time``, if longer) without the
+#: window closing (messages of the batch still unlisted keep it open): it fails, not resent, and the
+#: next try looks again.
+GIVE_UP_AFTER = 900.0
 #: Resends of unknown outcomes per try, after which the try gives up on them (the next one goes on).
 MAX_RESENDS = 2
 #: Why a recipient whose listed message is not provably a real send is neither recorded nor resent.
@@ -64,16 +71,19 @@ async def send_all(
     now: Callable[[], datetime],
     concurrency: int = 20,
     scan_limit: int = 10_000,
-    settle_time: float = DEFAULT_SETTLE_TIME,
+    settle_time: float | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> SendReport:
     """Send the batch for real, exactly once per recipient across task retries (see module docstring).
 
     A send whose outcome is unknown (5xx, dropped connection, unreadable answer) is looked up in
     ``GET /messages``, again every few seconds while it is not listed, and resent only once it has
-    been absent for ``settle_time`` seconds since it was made: a gateway that timed out is often just
-    slow, and may list the message a while later. At most :data:`MAX_RESENDS` such resends per
-    recipient and try; what is still unknown then fails the try, and the next try looks again first
+    been absent, since its answer came, for the window the listing's observed lag allows
+    (:func:`.settle.settle_window`; ``settle_time``, when given, is its minimum): a gateway that timed
+    out is often just slow, and may list the message a while later. The batch's accepted messages are
+    the evidence (:class:`.settle.Evidence`, kept in the ledger for the next try): how long they take
+    to be listed, and the gateway's clock offset their ``createdAt`` shows (used besides ``Date`` to
+    date the look-ups). At most :data:`MAX_RESENDS` such resends per recipient and try; what is still unknown then fails the try, and the next try looks again first
     (the unknown outcomes and their send times are kept in the ledger). A try that stopped in the
     middle of its sends (a crash) leaves every unrecorded recipient unknown as of the next try's start.
 
@@ -104,15 +114,24 @@ async def send_all(
                 records[r.e164] = known
     reused = len(records)
     pending = [r for r in batch.recipients if r.e164 not in records]
+    # What earlier tries saw of the listing's lag and the gateway's clock (nothing on a first try).
+    evidence = Evidence.from_dict(ledger.settle_evidence() if previous_start is not None else None)
     if previous_start is not None and pending:
         # A retry: the earlier try may have been accepted for recipients it did not get to record.
         left = ledger.unknown_outcomes()
         if left is None:  # it stopped mid-round: any of them may have been sent, as late as now
             left = dict.fromkeys((r.e164 for r in pending), now())
         unknown = {r.e164: left[r.e164] for r in pending if r.e164 in left}
-        ledger.set_round(unknown, open=True)  # until this try's sends are over
+        ledger.set_round(unknown, open=True, evidence=evidence.as_dict())  # until this try's sends are over
         if unknown:
-            found = await reconcile(hook, batch, list(unknown), previous_start, scan_limit=scan_limit)
+            found = await reconcile(
+                hook,
+                batch,
+                list(unknown),
+                previous_start,
+                scan_limit=scan_limit,
+                clock_offset=evidence.clock_offset,
+            )
             for recipient, message in found.items():
                 records[recipient] = await record(recipient, message)
                 del unknown[recipient]
@@ -134,7 +153,7 @@ async def send_all(
         try:
             message = await fanout.send(recipient)
         except (SmsWwSendUncertainError, SmsWwResponseError):
-            unknown[recipient.e164] = sent_at  # an unreadable answer is no proof that nothing was sent
+            unknown[recipient.e164] = now()  # an unreadable answer is no proof that nothing was sent
             return recipient
         except SmsWwError as exc:
             failures[recipient.e164] = exc.message
@@ -142,60 +161,94 @@ async def send_all(
         if message is None:  # refused for good (credentials, credit, cap): in failures
             return None
         if not message.id:
-            unknown[recipient.e164] = sent_at  # accepted without an id: find it in GET /messages
+            unknown[recipient.e164] = now()  # accepted without an id: find it in GET /messages
             return recipient
+        evidence.accepted(message.id, sent_at, now(), as_utc(message.created_at))
         records[recipient.e164] = await record(recipient.e164, message)
         progress.tick()
         return None
 
     async def settle() -> None:
-        """Look the unknown outcomes up until each is found, undecided, or absent for ``settle_time``
-        since its send (then resent, at most :data:`MAX_RESENDS` times per recipient in this try);
-        what remains stays in ``unknown``."""
+        """Look the unknown outcomes up until each is found, undecided, or absent for the settle window
+        since its answer (then resent, at most :data:`MAX_RESENDS` times per recipient in this try);
+        what remains stays in ``unknown``. Each look-up is evidence of the listing's lag too."""
         by_e164 = {r.e164: r for r in batch.recipients}
-        settle = timedelta(seconds=settle_time)
+        #: Recipient -> when the last complete look-up that did not list it began.
+        missed: dict[str, datetime] = {}
         while unknown:
             looked_at = now()
             try:
-                found = await reconcile(hook, batch, list(unknown), started, scan_limit=scan_limit)
+                found = await reconcile(
+                    hook,
+                    batch,
+                    list(unknown),
+                    started,
+                    scan_limit=scan_limit,
+                    clock_offset=evidence.clock_offset,
+                )
             except SmsWwReconcileError as exc:
                 failures.update({r: f"outcome unknown; {exc.message}" for r in unknown})
                 return
+            evidence.scanned(looked_at, found.listed_ids, complete=found.complete)
             for recipient, message in found.items():
+                evidence.found_after(unknown[recipient], missed.pop(recipient, None))
                 records[recipient] = await record(recipient, message)
                 del unknown[recipient]
                 progress.tick()
-            settled = [r for r, sent_at in unknown.items() if looked_at - sent_at >= settle]
+            if found.complete:
+                missed.update({r: looked_at for r, sent_at in unknown.items() if sent_at < looked_at})
+            due_at = {r: resend_at(sent_at, evidence, settle_time) for r, sent_at in unknown.items()}
+            settled = [r for r in unknown if looked_at >= due_at[r]]
             for recipient in found.undecided.intersection(settled):  # settled, and still not provable
                 failures[recipient] = UNDECIDED
                 del unknown[recipient]
             # Resent at most MAX_RESENDS times in this try; the rest is left to the next try.
-            waiting = [r for r in unknown if attempts[r] <= MAX_RESENDS]
-            if due := [by_e164[r] for r in settled if r in waiting]:
-                log.warning("%d send(s) of unknown outcome absent for %s: sending again", len(due), settle)
+            due = [by_e164[r] for r in settled if r in unknown and attempts[r] <= MAX_RESENDS]
+            give_up = timedelta(seconds=max(GIVE_UP_AFTER, settle_time or 0.0))
+            waiting = [r for r in unknown if attempts[r] <= MAX_RESENDS and looked_at - unknown[r] < give_up]
+            if due:
+                window = settle_window(evidence, settle_time)
+                log.warning(
+                    "%d send(s) of unknown outcome absent for %g s (the settle window: %s): sending again",
+                    len(due),
+                    window,
+                    _why(evidence, settle_time),
+                )
                 for r in due:
                     del unknown[r.e164]
+                    missed.pop(r.e164, None)
                 await fanout.run(due, send)
             elif not waiting:
                 return
             else:
-                deadline = min(unknown[r] for r in waiting) + settle
+                deadline = min(due_at[r] for r in waiting)
                 await sleep(min(POLL_INTERVAL, max((deadline - now()).total_seconds(), 0.0)))
 
     await fanout.run([r for r in pending if r.e164 not in unknown], send)
     try:
         await settle()
     except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
-        ledger.set_round(unknown, open=False)
+        ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
         raise
     # Only now is the round over: a crash before this line (e.g. the ledger failing) leaves it open.
-    ledger.set_round(unknown, open=False)
+    ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
     for recipient in unknown:
         failures.setdefault(
             recipient,
             f"outcome unknown after {attempts[recipient]} attempt(s) in this try and not in GET /messages "
-            f"yet; not resent before it has been absent for settle_time ({settle_time:g} s) since it was "
+            f"yet; not resent before it has been absent for the settle window "
+            f"({settle_window(evidence, settle_time):g} s: {_why(evidence, settle_time)}) since it was "
             "sent, to avoid a duplicate (the next try looks it up again before sending)",
         )
     ordered = [records[r.e164] for r in batch.recipients if r.e164 in records]
     return SendReport(records=ordered, failures=failures, reused=reused, fatal=fanout.fatal)
+
+
+def _why(evidence: Evidence, settle_time: float | None) -> str:
+    """Where the settle window comes from, in words (for the log and the failure)."""
+    seen = (
+        "no message of the batch listed yet"
+        if evidence.listed == 0
+        else f"{evidence.longest_absence:g} s longest listing lag seen"
+    )
+    return seen if settle_time is None else f"{seen}; settle_time {settle_time:g} s"

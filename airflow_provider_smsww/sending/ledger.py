@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,9 @@ VARIABLE_PREFIX = "smsww_ledger."
 #: Most records written in one store value: 100 records are about 15 KB, well under the 64 KB that
 #: Airflow's ``[state_store] max_value_storage_bytes`` warns about by default.
 GROUP_SIZE = 100
+#: A store write faster than this (seconds) runs on the event loop itself: a hop to a worker thread
+#: costs more CPU than such a write, and the loop is not held up for longer than the hop would take.
+INLINE_WRITE_MAX = 0.0005
 
 
 class Ledger(Protocol):
@@ -52,15 +56,23 @@ class Ledger(Protocol):
         try stopped in the middle of a round (a crash), so any unrecorded recipient may have been sent."""
         ...
 
-    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
-        """Save the unknown outcomes; ``open`` while a round of real sends is under way."""
+    def set_round(
+        self, unknown: dict[str, datetime], *, open: bool, evidence: dict[str, Any] | None = None
+    ) -> None:
+        """Save the unknown outcomes; ``open`` while a round of real sends is under way; ``evidence``
+        of the listing's lag and the gateway's clock (:class:`.settle.Evidence`) for the next try."""
+        ...
+
+    def settle_evidence(self) -> dict[str, Any] | None:
+        """The ``evidence`` the last :meth:`set_round` saved, if any."""
         ...
 
     def mark_dry_run_ignored(self, why: str) -> None: ...
 
 
-def _round_value(unknown: dict[str, datetime], open: bool) -> dict[str, Any]:
-    return {"open": open, "unknown": {r: when.isoformat() for r, when in unknown.items()}}
+def _round_value(unknown: dict[str, datetime], open: bool, evidence: dict[str, Any] | None) -> dict[str, Any]:
+    value = {"open": open, "unknown": {r: when.isoformat() for r, when in unknown.items()}}
+    return value if evidence is None else {**value, "evidence": evidence}
 
 
 def _round_of(value: Any) -> dict[str, datetime] | None:
@@ -103,8 +115,13 @@ class MemoryLedger:
     def unknown_outcomes(self) -> dict[str, datetime] | None:
         return _round_of(self._round)
 
-    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
-        self._round = _round_value(unknown, open)
+    def set_round(
+        self, unknown: dict[str, datetime], *, open: bool, evidence: dict[str, Any] | None = None
+    ) -> None:
+        self._round = _round_value(unknown, open, evidence)
+
+    def settle_evidence(self) -> dict[str, Any] | None:
+        return (self._round or {}).get("evidence")
 
 
 def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
@@ -136,8 +153,9 @@ class TaskStateLedger:
     therefore gets fewer, larger writes instead of slowing the sends, and a retry reads the ledger in
     a few reads instead of one per recipient.
 
-    Writes run in a worker thread (the event loop stays free while the supervisor answers), under one
-    lock: the worker's socket comms are thread-safe, but the in-process comms of ``dag.test()`` are
+    Writes run in a worker thread (the event loop stays free while the supervisor answers), unless the
+    last one took under :data:`INLINE_WRITE_MAX` (a fast store: the thread hop would cost more than
+    the write; a slow write sends the next ones back to the thread), under one lock: the worker's socket comms are thread-safe, but the in-process comms of ``dag.test()`` are
     not (it unsets ``SUPERVISOR_COMMS`` while it handles a request, and a concurrent write then fails).
     A write that fails stops every later one: the keys must stay contiguous for a retry to read them
     all, and a try that cannot record what it sent must stop sending.
@@ -155,6 +173,8 @@ class TaskStateLedger:
         # that writes them one after another.
         self._queued: deque[tuple[dict[str, dict[str, Any]], asyncio.Future[None]]] = deque()
         self._writer: asyncio.Task[None] | None = None
+        # How long the last group's write took, which decides where the next one runs.
+        self._write_seconds = float("inf")
 
     def _read_groups(self) -> dict[str, dict[str, Any]]:
         """Every recorded group, read once; call with the lock held."""
@@ -180,11 +200,13 @@ class TaskStateLedger:
                     "recorded (the next try looks it up before sending)"
                 ) from self._write_failed
             recorded = self._read_groups()
+            start = time.perf_counter()
             try:
                 self._store.set(f"{LEDGER_PREFIX}:accepted:{self._next_group}", group)
             except BaseException as exc:
                 self._write_failed = exc
                 raise
+            self._write_seconds = time.perf_counter() - start
             self._next_group += 1
             recorded.update(group)
 
@@ -203,7 +225,10 @@ class TaskStateLedger:
         while self._queued:
             group, written = self._queued.popleft()
             try:
-                await asyncio.to_thread(self._write, group)
+                if self._write_seconds < INLINE_WRITE_MAX:
+                    self._write(group)
+                else:
+                    await asyncio.to_thread(self._write, group)
             except Exception as exc:  # this group's callers fail, and so will the later ones
                 written.set_exception(exc)
                 written.exception()  # retrieved: callers cancelled meanwhile must not have it logged
@@ -235,9 +260,16 @@ class TaskStateLedger:
         with self._lock:
             return _round_of(self._store.get(f"{LEDGER_PREFIX}:round"))
 
-    def set_round(self, unknown: dict[str, datetime], *, open: bool) -> None:
+    def set_round(
+        self, unknown: dict[str, datetime], *, open: bool, evidence: dict[str, Any] | None = None
+    ) -> None:
         with self._lock:
-            self._store.set(f"{LEDGER_PREFIX}:round", _round_value(unknown, open))
+            self._store.set(f"{LEDGER_PREFIX}:round", _round_value(unknown, open, evidence))
+
+    def settle_evidence(self) -> dict[str, Any] | None:
+        with self._lock:
+            value = self._store.get(f"{LEDGER_PREFIX}:round")
+        return value.get("evidence") if isinstance(value, dict) else None
 
 
 class VariableStore:

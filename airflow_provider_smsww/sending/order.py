@@ -41,7 +41,7 @@ from airflow_provider_smsww.exceptions import (
     describe_problems,
 )
 from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
-from airflow_provider_smsww.sending.bulk import DEFAULT_SETTLE_TIME, send_all
+from airflow_provider_smsww.sending.bulk import send_all
 from airflow_provider_smsww.sending.credit import cost_summary, local_estimates, preflight
 from airflow_provider_smsww.sending.gate import GateResult, gate
 from airflow_provider_smsww.sending.ledger import not_yet_recorded
@@ -73,7 +73,8 @@ class SendSpec:
     max_total_price: float | None = None
     price_per_part_if_unknown: float | None = None
     max_concurrency: int = 20
-    settle_time: float = DEFAULT_SETTLE_TIME
+    #: The settle window's minimum in seconds; None: from the listing's observed lag (:mod:`.settle`).
+    settle_time: float | None = None
     #: Seconds the per-task capped token lives if revoking it fails.
     token_ttl: int = 3600
     #: Quiet hours: each recipient is sent only inside this window of its local time.

@@ -82,6 +82,10 @@ class Found(dict[str, Message]):
     number is ambiguous): they are neither recorded as sent nor sent again."""
 
     undecided: frozenset[str] = frozenset()
+    #: The id of every message the scan read, the batch's own included (evidence of the listing's lag).
+    listed_ids: frozenset[str] = frozenset()
+    #: False when the scan stopped once every recipient was found: what it did not read is not absent.
+    complete: bool = True
 
 
 async def reconcile(
@@ -91,12 +95,14 @@ async def reconcile(
     since: datetime,
     *,
     scan_limit: int = 10_000,
+    clock_offset: timedelta | None = None,
 ) -> Found:
     """Find messages of this batch that the gateway already accepted, among ``recipients``.
 
     A match has the same recipient, text and sender, is not a dry run, was created at or after
-    ``since`` (on the gateway's clock: offset by its ``Date`` header, else allowing
-    :data:`CLOCK_SKEW`), and carries this batch's callback key when the batch has a callback. It
+    ``since`` (on the gateway's clock: offset by its ``Date`` header or by ``clock_offset``, the lowest
+    offset the batch's own messages allow (:class:`.settle.Evidence`), whichever is lower; with
+    neither, allowing :data:`CLOCK_SKEW`), and carries this batch's callback key when the batch has a callback. It
     counts as ours only on positive evidence of a real send (:func:`is_real_send`), else the
     recipient is undecided (``Found.undecided``): fail closed, never taken for sent.
     The scan of ``GET /messages`` stops early only once it has passed ``since`` in a listing that is
@@ -111,15 +117,20 @@ async def reconcile(
     client = await hook.get_async_conn()
 
     def floor() -> datetime:
-        """``since`` on the gateway's clock (measured from its ``Date`` header as the listing is read)."""
-        offset = client.clock_offset
-        return since - CLOCK_SKEW if offset is None else since + offset - DATE_TOLERANCE
+        """``since`` on the gateway's clock (measured from its ``Date`` header as the listing is read,
+        and from the batch's own messages)."""
+        date = None if client.clock_offset is None else client.clock_offset - DATE_TOLERANCE
+        offsets = [o for o in (date, clock_offset) if o is not None]
+        return since - CLOCK_SKEW if not offsets else since + min(offsets)
 
     sender = batch.sender or "Openapi"
     order = NewestFirst()
     scanned = 0
+    listed: set[str] = set()
     async for message in hook.alist_messages(max_items=scan_limit):
         scanned += 1
+        if message.id:
+            listed.add(message.id)
         created = as_utc(message.created_at)
         if created is not None:
             order.see(created)
@@ -141,6 +152,7 @@ async def reconcile(
             continue
         found[recipient] = message
         if len(found) == len(wanted):
+            found.complete = False
             break
     else:
         if scanned >= scan_limit:
@@ -151,6 +163,7 @@ async def reconcile(
                 "duplicate. Check the account's messages, then run the task again."
             )
     found.undecided = frozenset(undecided - set(found))
+    found.listed_ids = frozenset(listed)
     return found
 
 

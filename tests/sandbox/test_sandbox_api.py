@@ -351,3 +351,30 @@ def test_expired_token_is_refused() -> None:
             assert client.get("/messages", headers=auth).status_code == 200
             now[0] += timedelta(seconds=61)
             assert client.get("/messages", headers=auth).status_code == 401
+
+
+def test_a_lagging_listing_and_no_date_header(clock: FakeClock) -> None:
+    """Issue 23: ``listing_lag`` keeps a stored message out of ``GET /messages`` for that long (``GET
+    /messages/{id}`` finds it at once); ``date_header=False`` drops the loopback server's ``Date``."""
+    from airflow_provider_smsww.sandbox.server import run_sandbox
+
+    with (
+        in_process_sandbox(clock=clock, listing_lag=60.0) as box,
+        httpx.Client(transport=box.transport, base_url=box.url, headers=_auth(box)) as client,
+    ):
+        sent = send(client, {"recipient": US, "message": "late"}).json()["data"]["id"]
+        assert client.get("/messages").json()["data"] == []
+        assert client.get(f"/messages/{sent}").status_code == 200
+        clock.tick(59.9)
+        assert client.get("/messages").json()["data"] == []
+        clock.tick(0.1)
+        assert [m["id"] for m in client.get("/messages").json()["data"]] == [sent]
+    for date_header in (True, False):
+        with run_sandbox(date_header=date_header) as handle:
+            answer = httpx.get(f"{handle.url}/messages", headers={"Authorization": f"Bearer {handle.token}"})
+            assert answer.status_code == 200
+            assert ("date" in answer.headers) is date_header
+
+
+def _auth(box: InProcessSandbox) -> dict[str, str]:
+    return {"Authorization": f"Bearer {box.token}"}

@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww.sending.ledger import GROUP_SIZE, TaskStateLedger, ledger_for_task
+from airflow_provider_smsww.sending.ledger import (
+    GROUP_SIZE,
+    INLINE_WRITE_MAX,
+    TaskStateLedger,
+    ledger_for_task,
+)
 from tests.fakes import FakeStore
 
 
@@ -72,6 +77,33 @@ def test_records_that_arrive_during_a_write_go_together_in_the_next_write() -> N
     assert later.get("r49") == record(49)
     assert later.get("nobody") is None
     assert store.gets == ["smsww:accepted:0", "smsww:accepted:1", "smsww:accepted:2"]
+
+
+def test_a_fast_store_is_written_on_the_event_loop_a_slow_one_off_it() -> None:
+    """Issue 23: a thread hop per group costs more CPU than a fast store's write. The first write goes
+    to a thread and is timed; while writes take under INLINE_WRITE_MAX the next ones run on the loop,
+    and a slow one sends the next back to the thread."""
+    store = SlowStore(delay=0)
+    ledger = TaskStateLedger(store)
+    loop_thread = threading.get_ident()
+    on_loop: list[bool] = []
+    write = store.set
+
+    def set_(key: str, value: Any) -> None:
+        on_loop.append(threading.get_ident() == loop_thread)
+        write(key, value)
+
+    store.set = set_  # type: ignore[method-assign]
+
+    async def main() -> None:
+        for n in range(4):
+            await ledger.arecord(f"r{n}", record(n))
+            if n == 1:
+                store.delay = 2 * INLINE_WRITE_MAX  # r2's write is slow, on the loop: r3's goes off it
+
+    asyncio.run(main())
+    assert on_loop == [False, True, True, False]
+    assert set(store.recorded()) == {"r0", "r1", "r2", "r3"}
 
 
 def test_a_group_stays_under_the_store_size_airflow_warns_about() -> None:
