@@ -10,11 +10,15 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.arguments import check_message_type, check_positive_int, check_recipients_type
-from airflow_provider_smsww.exceptions import SmsWwGateError
+from airflow_provider_smsww.exceptions import SmsWwError, SmsWwGateError
 from airflow_provider_smsww.failures import SmsWwSpendingCapReachedError, failing_for_good
 from airflow_provider_smsww.metrics import report_send_cost
 
 __all__ = ["SmsSendOperator", "SmsWwSpendingCapReachedError"]
+
+#: Settle waits a deferrable try defers for; the next is waited out in the worker, and what is still
+#: unknown then fails the try (the next try looks it up again), as without deferral.
+MAX_SETTLE_DEFERRALS = 3
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -56,6 +60,9 @@ class SmsSendOperator(BaseOperator):
         time (from the number; a window may wrap past midnight). Recipients inside their window are
         sent at once; for the others the task defers (no worker slot held) until their window opens,
         and sends them then, as many rounds as the time zones need. Checked at parse time.
+    :param deferrable: wait for unknown outcomes to settle in the triggerer, not in the worker: the
+        task defers while they are looked up and resumes only to send what is proven unsent (default:
+        ``[operators] default_deferrable``). Quiet hours always defer.
     :param send_window_default_tz: the IANA zone of a number whose time zone the number does not
         tell; without it such a number is refused before any request.
     :param settle_time: how long a send whose outcome is unknown (5xx, dropped connection) must at
@@ -93,6 +100,7 @@ class SmsSendOperator(BaseOperator):
         settle_time: float | timedelta | None = None,
         send_window: tuple[time, time] | None = None,
         send_window_default_tz: str | None = None,
+        deferrable: bool | None = None,
         smsww_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -131,6 +139,11 @@ class SmsSendOperator(BaseOperator):
         self.max_concurrency = max_concurrency
         self.settle_time = None if settle_time is None else _seconds("settle_time", settle_time)
         self.send_window = SendWindow.of(send_window, send_window_default_tz)
+        if deferrable is None:
+            from airflow_provider_smsww.compat import conf
+
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = deferrable
         self.smsww_conn_id = smsww_conn_id
 
     @classmethod
@@ -147,19 +160,26 @@ class SmsSendOperator(BaseOperator):
         return self._send(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Resume after a wait (a send window opening): the same order again, which skips whoever the
-        ledger shows sent and waits again for whoever is still outside a window."""
-        return self._send(context)
+        """Resume after a wait (a send window opening, unknown outcomes settling): the same order
+        again, which skips whoever the ledger shows sent, looks the unknown outcomes up before sending
+        what is proven unsent, and waits again for whoever is still outside a window."""
+        return self._send(context, rounds=int((event or {}).get("rounds", 0)))
 
-    def _send(self, context: Context) -> Any:
+    def _send(self, context: Context, rounds: int = 0) -> Any:
         from airflow_provider_smsww.arguments import as_list
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending import order
-        from airflow_provider_smsww.sending.ledger import ledger_for_task
+        from airflow_provider_smsww.sending.ledger import MemoryLedger, ledger_for_task
 
         self._mask_callback_headers()
         if problem := check_recipients_type(self.recipients):  # rendered: an XComArg's value
             raise SmsWwGateError(problem, problems={"recipients": problem})
+        ledger = ledger_for_task(context)
+        # A ledger that dies with this call cannot carry a deferral: outside a task runner the task
+        # settles in place, and quiet hours (which must defer) are refused before anything is sent.
+        lasting = not isinstance(ledger, MemoryLedger)
+        if self.send_window is not None and not lasting and not self.dry_run_only:
+            raise SmsWwError("send_window needs an Airflow task runner: its ledger must outlive the deferral")
         spec = order.SendSpec(
             recipients=as_list(self.recipients),
             message=self.message,
@@ -175,6 +195,8 @@ class SmsSendOperator(BaseOperator):
             settle_time=self.settle_time,
             token_ttl=int(self.execution_timeout.total_seconds()) + 60 if self.execution_timeout else 3600,
             send_window=self.send_window,
+            # After MAX_SETTLE_DEFERRALS waits in this try, the last one is waited out in place.
+            settle_in_place=not (self.deferrable and lasting) or rounds >= MAX_SETTLE_DEFERRALS,
         )
         ti = context.get("ti")
         map_index = getattr(ti, "map_index", -1)
@@ -191,8 +213,8 @@ class SmsSendOperator(BaseOperator):
         # money; the ledger is read inside the event loop of the send, as the task state store expects.
         with failing_for_good():
             if self.dry_run_only:
-                return hook.run_async(lambda: order.estimate(hook, batch, ledger_for_task(context), spec))
-            outcome = hook.run_async(lambda: order.send(hook, batch, ledger_for_task(context), spec))
+                return hook.run_async(lambda: order.estimate(hook, batch, ledger, spec))
+            outcome = hook.run_async(lambda: order.send(hook, batch, ledger, spec))
             if outcome.error is None:
                 self.log.info(
                     "%d message(s) accepted (%d from an earlier try)", len(outcome.records), outcome.reused
@@ -200,19 +222,24 @@ class SmsSendOperator(BaseOperator):
             report_send_cost(self, context, outcome.cost, failed=len(outcome.failures))
             if outcome.error is not None:
                 raise outcome.error
-        if outcome.waiting_until is not None:
-            self._wait_until(
-                outcome.waiting_until, f"{outcome.waiting} recipient(s) outside their send window"
-            )
+        reasons = {
+            outcome.waiting_until: f"{outcome.waiting} recipient(s) outside their send window",
+            outcome.settle_at: f"{len((outcome.lookup or {}).get('recipients', ()))} send(s) of unknown outcome to settle",
+        }
+        if waits := sorted(moment for moment in reasons if moment is not None):
+            reason = "; ".join(reasons[m] for m in waits)
+            self._wait_until(waits[0], reason, outcome.lookup, rounds + (outcome.lookup is not None))
         return outcome.records
 
-    def _wait_until(self, moment: datetime, reason: str) -> None:
-        """Defer to the triggerer until ``moment`` (the worker slot is freed), then resume in
-        :meth:`execute_complete`; the one way this operator waits."""
+    def _wait_until(self, moment: datetime, reason: str, lookup: dict[str, Any] | None, rounds: int) -> None:
+        """Defer to the triggerer until ``moment`` (the worker slot is freed), or until every unknown
+        outcome of ``lookup`` is listed; then resume in :meth:`execute_complete`. The one way this
+        operator waits."""
         from airflow_provider_smsww.triggers.send_wait import SmsSendWaitTrigger
 
         self.log.info("Deferring until %s: %s", moment.isoformat(timespec="seconds"), reason)
-        self.defer(trigger=SmsSendWaitTrigger(moment, reason), method_name="execute_complete")
+        trigger = SmsSendWaitTrigger(moment, reason, lookup, smsww_conn_id=self.smsww_conn_id, rounds=rounds)
+        self.defer(trigger=trigger, method_name="execute_complete")
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Mask the callback's header values as soon as they are rendered: the task runner stores the

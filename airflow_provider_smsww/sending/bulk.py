@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,9 @@ class SendReport:
     reused: int = 0
     #: The error that stopped the batch (credit, spending cap, credentials), if one did.
     fatal: SmsWwError | None = None
+    #: With ``wait=False``: the unknown outcomes left to settle, and when the first may be resent.
+    unsettled: dict[str, datetime] = field(default_factory=dict)
+    resume_at: datetime | None = None
 
 
 async def send_all(
@@ -73,6 +76,7 @@ async def send_all(
     scan_limit: int = 10_000,
     settle_time: float | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    wait: bool = True,
 ) -> SendReport:
     """Send the batch for real, exactly once per recipient across task retries (see module docstring).
 
@@ -86,6 +90,11 @@ async def send_all(
     date the look-ups). At most :data:`MAX_RESENDS` such resends per recipient and try; what is still unknown then fails the try, and the next try looks again first
     (the unknown outcomes and their send times are kept in the ledger). A try that stopped in the
     middle of its sends (a crash) leaves every unrecorded recipient unknown as of the next try's start.
+
+    With ``wait=False`` the try does not wait for the window itself: once nothing is due, it returns
+    with the unknown outcomes in :attr:`SendReport.unsettled` and the time the first may be resent in
+    :attr:`SendReport.resume_at` (saved in the ledger's round, as for a retry), so the caller can wait
+    elsewhere (a deferral) and run the send again then.
 
     ``scan_limit`` bounds each reconciliation's ``GET /messages`` scan *beyond* this batch's own
     messages: the batch itself adds up to one message per recipient since it started, so a scan of
@@ -222,8 +231,12 @@ async def send_all(
                 return
             else:
                 deadline = min(due_at[r] for r in waiting)
+                if not wait:  # the caller waits (deferred); the ledger's round keeps the unknown
+                    resume.append(deadline)
+                    return
                 await sleep(min(POLL_INTERVAL, max((deadline - now()).total_seconds(), 0.0)))
 
+    resume: list[datetime] = []
     await fanout.run([r for r in pending if r.e164 not in unknown], send)
     try:
         await settle()
@@ -232,6 +245,11 @@ async def send_all(
         raise
     # Only now is the round over: a crash before this line (e.g. the ledger failing) leaves it open.
     ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
+    ordered = [records[r.e164] for r in batch.recipients if r.e164 in records]
+    if resume:
+        return SendReport(
+            ordered, failures, reused, fanout.fatal, unsettled=dict(unknown), resume_at=resume[0]
+        )
     for recipient in unknown:
         failures.setdefault(
             recipient,
@@ -240,7 +258,6 @@ async def send_all(
             f"({settle_window(evidence, settle_time):g} s: {_why(evidence, settle_time)}) since it was "
             "sent, to avoid a duplicate (the next try looks it up again before sending)",
         )
-    ordered = [records[r.e164] for r in batch.recipients if r.e164 in records]
     return SendReport(records=ordered, failures=failures, reused=reused, fatal=fanout.fatal)
 
 

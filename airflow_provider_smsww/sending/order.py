@@ -45,6 +45,7 @@ from airflow_provider_smsww.sending.bulk import send_all
 from airflow_provider_smsww.sending.credit import cost_summary, local_estimates, preflight
 from airflow_provider_smsww.sending.gate import GateResult, gate
 from airflow_provider_smsww.sending.ledger import not_yet_recorded
+from airflow_provider_smsww.sending.lookup import lookup_of
 from airflow_provider_smsww.sending.window import schedule
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class SendSpec:
     token_ttl: int = 3600
     #: Quiet hours: each recipient is sent only inside this window of its local time.
     send_window: SendWindow | None = None
+    #: False: the settle wait is left to the caller (a deferral): see :attr:`SendOutcome.lookup`.
+    settle_in_place: bool = True
 
 
 @dataclass
@@ -95,6 +98,10 @@ class SendOutcome:
     #: Recipients left for their send window to open, and when the first of those windows opens.
     waiting: int = 0
     waiting_until: datetime | None = None
+    #: With ``settle_in_place=False``: when the first unknown outcome may be resent, and what to look
+    #: up meanwhile (:func:`.lookup.lookup_of`); None when nothing is left to settle.
+    settle_at: datetime | None = None
+    lookup: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -169,12 +176,18 @@ async def send(
     try:
         async with cap if to_send.recipients else nullcontext(hook) as sender:
             report = await send_all(
-                sender, batch, ledger, now=now, concurrency=spec.max_concurrency, settle_time=spec.settle_time
+                sender,
+                batch,
+                ledger,
+                now=now,
+                concurrency=spec.max_concurrency,
+                settle_time=spec.settle_time,
+                wait=spec.settle_in_place,
             )
     finally:
         # send_all saved the round of who it sent; the waiting recipients' unknown outcomes stay in it.
         if carried and (closed := ledger.unknown_outcomes()) is not None:
-            ledger.set_round({**carried, **closed}, open=False)
+            ledger.set_round({**carried, **closed}, open=False, evidence=ledger.settle_evidence())
     cost = cost_summary(
         priced.estimates,
         report.records,
@@ -184,6 +197,9 @@ async def send(
     )
     outcome = SendOutcome(report.records, report.failures, report.reused, cost, credit)
     outcome.waiting, outcome.waiting_until = len(waiting), min(waiting.values(), default=None)
+    if report.resume_at is not None and (started := ledger.started_at()) is not None:
+        outcome.settle_at = report.resume_at
+        outcome.lookup = lookup_of(batch, list(report.unsettled), started, ledger.settle_evidence())
     if report.failures:
         outcome.error = _failed(batch, report.records, report.failures, report.fatal, spec)
     return outcome

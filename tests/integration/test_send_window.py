@@ -5,6 +5,7 @@ window opens, and the New York number is texted then, once."""
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,3 +36,27 @@ def test_rome_is_texted_at_once_and_new_york_when_its_window_opens(
     assert sent_at[ROME] - started < OPENS_IN  # at once
     assert sent_at[NEW_YORK] >= started + OPENS_IN - timedelta(seconds=3)  # not before its window
     assert [r["recipient"] for r in xcom(run, "send")] == [ROME, NEW_YORK]
+
+
+def test_a_deferrable_send_settles_an_unknown_outcome_in_the_triggerer_and_sends_it_once(
+    airflow_db: str,
+    smsww_sandbox: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO)
+    conn = json.loads(smsww_sandbox.conn_json)
+    conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}  # a 503 is an unknown outcome at once
+    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+    smsww_sandbox.faults.inject("none", "503", path="/WW-messages", method="POST")  # the second send
+    dags = importlib.import_module("smsww_window_dags")
+    run = dags.dag_settle.test()
+    output = plain("".join(capsys.readouterr())) + "\n".join(r.getMessage() for r in caplog.records)
+
+    assert task_states(run) == {"send": "success"}
+    assert "1 send(s) of unknown outcome to settle" in output
+    assert "Deferring until" in output
+    counts = smsww_sandbox.sandbox.per_recipient()
+    assert counts == {"+393331234567": 1, "+393331234568": 1, "+393331234569": 1}
+    assert len(xcom(run, "send")) == 3

@@ -1,4 +1,4 @@
-"""A DAG for the quiet-hours integration test: a send window opening in New York ``OPENS_IN`` after the
+"""DAGs of the tests that wait: quiet hours, and a deferred settle wait. Quiet hours: a send window opening in New York ``OPENS_IN`` after the
 file is parsed and lasting 7 hours, so already open in Rome (5 or 6 hours ahead) whatever the date.
 The test reloads this module right before its run, so the window is relative to the run."""
 
@@ -29,3 +29,16 @@ with DAG(
         ),
     )
     send >> SmsDeliverySensor(task_id="wait", message_ids=send.output, poke_interval=0.5, timeout=120)
+
+# A deferrable send whose unknown outcomes settle in the triggerer (the test injects the fault).
+with DAG(
+    dag_id="smsww_it_settle_deferred", schedule=None, start_date=datetime(2025, 1, 1), catchup=False
+) as dag_settle:
+    SmsSendOperator(
+        task_id="send",
+        recipients=["+393331234567", "+393331234568", "+393331234569"],
+        message="Your order shipped",
+        gate=False,
+        max_concurrency=1,
+        deferrable=True,
+    )
