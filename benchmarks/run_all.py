@@ -6,7 +6,7 @@ any benchmark misses a target or fails, so ``make bench`` checks the claims it p
 
     python benchmarks/run_all.py [--json] [--save FILE] [--only bulk_send,ledger_cost,import_cost,sensor_cost,scale]
 
-Budget: about 4 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~0.5 min, ledger
+Budget: about 4.5 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~0.5 min, settle slot ~0.5 min, ledger
 cost ~0.5 min, import cost ~0.3 min). Every target is a ratio or a count measured in one run (CPU seconds, calls, MB), not an
 absolute time, so a slower machine changes the figures but not the verdicts.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("import_cost", "bulk_send", "ledger_cost", "sensor_cost", "scale")
+BENCHMARKS = ("import_cost", "bulk_send", "ledger_cost", "sensor_cost", "scale", "settle_slot")
 
 
 def run(name: str) -> tuple[int, dict[str, Any] | None, float]:
@@ -133,6 +133,15 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
             f"| sensor | one read round of {rt['ids']:,} ids at {rt['latency_s'] * 1000:g} ms/request: poke "
             f"vs trigger ({rt['trigger_concurrency']} in flight each) | {rt['poke_round_s']} s vs "
             f"{rt['trigger_round_s']} s | | |"
+        )
+    settle = reports.get("settle_slot")
+    if settle:
+        w, d = settle["in_worker"], settle["deferrable"]
+        rows.append(
+            f"| settle wait ({settle['recipients']} recipients, {settle['unknown']} unknown outcomes, 15 s "
+            f"window) | worker-slot seconds, in the worker ({w['slot_s']} s) / deferrable ({d['slot_s']} s; "
+            f"trigger {d['trigger_wall_s']} s), each once: {w['exactly_once'] and d['exactly_once']} | "
+            f"{settle['slot_ratio']}x | >= {settle['target_min_ratio']:g}x | {_mark(settle['ok'])} |"
         )
     return "\n".join(rows)
 
