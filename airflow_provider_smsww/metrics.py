@@ -59,9 +59,30 @@ def report_send_cost(task: Any, context: Any, cost: dict[str, Any], failed: int)
         context,
         cost,
         counts,
-        f"Cost: {cost['messages']} message(s) accepted now ({cost['from_earlier_try']} by an earlier try), "
-        f"{cost['parts']} part(s), estimated total {'unknown' if total is None else f'{total:.4f}'} EUR"
+        f"Cost: {cost['messages']} message(s) accepted now ({cost['from_earlier_try']} by an earlier try, "
+        f"{cost['earlier_tries_spent']:.4f} EUR), {cost['parts']} part(s), estimated total "
+        f"{'unknown' if total is None else f'{total:.4f}'} EUR"
+        + _budget_words(cost)
         + ("" if credit is None else f" (credit before {Decimal(str(credit)):.2f} EUR)"),
+    )
+
+
+#: How the cost line names each ``limit`` of the ``cost`` XCom.
+LIMITS = {
+    "gateway_token": "capped by the gateway (per-try token)",
+    "client_estimate": "checked on the dry-run estimate only (no gateway cap)",
+}
+
+
+def _budget_words(cost: dict[str, Any]) -> str:
+    """The budget part of the cost line: the task's budget, what this try had left, which limit held."""
+    if cost.get("max_total_price") is None:
+        return ""
+    left = cost.get("budget_left")
+    return (
+        f"; max_total_price {cost['max_total_price']:g} EUR over every try"
+        + ("" if left is None else f", {left:.4f} EUR left for this try")
+        + (f", {LIMITS[cost['limit']]}" if cost.get("limit") in LIMITS else "")
     )
 
 

@@ -8,8 +8,10 @@ import hashlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -58,6 +60,31 @@ class Ledger(Protocol):
 
     def mark_dry_run_ignored(self, why: str) -> None: ...
 
+    def expect(self, estimates: Mapping[str, Decimal | None]) -> None:
+        """The estimated price (EUR) of each send about to be made, kept in its record once accepted
+        (key ``estimate``), so that a retry can count a message the gateway has not priced yet."""
+        ...
+
+
+#: What a ledger record holds beyond the operator's XCom record (:func:`public`): the money of the
+#: budget over every try (``docs/money.md``).
+MONEY_KEYS = ("price", "estimate")
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """A ledger record as the operator returns it: without :data:`MONEY_KEYS`."""
+    return {k: v for k, v in record.items() if k not in MONEY_KEYS}
+
+
+def _with_estimate(
+    record: dict[str, Any], estimates: Mapping[str, Decimal | None], who: str
+) -> dict[str, Any]:
+    """``record`` with the estimate it was sent at, when one was expected (:meth:`Ledger.expect`)."""
+    if who not in estimates or "estimate" in record:
+        return record
+    estimate = estimates[who]
+    return {**record, "estimate": None if estimate is None else float(estimate)}
+
 
 def _round_value(unknown: dict[str, datetime], open: bool) -> dict[str, Any]:
     return {"open": open, "unknown": {r: when.isoformat() for r, when in unknown.items()}}
@@ -78,12 +105,16 @@ class MemoryLedger:
         self._started = started
         self._dry_run_ignored: str | None = None
         self._round: dict[str, Any] | None = None
+        self._estimates: Mapping[str, Decimal | None] = {}
 
     def get(self, recipient: str) -> dict[str, Any] | None:
         return self.records.get(recipient)
 
     def record(self, recipient: str, record: dict[str, Any]) -> None:
-        self.records[recipient] = record
+        self.records[recipient] = _with_estimate(record, self._estimates, recipient)
+
+    def expect(self, estimates: Mapping[str, Decimal | None]) -> None:
+        self._estimates = estimates
 
     async def arecord(self, recipient: str, record: dict[str, Any]) -> None:
         self.record(recipient, record)
@@ -116,13 +147,17 @@ def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
 
 
 def record_of(message: Message) -> dict[str, Any]:
-    """What the operator returns (XCom) and records per recipient: JSON-safe, no text, no secrets."""
+    """What the ledger records per recipient: JSON-safe, no text, no secrets. The operator returns it
+    (XCom) without the money (:func:`public`): ``price`` is the gateway's price (EUR) when its answer
+    has one, else None (a worldwide message is priced only once sent)."""
+    price = message.charged_price
     return {
         "recipient": message.recipient,
         "id": message.id,
         "state": message.state_name,
         "messageCount": message.message_count,
         "encoding": message.encoding,
+        "price": None if price is None else float(price),
     }
 
 
@@ -155,6 +190,10 @@ class TaskStateLedger:
         # that writes them one after another.
         self._queued: deque[tuple[dict[str, dict[str, Any]], asyncio.Future[None]]] = deque()
         self._writer: asyncio.Task[None] | None = None
+        self._estimates: Mapping[str, Decimal | None] = {}
+
+    def expect(self, estimates: Mapping[str, Decimal | None]) -> None:
+        self._estimates = estimates
 
     def _read_groups(self) -> dict[str, dict[str, Any]]:
         """Every recorded group, read once; call with the lock held."""
@@ -170,7 +209,7 @@ class TaskStateLedger:
             return self._read_groups().get(recipient)
 
     def record(self, recipient: str, record: dict[str, Any]) -> None:
-        self._write({recipient: record})
+        self._write({recipient: _with_estimate(record, self._estimates, recipient)})
 
     def _write(self, group: dict[str, dict[str, Any]]) -> None:
         with self._lock:
@@ -194,7 +233,7 @@ class TaskStateLedger:
         if not self._queued or len(self._queued[-1][0]) >= GROUP_SIZE:
             self._queued.append(({}, loop.create_future()))
         group, written = self._queued[-1]
-        group[recipient] = record
+        group[recipient] = _with_estimate(record, self._estimates, recipient)
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_groups())
         await asyncio.shield(written)  # a cancelled caller must not cancel its group's future
