@@ -182,10 +182,13 @@ class SmsSendOperator(BaseOperator):
         return outcome.records
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Mask the callback's header values as soon as they are rendered: the task runner stores the
-        rendered fields (the UI's Rendered Template tab, and a DEBUG log line) before ``execute`` runs."""
+        """Mask the callback's header values as soon as they are rendered, and check every rendered field:
+        the task runner stores the rendered fields (the UI's Rendered Template tab, and a DEBUG log line)
+        before ``execute`` runs, and a lone surrogate would fail that store with a bare
+        ``UnicodeEncodeError``. Raises :class:`SmsWwGateError` naming each bad field; nothing is sent."""
         super().render_template_fields(context, jinja_env)
         self._mask_callback_headers()
+        _check_rendered(self)
 
     def _mask_callback_headers(self) -> None:
         """Header values usually carry credentials; execute() calls this too, for direct callers."""
@@ -204,6 +207,30 @@ def _seconds(name: str, value: float | timedelta) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
         raise ValueError(f"{name} must be a number of seconds >= 0 or a timedelta, not {value!r}")
     return float(seconds)
+
+
+def _check_rendered(task: SmsSendOperator) -> None:
+    """The rendered templated fields: no lone surrogate anywhere, recipients a string or a list, the
+    message a non-empty string, the sender a string or None, the callback a valid one (an XCom or a
+    Variable may hand in anything)."""
+    from airflow_provider_smsww.arguments import check_rendered, check_text
+    from airflow_provider_smsww.exceptions import describe_problems
+    from airflow_provider_smsww.validation import Problem, check_callback
+
+    problems = {name: p for name in task.template_fields if (p := check_rendered(name, getattr(task, name)))}
+    callback = None if task.callback is None else check_callback(task.callback)
+    checks = {
+        "recipients": check_recipients_type(task.recipients),
+        "message": check_text("message", task.message),
+        "sender": check_text("sender", task.sender, empty_ok=True, none_ok=True),
+        "callback": f"callback {callback.message}" if isinstance(callback, Problem) else None,
+    }
+    for name, problem in checks.items():
+        if problem:
+            problems.setdefault(name, problem)
+    if problems:
+        head = "Templated field(s) refused once rendered; nothing was sent."
+        raise SmsWwGateError(describe_problems(head, problems), problems=problems)
 
 
 def _check_arguments(recipients: Any, message: Any, max_concurrency: Any) -> None:
