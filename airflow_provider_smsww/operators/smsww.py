@@ -45,9 +45,10 @@ class SmsSendOperator(BaseOperator):
         per recipient; local checks still run.
     :param fail_on_multiple_messages: refuse texts longer than one SMS part (locally and in the API).
     :param max_parts_per_message: refuse texts that need more parts than this.
-    :param max_total_price: budget in EUR for the whole batch (a positive number), checked on the
-        dry-run estimate; with an email + API key connection also enforced by the gateway through a
-        per-task token capped at this amount (see ``docs/money.md``).
+    :param max_total_price: budget in EUR for the whole batch (a positive number) over every try of the
+        task instance: a retry may spend only what the earlier tries left. Checked on the dry-run
+        estimate; with an email + API key connection also enforced by the gateway through a per-try
+        token capped at what is left (see ``docs/money.md``).
     :param price_per_part_if_unknown: EUR per part (a positive number) to assume when the API does
         not price a dry run (worldwide prices are final only after sending); required with a budget
         in that case, and used by the credit pre-flight (which otherwise assumes 1 EUR per part).
@@ -60,7 +61,8 @@ class SmsSendOperator(BaseOperator):
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
         also pushes the XCom key ``cost``: ``{currency, messages, parts, estimated_total_price,
-        from_earlier_try, credit_before, spending_cap}``, and its last log line says the same.
+        from_earlier_try, earlier_tries_spent, earlier_tries_priced, held_for_unknown_outcomes,
+        max_total_price, budget_left, limit, credit_before}``, and its last log line says the same.
     """
 
     template_fields: Sequence[str] = ("recipients", "message", "sender", "callback")

@@ -116,3 +116,32 @@ def test_a_killed_worker_and_its_retries_stay_within_the_budget(
     print(
         f"\nBUDGET killed worker: tries={the_send(run).try_number} sent={len(sent)} charged={charged(slow_gateway)}"
     )
+
+
+def test_the_cost_of_a_batch_that_needed_three_tries(
+    airflow_db: str, slow_gateway: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two tries killed part-way, the third sends the rest: its cost XCom tells all three (printed, -s)."""
+    recipients = ITALIAN[:12]  # 12 x 0.065 = 0.78 EUR, within the budget
+    real_write = ledger_module.TaskStateLedger._write
+    writes = Counter[str]()
+
+    def write(self: Any, group: dict[str, Any]) -> None:
+        writes["groups"] += 1
+        if writes["groups"] in (4, 9):
+            raise RuntimeError("worker killed")
+        real_write(self, group)
+
+    monkeypatch.setattr(ledger_module.TaskStateLedger, "_write", write)
+    run = dag_budget_killed.test(run_conf={"recipients": recipients})
+    ti = the_send(run)
+    assert str(ti.state) == "success"
+    assert ti.try_number == 3
+    sent = Counter(m.recipient.e164 for m in slow_gateway.sandbox.accepted())
+    assert sent == dict.fromkeys(recipients, 1)
+    cost = cost_xcom(run)
+    print("\nBUDGET cost XCom after three tries:", json.dumps(cost, sort_keys=True))
+    print(f"charged {charged(slow_gateway)} EUR")
+    assert cost["from_earlier_try"] + cost["messages"] == 12
+    assert cost["earlier_tries_spent"] == pytest.approx(0.065 * cost["from_earlier_try"])
+    assert cost["limit"] == "gateway_token"
