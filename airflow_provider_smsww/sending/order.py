@@ -150,9 +150,8 @@ async def send(
         budget=spend.token_amount, requests=len(to_send.recipients), region=batch.region, ttl=spec.token_ttl
     )
     async with cap if to_send.recipients else nullcontext(hook) as sender:
+        # Which limit holds this try's spending (the cost line says it; a token-only hook logged why).
         limit = "gateway_token" if sender is not hook else "client_estimate" if spend.budget else "none"
-        if limit == "client_estimate":
-            log.info("No gateway cap: max_total_price is checked on the dry-run estimate only.")
         report = await send_all(
             sender, batch, ledger, now=now, concurrency=spec.max_concurrency, settle_time=spec.settle_time
         )

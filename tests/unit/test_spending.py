@@ -376,6 +376,10 @@ def test_cost_in_xcom_last_log_line_and_metrics(
     assert sorted(metrics.counts) == sorted(
         [("smsww.sent", 3, tags), ("smsww.parts", 3, tags), ("smsww.cost_estimated_cents", 15, tags)]
     )
+    assert sorted(metrics.gauges) == [
+        ("smsww.budget_left_cents", 100, tags),
+        ("smsww.task_cost_cents", 15, tags),
+    ]
 
 
 def test_failures_are_counted_in_metrics(
@@ -467,7 +471,12 @@ def refuse_sends(gateway: FakeGateway, recipients: list[str]) -> None:
         )
 
 
-def test_a_retry_is_capped_at_what_the_earlier_tries_left(account: Account, gateway: FakeGateway) -> None:
+def test_a_retry_is_capped_at_what_the_earlier_tries_left(
+    account: Account,
+    gateway: FakeGateway,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     gateway.price, gateway.real_price = 0.0, 0.2  # unpriced dry runs, 0.20 EUR per part once sent
     recipients = ITALIAN[:5]
     store = FakeStore()
@@ -496,6 +505,7 @@ def test_a_retry_is_capped_at_what_the_earlier_tries_left(account: Account, gate
     assert cost["earlier_tries_priced"] == 3
     assert cost["budget_left"] == pytest.approx(0.4)
     assert cost["limit"] == "gateway_token"
+    assert any("3 by an earlier try, 0.6000 EUR" in line for line in task_log_lines(capsys, caplog))
 
 
 def test_a_retry_with_the_budget_spent_fails_for_good_naming_who_was_not_sent(
