@@ -218,8 +218,11 @@ def budget_spent(spend: Spend, not_sent: Iterable[str], why: str) -> SmsWwSpendi
     spending-cap error, which the task fails with for good (a retry would meet the same budget)."""
     who = list(not_sent)
     head = f"max_total_price is spent over this task's tries; {len(who)} recipient(s) not sent:"
+    problems = {", ".join(r for r in who if r not in spend.unknown): why}
+    if unknown := [r for r in who if r in spend.unknown]:  # an earlier try's send may have gone out
+        problems[", ".join(unknown)] = f"{why}; an earlier send of unknown outcome, not in GET /messages"
     return SmsWwSpendingCapError(
-        describe_problems(head, {", ".join(who): why})
+        describe_problems(head, {k: v for k, v in problems.items() if k})
         + f"\n{spend.describe()}. Not retried: check the real prices, raise max_total_price, then clear "
         "the task to send the rest (the ledger keeps what was sent)."
     )
