@@ -26,9 +26,9 @@ def _templated(value: object) -> bool:
 
 def check_message_type(value: object, *, at_parse_time: bool = False) -> str | None:
     """The text is a string (``message=12345`` is not reported as "empty")."""
-    if isinstance(value, str) or (at_parse_time and _templated(value)):
+    if at_parse_time and _templated(value):
         return None
-    return f"message must be a string, not {_shown(value)}"
+    return check_text("message", value, empty_ok=True)
 
 
 def check_recipients_type(value: object) -> str | None:
@@ -39,6 +39,47 @@ def check_recipients_type(value: object) -> str | None:
     if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | Mapping):
         return None
     return f"recipients must be an E.164 string or a list of them, not {_shown(value)}"
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone surrogate (half of an emoji, e.g. cut by a slice), or None: no SMS
+    encoding can carry one, nor can the UTF-8 that Airflow stores rendered fields in."""
+    try:
+        text.encode("utf-16-le")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def check_rendered(name: str, value: object) -> str | None:
+    """A templated field as rendered: no lone surrogate in any string of it (in lists and dicts too),
+    named by its place (``callback.headers.X-Key``) and position, never by its value (it may be a
+    secret)."""
+    if isinstance(value, str):
+        at = lone_surrogate(value)
+        return None if at is None else f"{name} has a lone surrogate at position {at} (half of an emoji?)"
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[object, object]] = value.items()
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = enumerate(value)
+    else:
+        items = ((k, v) for k, v in vars(value).items()) if hasattr(value, "model_dump") else ()
+    for key, item in items:
+        if problem := check_rendered(f"{name}.{key}" if isinstance(key, str) else f"{name}[{key}]", item):
+            return problem
+    return None
+
+
+def check_text(name: str, value: object, *, empty_ok: bool = False, none_ok: bool = False) -> str | None:
+    """A text argument (``message``, ``sender``) as rendered: a string (an XCom may hand in anything),
+    not empty or only spaces unless ``empty_ok``; None only with ``none_ok``."""
+    if none_ok and value is None:
+        return None
+    if not isinstance(value, str):
+        return f"{name} must be a string, not {_shown(value)}"
+    if not empty_ok and not value.strip():
+        return f"{name} is empty"
+    return None
 
 
 def check_positive_int(name: str, value: object) -> str | None:

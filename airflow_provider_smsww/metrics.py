@@ -8,6 +8,12 @@ dashboard can show what SMS cost per DAG and task. Counters, tagged ``dag_id`` a
 - ``smsww.cost_estimated_cents``: the dry-run estimate of the accepted messages, in euro cents;
 - ``smsww.cost_actual_cents``: the ``totalPrice`` of the messages a delivery sensor saw final, in cents.
 
+And gauges (a retry sets them again, so nothing is counted twice), same tags:
+
+- ``smsww.task_cost_cents``: what the task instance has spent over every try so far, in cents (the
+  earlier tries' spend plus this try's estimate);
+- ``smsww.budget_left_cents``: what was left of ``max_total_price`` for this try (with a budget only).
+
 A metric never fails a task: a broken metrics backend is logged at debug level and ignored.
 """
 
@@ -29,8 +35,15 @@ def cents(eur: Decimal | float | None) -> int | None:
     return int((Decimal(str(eur)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def emit(counts: dict[str, int | None], *, dag_id: str | None, task_id: str | None) -> None:
-    """Increment ``smsww.<name>`` by each count (None and 0 are skipped), tagged with dag and task."""
+def emit(
+    counts: dict[str, int | None],
+    *,
+    dag_id: str | None,
+    task_id: str | None,
+    gauges: dict[str, int | None] | None = None,
+) -> None:
+    """Increment ``smsww.<name>`` by each count (None and 0 are skipped) and set each gauge (None
+    skipped), tagged with dag and task."""
     try:
         from airflow_provider_smsww.compat import stats
 
@@ -39,13 +52,17 @@ def emit(counts: dict[str, int | None], *, dag_id: str | None, task_id: str | No
         for name, value in counts.items():
             if value:
                 Stats.incr(f"{PREFIX}.{name}", count=int(value), tags=tags)
+        for name, value in (gauges or {}).items():
+            if value is not None:
+                Stats.gauge(f"{PREFIX}.{name}", value, tags=tags)
     except Exception:  # a metric must never fail the task that sends the SMS
         log.debug("SMS metrics not emitted", exc_info=True)
 
 
 def report_send_cost(task: Any, context: Any, cost: dict[str, Any], failed: int) -> None:
     """What a send cost (:func:`~airflow_provider_smsww.sending.credit.cost_summary`): the counters
-    ``sent``, ``failed``, ``parts`` and ``cost_estimated_cents``, the XCom and the log line."""
+    ``sent``, ``failed``, ``parts`` and ``cost_estimated_cents``, the gauges ``task_cost_cents`` and
+    ``budget_left_cents``, the XCom and the log line."""
     total = cost["estimated_total_price"]
     credit = cost["credit_before"]
     counts = {
@@ -54,14 +71,38 @@ def report_send_cost(task: Any, context: Any, cost: dict[str, Any], failed: int)
         "parts": cost["parts"],
         "cost_estimated_cents": cents(total),
     }
+    so_far = None if total is None else Decimal(str(cost["earlier_tries_spent"])) + Decimal(str(total))
+    gauges = {"task_cost_cents": cents(so_far), "budget_left_cents": cents(cost.get("budget_left"))}
     _publish(
         task,
         context,
         cost,
         counts,
-        f"Cost: {cost['messages']} message(s) accepted now ({cost['from_earlier_try']} by an earlier try), "
-        f"{cost['parts']} part(s), estimated total {'unknown' if total is None else f'{total:.4f}'} EUR"
+        f"Cost: {cost['messages']} message(s) accepted now ({cost['from_earlier_try']} by an earlier try, "
+        f"{cost['earlier_tries_spent']:.4f} EUR), {cost['parts']} part(s), estimated total "
+        f"{'unknown' if total is None else f'{total:.4f}'} EUR"
+        + _budget_words(cost)
         + ("" if credit is None else f" (credit before {Decimal(str(credit)):.2f} EUR)"),
+        gauges,
+    )
+
+
+#: How the cost line names each ``limit`` of the ``cost`` XCom.
+LIMITS = {
+    "gateway_token": "capped by the gateway (per-try token)",
+    "client_estimate": "checked on the dry-run estimate only (no gateway cap)",
+}
+
+
+def _budget_words(cost: dict[str, Any]) -> str:
+    """The budget part of the cost line: the task's budget, what this try had left, which limit held."""
+    if cost.get("max_total_price") is None:
+        return ""
+    left = cost.get("budget_left")
+    return (
+        f"; max_total_price {cost['max_total_price']:g} EUR over every try"
+        + ("" if left is None else f", {left:.4f} EUR left for this try")
+        + (f", {LIMITS[cost['limit']]}" if cost.get("limit") in LIMITS else "")
     )
 
 
@@ -80,9 +121,16 @@ def report_actual_cost(task: Any, context: Any, records: list[dict[str, Any]]) -
     return cost
 
 
-def _publish(task: Any, context: Any, cost: dict[str, Any], counts: dict[str, int | None], line: str) -> None:
-    """Emit the counters, push ``cost`` as the XCom key ``cost`` and log ``line`` in the task log."""
-    emit(counts, dag_id=task.dag_id, task_id=task.task_id)
+def _publish(
+    task: Any,
+    context: Any,
+    cost: dict[str, Any],
+    counts: dict[str, int | None],
+    line: str,
+    gauges: dict[str, int | None] | None = None,
+) -> None:
+    """Emit the counters and gauges, push ``cost`` as the XCom key ``cost`` and log ``line``."""
+    emit(counts, dag_id=task.dag_id, task_id=task.task_id, gauges=gauges)
     if push := getattr(context.get("ti"), "xcom_push", None):
         push(key="cost", value=cost)
     task.log.info("%s", line)

@@ -206,6 +206,14 @@ class Message(_Response):
     sent_at: datetime | None = None
     delivered_at: datetime | None = None
 
+    @property
+    def charged_price(self) -> Decimal | None:
+        """What the gateway prices this message at in all (EUR), or None while it has not priced it: a
+        worldwide message is priced only once sent (0 until then, which says nothing)."""
+        if self.total_price:
+            return self.total_price
+        return self.price * self.message_count if self.price and self.message_count else None
+
     @field_validator("price", "total_price", mode="before")
     @classmethod
     def _null_price_is_zero(cls, value: Any) -> Any:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from airflow_provider_smsww.arguments import check_message_type
+from airflow_provider_smsww.arguments import check_text, lone_surrogate
 from airflow_provider_smsww.exceptions import (
     CODE_BAD_RECIPIENT,
     CODE_OTP_LENGTH,
@@ -119,15 +119,11 @@ def check_sender(sender: str | None) -> Problem | None:
 
 def check_message(text: str, *, fail_on_multiple_messages: bool = False) -> SegmentInfo | Problem:
     """The message's encoding and parts, or why it cannot be sent."""
-    if (wrong_type := check_message_type(text)) is not None:
-        return Problem(wrong_type)
-    if not text.strip():
-        return Problem("message is empty")
-    try:
-        text.encode("utf-16-le")
-    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. half an emoji cut by a slice
+    if (wrong := check_text("message", text)) is not None:
+        return Problem(wrong)
+    if (at := lone_surrogate(text)) is not None:  # e.g. half an emoji cut by a slice
         return Problem(
-            f"message has a lone surrogate {text[exc.start]!r} at position {exc.start}, which no SMS "
+            f"message has a lone surrogate {text[at]!r} at position {at}, which no SMS "
             "encoding can carry (half of an emoji?): remove it or restore the whole character"
         )
     info = analyse(text)

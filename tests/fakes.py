@@ -295,14 +295,26 @@ class FakeGateway:
 
 
 class StatsRecorder(NoStatsLogger):
-    """A Stats backend keeping every counter increment (everything else does nothing); install it with
+    """A Stats backend keeping every counter increment and gauge (everything else does nothing); install it with
     the ``metrics`` fixture of the test modules that check Airflow metrics."""
 
     def __init__(self) -> None:
         self.counts: list[tuple[str, int, dict[str, Any]]] = []
+        self.gauges: list[tuple[str, float, dict[str, Any]]] = []
 
     def incr(self, stat: str, count: int = 1, rate: int = 1, *, tags: dict[str, str] | None = None) -> None:
         self.counts.append((stat, count, dict(tags or {})))
+
+    def gauge(
+        self,
+        stat: str,
+        value: float,
+        rate: int = 1,
+        delta: bool = False,
+        *,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.gauges.append((stat, value, dict(tags or {})))
 
 
 @contextmanager

@@ -53,9 +53,7 @@ class Wallet:
         if self.account is None and not self._told_no_account:
             self._told_no_account = True
             self.log.info(
-                "Connection %r has a token only: the account credit cannot be checked before sending and "
-                "the gateway cannot cap this task's spending. To enable both, set the connection's login "
-                "to the account email and its 'api_key' extra (see docs/money.md).",
+                "Connection %r is token-only: no credit check, no gateway spending cap (docs/money.md).",
                 self.conn_id,
             )
         return self.account

@@ -49,9 +49,10 @@ class SmsSendOperator(BaseOperator):
         per recipient; local checks still run.
     :param fail_on_multiple_messages: refuse texts longer than one SMS part (locally and in the API).
     :param max_parts_per_message: refuse texts that need more parts than this.
-    :param max_total_price: budget in EUR for the whole batch (a positive number), checked on the
-        dry-run estimate; with an email + API key connection also enforced by the gateway through a
-        per-task token capped at this amount (see ``docs/money.md``).
+    :param max_total_price: budget in EUR for the whole batch (a positive number) over every try of the
+        task instance: a retry may spend only what the earlier tries left. Checked on the dry-run
+        estimate; with an email + API key connection also enforced by the gateway through a per-try
+        token capped at what is left (see ``docs/money.md``).
     :param price_per_part_if_unknown: EUR per part (a positive number) to assume when the API does
         not price a dry run (worldwide prices are final only after sending); required with a budget
         in that case, and used by the credit pre-flight (which otherwise assumes 1 EUR per part).
@@ -75,7 +76,8 @@ class SmsSendOperator(BaseOperator):
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
         also pushes the XCom key ``cost``: ``{currency, messages, parts, estimated_total_price,
-        from_earlier_try, credit_before, spending_cap}``, and its last log line says the same.
+        from_earlier_try, earlier_tries_spent, earlier_tries_priced, held_for_unknown_outcomes,
+        max_total_price, budget_left, limit, credit_before}``, and its last log line says the same.
     """
 
     template_fields: Sequence[str] = ("recipients", "message", "sender", "callback")
@@ -106,7 +108,7 @@ class SmsSendOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         from airflow_provider_smsww.sending.credit import positive_amount
-        from airflow_provider_smsww.sending.ledger import clear_after_success
+        from airflow_provider_smsww.sending.ledger_stores import clear_after_success
         from airflow_provider_smsww.sending.window import SendWindow
 
         # On Airflow < 3.3 the retry ledger lives in Variables, deleted once the task has succeeded.
@@ -169,7 +171,8 @@ class SmsSendOperator(BaseOperator):
         from airflow_provider_smsww.arguments import as_list
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending import order
-        from airflow_provider_smsww.sending.ledger import MemoryLedger, ledger_for_task
+        from airflow_provider_smsww.sending.ledger import MemoryLedger
+        from airflow_provider_smsww.sending.ledger_stores import ledger_for_task
 
         self._mask_callback_headers()
         if problem := check_recipients_type(self.recipients):  # rendered: an XComArg's value
@@ -242,10 +245,13 @@ class SmsSendOperator(BaseOperator):
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Mask the callback's header values as soon as they are rendered: the task runner stores the
-        rendered fields (the UI's Rendered Template tab, and a DEBUG log line) before ``execute`` runs."""
+        """Mask the callback's header values as soon as they are rendered, and check every rendered field:
+        the task runner stores the rendered fields (the UI's Rendered Template tab, and a DEBUG log line)
+        before ``execute`` runs, and a lone surrogate would fail that store with a bare
+        ``UnicodeEncodeError``. Raises :class:`SmsWwGateError` naming each bad field; nothing is sent."""
         super().render_template_fields(context, jinja_env)
         self._mask_callback_headers()
+        _check_rendered(self)
 
     def _mask_callback_headers(self) -> None:
         """Header values usually carry credentials; execute() calls this too, for direct callers."""
@@ -264,6 +270,30 @@ def _seconds(name: str, value: float | timedelta) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
         raise ValueError(f"{name} must be a number of seconds >= 0 or a timedelta, not {value!r}")
     return float(seconds)
+
+
+def _check_rendered(task: SmsSendOperator) -> None:
+    """The rendered templated fields: no lone surrogate anywhere, recipients a string or a list, the
+    message a non-empty string, the sender a string or None, the callback a valid one (an XCom or a
+    Variable may hand in anything)."""
+    from airflow_provider_smsww.arguments import check_rendered, check_text
+    from airflow_provider_smsww.exceptions import describe_problems
+    from airflow_provider_smsww.validation import Problem, check_callback
+
+    problems = {name: p for name in task.template_fields if (p := check_rendered(name, getattr(task, name)))}
+    callback = None if task.callback is None else check_callback(task.callback)
+    checks = {
+        "recipients": check_recipients_type(task.recipients),
+        "message": check_text("message", task.message),
+        "sender": check_text("sender", task.sender, empty_ok=True, none_ok=True),
+        "callback": f"callback {callback.message}" if isinstance(callback, Problem) else None,
+    }
+    for name, problem in checks.items():
+        if problem:
+            problems.setdefault(name, problem)
+    if problems:
+        head = "Templated field(s) refused once rendered; nothing was sent."
+        raise SmsWwGateError(describe_problems(head, problems), problems=problems)
 
 
 def _check_arguments(recipients: Any, message: Any, max_concurrency: Any) -> None:

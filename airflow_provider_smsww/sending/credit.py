@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.models import Estimate
     from airflow_provider_smsww.sending.batch import Batch
+    from airflow_provider_smsww.sending.budget import Spend
 
 #: A worldwide send needs this much credit on hand per message part (the gateway's rule); the
 #: pre-flight also counts a part the dry run left unpriced at this much unless told otherwise.
@@ -118,25 +119,35 @@ def cost_summary(
     *,
     price_per_part_if_unknown: float | Decimal | None,
     credit: Decimal | None,
-    cap: float | Decimal | None,
+    spend: Spend,
+    limit: str,
 ) -> dict[str, Any]:
     """The operator's ``cost`` XCom (JSON-safe): the messages this try got accepted, their parts and
-    estimated total (None when a price is unknown and nothing says what to assume), the messages an
-    earlier try had sent (not counted again), the credit read before sending and the cap."""
+    estimated total (None when a price is unknown and nothing says what to assume); the messages the
+    earlier tries had accepted (not counted again) and what they spent (``spend``); the budget, what was
+    left of it for this try and which limit applied (``gateway_token``: the per-try token's
+    ``walletAmount``; ``client_estimate``: the dry-run estimate only, a token-only connection;
+    ``none``); and the credit read before sending."""
     by_recipient: Mapping[str, Estimate] = {e.recipient: e for e in estimates}
     now = [(r, by_recipient[r["recipient"]]) for r in records if r.get("recipient") in by_recipient]
     total: Decimal | None = Decimal(0)
     for _, estimate in now:
         price = estimate_price(estimate, price_per_part_if_unknown)
         total = None if total is None or price is None else total + price
+    left = spend.token_amount
     return {
         "currency": "EUR",
         "messages": len(now),
         "parts": sum(int(r.get("messageCount") or e.parts) for r, e in now),
         "estimated_total_price": None if total is None else float(total),
         "from_earlier_try": len(records) - len(now),
+        "earlier_tries_spent": float(spend.spent),
+        "earlier_tries_priced": spend.priced,
+        "held_for_unknown_outcomes": float(spend.held),
+        "max_total_price": None if spend.budget is None else float(spend.budget),
+        "budget_left": None if left is None else float(left),
+        "limit": limit,
         "credit_before": None if credit is None else float(credit),
-        "spending_cap": None if cap is None else float(cap),
     }
 
 

@@ -41,12 +41,14 @@ async def gate(
     max_parts_per_message: int | None = None,
     max_total_price: float | None = None,
     price_per_part_if_unknown: float | None = None,
+    spent_before: Decimal = Decimal(0),
 ) -> GateResult:
     """Dry-run every message; raise :class:`SmsWwGateError` naming each refused message, or return the
     estimate. Errors that are not about one message (auth, credit, transport) propagate as they are.
 
     The budget fails closed: when a budget is set and the API leaves a price at 0 in dry run (worldwide
-    prices are only final after sending), ``price_per_part_if_unknown`` must say what to assume.
+    prices are only final after sending), ``price_per_part_if_unknown`` must say what to assume. On a
+    retry the budget is what the earlier tries left: ``max_total_price`` less ``spent_before``.
     """
     problems: dict[str, str] = {}
 
@@ -86,10 +88,11 @@ async def gate(
                 f"the API did not price {len(unpriced)} message(s) in dry run (worldwide prices are final "
                 "only after sending); set price_per_part_if_unknown to check max_total_price"
             )
-        elif total > Decimal(str(max_total_price)):
+        elif total > Decimal(str(max_total_price)) - spent_before:
             problems["budget"] = (
                 f"estimated total {total:.4f} EUR for {total_parts} part(s) exceeds max_total_price "
                 f"{max_total_price}"
+                + (f" less the {spent_before:.4f} EUR earlier tries spent" if spent_before else "")
             )
     if problems:
         raise SmsWwGateError(

@@ -4,13 +4,14 @@ retry never sends again to a recipient an earlier try had accepted."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEDGER_PREFIX = "smsww"
-#: Every Variable of a ledger on Airflow < 3.3 starts with this (:class:`VariableStore`).
-VARIABLE_PREFIX = "smsww_ledger."
 #: Most records written in one store value: 100 records are about 15 KB, well under the 64 KB that
 #: Airflow's ``[state_store] max_value_storage_bytes`` warns about by default.
 GROUP_SIZE = 100
@@ -69,6 +68,31 @@ class Ledger(Protocol):
 
     def mark_dry_run_ignored(self, why: str) -> None: ...
 
+    def expect(self, estimates: Mapping[str, Decimal | None]) -> None:
+        """The estimated price (EUR) of each send about to be made, kept in its record once accepted
+        (key ``estimate``), so that a retry can count a message the gateway has not priced yet."""
+        ...
+
+
+#: What a ledger record holds beyond the operator's XCom record (:func:`public`): the money of the
+#: budget over every try (``docs/money.md``).
+MONEY_KEYS = ("price", "estimate")
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """A ledger record as the operator returns it: without :data:`MONEY_KEYS`."""
+    return {k: v for k, v in record.items() if k not in MONEY_KEYS}
+
+
+def _with_estimate(
+    record: dict[str, Any], estimates: Mapping[str, Decimal | None], who: str
+) -> dict[str, Any]:
+    """``record`` with the estimate it was sent at, when one was expected (:meth:`Ledger.expect`)."""
+    if who not in estimates or "estimate" in record:
+        return record
+    estimate = estimates[who]
+    return {**record, "estimate": None if estimate is None else float(estimate)}
+
 
 def _round_value(unknown: dict[str, datetime], open: bool, evidence: dict[str, Any] | None) -> dict[str, Any]:
     value = {"open": open, "unknown": {r: when.isoformat() for r, when in unknown.items()}}
@@ -90,12 +114,16 @@ class MemoryLedger:
         self._started = started
         self._dry_run_ignored: str | None = None
         self._round: dict[str, Any] | None = None
+        self._estimates: Mapping[str, Decimal | None] = {}
 
     def get(self, recipient: str) -> dict[str, Any] | None:
         return self.records.get(recipient)
 
     def record(self, recipient: str, record: dict[str, Any]) -> None:
-        self.records[recipient] = record
+        self.records[recipient] = _with_estimate(record, self._estimates, recipient)
+
+    def expect(self, estimates: Mapping[str, Decimal | None]) -> None:
+        self._estimates = estimates
 
     async def arecord(self, recipient: str, record: dict[str, Any]) -> None:
         self.record(recipient, record)
@@ -133,13 +161,17 @@ def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
 
 
 def record_of(message: Message) -> dict[str, Any]:
-    """What the operator returns (XCom) and records per recipient: JSON-safe, no text, no secrets."""
+    """What the ledger records per recipient: JSON-safe, no text, no secrets. The operator returns it
+    (XCom) without the money (:func:`public`): ``price`` is the gateway's price (EUR) when its answer
+    has one, else None (a worldwide message is priced only once sent)."""
+    price = message.charged_price
     return {
         "recipient": message.recipient,
         "id": message.id,
         "state": message.state_name,
         "messageCount": message.message_count,
         "encoding": message.encoding,
+        "price": None if price is None else float(price),
     }
 
 
@@ -175,6 +207,10 @@ class TaskStateLedger:
         self._writer: asyncio.Task[None] | None = None
         # How long the last group's write took, which decides where the next one runs.
         self._write_seconds = float("inf")
+        self._estimates: Mapping[str, Decimal | None] = {}
+
+    def expect(self, estimates: Mapping[str, Decimal | None]) -> None:
+        self._estimates = estimates
 
     def _read_groups(self) -> dict[str, dict[str, Any]]:
         """Every recorded group, read once; call with the lock held."""
@@ -190,7 +226,7 @@ class TaskStateLedger:
             return self._read_groups().get(recipient)
 
     def record(self, recipient: str, record: dict[str, Any]) -> None:
-        self._write({recipient: record})
+        self._write({recipient: _with_estimate(record, self._estimates, recipient)})
 
     def _write(self, group: dict[str, dict[str, Any]]) -> None:
         with self._lock:
@@ -216,7 +252,7 @@ class TaskStateLedger:
         if not self._queued or len(self._queued[-1][0]) >= GROUP_SIZE:
             self._queued.append(({}, loop.create_future()))
         group, written = self._queued[-1]
-        group[recipient] = record
+        group[recipient] = _with_estimate(record, self._estimates, recipient)
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_groups())
         await asyncio.shield(written)  # a cancelled caller must not cancel its group's future
@@ -270,111 +306,3 @@ class TaskStateLedger:
         with self._lock:
             value = self._store.get(f"{LEDGER_PREFIX}:round")
         return value.get("evidence") if isinstance(value, dict) else None
-
-
-class VariableStore:
-    """``task_state_store``'s ``get`` and ``set`` on Airflow Variables, for Airflow < 3.3.
-
-    Variables survive task retries and a killed worker, and every Airflow 3 worker reaches them through
-    the Task SDK. The keys of one task instance share a prefix made from (dag, run, task, map index),
-    hashed to fit the 250 characters of a Variable key; the description names the task in words. They are
-    deleted when the task succeeds (:func:`clear_after_success`), as ``[state_store]
-    clear_on_success`` would do on Airflow 3.3, so a successful task leaves nothing behind.
-
-    :param dag_id: the task's DAG.
-    :param run_id: the DAG run.
-    :param task_id: the task.
-    :param map_index: the map index (-1 for a task that is not mapped).
-    """
-
-    def __init__(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
-        identity = "\0".join((dag_id, run_id, task_id, str(map_index)))
-        self.prefix = f"{VARIABLE_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()[:24]}."
-        self.description = (
-            f"SmsSendOperator retry ledger of {dag_id}.{task_id}"
-            + ("" if map_index < 0 else f"[{map_index}]")
-            + f" in run {run_id}; deleted when the task succeeds"
-        )
-
-    def get(self, key: str) -> Any:
-        from airflow.sdk import Variable
-
-        return Variable.get(self.prefix + key, default=None, deserialize_json=True)
-
-    def set(self, key: str, value: Any) -> None:
-        from airflow.sdk import Variable
-
-        Variable.set(self.prefix + key, value, description=self.description, serialize_json=True)
-
-    def delete(self, key: str) -> None:
-        from airflow.sdk import Variable
-
-        Variable.delete(self.prefix + key)
-
-    @classmethod
-    def of_task(cls, context: Any) -> VariableStore:
-        """The store of the task instance that ``context`` describes."""
-        ti = context.get("ti")
-        return cls(
-            str(getattr(ti, "dag_id", "") or ""),
-            str(context.get("run_id") or getattr(ti, "run_id", "") or ""),
-            str(getattr(ti, "task_id", "") or ""),
-            int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1),
-        )
-
-
-def ledger_for_task(context: Any) -> Ledger:
-    """The task's ledger: on Airflow 3.3's ``task_state_store`` when the context has one, on Airflow
-    Variables (:class:`VariableStore`) on an older Airflow; in memory outside a worker (a direct
-    ``execute()`` call), where a retry reconciles against ``GET /messages`` since the DAG run started."""
-    store = context.get("task_state_store")
-    if store is not None:
-        from airflow_provider_smsww.compat import conf
-
-        if conf.getboolean("state_store", "clear_on_success", fallback=False):
-            log.warning(
-                "[state_store] clear_on_success is True: Airflow deletes this task's retry ledger when "
-                "it succeeds, so clearing the task after a success sends every message again."
-            )
-        return TaskStateLedger(store)
-    if _in_a_task_runner():
-        return TaskStateLedger(VariableStore.of_task(context))
-    ti = context.get("ti")
-    try_number = getattr(ti, "try_number", 1) or 1
-    log.warning(
-        "Not in an Airflow task runner: accepted ids are not persisted across retries (a retry "
-        "reconciles against GET /messages)."
-    )
-    if try_number > 1:
-        dag_run = context.get("dag_run")
-        started = getattr(dag_run, "start_date", None) or datetime.now(UTC) - timedelta(hours=1)
-        log.warning("Try %d: checking GET /messages since %s before sending.", try_number, started)
-        return MemoryLedger(started=started)
-    return MemoryLedger()
-
-
-def clear_after_success(context: Any) -> None:
-    """``on_success_callback`` of :class:`SmsSendOperator`: delete the task's Variables ledger, if it
-    has one (Airflow < 3.3). It runs after the task runner has reported the success, so no retry can
-    need the ledger any more; a deletion that fails leaves Variables that only stop a cleared task from
-    resending, and is logged. Never raises."""
-    if context.get("task_state_store") is not None or not _in_a_task_runner():
-        return
-    store = VariableStore.of_task(context)
-    try:
-        groups = 0
-        while isinstance(store.get(f"{LEDGER_PREFIX}:accepted:{groups}"), dict):
-            groups += 1
-        keys = [f"{LEDGER_PREFIX}:accepted:{n}" for n in range(groups)]
-        for key in (*keys, *(f"{LEDGER_PREFIX}:{name}" for name in ("started_at", "round"))):
-            store.delete(key)
-    except Exception as exc:
-        log.warning("Could not delete the retry ledger Variables %s*: %s", store.prefix, exc)
-
-
-def _in_a_task_runner() -> bool:
-    """True in a task runner (a worker, ``dag.test()``, ``airflow tasks test``): Variables reach the
-    metadata database there. False when ``execute()`` is called directly, e.g. in a unit test."""
-    from airflow.sdk.execution_time import task_runner
-
-    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None

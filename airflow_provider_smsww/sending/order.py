@@ -3,12 +3,15 @@
 1. **local checks** (:func:`check`, :mod:`.batch`): numbers, sender, text, parts and callback are
    refused with no request at all, and each recipient gets its idempotency key.
 2. **ledger** (:mod:`.ledger`): an earlier try that met an ignored dry run stops the task for good; on
-   a retry, the recipients an earlier try recorded as accepted are neither priced nor sent again.
+   a retry, the recipients an earlier try recorded as accepted are neither priced nor sent again, and
+   what the earlier tries spent is counted (:mod:`.budget`): the budget is the task instance's.
 3. **gate** (:mod:`.gate`): every remaining message is priced with ``dryRun`` (free); the whole batch
-   is refused if any message fails, needs too many parts, or the total is over budget.
+   is refused if any message fails, needs too many parts, or the total is over what is left of the
+   budget.
 4. **credit** (:mod:`.credit`): the account's credit must cover the estimate (email + API key only).
-5. **capped sends** (:mod:`.bulk` over :mod:`.fanout`): the real sends go through a per-task token the
-   gateway caps at the budget (``SmsWwHook.scoped``), each accepted id written to the ledger at once.
+5. **capped sends** (:mod:`.bulk` over :mod:`.fanout`): the real sends go through a per-try token the
+   gateway caps at what is left of the budget (``SmsWwHook.scoped``), each accepted id written to the
+   ledger at once.
 6. **reconcile / settle** (:mod:`.reconcile`): an unknown outcome, and on a retry every recipient the
    ledger lacks, is looked up in ``GET /messages`` before anything is resent.
 7. **cost** (:func:`.credit.cost_summary`): what this try got accepted and its estimated price; the
@@ -41,10 +44,11 @@ from airflow_provider_smsww.exceptions import (
     describe_problems,
 )
 from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
+from airflow_provider_smsww.sending.budget import Spend, budget_spent, earlier_spend
 from airflow_provider_smsww.sending.bulk import send_all
-from airflow_provider_smsww.sending.credit import cost_summary, local_estimates, preflight
+from airflow_provider_smsww.sending.credit import cost_summary, estimate_price, local_estimates, preflight
 from airflow_provider_smsww.sending.gate import GateResult, gate
-from airflow_provider_smsww.sending.ledger import not_yet_recorded
+from airflow_provider_smsww.sending.ledger import not_yet_recorded, public
 from airflow_provider_smsww.sending.lookup import lookup_of
 from airflow_provider_smsww.sending.window import schedule
 
@@ -141,7 +145,7 @@ def check(spec: SendSpec, *task_keys: object) -> Batch:
 
 async def estimate(hook: SmsWwHook, batch: Batch, ledger: Ledger, spec: SendSpec) -> dict[str, Any]:
     """Steps 2-4 only (``dry_run=True``): the dry-run estimate of every recipient and the credit."""
-    priced = await _gate_and_credit(hook, batch, ledger, spec, dry_run_only=True)
+    priced = await _gate_and_credit(hook, batch, ledger, spec, Spend(None), dry_run_only=True)
     assert priced.gated is not None  # an estimate always runs the gate
     return {**priced.gated.as_dict(), "credit": None if priced.credit is None else float(priced.credit)}
 
@@ -155,8 +159,20 @@ async def send(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SendOutcome:
     """Steps 2-7: the real send of ``batch``, never twice across retries (see the module docstring)."""
-    priced = await _gate_and_credit(hook, batch, ledger, spec, dry_run_only=False)
+    spend = await earlier_spend(
+        hook,
+        batch,
+        ledger,
+        budget=spec.max_total_price,
+        price_per_part_if_unknown=spec.price_per_part_if_unknown,
+        now=now,
+    )
+    if spend.messages or spend.unknown:
+        log.info("Budget over every try: %s", spend.describe())
+    priced = await _gate_and_credit(hook, batch, ledger, spec, spend, dry_run_only=False)
     to_send, credit = priced.to_send, priced.credit
+    spend = spend.hold(priced.estimates, spec.price_per_part_if_unknown)
+    ledger.expect({e.recipient: estimate_price(e, spec.price_per_part_if_unknown) for e in priced.estimates})
     waiting: dict[str, datetime] = {}
     if spec.send_window is not None:  # the whole batch was gated: now only who is inside the window
         waiting = schedule(spec.send_window, (r.e164 for r in to_send.recipients), now()).waiting
@@ -170,11 +186,13 @@ async def send(
                 len(to_send.recipients),
             )
     cap = hook.scoped(
-        budget=spec.max_total_price, requests=len(to_send.recipients), region=batch.region, ttl=spec.token_ttl
+        budget=spend.token_amount, requests=len(to_send.recipients), region=batch.region, ttl=spec.token_ttl
     )
     carried = _unknown_among(waiting, ledger, now)
     try:
         async with cap if to_send.recipients else nullcontext(hook) as sender:
+            # Which limit holds this try's spending (the cost line says it; a token-only hook logged why).
+            limit = "gateway_token" if sender is not hook else "client_estimate" if spend.budget else "none"
             report = await send_all(
                 sender,
                 batch,
@@ -193,22 +211,25 @@ async def send(
         report.records,
         price_per_part_if_unknown=spec.price_per_part_if_unknown,
         credit=credit,
-        cap=spec.max_total_price,
+        spend=spend,
+        limit=limit,
     )
-    outcome = SendOutcome(report.records, report.failures, report.reused, cost, credit)
+    records = [public(r) for r in report.records]
+    outcome = SendOutcome(records, report.failures, report.reused, cost, credit)
     outcome.waiting, outcome.waiting_until = len(waiting), min(waiting.values(), default=None)
     if report.resume_at is not None and (started := ledger.started_at()) is not None:
         outcome.settle_at = report.resume_at
         outcome.lookup = lookup_of(batch, list(report.unsettled), started, ledger.settle_evidence())
     if report.failures:
-        outcome.error = _failed(batch, report.records, report.failures, report.fatal, spec)
+        outcome.error = _failed(batch, records, report.failures, report.fatal, spend)
     return outcome
 
 
 async def _gate_and_credit(
-    hook: SmsWwHook, batch: Batch, ledger: Ledger, spec: SendSpec, *, dry_run_only: bool
+    hook: SmsWwHook, batch: Batch, ledger: Ledger, spec: SendSpec, spend: Spend, *, dry_run_only: bool
 ) -> _Priced:
-    """Steps 2-4: the ledger, the dry-run gate and the credit pre-flight."""
+    """Steps 2-4: the ledger, the dry-run gate (within what ``spend`` left of the budget) and the credit
+    pre-flight."""
     if (why := ledger.dry_run_ignored()) is not None:
         # Any further dry run through this gateway would be one more real SMS.
         raise SmsWwDryRunIgnoredError(f"An earlier try of this task stopped for good: {why}")
@@ -217,6 +238,9 @@ async def _gate_and_credit(
     to_gate = batch if dry_run_only else not_yet_recorded(batch, ledger)
     estimates: list[Estimate] = local_estimates(to_gate)
     checked: GateResult | None = None
+    unsent = [r.e164 for r in to_gate.recipients]
+    if spend.spent and unsent and spend.left == 0:
+        raise budget_spent(spend, unsent, "nothing is left of max_total_price for them")
     if (spec.gate or dry_run_only) and to_gate.recipients:
         try:
             checked = await gate(
@@ -226,9 +250,14 @@ async def _gate_and_credit(
                 max_parts_per_message=spec.max_parts_per_message,
                 max_total_price=spec.max_total_price,
                 price_per_part_if_unknown=spec.price_per_part_if_unknown,
+                spent_before=spend.spent,
             )
         except SmsWwDryRunIgnoredError as exc:
             ledger.mark_dry_run_ignored(exc.message)  # so that no retry dry-runs again
+            raise
+        except SmsWwGateError as exc:
+            if spend.spent and set(exc.problems) == {"budget"}:  # the earlier tries spent the room
+                raise budget_spent(spend, unsent, exc.problems["budget"]) from exc
             raise
         estimates = checked.estimates
         total = checked.total_price
@@ -265,11 +294,11 @@ def _failed(
     records: list[dict[str, Any]],
     failures: dict[str, str],
     fatal: SmsWwError | None,
-    spec: SendSpec,
+    spend: Spend,
 ) -> SmsWwError:
     """The one error naming every recipient not accepted, grouped by reason: a spending cap's own
-    class (not retried: a retry would get a fresh cap), the class of a 401/403 (not retried either),
-    else :class:`SmsWwError` (retried: a retry sends only to these)."""
+    class (not retried: the budget is spent), the class of a 401/403 (not retried either), else
+    :class:`SmsWwError` (retried: a retry sends only to these, within what is left of the budget)."""
     by_reason: dict[str, list[str]] = {}
     for who, why in failures.items():
         by_reason.setdefault(why, []).append(who)
@@ -280,9 +309,9 @@ def _failed(
     summary = describe_problems(head, {", ".join(w): why for why, w in by_reason.items()})
     if isinstance(fatal, SmsWwSpendingCapError):
         return SmsWwSpendingCapError(
-            f"{summary}\nThe per-task spending cap (max_total_price {spec.max_total_price} EUR) "
-            "stopped the batch: real prices are above the estimate. Not retried, since a retry "
-            "would get a fresh cap; check the prices, raise max_total_price, then clear the task "
-            "to send the rest."
+            f"{summary}\nThe per-try token's cap ({spend.token_amount} EUR, what was left of max_total_price "
+            f"{spend.budget} EUR over every try: {spend.describe()}) stopped the batch: real prices are "
+            "above the estimate. Not retried, since the budget is spent; check the prices, raise "
+            "max_total_price, then clear the task to send the rest."
         )
     return (type(fatal) if isinstance(fatal, SmsWwAuthError) else SmsWwError)(summary)

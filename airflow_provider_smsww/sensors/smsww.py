@@ -76,6 +76,16 @@ class SmsDeliverySensor(BaseSensorOperator):
         # Final messages seen by earlier pokes of this try (poke mode); empty after a reschedule.
         self._final: dict[str, Message] = {}
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Check ``message_ids`` as rendered, before the task runner stores it: a lone surrogate would
+        fail that store with a bare ``UnicodeEncodeError``; the provider's error names the field."""
+        super().render_template_fields(context, jinja_env)
+        from airflow_provider_smsww.arguments import check_rendered
+        from airflow_provider_smsww.exceptions import SmsWwValidationError
+
+        if problem := check_rendered("message_ids", self.message_ids):
+            raise SmsWwValidationError(f"Templated field refused once rendered: {problem}")
+
     def _ids(self) -> list[str]:
         from airflow_provider_smsww.delivery import normalize_message_ids
 

@@ -13,7 +13,7 @@ from smsww_money_dags import dag_retries
 
 from airflow_provider_smsww.sandbox.faults import FaultConfig
 from airflow_provider_smsww.sandbox.server import run_sandbox
-from airflow_provider_smsww.sending import ledger as ledger_module
+from airflow_provider_smsww.sending import ledger_stores as ledger_module
 from tests.airflow_versions import HAS_TASK_STATE_STORE
 
 pytestmark = pytest.mark.integration

@@ -166,10 +166,10 @@ def test_token_only_connection_has_no_credit_and_says_how_once(
     hook = SmsWwHook()
     assert hook.get_credit() is None
     assert hook.get_credit() is None
-    notes = [line for line in capsys.readouterr().out.splitlines() if "cannot be checked" in line]
+    notes = [line for line in capsys.readouterr().out.splitlines() if "token-only" in line]
     assert len(notes) == 1
     assert log_level(notes[0]) == "info"
-    assert "'api_key' extra" in notes[0]
+    assert "no credit check, no gateway spending cap (docs/money.md)" in notes[0]
     assert httpx_mock.get_requests() == []
 
 
@@ -357,8 +357,13 @@ def test_cost_in_xcom_last_log_line_and_metrics(
         "parts": 3,
         "estimated_total_price": pytest.approx(0.15),
         "from_earlier_try": 0,
+        "earlier_tries_spent": 0.0,
+        "earlier_tries_priced": 0,
+        "held_for_unknown_outcomes": 0.0,
+        "max_total_price": 1.0,
+        "budget_left": 1.0,
+        "limit": "gateway_token",
         "credit_before": 100.0,
-        "spending_cap": 1.0,
     }
     ours = [
         line
@@ -371,6 +376,10 @@ def test_cost_in_xcom_last_log_line_and_metrics(
     assert sorted(metrics.counts) == sorted(
         [("smsww.sent", 3, tags), ("smsww.parts", 3, tags), ("smsww.cost_estimated_cents", 15, tags)]
     )
+    assert sorted(metrics.gauges) == [
+        ("smsww.budget_left_cents", 100, tags),
+        ("smsww.task_cost_cents", 15, tags),
+    ]
 
 
 def test_failures_are_counted_in_metrics(
@@ -449,3 +458,98 @@ def test_a_mapped_operator_checks_its_budget_when_the_dag_is_parsed() -> None:
         SmsSendOperator.partial(task_id="send", message="m", max_total_price=float("nan")).expand(
             recipients=[ITALIAN[:2]]
         )
+
+
+# -- one budget over every try ------------------------------------------------------------------------
+
+
+def refuse_sends(gateway: FakeGateway, recipients: list[str]) -> None:
+    """Refuse the real sends to ``recipients`` with a 422 (nothing stored): the try fails part-way."""
+    for r in recipients:
+        gateway.fail_sends[r] = httpx.Response(
+            422, json={"code": 2011, "message": "Invalid mobile phone number."}
+        )
+
+
+def test_a_retry_is_capped_at_what_the_earlier_tries_left(
+    account: Account,
+    gateway: FakeGateway,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway.price, gateway.real_price = 0.0, 0.2  # unpriced dry runs, 0.20 EUR per part once sent
+    recipients = ITALIAN[:5]
+    store = FakeStore()
+    refuse_sends(gateway, recipients[3:])
+    with pytest.raises(SmsWwError, match="3 of 5 message"):
+        op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.1).execute(
+            task_context(store)
+        )
+    assert account.limits()["walletAmount"] == 1.0  # the first try has the whole budget
+    assert {r["price"] for r in store.recorded().values()} == {0.2}  # the real price, for the next try
+    assert {r["estimate"] for r in store.recorded().values()} == {0.1}  # and the estimate it was sent at
+    gateway.fail_sends.clear()
+    gateway.spent = Decimal(0)  # what the next token has spent
+    ti = XComTI(try_number=2)
+    records = op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.1).execute(
+        task_context(store, try_number=2, ti=ti)
+    )
+    assert [r["recipient"] for r in records] == recipients
+    assert all(
+        "price" not in r and "estimate" not in r for r in records
+    )  # the XCom records stay as they were
+    assert account.limits()["walletAmount"] == pytest.approx(0.4)  # 1.0 less the 3 x 0.20 already spent
+    cost = ti.xcom["cost"]
+    assert cost["from_earlier_try"] == 3
+    assert cost["earlier_tries_spent"] == pytest.approx(0.6)
+    assert cost["earlier_tries_priced"] == 3
+    assert cost["budget_left"] == pytest.approx(0.4)
+    assert cost["limit"] == "gateway_token"
+    assert any("3 by an earlier try, 0.6000 EUR" in line for line in task_log_lines(capsys, caplog))
+
+
+def test_a_retry_with_the_budget_spent_fails_for_good_naming_who_was_not_sent(
+    account: Account, gateway: FakeGateway
+) -> None:
+    gateway.price, gateway.real_price = 0.0, 0.3
+    recipients = ITALIAN[:5]
+    store = FakeStore()
+    refuse_sends(gateway, recipients[3:])
+    with pytest.raises(SmsWwError):
+        op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.05).execute(
+            task_context(store)
+        )
+    gateway.fail_sends.clear()
+    mints = len(account.mints)
+    # 0.90 spent, 0.10 left: the two remaining recipients' estimate (2 x 0.05) fits, but not the real price.
+    with pytest.raises(SmsWwSpendingCapReachedError) as info:
+        op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.06).execute(
+            task_context(store, try_number=2)
+        )
+    text = str(info.value)
+    assert "max_total_price is spent" in text
+    assert all(r in text for r in recipients[3:])
+    assert "earlier tries spent 0.9000 EUR" in text
+    assert len(account.mints) == mints  # refused before a token was minted
+    assert len(gateway.stored) == 3
+
+
+def test_a_token_only_retry_checks_the_estimate_against_what_is_left(
+    monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway
+) -> None:
+    set_conn(monkeypatch, password=TOKEN)  # no account: no gateway cap
+    gateway.send_token = TOKEN
+    gateway.price, gateway.real_price = 0.0, 0.3
+    recipients = ITALIAN[:5]
+    store = FakeStore()
+    refuse_sends(gateway, recipients[3:])
+    with pytest.raises(SmsWwError):
+        op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.06).execute(
+            task_context(store)
+        )
+    gateway.fail_sends.clear()
+    with pytest.raises(SmsWwSpendingCapReachedError, match="max_total_price is spent"):
+        op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.06).execute(
+            task_context(store, try_number=2)
+        )
+    assert len(gateway.stored) == 3

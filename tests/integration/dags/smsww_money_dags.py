@@ -49,3 +49,35 @@ with DAG(
         retries=8,
         retry_delay=timedelta(seconds=0),
     )
+
+
+# The budget over every try (issue 23): 30 Italian numbers on WW (real price 0.065 EUR, 0.01 assumed in
+# the dry run), a 1.20 EUR budget, sent one at a time through a slowed gateway, each try cut short (by its
+# execution_timeout, or by a killed worker in the test) and retried: the whole task instance must stay
+# within 1.20 EUR. A short settle_time: the sandbox lists a message as soon as it stores it.
+def budget_dag(dag_id: str, execution_timeout: timedelta | None) -> DAG:
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2025, 1, 1),
+        catchup=False,
+        render_template_as_native_obj=True,
+        params={"recipients": Param(["+393331234567"], type="array")},
+    ) as dag:
+        SmsSendOperator(
+            task_id="send",
+            recipients="{{ params.recipients }}",
+            message="Your statement is ready",
+            max_total_price=1.20,
+            price_per_part_if_unknown=0.01,
+            max_concurrency=1,
+            settle_time=0.5,
+            execution_timeout=execution_timeout,
+            retries=4,
+            retry_delay=timedelta(seconds=0),
+        )
+    return dag
+
+
+dag_budget = budget_dag("smsww_it_budget_timeouts", timedelta(seconds=4.5))
+dag_budget_killed = budget_dag("smsww_it_budget_killed", None)

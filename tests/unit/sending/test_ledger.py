@@ -17,8 +17,8 @@ from airflow_provider_smsww.sending.ledger import (
     GROUP_SIZE,
     INLINE_WRITE_MAX,
     TaskStateLedger,
-    ledger_for_task,
 )
+from airflow_provider_smsww.sending.ledger_stores import ledger_for_task
 from tests.fakes import FakeStore
 
 
