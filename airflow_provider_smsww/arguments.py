@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -39,6 +39,34 @@ def check_recipients_type(value: object) -> str | None:
     if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | Mapping):
         return None
     return f"recipients must be an E.164 string or a list of them, not {_shown(value)}"
+
+
+#: The keys an entry may have; ``recipient`` and ``message`` are required.
+ENTRY_KEYS = frozenset({"recipient", "message", "sender"})
+
+
+def check_messages_value(value: Any) -> str | None:
+    """Why ``messages`` (as given, or as rendered) is not a list of entries, naming the first bad entry
+    by its index; None when it is one. Each entry is a dict with a string ``recipient`` and
+    ``message`` and, optionally, a string (or None) ``sender``; nothing else.
+
+    :param value: the operator's ``messages``, or the hook's.
+    """
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        return f"messages must be a list of {{recipient, message, sender}} dicts, not {type(value).__name__}"
+    for index, entry in enumerate(value):
+        if not isinstance(entry, Mapping):
+            return f"messages[{index}] must be a dict with recipient and message, not {type(entry).__name__}"
+        if unknown := sorted(str(k) for k in set(entry) - ENTRY_KEYS):
+            return f"messages[{index}] has unknown key(s) {', '.join(unknown)} (allowed: recipient, message, sender)"
+        for name in ("recipient", "message"):
+            if not isinstance(entry.get(name), str):
+                return f"messages[{index}] needs {name} as a string, not {type(entry.get(name)).__name__}"
+        if not isinstance(entry.get("sender"), str | None):
+            return (
+                f"messages[{index}] sender must be a string or absent, not {type(entry['sender']).__name__}"
+            )
+    return None
 
 
 def check_positive_int(name: str, value: object) -> str | None:

@@ -1,4 +1,5 @@
-"""SmsSendOperator: send one text to one or many recipients, gated by a dry run, never twice."""
+"""SmsSendOperator: send one text to one or many recipients, or a text per recipient, gated by a dry
+run, never twice."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.arguments import check_message_type, check_positive_int, check_recipients_type
+from airflow_provider_smsww.arguments import (
+    check_message_type,
+    check_messages_value,
+    check_positive_int,
+    check_recipients_type,
+)
 from airflow_provider_smsww.exceptions import SmsWwGateError
 from airflow_provider_smsww.failures import SmsWwSpendingCapReachedError, failing_for_good
 from airflow_provider_smsww.metrics import report_send_cost
@@ -35,6 +41,10 @@ class SmsSendOperator(BaseOperator):
         works, as does ``.expand(recipients=[...])``). Spaces and dashes are allowed; duplicates are
         sent once.
     :param message: the text (templated).
+    :param messages: instead of ``recipients`` and ``message``, a text per recipient (templated; an
+        XComArg works): a list of ``{"recipient": ..., "message": ..., "sender": ...}`` (``sender``
+        optional, default the operator's). Each (number, sender, text) is sent once: the same number
+        with two texts gets both, an exact duplicate is dropped. See ``docs/operator.md``.
     :param sender: alias of 3-11 letters, digits or spaces, not all digits (templated); default
         "Openapi".
     :param callback: the API's callback object (``url``, ``method``, ``retry``, ``headers``,
@@ -56,22 +66,24 @@ class SmsSendOperator(BaseOperator):
         absent from ``GET /messages``, since it was made, before it is sent again (seconds or a
         ``timedelta``; default 5 minutes). The task looks it up every few seconds meanwhile, holding
         its worker slot; see ``docs/operator.md``.
-    :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, ready for
+    :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, one per message in
+        recipient (entry) order, ready for
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
         also pushes the XCom key ``cost``: ``{currency, messages, parts, estimated_total_price,
         from_earlier_try, credit_before, spending_cap}``, and its last log line says the same.
     """
 
-    template_fields: Sequence[str] = ("recipients", "message", "sender", "callback")
-    template_fields_renderers = {"callback": "json"}
+    template_fields: Sequence[str] = ("recipients", "message", "messages", "sender", "callback")
+    template_fields_renderers = {"callback": "json", "messages": "json"}
     ui_color = "#e0f2f1"
 
     def __init__(
         self,
         *,
-        recipients: str | Sequence[str],
-        message: str,
+        recipients: str | Sequence[str] | None = None,
+        message: str | None = None,
+        messages: Any = None,
         sender: str | None = None,
         callback: dict[str, Any] | Callback | None = None,
         region: str = "WW",
@@ -95,7 +107,7 @@ class SmsSendOperator(BaseOperator):
 
         positive_amount("max_total_price", max_total_price)
         positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
-        _check_arguments(recipients, message, max_concurrency)
+        _check_arguments(recipients, message, messages, max_concurrency)
         if (
             not gate
             and not dry_run
@@ -107,6 +119,7 @@ class SmsSendOperator(BaseOperator):
             )
         self.recipients = recipients
         self.message = message
+        self.messages = messages
         self.sender = sender
         self.callback = callback
         self.region = region
@@ -135,14 +148,17 @@ class SmsSendOperator(BaseOperator):
         from airflow_provider_smsww.arguments import as_list
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending import order
+        from airflow_provider_smsww.sending.entries import as_entries
         from airflow_provider_smsww.sending.ledger import ledger_for_task
 
         self._mask_callback_headers()
-        if problem := check_recipients_type(self.recipients):  # rendered: an XComArg's value
+        personalised = self.messages is not None
+        if not personalised and (problem := check_recipients_type(self.recipients)):  # an XComArg's value
             raise SmsWwGateError(problem, problems={"recipients": problem})
         spec = order.SendSpec(
             recipients=as_list(self.recipients),
-            message=self.message,
+            message=self.message or "",
+            messages=as_entries(self.messages) if personalised else None,
             sender=self.sender,
             region=self.region,
             callback=self.callback,
@@ -158,13 +174,22 @@ class SmsSendOperator(BaseOperator):
         ti = context.get("ti")
         map_index = getattr(ti, "map_index", -1)
         batch = order.check(spec, self.dag_id, self.task_id, context.get("run_id", ""), map_index)
-        self.log.info(
-            "%d recipient(s), %d %s part(s) each, region %s",
-            len(batch.recipients),
-            batch.segments.parts,
-            batch.segments.encoding,
-            batch.region,
-        )
+        if personalised:
+            parts = sum(batch.segments_of(r).parts for r in batch.recipients)
+            self.log.info(
+                "%d personalised message(s), %d part(s) in all, region %s",
+                len(batch.recipients),
+                parts,
+                batch.region,
+            )
+        else:
+            self.log.info(
+                "%d recipient(s), %d %s part(s) each, region %s",
+                len(batch.recipients),
+                batch.segments.parts,
+                batch.segments.encoding,
+                batch.region,
+            )
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
         # An ignored dry run, a spending cap, 401 or 403: no retry can cure it, and a retry could cost
         # money; the ledger is read inside the event loop of the send, as the task state store expects.
@@ -206,16 +231,24 @@ def _seconds(name: str, value: float | timedelta) -> float:
     return float(seconds)
 
 
-def _check_arguments(recipients: Any, message: Any, max_concurrency: Any) -> None:
+def _check_arguments(recipients: Any, message: Any, messages: Any, max_concurrency: Any) -> None:
     """Refuse, when the DAG file is parsed, what no rendering can make right."""
-    problems = [
-        problem
-        for problem in (
-            check_recipients_type(recipients),
-            check_message_type(message, at_parse_time=True),
-            check_positive_int("max_concurrency", max_concurrency),
+    if messages is not None and (recipients is not None or message is not None):
+        raise ValueError("give either messages or recipients and message, not both")
+    if messages is None and recipients is None and message is None:
+        raise ValueError("give recipients and message (one text for all), or messages (a text per recipient)")
+    checks: tuple[str | None, ...]
+    if messages is not None:
+        # A string is a template (rendered and checked again before sending), as is an XComArg.
+        checks = (
+            None
+            if isinstance(messages, str) or hasattr(messages, "resolve")
+            else check_messages_value(messages),
         )
-        if problem
+    else:
+        checks = (check_recipients_type(recipients), check_message_type(message, at_parse_time=True))
+    problems = [
+        problem for problem in (*checks, check_positive_int("max_concurrency", max_concurrency)) if problem
     ]
     if problems:
         raise ValueError("; ".join(problems))

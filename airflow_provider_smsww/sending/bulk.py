@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,8 @@ class SendReport:
     reused: int = 0
     #: The error that stopped the batch (credit, spending cap, credentials), if one did.
     fatal: SmsWwError | None = None
+    #: Each record's ``Recipient.key`` (its number, or its number and text in a personalised batch).
+    keys: list[str] = field(default_factory=list)
 
 
 async def send_all(
@@ -88,9 +90,11 @@ async def send_all(
     if previous_start is None:
         ledger.mark_started(started)  # also opens the first round: a crash leaves it open
 
+    by_key = {r.key: r for r in batch.recipients}
+
     async def record(recipient: str, message: Message) -> dict[str, Any]:
         # The recipient as the batch wrote it (E.164), whatever form the gateway lists it in.
-        rec = {**record_of(message), "recipient": recipient}
+        rec = {**record_of(message), "recipient": by_key[recipient].e164}
         await ledger.arecord(recipient, rec)
         return rec
 
@@ -100,16 +104,16 @@ async def send_all(
     unknown: dict[str, datetime] = {}
     if previous_start is not None:  # a first try has an empty ledger: no need to read it per recipient
         for r in batch.recipients:
-            if (known := ledger.get(r.e164)) is not None:
-                records[r.e164] = known
+            if (known := ledger.get(r.key)) is not None:
+                records[r.key] = known
     reused = len(records)
-    pending = [r for r in batch.recipients if r.e164 not in records]
+    pending = [r for r in batch.recipients if r.key not in records]
     if previous_start is not None and pending:
         # A retry: the earlier try may have been accepted for recipients it did not get to record.
         left = ledger.unknown_outcomes()
         if left is None:  # it stopped mid-round: any of them may have been sent, as late as now
-            left = dict.fromkeys((r.e164 for r in pending), now())
-        unknown = {r.e164: left[r.e164] for r in pending if r.e164 in left}
+            left = dict.fromkeys((r.key for r in pending), now())
+        unknown = {r.key: left[r.key] for r in pending if r.key in left}
         ledger.set_round(unknown, open=True)  # until this try's sends are over
         if unknown:
             found = await reconcile(hook, batch, list(unknown), previous_start, scan_limit=scan_limit)
@@ -117,7 +121,7 @@ async def send_all(
                 records[recipient] = await record(recipient, message)
                 del unknown[recipient]
             reused += len(found)
-            pending = [r for r in pending if r.e164 not in records]
+            pending = [r for r in pending if r.key not in records]
     if reused:
         log.info("%d recipient(s) already accepted by an earlier try: not sent again", reused)
 
@@ -129,22 +133,22 @@ async def send_all(
         """Send one; return the recipient when the outcome is uncertain."""
         if fanout.stopped(recipient):
             return None
-        attempts[recipient.e164] += 1
+        attempts[recipient.key] += 1
         sent_at = now()
         try:
             message = await fanout.send(recipient)
         except (SmsWwSendUncertainError, SmsWwResponseError):
-            unknown[recipient.e164] = sent_at  # an unreadable answer is no proof that nothing was sent
+            unknown[recipient.key] = sent_at  # an unreadable answer is no proof that nothing was sent
             return recipient
         except SmsWwError as exc:
-            failures[recipient.e164] = exc.message
+            failures[recipient.key] = exc.message
             return None
         if message is None:  # refused for good (credentials, credit, cap): in failures
             return None
         if not message.id:
-            unknown[recipient.e164] = sent_at  # accepted without an id: find it in GET /messages
+            unknown[recipient.key] = sent_at  # accepted without an id: find it in GET /messages
             return recipient
-        records[recipient.e164] = await record(recipient.e164, message)
+        records[recipient.key] = await record(recipient.key, message)
         progress.tick()
         return None
 
@@ -152,7 +156,6 @@ async def send_all(
         """Look the unknown outcomes up until each is found, undecided, or absent for ``settle_time``
         since its send (then resent, at most :data:`MAX_RESENDS` times per recipient in this try);
         what remains stays in ``unknown``."""
-        by_e164 = {r.e164: r for r in batch.recipients}
         settle = timedelta(seconds=settle_time)
         while unknown:
             looked_at = now()
@@ -171,10 +174,10 @@ async def send_all(
                 del unknown[recipient]
             # Resent at most MAX_RESENDS times in this try; the rest is left to the next try.
             waiting = [r for r in unknown if attempts[r] <= MAX_RESENDS]
-            if due := [by_e164[r] for r in settled if r in waiting]:
+            if due := [by_key[r] for r in settled if r in waiting]:
                 log.warning("%d send(s) of unknown outcome absent for %s: sending again", len(due), settle)
                 for r in due:
-                    del unknown[r.e164]
+                    del unknown[r.key]
                 await fanout.run(due, send)
             elif not waiting:
                 return
@@ -182,7 +185,7 @@ async def send_all(
                 deadline = min(unknown[r] for r in waiting) + settle
                 await sleep(min(POLL_INTERVAL, max((deadline - now()).total_seconds(), 0.0)))
 
-    await fanout.run([r for r in pending if r.e164 not in unknown], send)
+    await fanout.run([r for r in pending if r.key not in unknown], send)
     try:
         await settle()
     except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
@@ -197,5 +200,7 @@ async def send_all(
             f"yet; not resent before it has been absent for settle_time ({settle_time:g} s) since it was "
             "sent, to avoid a duplicate (the next try looks it up again before sending)",
         )
-    ordered = [records[r.e164] for r in batch.recipients if r.e164 in records]
-    return SendReport(records=ordered, failures=failures, reused=reused, fatal=fanout.fatal)
+    keys = [r.key for r in batch.recipients if r.key in records]
+    return SendReport(
+        records=[records[k] for k in keys], failures=failures, reused=reused, fatal=fanout.fatal, keys=keys
+    )

@@ -21,7 +21,7 @@ whole order runs in a test or a benchmark on its own. ``docs/operator.md`` tells
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ from airflow_provider_smsww.exceptions import (
 from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
 from airflow_provider_smsww.sending.bulk import DEFAULT_SETTLE_TIME, send_all
 from airflow_provider_smsww.sending.credit import cost_summary, local_estimates, preflight
+from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.gate import GateResult, gate
 from airflow_provider_smsww.sending.ledger import not_yet_recorded
 
@@ -58,6 +59,9 @@ class SendSpec:
     recipients: Sequence[str]
     message: str
     sender: str | None = None
+    #: A personalised batch instead of ``recipients`` + ``message``: ``{recipient, message, sender?}``
+    #: per entry (:mod:`.entries`); ``sender`` is then the default of the entries that name none.
+    messages: Sequence[Mapping[str, Any]] | None = None
     region: str = "WW"
     callback: Callback | dict[str, Any] | None = None
     fail_on_multiple_messages: bool = False
@@ -73,7 +77,7 @@ class SendSpec:
 
 @dataclass
 class SendOutcome:
-    """What :func:`send` got done: the accepted records in recipient order, who failed and why, the
+    """What :func:`send` got done: the accepted records in recipient (entry) order, who failed and why, the
     ``cost`` summary, and the error to raise once the cost is reported (None when all were accepted)."""
 
     records: list[dict[str, Any]]
@@ -98,16 +102,26 @@ class _Priced:
 def check(spec: SendSpec, *task_keys: object) -> Batch:
     """Step 1: the local checks, and each recipient's idempotency key from ``task_keys`` (dag, task,
     run, map index), stable across retries. Raises :class:`SmsWwGateError` naming every problem."""
-    batch = check_locally(
-        spec.recipients,
-        spec.message,
-        sender=spec.sender,
-        region=spec.region,
-        callback=spec.callback,
-        fail_on_multiple_messages=spec.fail_on_multiple_messages,
-        max_parts_per_message=spec.max_parts_per_message,
-    )
-    keys = {r.e164: idempotency_key(*task_keys, r.e164) for r in batch.recipients}
+    if spec.messages is not None:
+        batch = check_entries(
+            spec.messages,
+            sender=spec.sender,
+            region=spec.region,
+            callback=spec.callback,
+            fail_on_multiple_messages=spec.fail_on_multiple_messages,
+            max_parts_per_message=spec.max_parts_per_message,
+        )
+    else:
+        batch = check_locally(
+            spec.recipients,
+            spec.message,
+            sender=spec.sender,
+            region=spec.region,
+            callback=spec.callback,
+            fail_on_multiple_messages=spec.fail_on_multiple_messages,
+            max_parts_per_message=spec.max_parts_per_message,
+        )
+    keys = {r.key: idempotency_key(*task_keys, r.key) for r in batch.recipients}
     return replace(batch, keys=keys)
 
 
@@ -138,7 +152,8 @@ async def send(
         )
     cost = cost_summary(
         priced.estimates,
-        report.records,
+        # Matched by key: one number may have several messages, each with its own estimate.
+        [{**rec, "recipient": key} for key, rec in zip(report.keys, report.records, strict=True)],
         price_per_part_if_unknown=spec.price_per_part_if_unknown,
         credit=credit,
         cap=spec.max_total_price,
@@ -187,7 +202,9 @@ async def _gate_and_credit(
     credit = None
     if to_gate.recipients:
         credit = await preflight(hook, estimates, batch.region, spec.price_per_part_if_unknown)
-    return _Priced(to_gate, estimates, checked, credit)
+    # The cost summary finds each message's estimate by its key (a number may have several messages).
+    keyed = [replace(e, recipient=r.key) for r, e in zip(to_gate.recipients, estimates, strict=True)]
+    return _Priced(to_gate, keyed, checked, credit)
 
 
 def _failed(
@@ -201,8 +218,9 @@ def _failed(
     class (not retried: a retry would get a fresh cap), the class of a 401/403 (not retried either),
     else :class:`SmsWwError` (retried: a retry sends only to these)."""
     by_reason: dict[str, list[str]] = {}
+    labels = {r.key: r.label for r in batch.recipients}
     for who, why in failures.items():
-        by_reason.setdefault(why, []).append(who)
+        by_reason.setdefault(why, []).append(labels.get(who, who))
     head = (
         f"{len(records)} of {len(batch.recipients)} message(s) accepted; "
         f"{len(failures)} failed (a retry sends only to these):"
