@@ -6,7 +6,7 @@ any benchmark misses a target or fails, so ``make bench`` checks the claims it p
 
     python benchmarks/run_all.py [--json] [--save FILE] [--only bulk_send,ledger_cost,import_cost,sensor_cost,scale]
 
-Budget: about 4 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~0.5 min, ledger
+Budget: about 5 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~1.5 min: a one-text and a personalised batch, ledger
 cost ~0.5 min, import cost ~0.3 min). Every target is a ratio or a count measured in one run (CPU seconds, calls, MB), not an
 absolute time, so a slower machine changes the figures but not the verdicts.
 """
