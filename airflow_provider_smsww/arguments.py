@@ -45,13 +45,16 @@ def check_recipients_type(value: object) -> str | None:
 ENTRY_KEYS = frozenset({"recipient", "message", "sender"})
 
 
-def check_messages_value(value: Any) -> str | None:
+def check_messages_value(value: Any, *, at_parse_time: bool = False) -> str | None:
     """Why ``messages`` (as given, or as rendered) is not a list of entries, naming the first bad entry
     by its index; None when it is one. Each entry is a dict with a string ``recipient`` and
     ``message`` and, optionally, a string (or None) ``sender``; nothing else.
 
     :param value: the operator's ``messages``, or the hook's.
+    :param at_parse_time: a template string or an XComArg passes (checked again once rendered).
     """
+    if at_parse_time and (isinstance(value, str) or _templated(value)):
+        return None
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
         return f"messages must be a list of {{recipient, message, sender}} dicts, not {type(value).__name__}"
     for index, entry in enumerate(value):

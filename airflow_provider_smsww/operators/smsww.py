@@ -239,12 +239,7 @@ def _check_arguments(recipients: Any, message: Any, messages: Any, max_concurren
         raise ValueError("give recipients and message (one text for all), or messages (a text per recipient)")
     checks: tuple[str | None, ...]
     if messages is not None:
-        # A string is a template (rendered and checked again before sending), as is an XComArg.
-        checks = (
-            None
-            if isinstance(messages, str) or hasattr(messages, "resolve")
-            else check_messages_value(messages),
-        )
+        checks = (check_messages_value(messages, at_parse_time=True),)
     else:
         checks = (check_recipients_type(recipients), check_message_type(message, at_parse_time=True))
     problems = [
