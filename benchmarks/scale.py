@@ -1,7 +1,7 @@
 """Scale: one ``SmsSendOperator`` task sends to 10,000 recipients (gate on: 10,000 dry runs, then
 10,000 sends) against the fake gateway (``fake_gateway.py``, its own process), with bounded memory and
 progress in the log; then one task sends 10,000 personalised entries (``messages=``, a text per
-recipient: an order number and a day each), each mode in its own process so that each has its own peak.
+recipient: an order number and a day each), each run in its own process so that each has its own peak (two runs of each mode, A B B A).
 
 Measured in this process (the worker): peak RSS over the baseline, where the baseline is the resident
 size just before ``execute()`` (Airflow, the provider and httpx imported, one small warm-up send done)
@@ -12,7 +12,9 @@ depending on the recipient's operator", which the number does not tell (portabil
 one recipient cannot stand for another's.
 
 Target, each mode: peak RSS over baseline < 400 MB, progress logged before the end, exactly once; and
-the personalised batch's throughput within 10% of the one-text batch's. Exit 1 if missed.
+the personalised batch's throughput within 10% of the one-text batch's, as messages per CPU second of
+the worker (what bounds it at 0 ms per request; wall-clock msg/s is reported too, but on a shared
+machine it moves by 50% between two runs of the same batch). Exit 1 if missed.
 
     python benchmarks/scale.py [--recipients 10000] [--latency 0] [--json] [--mode both|one-text|personalised]
 """
@@ -37,7 +39,7 @@ from sandbox_process import italian_mobiles, run_tasks_outside_a_worker, throwaw
 throwaway_airflow_home()
 
 TARGET_MB = 400.0
-#: The personalised batch's msg/s over the one-text batch's, at least.
+#: The personalised batch's messages per worker CPU second over the one-text batch's, at least.
 TARGET_THROUGHPUT_RATIO = 0.9
 
 
@@ -97,9 +99,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         else:
             op = SmsSendOperator(task_id="scale", recipients=numbers, message="Your parcel is on its way")
         baseline = rss_mb()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = op.execute(context())
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         peak = peak_mb()
         stats = server.stats()
     progress = [text for _, text in lines.lines if "/" in text and ("sent" in text or "priced" in text)]
@@ -116,6 +118,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "recipients": len(numbers),
         "wall_s": round(wall, 1),
         "msgs_per_s": round(len(numbers) / wall, 1),
+        # The worker's CPU seconds: at 0 ms per request the client's CPU is what bounds throughput,
+        # and unlike wall time it hardly moves when other processes load the machine.
+        "cpu_s": round(cpu, 1),
+        "msgs_per_cpu_s": round(len(numbers) / cpu, 1),
         "baseline_rss_mb": round(baseline, 1),
         "peak_rss_mb": round(peak, 1),
         "peak_over_baseline_mb": round(peak - baseline, 1),
@@ -159,12 +165,19 @@ def main() -> int:
     if args.mode != "both":
         report = measure(args)
     else:  # the one-text report, as before, with the personalised one inside it
-        report = in_a_process(args, "one-text")
-        other = in_a_process(args, "personalised")
-        misses = [*report["misses"], *(f"personalised: {m}" for m in other["misses"])]
+        # Two runs of each, in the order A B B A, so that a load that grows or shrinks during the
+        # benchmark (a shared machine) weighs on both modes alike; each mode's best run is reported,
+        # and a miss of any run counts.
+        runs: dict[str, list[dict[str, Any]]] = {"one-text": [], "personalised": []}
+        for mode in ("one-text", "personalised", "personalised", "one-text"):
+            runs[mode].append(in_a_process(args, mode))
+        report, other = (max(runs[m], key=lambda r: r.get("msgs_per_cpu_s") or 0) for m in runs)
+        misses = sorted({m for r in runs["one-text"] for m in r["misses"]})
+        misses += sorted({f"personalised: {m}" for r in runs["personalised"] for m in r["misses"]})
+        report["runs_msgs_per_cpu_s"] = {m: [r.get("msgs_per_cpu_s") for r in rs] for m, rs in runs.items()}
         ratio = None
-        if report.get("msgs_per_s") and other.get("msgs_per_s"):
-            ratio = round(other["msgs_per_s"] / report["msgs_per_s"], 3)
+        if report.get("msgs_per_cpu_s") and other.get("msgs_per_cpu_s"):
+            ratio = round(other["msgs_per_cpu_s"] / report["msgs_per_cpu_s"], 3)
             if ratio < TARGET_THROUGHPUT_RATIO:
                 misses.append(
                     f"personalised throughput {ratio}x the one-text batch's (< {TARGET_THROUGHPUT_RATIO}x)"

@@ -35,13 +35,31 @@ class Entry(Recipient):
     segments: SegmentInfo
     #: Where the entry was in ``messages`` (the first, when exact duplicates were dropped).
     index: int
+    #: A short hash of (sender, text), made once by :meth:`of`.
+    digest: str
+
+    @classmethod
+    def of(
+        cls, recipient: Recipient, message: str, sender: str | None, segments: SegmentInfo, index: int
+    ) -> Entry:
+        """The entry of a checked number, text and sender."""
+        digest = hashlib.sha256(f"{sender or ''}\x1f{message}".encode()).hexdigest()[:12]
+        return cls(
+            recipient.e164,
+            recipient.country_code,
+            recipient.international_prefix,
+            message,
+            sender,
+            segments,
+            index,
+            digest,
+        )
 
     @property
     def key(self) -> str:
         """The number and a short hash of (sender, text): the same number with two texts is two
         messages, and an exact duplicate (even with the number written differently) is one."""
-        digest = hashlib.sha256(f"{self.sender or ''}\x1f{self.message}".encode()).hexdigest()[:12]
-        return f"{self.e164}#{digest}"
+        return f"{self.e164}#{self.digest}"
 
     @property
     def label(self) -> str:

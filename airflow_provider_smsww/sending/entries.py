@@ -95,9 +95,7 @@ def check_entries(
         if found or isinstance(parsed, Problem) or isinstance(segments, Problem):
             problems[f"messages[{index}] ({item['recipient']})"] = "; ".join(found.values())
             continue
-        entry = Entry(
-            parsed.e164, parsed.country_code, parsed.international_prefix, text, entry_sender, segments, index
-        )
+        entry = Entry.of(parsed, text, entry_sender, segments, index)
         valid.setdefault(entry.key, entry)
     if problems:
         raise SmsWwGateError(
