@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -79,6 +79,37 @@ def check_text(name: str, value: object, *, empty_ok: bool = False, none_ok: boo
         return f"{name} must be a string, not {_shown(value)}"
     if not empty_ok and not value.strip():
         return f"{name} is empty"
+    return None
+
+
+#: The keys an entry may have; ``recipient`` and ``message`` are required.
+ENTRY_KEYS = frozenset({"recipient", "message", "sender"})
+
+
+def check_messages_value(value: Any, *, at_parse_time: bool = False) -> str | None:
+    """Why ``messages`` (as given, or as rendered) is not a list of entries, naming the first bad entry
+    by its index; None when it is one. Each entry is a dict with a string ``recipient`` and
+    ``message`` and, optionally, a string (or None) ``sender``; nothing else.
+
+    :param value: the operator's ``messages``, or the hook's.
+    :param at_parse_time: a template string or an XComArg passes (checked again once rendered).
+    """
+    if at_parse_time and (isinstance(value, str) or _templated(value)):
+        return None
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        return f"messages must be a list of {{recipient, message, sender}} dicts, not {type(value).__name__}"
+    for index, entry in enumerate(value):
+        if not isinstance(entry, Mapping):
+            return f"messages[{index}] must be a dict with recipient and message, not {type(entry).__name__}"
+        if unknown := sorted(str(k) for k in set(entry) - ENTRY_KEYS):
+            return f"messages[{index}] has unknown key(s) {', '.join(unknown)} (allowed: recipient, message, sender)"
+        for name in ("recipient", "message"):
+            if not isinstance(entry.get(name), str):
+                return f"messages[{index}] needs {name} as a string, not {type(entry.get(name)).__name__}"
+        if not isinstance(entry.get("sender"), str | None):
+            return (
+                f"messages[{index}] sender must be a string or absent, not {type(entry['sender']).__name__}"
+            )
     return None
 
 

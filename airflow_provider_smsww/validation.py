@@ -56,6 +56,17 @@ class Recipient:
     country_code: str
     international_prefix: str
 
+    @property
+    def key(self) -> str:
+        """This message's identity in a batch (ledger, failures, reconciliation): the number here, the
+        number and its text in a personalised entry (:class:`~airflow_provider_smsww.sending.batch.Entry`)."""
+        return self.e164
+
+    @property
+    def label(self) -> str:
+        """How an error names this message."""
+        return self.e164
+
 
 def parse_recipient(raw: str, region: str = "WW") -> Recipient | Problem:
     """Normalise ``raw`` to E.164 and check that it is a valid number (and in the region's country).

@@ -24,6 +24,7 @@ from airflow_provider_smsww.exceptions import (
 )
 from airflow_provider_smsww.hooks.connection import aextra_dejson, client_settings
 from airflow_provider_smsww.hooks.dry_run import as_dry_run, estimate_from
+from airflow_provider_smsww.hooks.many import asend_many, send_many
 from airflow_provider_smsww.hooks.otp import amask_all, amasked, asend_otp, masked, send_otp
 from airflow_provider_smsww.hooks.wallet import LOW_CREDIT_ALERT_EUR, SCOPED_TOKEN_TTL, Wallet
 from airflow_provider_smsww.models import Callback, Estimate, Message, Region, SendRequest
@@ -165,8 +166,7 @@ class SmsWwHook(BaseHook):
         return self.wallet
 
     def get_credit(self) -> Decimal | None:
-        """The account's credit in EUR (OAuth v2 ``GET /wallet``), or None when the connection has no
-        email + API key (logged once, at info)."""
+        """The account's credit in EUR (OAuth v2 ``GET /wallet``); None without email + API key (logged once)."""
         return self._read_wallet().credit()
 
     async def aget_credit(self) -> Decimal | None:
@@ -301,9 +301,11 @@ class SmsWwHook(BaseHook):
         answer = await self.asend_request(as_dry_run(request), region)
         return estimate_from(request, region, answer)
 
-    # One-time codes (POST /otp), in hooks/otp.py; every code the hook reads is masked at once.
+    # One-time codes (POST /otp) in hooks/otp.py, each code read masked at once; hooks/many.py: a text each.
     send_otp = send_otp
     asend_otp = asend_otp
+    send_many = send_many
+    asend_many = asend_many
 
     # -- reading --------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""SmsSendOperator: send one text to one or many recipients, gated by a dry run, never twice."""
+"""SmsSendOperator: send one text to one or many recipients, or a text per recipient, gated by a dry
+run, never twice."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
-from airflow_provider_smsww.arguments import check_message_type, check_positive_int, check_recipients_type
+from airflow_provider_smsww.arguments import (
+    check_message_type,
+    check_messages_value,
+    check_positive_int,
+    check_recipients_type,
+)
 from airflow_provider_smsww.exceptions import SmsWwError, SmsWwGateError
 from airflow_provider_smsww.failures import SmsWwSpendingCapReachedError, failing_for_good
 from airflow_provider_smsww.metrics import report_send_cost
@@ -39,6 +45,10 @@ class SmsSendOperator(BaseOperator):
         works, as does ``.expand(recipients=[...])``). Spaces and dashes are allowed; duplicates are
         sent once.
     :param message: the text (templated).
+    :param messages: instead of ``recipients`` and ``message``, a text per recipient (templated; an
+        XComArg works): a list of ``{"recipient": ..., "message": ..., "sender": ...}`` (``sender``
+        optional, default the operator's). Each (number, sender, text) is sent once: the same number
+        with two texts gets both, an exact duplicate is dropped. See ``docs/operator.md``.
     :param sender: alias of 3-11 letters, digits or spaces, not all digits (templated); default
         "Openapi".
     :param callback: the API's callback object (``url``, ``method``, ``retry``, ``headers``,
@@ -72,7 +82,8 @@ class SmsSendOperator(BaseOperator):
         messages showed, at least 15 s, 5 minutes while none of them is listed yet. Given, it replaces
         the 15 s floor and the 5-minute wait; a longer observed lag still lengthens it. The task looks
         it up every few seconds meanwhile, holding its worker slot; see ``docs/operator.md``.
-    :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, ready for
+    :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, one per message in
+        recipient (entry) order, ready for
         :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
         estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
         also pushes the XCom key ``cost``: ``{currency, messages, parts, estimated_total_price,
@@ -80,15 +91,16 @@ class SmsSendOperator(BaseOperator):
         max_total_price, budget_left, limit, credit_before}``, and its last log line says the same.
     """
 
-    template_fields: Sequence[str] = ("recipients", "message", "sender", "callback")
-    template_fields_renderers = {"callback": "json"}
+    template_fields: Sequence[str] = ("recipients", "message", "messages", "sender", "callback")
+    template_fields_renderers = {"callback": "json", "messages": "json"}
     ui_color = "#e0f2f1"
 
     def __init__(
         self,
         *,
-        recipients: str | Sequence[str],
-        message: str,
+        recipients: str | Sequence[str] | None = None,
+        message: str | None = None,
+        messages: Any = None,
         sender: str | None = None,
         callback: dict[str, Any] | Callback | None = None,
         region: str = "WW",
@@ -116,7 +128,7 @@ class SmsSendOperator(BaseOperator):
 
         positive_amount("max_total_price", max_total_price)
         positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
-        _check_arguments(recipients, message, max_concurrency)
+        _check_arguments(recipients, message, messages, max_concurrency)
         if (
             not gate
             and not dry_run
@@ -128,6 +140,7 @@ class SmsSendOperator(BaseOperator):
             )
         self.recipients = recipients
         self.message = message
+        self.messages = messages
         self.sender = sender
         self.callback = callback
         self.region = region
@@ -171,11 +184,13 @@ class SmsSendOperator(BaseOperator):
         from airflow_provider_smsww.arguments import as_list
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending import order
+        from airflow_provider_smsww.sending.entries import as_entries
         from airflow_provider_smsww.sending.ledger import MemoryLedger
         from airflow_provider_smsww.sending.ledger_stores import ledger_for_task
 
         self._mask_callback_headers()
-        if problem := check_recipients_type(self.recipients):  # rendered: an XComArg's value
+        personalised = self.messages is not None
+        if not personalised and (problem := check_recipients_type(self.recipients)):  # an XComArg's value
             raise SmsWwGateError(problem, problems={"recipients": problem})
         ledger = ledger_for_task(context)
         # A ledger that dies with this call cannot carry a deferral: outside a task runner the task
@@ -185,7 +200,8 @@ class SmsSendOperator(BaseOperator):
             raise SmsWwError("send_window needs an Airflow task runner: its ledger must outlive the deferral")
         spec = order.SendSpec(
             recipients=as_list(self.recipients),
-            message=self.message,
+            message=self.message or "",
+            messages=as_entries(self.messages) if personalised else None,
             sender=self.sender,
             region=self.region,
             callback=self.callback,
@@ -204,13 +220,22 @@ class SmsSendOperator(BaseOperator):
         ti = context.get("ti")
         map_index = getattr(ti, "map_index", -1)
         batch = order.check(spec, self.dag_id, self.task_id, context.get("run_id", ""), map_index)
-        self.log.info(
-            "%d recipient(s), %d %s part(s) each, region %s",
-            len(batch.recipients),
-            batch.segments.parts,
-            batch.segments.encoding,
-            batch.region,
-        )
+        if personalised:
+            parts = sum(batch.segments_of(r).parts for r in batch.recipients)
+            self.log.info(
+                "%d personalised message(s), %d part(s) in all, region %s",
+                len(batch.recipients),
+                parts,
+                batch.region,
+            )
+        else:
+            self.log.info(
+                "%d recipient(s), %d %s part(s) each, region %s",
+                len(batch.recipients),
+                batch.segments.parts,
+                batch.segments.encoding,
+                batch.region,
+            )
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
         # An ignored dry run, a spending cap, 401 or 403: no retry can cure it, and a retry could cost
         # money; the ledger is read inside the event loop of the send, as the task state store expects.
@@ -227,7 +252,7 @@ class SmsSendOperator(BaseOperator):
                 raise outcome.error
         reasons = {
             outcome.waiting_until: f"{outcome.waiting} recipient(s) outside their send window",
-            outcome.settle_at: f"{len((outcome.lookup or {}).get('recipients', ()))} send(s) of unknown outcome to settle",
+            outcome.settle_at: f"{len((outcome.lookup or {}).get('messages', ()))} send(s) of unknown outcome to settle",
         }
         if waits := sorted(moment for moment in reasons if moment is not None):
             reason = "; ".join(reasons[m] for m in waits)
@@ -278,13 +303,16 @@ def _check_rendered(task: SmsSendOperator) -> None:
     Variable may hand in anything)."""
     from airflow_provider_smsww.arguments import check_rendered, check_text
     from airflow_provider_smsww.exceptions import describe_problems
+    from airflow_provider_smsww.sending.entries import messages_problem
     from airflow_provider_smsww.validation import Problem, check_callback
 
     problems = {name: p for name in task.template_fields if (p := check_rendered(name, getattr(task, name)))}
     callback = None if task.callback is None else check_callback(task.callback)
+    one_text = task.messages is None
     checks = {
-        "recipients": check_recipients_type(task.recipients),
-        "message": check_text("message", task.message),
+        "recipients": check_recipients_type(task.recipients) if one_text else None,
+        "message": check_text("message", task.message) if one_text else None,
+        "messages": None if one_text else messages_problem(task.messages),
         "sender": check_text("sender", task.sender, empty_ok=True, none_ok=True),
         "callback": f"callback {callback.message}" if isinstance(callback, Problem) else None,
     }
@@ -296,16 +324,19 @@ def _check_rendered(task: SmsSendOperator) -> None:
         raise SmsWwGateError(describe_problems(head, problems), problems=problems)
 
 
-def _check_arguments(recipients: Any, message: Any, max_concurrency: Any) -> None:
+def _check_arguments(recipients: Any, message: Any, messages: Any, max_concurrency: Any) -> None:
     """Refuse, when the DAG file is parsed, what no rendering can make right."""
+    if messages is not None and (recipients is not None or message is not None):
+        raise ValueError("give either messages or recipients and message, not both")
+    if messages is None and recipients is None and message is None:
+        raise ValueError("give recipients and message (one text for all), or messages (a text per recipient)")
+    checks: tuple[str | None, ...]
+    if messages is not None:
+        checks = (check_messages_value(messages, at_parse_time=True),)
+    else:
+        checks = (check_recipients_type(recipients), check_message_type(message, at_parse_time=True))
     problems = [
-        problem
-        for problem in (
-            check_recipients_type(recipients),
-            check_message_type(message, at_parse_time=True),
-            check_positive_int("max_concurrency", max_concurrency),
-        )
-        if problem
+        problem for problem in (*checks, check_positive_int("max_concurrency", max_concurrency)) if problem
     ]
     if problems:
         raise ValueError("; ".join(problems))

@@ -25,9 +25,52 @@ log = logging.getLogger(__name__)
 CALLBACK_KEY_FIELD = "smsww_key"
 
 
+@dataclass(frozen=True, slots=True)
+class Entry(Recipient):
+    """One message of a personalised batch (``messages=[...]``): its number, its own text and sender.
+    Built by :func:`~airflow_provider_smsww.sending.entries.check_entries`."""
+
+    message: str
+    sender: str | None
+    segments: SegmentInfo
+    #: Where the entry was in ``messages`` (the first, when exact duplicates were dropped).
+    index: int
+    #: A short hash of (sender, text), made once by :meth:`of`.
+    digest: str
+
+    @classmethod
+    def of(
+        cls, recipient: Recipient, message: str, sender: str | None, segments: SegmentInfo, index: int
+    ) -> Entry:
+        """The entry of a checked number, text and sender."""
+        digest = hashlib.sha256(f"{sender or ''}\x1f{message}".encode()).hexdigest()[:12]
+        return cls(
+            recipient.e164,
+            recipient.country_code,
+            recipient.international_prefix,
+            message,
+            sender,
+            segments,
+            index,
+            digest,
+        )
+
+    @property
+    def key(self) -> str:
+        """The number and a short hash of (sender, text): the same number with two texts is two
+        messages, and an exact duplicate (even with the number written differently) is one."""
+        return f"{self.e164}#{self.digest}"
+
+    @property
+    def label(self) -> str:
+        return f"messages[{self.index}] ({self.e164})"
+
+
 @dataclass(frozen=True)
 class Batch:
-    """A validated batch: what will be sent to whom. Built by :func:`check_locally`."""
+    """A validated batch: what will be sent to whom. Built by :func:`check_locally`, or by
+    :func:`~airflow_provider_smsww.sending.entries.check_entries` with an :class:`Entry` per message
+    (then ``message`` is empty and ``segments`` those of the longest text)."""
 
     recipients: tuple[Recipient, ...]
     message: str
@@ -36,23 +79,35 @@ class Batch:
     segments: SegmentInfo
     fail_on_multiple_messages: bool = False
     callback: Callback | None = None
-    #: Deterministic per-recipient keys (dag, task, run, map index, recipient), put in callback.custom.
+    #: Deterministic per-message keys (dag, task, run, map index, ``Recipient.key``), put in callback.custom.
     keys: dict[str, str] = field(default_factory=dict)
 
     def request(self, recipient: Recipient, *, dry_run: bool) -> SendRequest:
         """The request for one recipient, its idempotency key in ``callback.custom``."""
         callback = self.callback
-        if callback is not None and recipient.e164 in self.keys:
-            custom = {**callback.custom, CALLBACK_KEY_FIELD: self.keys[recipient.e164]}
+        if callback is not None and recipient.key in self.keys:
+            custom = {**callback.custom, CALLBACK_KEY_FIELD: self.keys[recipient.key]}
             callback = callback.model_copy(update={"custom": custom})
         return SendRequest.of(
             recipient.e164,
-            self.message,
-            sender=self.sender,
+            self.text_of(recipient),
+            sender=self.sender_of(recipient),
             dry_run=dry_run,
             fail_on_multiple_messages=self.fail_on_multiple_messages,
             callback=callback,
         )
+
+    def text_of(self, recipient: Recipient) -> str:
+        """The text this recipient gets: its entry's own, else the batch's."""
+        return recipient.message if isinstance(recipient, Entry) else self.message
+
+    def sender_of(self, recipient: Recipient) -> str | None:
+        """The sender this recipient's message carries (None for the gateway's default)."""
+        return recipient.sender if isinstance(recipient, Entry) else self.sender
+
+    def segments_of(self, recipient: Recipient) -> SegmentInfo:
+        """The parts of this recipient's text, counted locally."""
+        return recipient.segments if isinstance(recipient, Entry) else self.segments
 
 
 def idempotency_key(*parts: object) -> str:

@@ -137,7 +137,7 @@ async def earlier_spend(
     started = ledger.started_at()
     if started is None:
         return Spend(limit)
-    recorded = {r.e164: rec for r in batch.recipients if (rec := ledger.get(r.e164)) is not None}
+    recorded = {r.key: rec for r in batch.recipients if (rec := ledger.get(r.key)) is not None}
     unknown: dict[str, datetime] = {}
     prices: dict[str, Decimal] = {}
     if limit is not None:
@@ -158,7 +158,7 @@ async def _look_up_unknown(
     """Look the earlier try's sends of unknown outcome up in ``GET /messages`` before the money is
     counted: record the found ones (into ``recorded`` too), close the round with the others (and when
     they were sent), which the sends then settle as :func:`.bulk.send_all` would have."""
-    pending = [r.e164 for r in batch.recipients if r.e164 not in recorded]
+    pending = [r.key for r in batch.recipients if r.key not in recorded]
     left = ledger.unknown_outcomes()
     if left is None:  # the earlier try stopped mid-round: any unrecorded recipient may have been sent
         left = dict.fromkeys(pending, now())
@@ -169,7 +169,8 @@ async def _look_up_unknown(
         hook, batch, list(unknown), started, scan_limit=SCAN_LIMIT + len(batch.recipients)
     )
     for recipient, message in found.items():
-        recorded[recipient] = {**record_of(message), "recipient": recipient}
+        number = next(r.e164 for r in batch.recipients if r.key == recipient)
+        recorded[recipient] = {**record_of(message), "recipient": number}
         await ledger.arecord(recipient, recorded[recipient])
         del unknown[recipient]
     if found:

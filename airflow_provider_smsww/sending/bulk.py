@@ -64,6 +64,8 @@ class SendReport:
     #: With ``wait=False``: the unknown outcomes left to settle, and when the first may be resent.
     unsettled: dict[str, datetime] = field(default_factory=dict)
     resume_at: datetime | None = None
+    #: Each record's ``Recipient.key`` (its number, or its number and text in a personalised batch).
+    keys: list[str] = field(default_factory=list)
 
 
 async def send_all(
@@ -107,9 +109,11 @@ async def send_all(
     if previous_start is None:
         ledger.mark_started(started)  # also opens the first round: a crash leaves it open
 
+    by_key = {r.key: r for r in batch.recipients}
+
     async def record(recipient: str, message: Message) -> dict[str, Any]:
         # The recipient as the batch wrote it (E.164), whatever form the gateway lists it in.
-        rec = {**record_of(message), "recipient": recipient}
+        rec = {**record_of(message), "recipient": by_key[recipient].e164}
         await ledger.arecord(recipient, rec)
         return rec
 
@@ -119,18 +123,18 @@ async def send_all(
     unknown: dict[str, datetime] = {}
     if previous_start is not None:  # a first try has an empty ledger: no need to read it per recipient
         for r in batch.recipients:
-            if (known := ledger.get(r.e164)) is not None:
-                records[r.e164] = known
+            if (known := ledger.get(r.key)) is not None:
+                records[r.key] = known
     reused = len(records)
-    pending = [r for r in batch.recipients if r.e164 not in records]
+    pending = [r for r in batch.recipients if r.key not in records]
     # What earlier tries saw of the listing's lag and the gateway's clock (nothing on a first try).
     evidence = Evidence.from_dict(ledger.settle_evidence() if previous_start is not None else None)
     if previous_start is not None and pending:
         # A retry: the earlier try may have been accepted for recipients it did not get to record.
         left = ledger.unknown_outcomes()
         if left is None:  # it stopped mid-round: any of them may have been sent, as late as now
-            left = dict.fromkeys((r.e164 for r in pending), now())
-        unknown = {r.e164: left[r.e164] for r in pending if r.e164 in left}
+            left = dict.fromkeys((r.key for r in pending), now())
+        unknown = {r.key: left[r.key] for r in pending if r.key in left}
         ledger.set_round(unknown, open=True, evidence=evidence.as_dict())  # until this try's sends are over
         if unknown:
             found = await reconcile(
@@ -145,7 +149,7 @@ async def send_all(
                 records[recipient] = await record(recipient, message)
                 del unknown[recipient]
             reused += len(found)
-            pending = [r for r in pending if r.e164 not in records]
+            pending = [r for r in pending if r.key not in records]
     if reused:
         log.info("%d recipient(s) already accepted by an earlier try: not sent again", reused)
 
@@ -157,23 +161,23 @@ async def send_all(
         """Send one; return the recipient when the outcome is uncertain."""
         if fanout.stopped(recipient):
             return None
-        attempts[recipient.e164] += 1
+        attempts[recipient.key] += 1
         sent_at = now()
         try:
             message = await fanout.send(recipient)
         except (SmsWwSendUncertainError, SmsWwResponseError):
-            unknown[recipient.e164] = now()  # an unreadable answer is no proof that nothing was sent
+            unknown[recipient.key] = now()  # an unreadable answer is no proof that nothing was sent
             return recipient
         except SmsWwError as exc:
-            failures[recipient.e164] = exc.message
+            failures[recipient.key] = exc.message
             return None
         if message is None:  # refused for good (credentials, credit, cap): in failures
             return None
         if not message.id:
-            unknown[recipient.e164] = now()  # accepted without an id: find it in GET /messages
+            unknown[recipient.key] = now()  # accepted without an id: find it in GET /messages
             return recipient
         evidence.accepted(message.id, sent_at, now(), as_utc(message.created_at))
-        records[recipient.e164] = await record(recipient.e164, message)
+        records[recipient.key] = await record(recipient.key, message)
         progress.tick()
         return None
 
@@ -181,7 +185,6 @@ async def send_all(
         """Look the unknown outcomes up until each is found, undecided, or absent for the settle window
         since its answer (then resent, at most :data:`MAX_RESENDS` times per recipient in this try);
         what remains stays in ``unknown``. Each look-up is evidence of the listing's lag too."""
-        by_e164 = {r.e164: r for r in batch.recipients}
         #: Recipient -> when the last complete look-up that did not list it began.
         missed: dict[str, datetime] = {}
         while unknown:
@@ -212,7 +215,7 @@ async def send_all(
                 failures[recipient] = UNDECIDED
                 del unknown[recipient]
             # Resent at most MAX_RESENDS times in this try; the rest is left to the next try.
-            due = [by_e164[r] for r in settled if r in unknown and attempts[r] <= MAX_RESENDS]
+            due = [by_key[r] for r in settled if r in unknown and attempts[r] <= MAX_RESENDS]
             give_up = timedelta(seconds=max(GIVE_UP_AFTER, settle_time or 0.0))
             waiting = [r for r in unknown if attempts[r] <= MAX_RESENDS and looked_at - unknown[r] < give_up]
             if due:
@@ -224,8 +227,8 @@ async def send_all(
                     _why(evidence, settle_time),
                 )
                 for r in due:
-                    del unknown[r.e164]
-                    missed.pop(r.e164, None)
+                    del unknown[r.key]
+                    missed.pop(r.key, None)
                 await fanout.run(due, send)
             elif not waiting:
                 return
@@ -237,7 +240,7 @@ async def send_all(
                 await sleep(min(POLL_INTERVAL, max((deadline - now()).total_seconds(), 0.0)))
 
     resume: list[datetime] = []
-    await fanout.run([r for r in pending if r.e164 not in unknown], send)
+    await fanout.run([r for r in pending if r.key not in unknown], send)
     try:
         await settle()
     except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
@@ -245,10 +248,16 @@ async def send_all(
         raise
     # Only now is the round over: a crash before this line (e.g. the ledger failing) leaves it open.
     ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
-    ordered = [records[r.e164] for r in batch.recipients if r.e164 in records]
+    keys = [r.key for r in batch.recipients if r.key in records]
     if resume:
         return SendReport(
-            ordered, failures, reused, fanout.fatal, unsettled=dict(unknown), resume_at=resume[0]
+            [records[k] for k in keys],
+            failures,
+            reused,
+            fanout.fatal,
+            keys=keys,
+            unsettled=dict(unknown),
+            resume_at=resume[0],
         )
     for recipient in unknown:
         failures.setdefault(
@@ -258,7 +267,9 @@ async def send_all(
             f"({settle_window(evidence, settle_time):g} s: {_why(evidence, settle_time)}) since it was "
             "sent, to avoid a duplicate (the next try looks it up again before sending)",
         )
-    return SendReport(records=ordered, failures=failures, reused=reused, fatal=fanout.fatal)
+    return SendReport(
+        records=[records[k] for k in keys], failures=failures, reused=reused, fatal=fanout.fatal, keys=keys
+    )
 
 
 def _why(evidence: Evidence, settle_time: float | None) -> str:

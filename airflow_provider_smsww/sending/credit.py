@@ -70,8 +70,10 @@ def local_estimates(batch: Batch) -> list[Estimate]:
     """Unpriced estimates from the local part count, for a batch sent without the dry-run gate."""
     from airflow_provider_smsww.models import Estimate
 
-    parts, encoding = batch.segments.parts, batch.segments.encoding
-    return [Estimate(r.e164, parts, encoding, None) for r in batch.recipients]
+    return [
+        Estimate(r.e164, batch.segments_of(r).parts, batch.segments_of(r).encoding, None)
+        for r in batch.recipients
+    ]
 
 
 def credit_needed(

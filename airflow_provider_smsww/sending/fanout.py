@@ -29,7 +29,7 @@ class FanOut:
     :param hook: the hook (or the capped hook of ``SmsWwHook.scoped``) that sends.
     :param batch: what is sent, to whom.
     :param concurrency: sends in flight at once.
-    :param failures: recipient -> why it was not sent; filled as the sends go.
+    :param failures: ``Recipient.key`` -> why it was not sent; filled as the sends go.
     """
 
     def __init__(self, hook: SmsWwHook, batch: Batch, concurrency: int, failures: dict[str, str]) -> None:
@@ -41,7 +41,7 @@ class FanOut:
         """True, with the recipient reported "not sent", once a fatal error stopped the batch."""
         if self.fatal is None:
             return False
-        self.failures[recipient.e164] = f"not sent: {self.fatal.message}"
+        self.failures[recipient.key] = f"not sent: {self.fatal.message}"
         return True
 
     async def send(self, recipient: Recipient) -> Message | None:
@@ -52,7 +52,7 @@ class FanOut:
             )
         except FATAL_ERRORS as exc:
             self.fatal = self.fatal or exc
-            self.failures[recipient.e164] = exc.message
+            self.failures[recipient.key] = exc.message
             return None
 
     async def run(

@@ -58,7 +58,7 @@ async def gate(
         try:
             return await hook.aestimate(batch.request(recipient, dry_run=True), batch.region)
         except SmsWwValidationError as exc:
-            problems[recipient.e164] = exc.message
+            problems[recipient.label] = exc.message
             return None
         finally:
             progress.tick()
@@ -71,9 +71,13 @@ async def gate(
     first = await dry_run(canary)
     answers = [first, *await bounded(rest, dry_run, concurrency)]
     estimates = [e for e in answers if e is not None]
-    for estimate in estimates:
-        if max_parts_per_message is not None and estimate.parts > max_parts_per_message:
-            problems[estimate.recipient] = (
+    for recipient, estimate in zip(batch.recipients, answers, strict=True):
+        if (
+            estimate is not None
+            and max_parts_per_message is not None
+            and estimate.parts > max_parts_per_message
+        ):
+            problems[recipient.label] = (
                 f"the API counts {estimate.parts} parts; max_parts_per_message is {max_parts_per_message}"
             )
     total_parts = sum(e.parts for e in estimates)

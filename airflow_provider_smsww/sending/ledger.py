@@ -157,7 +157,7 @@ def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:
     try, whose ledger is empty by construction)."""
     if ledger.started_at() is None:
         return batch
-    return replace(batch, recipients=tuple(r for r in batch.recipients if ledger.get(r.e164) is None))
+    return replace(batch, recipients=tuple(r for r in batch.recipients if ledger.get(r.key) is None))
 
 
 def record_of(message: Message) -> dict[str, Any]:

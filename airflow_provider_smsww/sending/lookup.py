@@ -13,7 +13,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smsww.sending.batch import check_locally
+from airflow_provider_smsww.sending.batch import Entry, check_locally
+from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.reconcile import reconcile
 from airflow_provider_smsww.sending.settle import Evidence
 
@@ -25,46 +26,68 @@ if TYPE_CHECKING:
 def lookup_of(
     batch: Batch, unknown: list[str], since: datetime, evidence: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The trigger kwargs that let :func:`look_up` find ``unknown`` (E.164) of ``batch``, sent since ``since``.
+    """The trigger kwargs that let :func:`look_up` find the messages ``unknown`` (``Recipient.key``) of
+    ``batch``, sent since ``since``.
 
-    :param batch: the batch the unknown outcomes belong to.
-    :param unknown: the recipients whose outcome is unknown.
+    :param batch: the batch the unknown outcomes belong to (one text, or personalised entries).
+    :param unknown: the keys of the messages whose outcome is unknown.
     :param since: when the batch started sending (the reconciliation floor).
     :param evidence: the batch's settle evidence (:meth:`.settle.Evidence.as_dict`): its clock offset.
     """
     callback = None
     if batch.callback is not None:  # the key is what matches; the headers stay out of the triggerer's table
         callback = batch.callback.model_dump(mode="json", exclude={"headers"})
+    wanted = set(unknown)
+    messages = [
+        {"recipient": r.e164, "message": batch.text_of(r), "sender": batch.sender_of(r)}
+        for r in batch.recipients
+        if r.key in wanted
+    ]
     return {
-        "recipients": list(unknown),
+        "messages": messages,
+        "personalised": any(isinstance(r, Entry) for r in batch.recipients),
         "batch_size": len(batch.recipients),
-        "message": batch.message,
-        "sender": batch.sender,
         "region": batch.region,
         "callback": callback,
-        "keys": {r: batch.keys[r] for r in unknown if r in batch.keys},
+        "keys": {k: batch.keys[k] for k in unknown if k in batch.keys},
         "since": since.isoformat(),
         "evidence": evidence,
     }
 
 
-async def look_up(hook: SmsWwHook, lookup: dict[str, Any], *, scan_limit: int = 10_000) -> set[str]:
-    """The recipients of ``lookup`` (:func:`lookup_of`) that ``GET /messages`` lists as sent."""
-    batch = check_locally(
-        lookup["recipients"],
-        lookup["message"],
-        sender=lookup["sender"],
-        region=lookup["region"],
-        callback=lookup["callback"],
-    )
-    batch = replace(batch, keys=dict(lookup["keys"]))
-    offset = Evidence.from_dict(lookup.get("evidence")).clock_offset
+def unknown_keys(lookup: dict[str, Any]) -> set[str]:
+    """The keys of the messages ``lookup`` looks for."""
+    return {r.key for r in _batch(lookup).recipients}
+
+
+def _batch(lookup: dict[str, Any]) -> Batch:
+    """The batch of the messages looked for, rebuilt as the task built it (same keys)."""
+    messages = lookup["messages"]
+    if lookup["personalised"]:
+        batch = check_entries(messages, region=lookup["region"], callback=lookup["callback"])
+    else:
+        first = messages[0] if messages else {}
+        batch = check_locally(
+            [m["recipient"] for m in messages],
+            str(first.get("message", "")),
+            sender=first.get("sender"),
+            region=lookup["region"],
+            callback=lookup["callback"],
+        )
+    return replace(batch, keys=dict(lookup["keys"]))
+
+
+async def look_up(
+    hook: SmsWwHook, lookup: dict[str, Any], wanted: set[str], *, scan_limit: int = 10_000
+) -> set[str]:
+    """The keys among ``wanted`` whose messages ``GET /messages`` lists as sent."""
+    batch = _batch(lookup)
     found = await reconcile(
         hook,
         batch,
-        lookup["recipients"],
+        sorted(wanted),
         datetime.fromisoformat(lookup["since"]),
-        scan_limit=scan_limit + int(lookup.get("batch_size") or len(lookup["recipients"])),
-        clock_offset=offset,
+        scan_limit=scan_limit + int(lookup.get("batch_size") or len(batch.recipients)),
+        clock_offset=Evidence.from_dict(lookup.get("evidence")).clock_offset,
     )
     return set(found)

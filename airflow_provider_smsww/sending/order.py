@@ -28,7 +28,7 @@ whole order runs in a test or a benchmark on its own. ``docs/operator.md`` tells
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -47,6 +47,7 @@ from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
 from airflow_provider_smsww.sending.budget import Spend, budget_spent, earlier_spend
 from airflow_provider_smsww.sending.bulk import send_all
 from airflow_provider_smsww.sending.credit import cost_summary, estimate_price, local_estimates, preflight
+from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.gate import GateResult, gate
 from airflow_provider_smsww.sending.ledger import not_yet_recorded, public
 from airflow_provider_smsww.sending.lookup import lookup_of
@@ -70,6 +71,9 @@ class SendSpec:
     recipients: Sequence[str]
     message: str
     sender: str | None = None
+    #: A personalised batch instead of ``recipients`` + ``message``: ``{recipient, message, sender?}``
+    #: per entry (:mod:`.entries`); ``sender`` is then the default of the entries that name none.
+    messages: Sequence[Mapping[str, Any]] | None = None
     region: str = "WW"
     callback: Callback | dict[str, Any] | None = None
     fail_on_multiple_messages: bool = False
@@ -90,7 +94,7 @@ class SendSpec:
 
 @dataclass
 class SendOutcome:
-    """What :func:`send` got done: the accepted records in recipient order, who failed and why, the
+    """What :func:`send` got done: the accepted records in recipient (entry) order, who failed and why, the
     ``cost`` summary, and the error to raise once the cost is reported (None when all were accepted)."""
 
     records: list[dict[str, Any]]
@@ -122,24 +126,34 @@ class _Priced:
 def check(spec: SendSpec, *task_keys: object) -> Batch:
     """Step 1: the local checks, and each recipient's idempotency key from ``task_keys`` (dag, task,
     run, map index), stable across retries. Raises :class:`SmsWwGateError` naming every problem."""
-    batch = check_locally(
-        spec.recipients,
-        spec.message,
-        sender=spec.sender,
-        region=spec.region,
-        callback=spec.callback,
-        fail_on_multiple_messages=spec.fail_on_multiple_messages,
-        max_parts_per_message=spec.max_parts_per_message,
-    )
+    if spec.messages is not None:
+        batch = check_entries(
+            spec.messages,
+            sender=spec.sender,
+            region=spec.region,
+            callback=spec.callback,
+            fail_on_multiple_messages=spec.fail_on_multiple_messages,
+            max_parts_per_message=spec.max_parts_per_message,
+        )
+    else:
+        batch = check_locally(
+            spec.recipients,
+            spec.message,
+            sender=spec.sender,
+            region=spec.region,
+            callback=spec.callback,
+            fail_on_multiple_messages=spec.fail_on_multiple_messages,
+            max_parts_per_message=spec.max_parts_per_message,
+        )
     window = spec.send_window
     if window is not None and (
-        problems := schedule(window, (r.e164 for r in batch.recipients), datetime.now(UTC)).problems
+        problems := schedule(window, {r.e164 for r in batch.recipients}, datetime.now(UTC)).problems
     ):
         raise SmsWwGateError(
             describe_problems("SMS batch refused before any request; nothing was sent.", problems),
             problems=problems,
         )
-    keys = {r.e164: idempotency_key(*task_keys, r.e164) for r in batch.recipients}
+    keys = {r.key: idempotency_key(*task_keys, r.key) for r in batch.recipients}
     return replace(batch, keys=keys)
 
 
@@ -175,9 +189,10 @@ async def send(
     ledger.expect({e.recipient: estimate_price(e, spec.price_per_part_if_unknown) for e in priced.estimates})
     waiting: dict[str, datetime] = {}
     if spec.send_window is not None:  # the whole batch was gated: now only who is inside the window
-        waiting = schedule(spec.send_window, (r.e164 for r in to_send.recipients), now()).waiting
-        to_send = replace(to_send, recipients=tuple(r for r in to_send.recipients if r.e164 not in waiting))
-        batch = replace(batch, recipients=tuple(r for r in batch.recipients if r.e164 not in waiting))
+        opens = schedule(spec.send_window, {r.e164 for r in to_send.recipients}, now()).waiting
+        waiting = {r.key: opens[r.e164] for r in to_send.recipients if r.e164 in opens}
+        to_send = replace(to_send, recipients=tuple(r for r in to_send.recipients if r.key not in waiting))
+        batch = replace(batch, recipients=tuple(r for r in batch.recipients if r.key not in waiting))
         if waiting:
             log.info(
                 "%d recipient(s) outside their send window, the first window opening at %s; %d to send now",
@@ -208,7 +223,8 @@ async def send(
             ledger.set_round({**carried, **closed}, open=False, evidence=ledger.settle_evidence())
     cost = cost_summary(
         priced.estimates,
-        report.records,
+        # Matched by key: one number may have several messages, each with its own estimate.
+        [{**rec, "recipient": key} for key, rec in zip(report.keys, report.records, strict=True)],
         price_per_part_if_unknown=spec.price_per_part_if_unknown,
         credit=credit,
         spend=spend,
@@ -238,7 +254,7 @@ async def _gate_and_credit(
     to_gate = batch if dry_run_only else not_yet_recorded(batch, ledger)
     estimates: list[Estimate] = local_estimates(to_gate)
     checked: GateResult | None = None
-    unsent = [r.e164 for r in to_gate.recipients]
+    unsent = [r.label for r in to_gate.recipients]
     if spend.spent and unsent and spend.left == 0:
         raise budget_spent(spend, unsent, "nothing is left of max_total_price for them")
     if (spec.gate or dry_run_only) and to_gate.recipients:
@@ -272,7 +288,9 @@ async def _gate_and_credit(
     credit = None
     if to_gate.recipients:
         credit = await preflight(hook, estimates, batch.region, spec.price_per_part_if_unknown)
-    return _Priced(to_gate, estimates, checked, credit)
+    # The cost summary finds each message's estimate by its key (a number may have several messages).
+    keyed = [replace(e, recipient=r.key) for r, e in zip(to_gate.recipients, estimates, strict=True)]
+    return _Priced(to_gate, keyed, checked, credit)
 
 
 def _unknown_among(
@@ -300,8 +318,9 @@ def _failed(
     class (not retried: the budget is spent), the class of a 401/403 (not retried either), else
     :class:`SmsWwError` (retried: a retry sends only to these, within what is left of the budget)."""
     by_reason: dict[str, list[str]] = {}
+    labels = {r.key: r.label for r in batch.recipients}
     for who, why in failures.items():
-        by_reason.setdefault(why, []).append(who)
+        by_reason.setdefault(why, []).append(labels.get(who, who))
     head = (
         f"{len(records)} of {len(batch.recipients)} message(s) accepted; "
         f"{len(failures)} failed (a retry sends only to these):"

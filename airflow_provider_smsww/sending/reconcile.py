@@ -15,6 +15,7 @@ from airflow_provider_smsww.sending.batch import CALLBACK_KEY_FIELD
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.sending.batch import Batch
+    from airflow_provider_smsww.validation import Recipient
 
 #: How far before the batch start a reconciled message may have been created, when the gateway's
 #: answers carry no ``Date`` header to measure its clock by.
@@ -112,6 +113,12 @@ async def reconcile(
     again.
     """
     wanted = set(recipients)
+    # Each wanted key under its number: one number may have several texts in a personalised batch.
+    by_number: dict[str, list[Recipient]] = {}
+    for r in batch.recipients:
+        if r.key in wanted:
+            by_number.setdefault(r.e164, []).append(r)
+    texts = {batch.text_of(r) for group in by_number.values() for r in group}
     found = Found()
     undecided: set[str] = set()
     client = await hook.get_async_conn()
@@ -123,7 +130,6 @@ async def reconcile(
         offsets = [o for o in (date, clock_offset) if o is not None]
         return since - CLOCK_SKEW if not offsets else since + min(offsets)
 
-    sender = batch.sender or "Openapi"
     order = NewestFirst()
     scanned = 0
     listed: set[str] = set()
@@ -140,11 +146,16 @@ async def reconcile(
                 continue
         if not message.id or (message.options is not None and message.options.dry_run):
             continue
-        if message.message != batch.message or message.sender not in (None, sender, batch.sender):
-            continue
+        if message.message not in texts:
+            continue  # not a text this batch still looks for (checked before parsing any number)
         numbers = listed_numbers(message)
-        candidates = {r for r in numbers & wanted if _same_key(batch, message, r)}
-        if candidates and (len(numbers) > 1 or not is_real_send(message)):
+        candidates = {
+            r.key
+            for number in numbers
+            for r in by_number.get(number, ())
+            if _same_text(batch, message, r) and _same_key(batch, message, r.key)
+        }
+        if candidates and (len(numbers) > 1 or len(candidates) > 1 or not is_real_send(message)):
             undecided |= candidates
             continue
         recipient = candidates.pop() if candidates else None
@@ -165,6 +176,17 @@ async def reconcile(
     found.undecided = frozenset(undecided - set(found))
     found.listed_ids = frozenset(listed)
     return found
+
+
+def _same_text(batch: Batch, message: Message, recipient: Recipient) -> bool:
+    """The listed message carries the text and sender this recipient's message has (a listing that
+    leaves the sender out matches any)."""
+    sender = batch.sender_of(recipient)
+    return message.message == batch.text_of(recipient) and message.sender in (
+        None,
+        sender or "Openapi",
+        sender,
+    )
 
 
 def _same_key(batch: Batch, message: Message, recipient: str) -> bool:

@@ -81,14 +81,14 @@ class SmsSendWaitTrigger(BaseTrigger):
             return False
         from airflow_provider_smsww.exceptions import SmsWwError
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
-        from airflow_provider_smsww.sending.lookup import look_up
+        from airflow_provider_smsww.sending.lookup import look_up, unknown_keys
 
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-        wanted = set(self.lookup["recipients"])
+        wanted = unknown_keys(self.lookup)
         try:
             while True:
                 try:
-                    wanted -= await look_up(hook, {**self.lookup, "recipients": sorted(wanted)})
+                    wanted -= await look_up(hook, self.lookup, wanted)
                 except SmsWwError as exc:  # the resumed task looks again, and fails closed if it must
                     self.log.warning("Look-up failed, trying again: %s", exc.message)
                 if not wanted:

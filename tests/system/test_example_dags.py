@@ -141,3 +141,18 @@ def test_quiet_hours_texts_rome_at_once_and_new_york_when_its_window_opens(env_a
     assert sent_at["+12125551234"] - sent_at["+393331234567"] >= timedelta(seconds=5)
     assert "1 recipient(s) outside their send window" in log
     assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
+
+
+def test_order_confirmations_send_a_text_per_order_once(env_and_sandbox: Any) -> None:
+    result, sandbox, log = run("example_smsww_order_confirmations", env_and_sandbox)
+
+    assert result.returncode == 0, log[-3000:]
+    # Five entries: one listed twice (sent once), one number with two orders (both sent).
+    assert sandbox.per_recipient() == {"+393331234567": 1, "+393331234568": 1, "+393331234569": 2}
+    texts = sorted(m.text.split(":")[0] for m in result.messages)
+    assert texts == [f"Order A-{n} confirmed" for n in (1042, 1043, 1044, 1045)]
+    assert {sandbox.view(m)["sender"] for m in result.messages} == {"Shop"}
+    assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
+    assert sandbox.dry_runs == 4
+    assert "4 personalised message(s)" in log
+    assert "1 duplicate message(s) dropped" in log

@@ -42,7 +42,7 @@ async def test_an_unknown_outcome_is_left_to_the_triggerer_then_resent_once_when
     assert gateway.real_sends() == [ALICE, BOB]
     assert first.error is None  # not a failure: the wait goes on elsewhere
     assert first.lookup is not None
-    assert first.lookup["recipients"] == [BOB]
+    assert [m["recipient"] for m in first.lookup["messages"]] == [BOB]
     assert "headers" not in str(first.lookup)
     # Alice's message is listed at once (the fake gateway's listing has no lag): the window is the floor.
     assert first.settle_at is not None
@@ -100,9 +100,9 @@ async def test_the_trigger_fires_early_once_every_unknown_outcome_is_listed(gate
 
 def test_the_trigger_serializes_its_lookup_and_round(gateway: FakeGateway) -> None:
     moment = datetime(2026, 12, 5, tzinfo=UTC)
-    path, kwargs = SmsSendWaitTrigger(moment, "why", {"recipients": [BOB]}, rounds=2).serialize()
+    path, kwargs = SmsSendWaitTrigger(moment, "why", {"messages": []}, rounds=2).serialize()
     assert path == "airflow_provider_smsww.triggers.send_wait.SmsSendWaitTrigger"
     assert kwargs["rounds"] == 2
-    assert SmsSendWaitTrigger(**kwargs).lookup == {"recipients": [BOB]}
+    assert SmsSendWaitTrigger(**kwargs).lookup == {"messages": []}
     with pytest.raises(ValueError, match="timezone-aware"):
         SmsSendWaitTrigger(datetime(2026, 12, 5))

@@ -1,0 +1,43 @@
+"""A personalised batch in a real run (``dag.test()``) on every supported Airflow (issue 21): an upstream
+``@task`` returns 30 entries, the sandbox fails 30% of the sends before storing them and 10% after, the
+client does not retry and Airflow retries the task: each (recipient, text) is sent exactly once, 29 in
+all, and the delivery sensor sees every one delivered."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from smsww_personalised_dags import dag_personalised, entries
+
+from airflow_provider_smsww.sandbox.faults import FaultConfig
+from airflow_provider_smsww.sandbox.server import run_sandbox
+
+pytestmark = pytest.mark.integration
+
+
+def test_thirty_entries_send_29_messages_exactly_once_through_faults(
+    airflow_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted = {(e["recipient"].replace(" ", ""), e["message"]) for e in entries()}
+    assert len(entries()) == 30
+    assert len(wanted) == 29
+    faults = FaultConfig(rate_5xx=0.3, rate_5xx_after=0.1, seed=5)
+    with run_sandbox(faults=faults, credit=1000) as handle:
+        conn = json.loads(handle.conn_json)
+        conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}
+        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+        run = dag_personalised.test()
+
+        assert str(run.state) == "success"
+        accepted = handle.sandbox.accepted()
+        sent = Counter((m.recipient.e164, m.text) for m in accepted)
+        assert sent == dict.fromkeys(wanted, 1)
+        assert {m.sender for m in accepted if m.recipient.e164 == "+393334500001"} == {"Shop"}
+        tis = {ti.task_id: ti for ti in run.get_task_instances()}
+        assert tis["send"].try_number > 1  # the faults did make tries fail part-way
+        assert str(tis["wait"].state) == "success"  # the sensor saw all 29 delivered
+        records = tis["send"].xcom_pull(task_ids="send")
+        assert sorted(r["id"] for r in records) == sorted(m.id for m in accepted)
+        print(f"\nPERSONALISED tries={tis['send'].try_number} sent={sum(sent.values())}")
