@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.sending import order
 from airflow_provider_smsww.sending.ledger import MemoryLedger
-from airflow_provider_smsww.sending.lookup import lookup_of
+from airflow_provider_smsww.sending.lookup import look_up, lookup_of, unknown_keys
 from airflow_provider_smsww.sending.settle import NO_EVIDENCE_WAIT
 from airflow_provider_smsww.triggers.send_wait import SmsSendWaitTrigger
 from tests.fakes import FakeGateway
@@ -106,3 +106,29 @@ def test_the_trigger_serializes_its_lookup_and_round(gateway: FakeGateway) -> No
     assert SmsSendWaitTrigger(**kwargs).lookup == {"messages": []}
     with pytest.raises(ValueError, match="timezone-aware"):
         SmsSendWaitTrigger(datetime(2026, 12, 5))
+
+
+async def test_a_personalised_batch_settles_each_entry_by_its_own_text(gateway: FakeGateway) -> None:
+    """The trigger's look-up rebuilds the entries: a number with two texts is two messages."""
+    entries = [
+        {"recipient": ALICE, "message": "Order A1 shipped"},
+        {"recipient": BOB, "message": "Order B1 shipped"},
+        {"recipient": BOB, "message": "Order B2 shipped"},
+    ]
+    spec = order.SendSpec(recipients=[], message="", messages=entries, settle_in_place=False)
+    batch = order.check(spec, "dag", "task", "run", -1)
+    gateway.lose_once.add(BOB)  # the first of Bob's two messages is lost before storing
+    ledger = MemoryLedger()
+    start = datetime.now(UTC)
+    hook = SmsWwHook()
+    try:
+        first = await order.send(hook, batch, ledger, spec, now=lambda: start)
+        assert first.lookup is not None
+        assert [m["message"] for m in first.lookup["messages"]] == ["Order B1 shipped"]
+        assert first.settle_at is not None
+        assert await look_up(hook, first.lookup, unknown_keys(first.lookup)) == set()  # not listed
+        await order.send(hook, batch, ledger, spec, now=lambda: first.settle_at)
+    finally:
+        await hook.aclose()
+    texts = sorted(m["message"] for m in gateway.stored)
+    assert texts == ["Order A1 shipped", "Order B1 shipped", "Order B2 shipped"]

@@ -155,3 +155,24 @@ def test_a_gate_error_names_the_number_no_window_fits_before_any_request(gateway
     with pytest.raises(SmsWwGateError, match=r"\+79161234567: send_window"):
         order.check(bad, "dag", "task", "run", -1)
     assert gateway.posts == []
+
+
+async def test_a_personalised_batch_waits_per_number_and_sends_each_text_once(gateway: FakeGateway) -> None:
+    entries = [
+        {"recipient": ROME, "message": "Order A1 shipped"},
+        {"recipient": NEW_YORK, "message": "Order B1 shipped"},
+        {"recipient": NEW_YORK, "message": "Order B2 shipped"},
+    ]
+    personal = order.SendSpec(recipients=[], message="", messages=entries, send_window=DAYTIME)
+    batch = order.check(personal, "dag", "task", "run", -1)
+    ledger = MemoryLedger()
+    hook = SmsWwHook()
+    try:
+        first = await order.send(hook, batch, ledger, personal, now=lambda: MORNING_IN_ROME)
+        assert (first.waiting, first.waiting_until) == (2, NY_OPENS)
+        second = await order.send(hook, batch, ledger, personal, now=lambda: NY_OPENS)
+        await order.send(hook, batch, ledger, personal, now=lambda: NY_OPENS + timedelta(hours=1))
+    finally:
+        await hook.aclose()
+    assert gateway.real_sends() == [ROME, NEW_YORK, NEW_YORK]
+    assert [r["recipient"] for r in second.records] == [ROME, NEW_YORK, NEW_YORK]
