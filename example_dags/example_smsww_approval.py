@@ -47,7 +47,8 @@ with DAG(
         # The approver gets a second SMS with the subject and the link to the response page
         # ([api] base_url); a wrong code opens the request again and texts the link again.
         notifiers=[SmsWwNotifier(recipients=[APPROVER], sender="Airflow")],
-        code_length=6,
+        code_length=8,
+        alphanumeric=True,  # digits and capitals (typed in any case); 36^8 codes, 3 tries
         max_attempts=3,
         code_valid_for=timedelta(minutes=15),
         retries=0,  # a retry would text a new code and give a fresh set of attempts

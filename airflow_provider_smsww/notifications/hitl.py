@@ -5,8 +5,8 @@ A human-in-the-loop operator calls its notifiers from ``execute`` each time it o
 the task's context: the task is a ``HITLOperator`` and the task instance is running (a failure or
 success callback of the same task is an ordinary alert). The link is the standard provider's
 ``generate_link_to_ui_from_context``, on ``[api] base_url``. A text with a link is never cut through
-the link: the text before it is shortened instead, and a link too long for one SMS part goes out in
-several parts rather than cut. Without a link (no ``base_url``) the text says where to respond.
+the link: the text before it is shortened instead, and when the link leaves too little room for the
+subject (a long run id) the text goes out whole, in several parts. Without a link (no ``base_url``) the text says where to respond.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_smsww.notifications.fallback import TRUNCATION_MARK, dag_id_of
 
+#: Characters of the text before the link kept at least; to keep them the text takes several parts.
+KEEP = 40
 #: Where to respond when there is no link (``[api] base_url`` unset).
 NO_LINK = "(Airflow UI, Required Actions)"
 
@@ -73,18 +75,19 @@ def _with_base_path(link: str, base_url: str) -> str:
 
 
 def default_text(context: Any, request: Request) -> str:
-    """``"Airflow etl.approve awaits your response: Release Q3 data? https://..."``: what the approver
+    """``"Airflow etl.approve: Release Q3 data? https://..."``: what the approver
     gets without a ``message``, and the fallback when the message cannot be used."""
     ti = _get(context, "ti") or _get(context, "task_instance")
     task_id = getattr(ti, "task_id", None)
     where = ".".join(str(part) for part in (dag_id_of(context), task_id) if part)
-    head = f"Airflow {where} awaits your response" + (f": {request.subject}" if request.subject else "")
+    head = f"Airflow {where}: " + (request.subject or "awaits your response")
     return with_link(head, request.link)[0]
 
 
 def with_link(head: str, link: str | None) -> tuple[str, bool]:
     """``head`` then the link (or where to respond), and whether that fits one SMS part. ``head`` is cut
-    to make room for the link; a link that alone does not fit leaves the text long (several parts).
+    to make room for the link, but not below :data:`KEEP` characters: a link that leaves less room
+    leaves the text whole, in several parts.
 
     :param head: the text before the link.
     :param link: the response page, or None.
@@ -100,7 +103,7 @@ def with_link(head: str, link: str | None) -> tuple[str, bool]:
     if info.parts <= 1:
         return text, True
     budget = info.single_part_limit - len(TRUNCATION_MARK) - sum(char_cost(c, info.encoding) for c in tail)
-    if budget <= 0:
+    if budget < min(KEEP, len(head)):  # a long link (a long run id): the subject is worth a second part
         return text, False
     used, cut = 0, 0
     for index, char in enumerate(head):

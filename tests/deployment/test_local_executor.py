@@ -37,7 +37,9 @@ def sandbox() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def stack(sandbox: Any) -> Iterator[AirflowStack]:
-    with AirflowStack(dags=sorted((REPO / "example_dags").glob("example_*.py"))) as stack:
+    # The approval example has a module of its own (test_approval.py), and fails to import on 3.0.
+    dags = sorted(p for p in (REPO / "example_dags").glob("example_*.py") if "approval" not in p.name)
+    with AirflowStack(dags=dags) as stack:
         stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
         stack.wait_for_dags([REPORT, ALERT, BULK])
         yield stack
