@@ -79,7 +79,6 @@ test-deployment-%: .venv-%/bin/.deployment
 
 ## The SMS-verified approval (human-in-the-loop, Airflow 3.1+) in a real deployment on the older minors
 ## that have it: make test-approval-3.1, make test-approval-3.2 (3.3 runs it in make test-deployment).
-.PHONY: test-approval-3.1 test-approval-3.2
 test-approval-%: .venv-%/bin/.deployment
 	scripts/deployment/install-system-deps.sh
 	.venv-$*/bin/pytest tests/deployment/test_approval.py -m deployment -p no:cacheprovider -v $(PYTEST_ARGS)
