@@ -1,50 +1,25 @@
-"""The SMS-verified approval example in a real Airflow (3.1+, LocalExecutor), answered through the REST API.
+"""The SMS-verified approval example in a real Airflow (3.1+), answered through the REST API; run by
+``test_local_executor.py`` on its stack (one Airflow started for both).
 
 The DAG is triggered through the REST API; the approval task texts a one-time code to the approver (the
 sandbox keeps it) and waits (deferred to the triggerer on 3.1 and 3.2, ``awaiting_input`` on 3.3). The
 approver answers with ``PATCH .../hitlDetails``: once "Approve" with a wrong code (not approved: the
 request is opened again in the same task and the link texted again), then with the code the sandbox
-sent (approved: ``publish`` runs). Then every file under AIRFLOW_HOME (task and service logs), every
-task log through the REST API, every XCom row, every rendered field and the audit log are searched for
-the code: it is in none of them.
+sent (approved: ``publish`` runs). Then every file under AIRFLOW_HOME but the metadata database (task
+and service logs), every task log through the REST API, every XCom row, every rendered field and the
+audit log are searched for the code: it is in none of them.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from harness import REPO, AirflowStack, RunWatcher, phase, wait_until
-
-from airflow_provider_smsww.compat import AIRFLOW_VERSION
-
-pytestmark = [
-    pytest.mark.deployment,
-    pytest.mark.skipif(AIRFLOW_VERSION < (3, 1), reason="human-in-the-loop operators: Airflow 3.1+"),
-]
+from harness import AirflowStack, RunWatcher, phase, wait_until
 
 DAG_ID, TASK = "example_smsww_approval", "approve_release"
 APPROVER = "+393331234567"
 WAITING = {"deferred", "awaiting_input"}  # 3.1/3.2: HITLTrigger; 3.3: no trigger
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Any]:
-    from airflow_provider_smsww.sandbox.server import run_sandbox
-
-    with run_sandbox(token=f"sbx-{secrets.token_hex(16)}") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack(sandbox: Any) -> Iterator[AirflowStack]:
-    with AirflowStack(name="approval", dags=[REPO / "example_dags" / f"{DAG_ID}.py"]) as stack:
-        stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
-        stack.wait_for_dags([DAG_ID])
-        yield stack
 
 
 def hitl_path(run_id: str) -> str:
@@ -52,7 +27,7 @@ def hitl_path(run_id: str) -> str:
 
 
 def link_texts(sandbox: Any) -> list[str]:
-    return [m.text for m in sandbox.sandbox.messages.values() if m.sender == "Airflow"]
+    return [m.text for m in sandbox.sandbox.messages.values() if TASK in m.text]
 
 
 def parked(stack: AirflowStack) -> int:
@@ -83,8 +58,9 @@ def wrong_code_for(code: str) -> str:
     return "".join("B" if c == "A" else "A" for c in code[:1]) + code[1:]
 
 
-@pytest.fixture(scope="module")
-def approved(stack: AirflowStack, sandbox: Any) -> dict[str, Any]:
+def approve(stack: AirflowStack, sandbox: Any) -> dict[str, Any]:
+    """Trigger the example, answer once with a wrong code and then with the right one, until the run
+    ends; the run id, the code, the final state and the OTP message."""
     api = stack.api
     run_id = api.trigger(DAG_ID)
     with phase("approval: the code texted, the request open"):
@@ -101,9 +77,8 @@ def approved(stack: AirflowStack, sandbox: Any) -> dict[str, Any]:
     return {"run_id": run_id, "code": code, "final": final[(DAG_ID, run_id)], "otp": otp}
 
 
-def test_a_wrong_code_asks_again_and_the_right_one_approves(
-    approved: dict[str, Any], stack: AirflowStack, sandbox: Any
-) -> None:
+def check_approved_after_a_wrong_code(approved: dict[str, Any], stack: AirflowStack, sandbox: Any) -> None:
+    """A wrong code asked again (the link texted twice, one code), the right one approved."""
     run_id = approved["run_id"]
     assert approved["final"] == "success", stack.tails()
     states = {t["task_id"]: t["state"] for t in stack.api.task_instances(DAG_ID, run_id)}
@@ -123,9 +98,9 @@ def test_a_wrong_code_asks_again_and_the_right_one_approves(
     assert "One-time code verified (attempt 2): approval accepted" in log
 
 
-def test_the_code_is_in_no_log_xcom_rendered_field_or_audit_log(
-    approved: dict[str, Any], stack: AirflowStack
-) -> None:
+def check_the_code_is_nowhere(approved: dict[str, Any], stack: AirflowStack) -> None:
+    """The code in no file but the metadata database, no task log, XCom row, rendered field or audit
+    log entry."""
     api, run_id, code = stack.api, approved["run_id"], approved["code"]
     # Every task log and service log under AIRFLOW_HOME. The metadata database keeps what the approver
     # typed (Airflow stores the human-in-the-loop response): that, and only that, holds the code.
