@@ -9,6 +9,7 @@ state, and nothing stored can be tried offline against the code space.
 
 from __future__ import annotations
 
+import copy
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -88,6 +89,7 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
     ) -> None:
         require("SmsVerifiedApprovalOperator", HITL_SINCE)
         from airflow.sdk import Param
+        from airflow.sdk.definitions.param import ParamsDict
 
         from airflow_provider_smsww.validation import check_otp_length
 
@@ -109,14 +111,12 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
             title="One-time code",
             description="The code texted to you. Needed to approve, not to reject.",
         )
+        # A ParamsDict keeps the user's Param definitions (unpacking one would give their values).
+        form = copy.copy(params) if isinstance(params, ParamsDict) else ParamsDict(dict(params or {}))
+        form[CODE_PARAM] = field
         # response_timeout: each request waits as long as the code is valid (set again per request);
         # given here, it also keeps HITLOperator from taking execution_timeout for it.
-        super().__init__(
-            subject=subject,
-            params={**(params or {}), CODE_PARAM: field},
-            response_timeout=code_valid_for,
-            **kwargs,
-        )
+        super().__init__(subject=subject, params=form, response_timeout=code_valid_for, **kwargs)
         self.approver = approver
         self.code_length = code_length
         self.alphanumeric = alphanumeric

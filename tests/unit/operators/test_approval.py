@@ -215,6 +215,20 @@ def test_a_code_past_its_validity_does_not_approve(
 
 
 @needs_hitl
+@pytest.mark.parametrize("as_params_dict", [False, True])
+def test_params_of_ones_own_keep_their_definitions(as_params_dict: bool) -> None:
+    from airflow.sdk import Param
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params: Any = {"ticket": Param("CHG-1", type="string", title="Change ticket")}
+    op = operator(params=ParamsDict(params) if as_params_dict else params)
+    form = op.serialized_params
+    assert set(form) == {"ticket", "one_time_password"}
+    assert form["ticket"]["schema"]["title"] == "Change ticket"
+    assert form["one_time_password"]["schema"]["type"] == ["null", "string"]
+
+
+@needs_hitl
 def test_reject_needs_no_code(gateway: Gateway, requests_opened: list[dict[str, Any]]) -> None:
     op = operator()
     ctx = context_for(op)
