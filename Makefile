@@ -77,6 +77,12 @@ test-deployment-%: .venv-%/bin/.deployment
 	scripts/deployment/install-system-deps.sh
 	.venv-$*/bin/pytest tests/deployment -m deployment -p no:cacheprovider -v $(PYTEST_ARGS)
 
+## The SMS-verified approval (human-in-the-loop, Airflow 3.1+) in a real deployment on the older minors
+## that have it: make test-approval-3.1, make test-approval-3.2 (3.3 runs it in make test-deployment).
+test-approval-%: .venv-%/bin/.deployment
+	scripts/deployment/install-system-deps.sh
+	.venv-$*/bin/pytest tests/deployment/test_local_executor.py -m deployment -k approval -p no:cacheprovider -v $(PYTEST_ARGS)
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
 

@@ -39,7 +39,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "SMS Worldwide (Openapi)",
-                "python-modules": ["airflow_provider_smsww.operators.smsww"],
+                "python-modules": [
+                    "airflow_provider_smsww.operators.smsww",
+                    "airflow_provider_smsww.operators.approval",  # Airflow 3.1+ to use; imports on 3.0
+                ],
             }
         ],
         "sensors": [

@@ -97,6 +97,43 @@ def require(feature: str, needs: tuple[int, int]) -> None:
         )
 
 
+#: The release that brought human-in-the-loop operators (the standard provider's ``HITLOperator``).
+HITL_SINCE = (3, 1)
+
+
+def hitl_approval_operator() -> Any:
+    """The standard provider's ``ApprovalOperator`` (Airflow >= 3.1), else ``BaseOperator``: a class
+    built on it must call :func:`require` with :data:`HITL_SINCE` first thing in ``__init__``, so that
+    the DAG fails when it is parsed, naming the release it needs."""
+    if AIRFLOW_VERSION >= HITL_SINCE:
+        from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+        return ApprovalOperator
+    from airflow.sdk import BaseOperator
+
+    return BaseOperator
+
+
+def hitl_operator() -> Any:
+    """The standard provider's ``HITLOperator`` (the base of every human-in-the-loop operator), or
+    None before Airflow 3.1, which has none."""
+    if AIRFLOW_VERSION < HITL_SINCE:
+        return None
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    return HITLOperator
+
+
+try:  # Airflow >= 3.3: a human-in-the-loop task waits in AWAITING_INPUT, with no trigger
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    #: What a human-in-the-loop operator raises to wait for the response: a deferral to the standard
+    #: provider's ``HITLTrigger`` (Airflow 3.1, 3.2), or ``TaskAwaitingInput`` (Airflow >= 3.3).
+    HITL_WAITS: tuple[type[BaseException], ...] = (TaskDeferred, TaskAwaitingInput)
+except ImportError:  # Airflow < 3.3
+    HITL_WAITS = (TaskDeferred,)
+
+
 async def aget_connection(conn_id: str) -> Any:
     """The Airflow connection ``conn_id``, fetched without blocking the event loop (the triggerer's).
 
@@ -146,6 +183,8 @@ except ImportError:  # Airflow < 3.3
 
 __all__ = [
     "AIRFLOW_VERSION",
+    "HITL_SINCE",
+    "HITL_WAITS",
     "AirflowFailException",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
@@ -156,6 +195,8 @@ __all__ = [
     "aget_connection",
     "amask_secret",
     "conf",
+    "hitl_approval_operator",
+    "hitl_operator",
     "mask_secret",
     "redact",
     "require",

@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 class SmsWwNotifier(BaseNotifier):
     """Send an SMS alert through the SMS Worldwide API (how-to: docs/notifier.md).
 
-    Works as ``on_failure_callback`` / ``on_success_callback`` (task or DAG level; sync :meth:`notify`)
-    and as a deadline alert callback run in the triggerer (``AsyncCallback(SmsWwNotifier, kwargs=...)``;
-    async :meth:`async_notify`). ``recipients``, ``message``, ``sender`` and ``dedupe_key`` are templates
+    Works as ``on_failure_callback`` / ``on_success_callback`` (task or DAG level; sync :meth:`notify`),
+    as a deadline alert callback run in the triggerer (``AsyncCallback(SmsWwNotifier, kwargs=...)``;
+    async :meth:`async_notify`), and in ``notifiers=`` of Airflow's human-in-the-loop operators (3.1+),
+    where it texts the request's subject and the link to its response page. ``recipients``, ``message``, ``sender`` and ``dedupe_key`` are templates
     rendered afresh for every alert, so one notifier shared through ``default_args`` serves every task.
 
     **An alert is never lost.** A template that fails to render (``{{ ds }}`` in a run without a logical
@@ -60,7 +61,8 @@ class SmsWwNotifier(BaseNotifier):
     that did not get the alert. An unknown outcome (connection lost after sending) is not resent.
 
     :param recipients: one E.164 number, a comma-separated string or a list (templated).
-    :param message: the text (templated).
+    :param message: the text (templated); None (the default) sends the fallback text described above,
+        or, in ``notifiers=`` of a human-in-the-loop operator, the request's subject and link.
     :param sender: alias of 3-11 letters, digits or spaces, not all digits (templated); default
         "Openapi".
     :param region: ``WW`` (default), ``IT`` or ``ES``.
@@ -83,7 +85,7 @@ class SmsWwNotifier(BaseNotifier):
         self,
         *,
         recipients: str | Sequence[str],
-        message: str,
+        message: str | None = None,
         sender: str | None = None,
         region: str = "WW",
         smsww_conn_id: str = DEFAULT_CONN_ID,
@@ -146,20 +148,37 @@ class SmsWwNotifier(BaseNotifier):
     # -- one alert -------------------------------------------------------------------------------------
 
     def _rendered(self, context: Context) -> Rendered:
-        """This alert's rendered templates and settings, with its fallback text (built once)."""
+        """This alert's rendered templates and settings, with its fallback text (built once). In
+        ``notifiers=`` of a human-in-the-loop operator the text carries the link to the response page
+        (:mod:`~airflow_provider_smsww.notifications.hitl`), and is never cut through the link."""
         from airflow_provider_smsww.notifications.fallback import fallback_text
+        from airflow_provider_smsww.notifications.hitl import default_text, request_of, with_link
         from airflow_provider_smsww.notifications.plan import Rendered
+        from airflow_provider_smsww.segments import analyse
 
+        message, one_part, truncate = self.message, self.fail_on_multiple_messages, self.truncate
+        request = request_of(context)
+        fallback = fallback_text(context) if request is None else default_text(context, request)
+        if self._templates["message"] is None and "message" not in self.render_problems:
+            message = fallback  # no message given: the default text, without a warning
+        elif request is not None and isinstance(message, str) and message.strip():
+            message, fits = with_link(message, request.link)
+            one_part = one_part and fits
+        if request is not None:
+            truncate = False  # cutting would cut the link: a text too long goes to the fallback
+            one_part = one_part and analyse(fallback).parts <= 1  # a link longer than one part
+            if request.problem:
+                self.log.warning("SMS approval request: no link to the response page (%s)", request.problem)
         return Rendered(
-            message=self.message,
+            message=message,
             sender=self.sender,
             recipients=self.recipients,
             fallback_recipients=self.fallback_recipients,
             problems=dict(self.render_problems),
-            fallback=fallback_text(context),
+            fallback=fallback,
             region=self.region,
-            fail_on_multiple_messages=self.fail_on_multiple_messages,
-            truncate=self.truncate,
+            fail_on_multiple_messages=one_part,
+            truncate=truncate,
         )
 
     def _claim(self, context: Context, alert: Rendered) -> Claim | None:

@@ -13,7 +13,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
-from harness import FAILED, FIGURES, TIMINGS
+
+pytest.register_assert_rewrite("approval")  # a helper module: its asserts explain themselves too
+
+from harness import FAILED, FIGURES, TIMINGS  # noqa: E402
 
 
 @pytest.hookimpl(wrapper=True)

@@ -12,10 +12,16 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
+import approval
 import pytest
 from harness import REPO, AirflowStack, RunWatcher, phase
 
+from airflow_provider_smsww.compat import AIRFLOW_VERSION
+
 pytestmark = pytest.mark.deployment
+#: The SMS-verified approval example: human-in-the-loop needs Airflow 3.1 (on 3.0 its file fails to import).
+HITL = AIRFLOW_VERSION >= (3, 1)
+needs_hitl = pytest.mark.skipif(not HITL, reason="human-in-the-loop operators: Airflow 3.1+")
 
 REPORT, ALERT, BULK = (
     "example_smsww_report_ready",
@@ -37,9 +43,10 @@ def sandbox() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def stack(sandbox: Any) -> Iterator[AirflowStack]:
-    with AirflowStack(dags=sorted((REPO / "example_dags").glob("example_*.py"))) as stack:
+    dags = sorted(p for p in (REPO / "example_dags").glob("example_*.py") if HITL or "approval" not in p.name)
+    with AirflowStack(dags=dags) as stack:
         stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
-        stack.wait_for_dags([REPORT, ALERT, BULK])
+        stack.wait_for_dags([REPORT, ALERT, BULK] + ([approval.DAG_ID] if HITL else []))
         yield stack
 
 
@@ -138,3 +145,26 @@ def test_no_task_log_holds_the_token(runs: dict[str, Any], stack: AirflowStack, 
     assert "Dry-run gate passed" in logs["report:notify_readers[-1]#1"]
     assert [key for key, text in logs.items() if sandbox.token in text] == []
     assert stack.files_containing(sandbox.token) == []  # nor any log file of any service
+
+
+# -- the SMS-verified approval (tests/deployment/approval.py), on this stack ---------------------------
+# `make test-approval-3.1` (-3.2) runs only these: `-k approval`.
+
+
+@pytest.fixture(scope="module")
+def approved(stack: AirflowStack, sandbox: Any) -> dict[str, Any]:
+    return approval.approve(stack, sandbox)
+
+
+@needs_hitl
+def test_approval_a_wrong_code_asks_again_and_the_right_one_approves(
+    approved: dict[str, Any], stack: AirflowStack, sandbox: Any
+) -> None:
+    approval.check_approved_after_a_wrong_code(approved, stack, sandbox)
+
+
+@needs_hitl
+def test_approval_code_is_in_no_log_xcom_rendered_field_or_audit_log(
+    approved: dict[str, Any], stack: AirflowStack
+) -> None:
+    approval.check_the_code_is_nowhere(approved, stack)

@@ -156,3 +156,24 @@ def test_order_confirmations_send_a_text_per_order_once(env_and_sandbox: Any) ->
     assert sandbox.dry_runs == 4
     assert "4 personalised message(s)" in log
     assert "1 duplicate message(s) dropped" in log
+
+
+def test_approval_example_needs_airflow_3_1_and_says_so_on_older_releases() -> None:
+    """The approval example (human-in-the-loop, Airflow 3.1+) is not run here: it waits for a person
+    (tests/deployment/test_approval.py answers it through the REST API). On Airflow 3.0 its file fails
+    to import, as a DAG processor reports it, naming the release it needs; on 3.1+ it builds."""
+    from tests.fakes import example_dag_module
+
+    if AIRFLOW_VERSION < (3, 1):
+        with pytest.raises(RuntimeError, match=r"SmsVerifiedApprovalOperator needs Airflow 3\.1 or newer"):
+            example_dag_module("example_smsww_approval")
+        return
+    from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
+    from airflow_provider_smsww.operators.approval import SmsVerifiedApprovalOperator
+
+    dag = example_dag_module("example_smsww_approval").dag
+    approve = dag.get_task("approve_release")
+    assert isinstance(approve, SmsVerifiedApprovalOperator)
+    assert [type(n) for n in approve.notifiers] == [SmsWwNotifier]
+    assert approve.retries == 0
+    assert dag.get_task("publish").upstream_task_ids == {"approve_release", "prepare_release"}
