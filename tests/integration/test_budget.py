@@ -22,6 +22,7 @@ from smsww_money_dags import dag_budget, dag_budget_killed
 from airflow_provider_smsww.sandbox.faults import FaultConfig
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sending import ledger as ledger_module
+from airflow_provider_smsww.sending.ledger_stores import VARIABLE_PREFIX
 from tests.airflow_versions import plain
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ def no_ledger_left_behind(airflow_db: str) -> Iterator[None]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        session.query(Variable).filter(Variable.key.like(f"{ledger_module.VARIABLE_PREFIX}%")).delete(
+        session.query(Variable).filter(Variable.key.like(f"{VARIABLE_PREFIX}%")).delete(
             synchronize_session=False
         )
 
