@@ -63,7 +63,7 @@ def _operator(recipients: list[str], deferrable: bool) -> Any:
 
 
 def one_mode(handle: Any, args: argparse.Namespace, deferrable: bool) -> dict[str, Any]:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow_provider_smsww.compat import TaskDeferred
 
     handle.reset()
     recipients = italian_mobiles(args.recipients, start=3_000_000)

@@ -135,7 +135,7 @@ def assert_exactly_once(handle: SandboxHandle, result: list[dict[str, Any]], rec
 def execute_deferring(op: SmsSendOperator, ctx: dict[str, Any]) -> Any:
     """``execute()``, and when the task defers, its trigger run here (as the triggerer would) and the
     task resumed with the event, until it returns or raises."""
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow_provider_smsww.compat import TaskDeferred
 
     try:
         return op.execute(ctx)
