@@ -48,9 +48,11 @@ OLD_AIRFLOWS := 3.0 3.1 3.2
 .PHONY: test-airflows
 .PRECIOUS: .venv-%/bin/.installed
 test-airflows: $(OLD_AIRFLOWS:%=test-airflow-%) test-min
+# 3.0's example-DAG system tests run once, on its floor release (test-min, Airflow 3.0.2), to keep CI
+# under an hour; 3.0.6 runs the unit and integration tests, and the deployment tests (test-deployment-3.0).
 test-airflow-%: .venv-%/bin/.installed
 	.venv-$*/bin/python -c "import airflow; print('Airflow', airflow.__version__)"
-	.venv-$*/bin/pytest tests/unit tests/integration tests/system -q -p no:cacheprovider
+	.venv-$*/bin/pytest tests/unit tests/integration $(if $(filter 3.0,$*),,tests/system) -q -p no:cacheprovider
 
 test-min: .venv-min/bin/.installed
 	.venv-min/bin/python -c "import airflow; assert airflow.__version__ == '3.0.2', airflow.__version__"
