@@ -1,7 +1,8 @@
 """The order of a send, told once and run here. It is what keeps money safe:
 
-1. **local checks** (:func:`check`, :mod:`.batch`): numbers, sender, text, parts and callback are
-   refused with no request at all, and each recipient gets its idempotency key.
+1. **local checks** (:func:`check`, :mod:`.batch`, :mod:`.entries` for a text per recipient):
+   numbers, senders, texts, parts and callback are refused with no request at all, and each message
+   gets its idempotency key.
 2. **ledger** (:mod:`.ledger`): an earlier try that met an ignored dry run stops the task for good; on
    a retry, the recipients an earlier try recorded as accepted are neither priced nor sent again, and
    what the earlier tries spent is counted (:mod:`.budget`): the budget is the task instance's.
