@@ -378,3 +378,15 @@ def test_a_lagging_listing_and_no_date_header(clock: FakeClock) -> None:
 
 def _auth(box: InProcessSandbox) -> dict[str, str]:
     return {"Authorization": f"Bearer {box.token}"}
+
+
+def test_without_a_listing_lag_every_stored_message_is_listed_at_once(clock: FakeClock) -> None:
+    """The benchmarks seed messages whose ``created`` lies ahead (to schedule a late delivery): with no
+    ``listing_lag`` they are listed all the same, as every stored message is."""
+    with (
+        in_process_sandbox(clock=clock) as box,
+        httpx.Client(transport=box.transport, base_url=box.url, headers=_auth(box)) as client,
+    ):
+        sent = send(client, {"recipient": US, "message": "delivered in an hour"}).json()["data"]["id"]
+        box.sandbox.messages[sent].created += 3600
+        assert [m["id"] for m in client.get("/messages").json()["data"]] == [sent]
