@@ -55,13 +55,9 @@ def lookup_of(
     }
 
 
-def unknown_keys(lookup: dict[str, Any]) -> set[str]:
-    """The keys of the messages ``lookup`` looks for."""
-    return {r.key for r in _batch(lookup).recipients}
-
-
-def _batch(lookup: dict[str, Any]) -> Batch:
-    """The batch of the messages looked for, rebuilt as the task built it (same keys)."""
+def batch_of(lookup: dict[str, Any]) -> Batch:
+    """The batch of the messages ``lookup`` looks for, rebuilt once as the task built it (same keys);
+    their keys are its recipients' ``key``."""
     messages = lookup["messages"]
     if lookup["personalised"]:
         batch = check_entries(messages, region=lookup["region"], callback=lookup["callback"])
@@ -78,10 +74,16 @@ def _batch(lookup: dict[str, Any]) -> Batch:
 
 
 async def look_up(
-    hook: SmsWwHook, lookup: dict[str, Any], wanted: set[str], *, scan_limit: int = 10_000
+    hook: SmsWwHook, batch: Batch, lookup: dict[str, Any], wanted: set[str], *, scan_limit: int = 10_000
 ) -> set[str]:
-    """The keys among ``wanted`` whose messages ``GET /messages`` lists as sent."""
-    batch = _batch(lookup)
+    """The keys among ``wanted`` whose messages ``GET /messages`` lists as sent.
+
+    :param hook: the hook of the look-ups.
+    :param batch: :func:`batch_of` ``lookup``.
+    :param lookup: what :func:`lookup_of` wrote.
+    :param wanted: the keys still looked for.
+    :param scan_limit: listed messages to read beyond the batch's own.
+    """
     found = await reconcile(
         hook,
         batch,

@@ -81,14 +81,15 @@ class SmsSendWaitTrigger(BaseTrigger):
             return False
         from airflow_provider_smsww.exceptions import SmsWwError
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
-        from airflow_provider_smsww.sending.lookup import look_up, unknown_keys
+        from airflow_provider_smsww.sending.lookup import batch_of, look_up
 
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-        wanted = unknown_keys(self.lookup)
+        batch = batch_of(self.lookup)  # once: every look-up reads the same batch
+        wanted = {r.key for r in batch.recipients}
         try:
             while True:
                 try:
-                    wanted -= await look_up(hook, self.lookup, wanted)
+                    wanted -= await look_up(hook, batch, self.lookup, wanted)
                 except SmsWwError as exc:  # the resumed task looks again, and fails closed if it must
                     self.log.warning("Look-up failed, trying again: %s", exc.message)
                 if not wanted:

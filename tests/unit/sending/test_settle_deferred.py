@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.sending import order
 from airflow_provider_smsww.sending.ledger import MemoryLedger
-from airflow_provider_smsww.sending.lookup import look_up, lookup_of, unknown_keys
+from airflow_provider_smsww.sending.lookup import batch_of, look_up, lookup_of
 from airflow_provider_smsww.sending.settle import NO_EVIDENCE_WAIT
 from airflow_provider_smsww.triggers.send_wait import SmsSendWaitTrigger
 from tests.fakes import FakeGateway
@@ -126,7 +126,9 @@ async def test_a_personalised_batch_settles_each_entry_by_its_own_text(gateway: 
         assert first.lookup is not None
         assert [m["message"] for m in first.lookup["messages"]] == ["Order B1 shipped"]
         assert first.settle_at is not None
-        assert await look_up(hook, first.lookup, unknown_keys(first.lookup)) == set()  # not listed
+        unknown = batch_of(first.lookup)
+        keys = {r.key for r in unknown.recipients}
+        assert await look_up(hook, unknown, first.lookup, keys) == set()  # not listed
         await order.send(hook, batch, ledger, spec, now=lambda: first.settle_at)
     finally:
         await hook.aclose()
