@@ -127,25 +127,17 @@ class _Priced:
 def check(spec: SendSpec, *task_keys: object) -> Batch:
     """Step 1: the local checks, and each recipient's idempotency key from ``task_keys`` (dag, task,
     run, map index), stable across retries. Raises :class:`SmsWwGateError` naming every problem."""
+    rules: dict[str, Any] = {
+        "sender": spec.sender,
+        "region": spec.region,
+        "callback": spec.callback,
+        "fail_on_multiple_messages": spec.fail_on_multiple_messages,
+        "max_parts_per_message": spec.max_parts_per_message,
+    }
     if spec.messages is not None:
-        batch = check_entries(
-            spec.messages,
-            sender=spec.sender,
-            region=spec.region,
-            callback=spec.callback,
-            fail_on_multiple_messages=spec.fail_on_multiple_messages,
-            max_parts_per_message=spec.max_parts_per_message,
-        )
+        batch = check_entries(spec.messages, **rules)
     else:
-        batch = check_locally(
-            spec.recipients,
-            spec.message,
-            sender=spec.sender,
-            region=spec.region,
-            callback=spec.callback,
-            fail_on_multiple_messages=spec.fail_on_multiple_messages,
-            max_parts_per_message=spec.max_parts_per_message,
-        )
+        batch = check_locally(spec.recipients, spec.message, **rules)
     window = spec.send_window
     if window is not None and (
         problems := schedule(window, {r.e164 for r in batch.recipients}, datetime.now(UTC)).problems
