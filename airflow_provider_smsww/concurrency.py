@@ -1,13 +1,25 @@
-"""The one concurrency limiter: every fan-out of requests (dry runs, sends, reads, alerts) goes through
-:func:`bounded`, so each has the same bound and the same way of stopping."""
+"""How the provider's async work runs: every fan-out of requests (dry runs, sends, reads, alerts) goes
+through the one concurrency limiter, :func:`bounded`, so each has the same bound and the same way of
+stopping; sync code (an operator's ``execute``, a notifier) runs it with :func:`run_in_new_loop`, so that
+Airflow's ``execution_timeout`` still ends it.
+
+The timeout is a SIGALRM whose handler raises ``AirflowTaskTimeout`` wherever the main thread is. Inside an
+event loop that can be a background task nobody awaits, or a callback whose exception asyncio logs and
+drops: the timeout is lost and the try runs on past it. :func:`run_in_new_loop` lets the signal only
+schedule the handler on the loop; what the handler raises cancels the work, and is raised once the work
+has unwound (its ledger writes done).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from types import FrameType
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,3 +74,48 @@ async def bounded(
     except BaseExceptionGroup as errors:
         raise errors.exceptions[0] from None
     return [task.result() for task in tasks]
+
+
+def run_in_new_loop(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to the end on a new event loop; an exception raised by the SIGALRM handler in place
+    when it starts (Airflow's timeout) cancels ``work`` and is raised after it.
+
+    :param work: the coroutine to run.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.run(work)  # no signal reaches this thread
+    handler = signal.getsignal(signal.SIGALRM)
+    if not callable(handler):
+        return asyncio.run(work)
+    raised: list[BaseException] = []
+
+    async def guarded() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_alarm(frame: FrameType | None) -> None:
+            try:
+                handler(signal.SIGALRM, frame)
+            except BaseException as exc:
+                raised.append(exc)
+                task.cancel()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            loop.call_soon_threadsafe(on_alarm, frame)
+
+        signal.signal(signal.SIGALRM, on_signal)
+        try:
+            return await work
+        finally:
+            signal.signal(signal.SIGALRM, handler)
+
+    try:
+        result = asyncio.run(guarded())
+    except BaseException as exc:
+        if raised and exc is not raised[0]:
+            raise raised[0] from (None if isinstance(exc, asyncio.CancelledError) else exc)
+        raise
+    if raised:  # the work swallowed its cancellation and returned: the timeout still ends the task
+        raise raised[0]
+    return result

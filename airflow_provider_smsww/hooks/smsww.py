@@ -8,7 +8,6 @@ nothing else.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_smsww import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_provider_smsww.compat import BaseHook, aget_connection
-from airflow_provider_smsww.concurrency import bounded
+from airflow_provider_smsww.concurrency import bounded, run_in_new_loop
 from airflow_provider_smsww.exceptions import (
     SmsWwError,
     SmsWwNotFoundError,
@@ -120,7 +119,7 @@ class SmsWwHook(BaseHook):
         self._async_client = AsyncSmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
 
     def run_async(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run async hook calls from sync code (an operator's ``execute``, a poke) on a new event loop,
+        """Run async hook calls from sync code on a new event loop that ``execution_timeout`` still ends,
         with the client from :meth:`open_async_client`, closed before returning."""
         self.open_async_client()
 
@@ -130,7 +129,7 @@ class SmsWwHook(BaseHook):
             finally:
                 await self.aclose()
 
-        return asyncio.run(run())
+        return run_in_new_loop(run())
 
     def __enter__(self) -> SmsWwHook:
         return self

@@ -195,6 +195,7 @@ class SmsWwNotifier(BaseNotifier):
     def notify(self, context: Context) -> None:
         """Send the alert from a task or DAG callback (sync): the same path as :meth:`async_notify`, on
         an event loop of its own, with the connection read the sync way (as callbacks must)."""
+        from airflow_provider_smsww.concurrency import run_in_new_loop
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.notifications.alert import send_alert
         from airflow_provider_smsww.notifications.plan import plan
@@ -211,7 +212,7 @@ class SmsWwNotifier(BaseNotifier):
             hook.open_async_client()
         except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
             unusable = exc
-        sent, failures = asyncio.run(
+        sent, failures = run_in_new_loop(
             send_alert(hook, planned, alert, self.log, concurrency=self.max_concurrency, unusable=unusable)
         )
         if claim is not None:
