@@ -57,6 +57,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_smsww.triggers.smsww",
                     "airflow_provider_smsww.triggers.send_wait",
+                    "airflow_provider_smsww.triggers.approval",  # Airflow 3.1 and 3.2 only
                 ],
             }
         ],
