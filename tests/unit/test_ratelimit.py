@@ -4,7 +4,6 @@ request sharing the gate (not only the one that was answered 429)."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from typing import Any
@@ -57,11 +56,13 @@ def test_a_rate_must_be_positive(bad: float) -> None:
 async def test_a_429_holds_every_request_of_the_gate_for_its_retry_after(httpx_mock: Any) -> None:
     starts: list[tuple[float, str]] = []
     rate_limited = asyncio.Event()
+    answered_429: list[float] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         starts.append((time.monotonic(), request.url.path))
         if request.url.path.endswith("a" * 24) and not rate_limited.is_set():
             rate_limited.set()
+            answered_429.append(time.monotonic())  # before the client saw it: a slow loop only adds
             return httpx.Response(429, headers={"Retry-After": "0.3"}, json={"code": 429})
         return httpx.Response(200, json={"data": MESSAGE})
 
@@ -70,12 +71,11 @@ async def test_a_429_holds_every_request_of_the_gate_for_its_retry_after(httpx_m
     async with AsyncSmsWwClient(API, token=TOKEN, retry=retry) as client:
         first = asyncio.create_task(client.get_message("a" * 24))
         await rate_limited.wait()
-        at_429 = time.monotonic()
         # Two more requests of the same client, started after the 429: they wait too.
         await asyncio.gather(first, client.get_message("b" * 24), client.get_message("c" * 24))
     later = [t for t, path in starts[1:]]
     assert len(starts) == 4  # one 429, then one request each: nobody else spent an attempt on it
-    assert min(later) >= at_429 + 0.28
+    assert min(later) >= answered_429[0] + 0.28
 
 
 def test_the_sync_client_waits_only_its_own_retry_after_once(httpx_mock: Any) -> None:
@@ -97,9 +97,11 @@ async def test_a_rate_limit_paces_concurrent_requests(httpx_mock: Any) -> None:
 
     httpx_mock.add_callback(answer, is_reusable=True)
     async with AsyncSmsWwClient(API, token=TOKEN, rate_limiter=RateLimiter(40)) as client:
+        before = time.monotonic()
         await asyncio.gather(*(client.get_message(MESSAGE["id"]) for _ in range(9)))
-    assert starts[-1] - starts[0] >= 8 / 40 - 0.01
-    assert min(b - a for a, b in itertools.pairwise(starts)) >= 1 / 40 - 0.01
+    # The n-th start is not before its slot, n/40 s after the first could start. Measured from before
+    # the first, not between neighbours: a busy machine can start one request late and the next on time.
+    assert all(start >= before + n / 40 - 0.005 for n, start in enumerate(sorted(starts)))
 
 
 def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **extra: Any) -> None:
