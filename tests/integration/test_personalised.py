@@ -9,7 +9,7 @@ import json
 from collections import Counter
 
 import pytest
-from smsww_personalised_dags import dag_personalised, entries
+from smsww_personalised_dags import dag_personalised, dag_personalised_mapped, entries, shop_batches
 
 from airflow_provider_smsww.sandbox.faults import FaultConfig
 from airflow_provider_smsww.sandbox.server import run_sandbox
@@ -41,3 +41,31 @@ def test_thirty_entries_send_29_messages_exactly_once_through_faults(
         records = tis["send"].xcom_pull(task_ids="send")
         assert sorted(r["id"] for r in records) == sorted(m.id for m in accepted)
         print(f"\nPERSONALISED tries={tis['send'].try_number} sent={sum(sent.values())}")
+
+
+def test_mapped_over_lists_of_entries_each_map_index_sends_its_own_exactly_once(
+    airflow_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``.partial(...).expand(messages=...)``: one personalised batch per map index, each with its own
+    ledger through the same faults, and a mapped sensor per batch."""
+    wanted = Counter((e["recipient"], e["message"]) for batch in shop_batches() for e in batch)
+    faults = FaultConfig(rate_5xx=0.3, rate_5xx_after=0.1, seed=7)
+    with run_sandbox(faults=faults, credit=1000) as handle:
+        conn = json.loads(handle.conn_json)
+        conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}
+        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+        run = dag_personalised_mapped.test()
+
+        assert str(run.state) == "success"
+        assert Counter((m.recipient.e164, m.text) for m in handle.sandbox.accepted()) == wanted
+        tis = run.get_task_instances()
+        sends = sorted((ti for ti in tis if ti.task_id == "send"), key=lambda ti: ti.map_index)
+        assert [ti.map_index for ti in sends] == [0, 1, 2]
+        faulted = Counter(f.fault for f in handle.faults.log if f.path == "/WW-messages")
+        assert faulted["503"] > 0, faulted  # sends lost before they were stored
+        assert faulted["503-after"] > 0, faulted  # and sends stored but not answered
+        assert all(str(ti.state) == "success" for ti in tis if ti.task_id == "wait")
+        for ti, batch in zip(sends, shop_batches(), strict=True):
+            records = ti.xcom_pull(task_ids="send", map_indexes=ti.map_index)
+            assert sorted(r["recipient"] for r in records) == sorted(e["recipient"] for e in batch)
+        print(f"\nPERSONALISED mapped: tries={[ti.try_number for ti in sends]} faults={dict(faulted)}")

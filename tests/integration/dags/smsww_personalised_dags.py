@@ -52,3 +52,38 @@ with DAG(
     )
     wait = SmsDeliverySensor(task_id="wait", message_ids=send.output, poke_interval=0.2, timeout=60)
     send >> wait
+
+
+def shop_batches() -> list[list[dict[str, Any]]]:
+    """Three shops' confirmations, four each: one mapped send per shop."""
+    return [
+        [
+            {"recipient": f"+3933346{shop}{n:04d}", "message": f"Shop {shop}: order {n} confirmed"}
+            for n in range(4)
+        ]
+        for shop in range(3)
+    ]
+
+
+with DAG(
+    dag_id="smsww_it_personalised_mapped",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+) as dag_personalised_mapped:
+
+    @task
+    def batches() -> list[list[dict[str, Any]]]:
+        return shop_batches()
+
+    mapped_send = SmsSendOperator.partial(
+        task_id="send",
+        gate=False,  # as above: the faults would fail the dry runs too
+        max_concurrency=2,
+        settle_time=0.05,
+        retries=8,
+        retry_delay=timedelta(seconds=0),
+    ).expand(messages=batches())
+    SmsDeliverySensor.partial(task_id="wait", poke_interval=0.2, timeout=60).expand(
+        message_ids=mapped_send.output
+    )
