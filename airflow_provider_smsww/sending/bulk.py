@@ -262,7 +262,7 @@ async def send_all(
     for recipient in unknown:
         failures.setdefault(
             recipient,
-            f"outcome unknown after {attempts[recipient]} attempt(s) in this try and not in GET /messages "
+            f"outcome unknown ({_attempts(attempts[recipient])}) and not in GET /messages "
             f"yet; not resent before it has been absent for the settle window "
             f"({settle_window(evidence, settle_time):g} s: {_why(evidence, settle_time)}) since it was "
             "sent, to avoid a duplicate (the next try looks it up again before sending)",
@@ -270,6 +270,11 @@ async def send_all(
     return SendReport(
         records=[records[k] for k in keys], failures=failures, reused=reused, fatal=fanout.fatal, keys=keys
     )
+
+
+def _attempts(count: int) -> str:
+    """How the unknown outcome came about, for its failure text."""
+    return f"after {count} attempt(s) in this try" if count else "sent by an earlier try"
 
 
 def _why(evidence: Evidence, settle_time: float | None) -> str:

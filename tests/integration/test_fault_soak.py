@@ -172,7 +172,7 @@ def run_until_done(
         # The designed ways to give up: outcomes unknown after the rounds of one try, or a request
         # still refused (429, 5xx) after the client's 12 retries: with about 4 in 10 requests faulted,
         # 1 request in 30,000 is, and a retried soak makes thousands. Nothing else.
-        assert re.search(r"outcome unknown after|answered (429|5\d\d)", errors[-1]), errors[-1]
+        assert re.search(r"outcome unknown \(|answered (429|5\d\d)", errors[-1]), errors[-1]
     raise AssertionError(f"not done after {max_tries} further tries: {errors}")
 
 
