@@ -30,6 +30,7 @@ from airflow_provider_smsww.models import Estimate
 from airflow_provider_smsww.sending.credit import MIN_CREDIT_PER_PART, estimate_price
 from airflow_provider_smsww.sending.ledger import record_of
 from airflow_provider_smsww.sending.reconcile import reconcile
+from airflow_provider_smsww.sending.settle import Evidence
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -165,8 +166,14 @@ async def _look_up_unknown(
     unknown = {r: left[r] for r in pending if r in left}
     if not unknown:
         return unknown
+    evidence = ledger.settle_evidence()  # what the earlier tries saw: kept for the sends' settle window
     found = await reconcile(
-        hook, batch, list(unknown), started, scan_limit=SCAN_LIMIT + len(batch.recipients)
+        hook,
+        batch,
+        list(unknown),
+        started,
+        scan_limit=SCAN_LIMIT + len(batch.recipients),
+        clock_offset=Evidence.from_dict(evidence).clock_offset,
     )
     for recipient, message in found.items():
         number = next(r.e164 for r in batch.recipients if r.key == recipient)
@@ -175,7 +182,7 @@ async def _look_up_unknown(
         del unknown[recipient]
     if found:
         log.info("%d send(s) of an earlier try found in GET /messages: counted as spent", len(found))
-    ledger.set_round(unknown, open=False)
+    ledger.set_round(unknown, open=False, evidence=evidence)
     return unknown
 
 

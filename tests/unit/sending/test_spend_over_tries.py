@@ -76,3 +76,28 @@ def test_the_ledger_keeps_the_estimate_a_send_was_made_at(estimate: float | None
     ledger.record(B, rec(B, price=None))
     assert ledger.get(A) == {**rec(A, price=None), "estimate": estimate}
     assert "estimate" not in (ledger.get(B) or {})
+
+
+async def test_looking_up_an_earlier_tries_unknown_outcomes_keeps_its_settle_evidence(gateway: Any) -> None:
+    """The budget's look-up closes the earlier round again with what is still unknown: the lag and clock
+    evidence that round saved stays for the sends' settle window (it was dropped, and the retry waited
+    the no-evidence window)."""
+    from airflow_provider_smsww.hooks.smsww import SmsWwHook
+    from airflow_provider_smsww.sending import order
+
+    spec = order.SendSpec(recipients=[A, B], message="Your order shipped", max_total_price=1.0)
+    batch = order.check(spec, "dag", "task", "run", -1)
+    sent_at = datetime.now(UTC)
+    ledger = MemoryLedger(started=sent_at)
+    evidence = {"listed": 3, "longest_absence": 1.5, "offset": [-0.2, 0.4]}
+    ledger.set_round({A: sent_at}, open=False, evidence=evidence)
+    hook = SmsWwHook()
+    try:
+        spend = await earlier_spend(
+            hook, batch, ledger, budget=1.0, price_per_part_if_unknown=0.01, now=lambda: datetime.now(UTC)
+        )
+    finally:
+        await hook.aclose()
+    assert spend.unknown == frozenset({A})  # not listed: still held
+    assert ledger.unknown_outcomes() == {A: sent_at}
+    assert ledger.settle_evidence() == evidence
