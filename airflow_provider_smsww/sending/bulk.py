@@ -240,11 +240,15 @@ async def send_all(
                 await sleep(min(POLL_INTERVAL, max((deadline - now()).total_seconds(), 0.0)))
 
     resume: list[datetime] = []
-    await fanout.run([r for r in pending if r.key not in unknown], send)
     try:
-        await settle()
-    except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
-        ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
+        await fanout.run([r for r in pending if r.key not in unknown], send)
+        try:
+            await settle()
+        except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
+            ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
+            raise
+    except asyncio.CancelledError:  # the task's execution_timeout (run_in_new_loop): an orderly stop
+        _close_stopped_round(ledger, unknown, attempts, records, now(), evidence)
         raise
     # Only now is the round over: a crash before this line (e.g. the ledger failing) leaves it open.
     ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
@@ -270,6 +274,26 @@ async def send_all(
     return SendReport(
         records=[records[k] for k in keys], failures=failures, reused=reused, fatal=fanout.fatal, keys=keys
     )
+
+
+def _close_stopped_round(
+    ledger: Ledger,
+    unknown: dict[str, datetime],
+    attempts: Counter[str],
+    records: dict[str, dict[str, Any]],
+    stopped_at: datetime,
+    evidence: Evidence,
+) -> None:
+    """Close the round of a try stopped part-way (cancelled by its timeout): each recipient whose send
+    began and is not recorded is an unknown outcome as of now; one never sent is not, so the next try
+    sends it at once instead of waiting out the no-evidence window. If the ledger cannot be written the
+    round stays open, and the next try treats every unrecorded recipient as unknown (as after a crash)."""
+    held = dict(unknown)
+    held.update({key: stopped_at for key in attempts if key not in records and key not in held})
+    try:
+        ledger.set_round(held, open=False, evidence=evidence.as_dict())
+    except Exception:
+        log.warning("The stopped try's round could not be closed: the next try looks everyone up first")
 
 
 def _attempts(count: int) -> str:
