@@ -7,14 +7,28 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from smsww_personalised_dags import dag_personalised, dag_personalised_mapped, entries, shop_batches
 
 from airflow_provider_smsww.sandbox.faults import FaultConfig
-from airflow_provider_smsww.sandbox.server import run_sandbox
+from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 
 pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def failing_sandbox(monkeypatch: pytest.MonkeyPatch, seed: int) -> Iterator[SandboxHandle]:
+    """The sandbox failing 30% of the sends before storing them and 10% after, on a connection whose
+    client does not retry (Airflow's retries and the settle rule do)."""
+    faults = FaultConfig(rate_5xx=0.3, rate_5xx_after=0.1, seed=seed)
+    with run_sandbox(faults=faults, credit=1000) as handle:
+        conn = json.loads(handle.conn_json)
+        conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}
+        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+        yield handle
 
 
 def test_thirty_entries_send_29_messages_exactly_once_through_faults(
@@ -23,11 +37,7 @@ def test_thirty_entries_send_29_messages_exactly_once_through_faults(
     wanted = {(e["recipient"].replace(" ", ""), e["message"]) for e in entries()}
     assert len(entries()) == 30
     assert len(wanted) == 29
-    faults = FaultConfig(rate_5xx=0.3, rate_5xx_after=0.1, seed=5)
-    with run_sandbox(faults=faults, credit=1000) as handle:
-        conn = json.loads(handle.conn_json)
-        conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+    with failing_sandbox(monkeypatch, seed=5) as handle:
         run = dag_personalised.test()
 
         assert str(run.state) == "success"
@@ -49,11 +59,7 @@ def test_mapped_over_lists_of_entries_each_map_index_sends_its_own_exactly_once(
     """``.partial(...).expand(messages=...)``: one personalised batch per map index, each with its own
     ledger through the same faults, and a mapped sensor per batch."""
     wanted = Counter((e["recipient"], e["message"]) for batch in shop_batches() for e in batch)
-    faults = FaultConfig(rate_5xx=0.3, rate_5xx_after=0.1, seed=7)
-    with run_sandbox(faults=faults, credit=1000) as handle:
-        conn = json.loads(handle.conn_json)
-        conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+    with failing_sandbox(monkeypatch, seed=7) as handle:
         run = dag_personalised_mapped.test()
 
         assert str(run.state) == "success"
