@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_smsww.exceptions import SmsWwSpendingCapError, describe_problems
 from airflow_provider_smsww.models import Estimate
 from airflow_provider_smsww.sending.credit import MIN_CREDIT_PER_PART, estimate_price
-from airflow_provider_smsww.sending.ledger import record_of
+from airflow_provider_smsww.sending.ledger import record_of, unknown_among
 from airflow_provider_smsww.sending.reconcile import reconcile
 from airflow_provider_smsww.sending.settle import Evidence
 
@@ -159,11 +159,7 @@ async def _look_up_unknown(
     """Look the earlier try's sends of unknown outcome up in ``GET /messages`` before the money is
     counted: record the found ones (into ``recorded`` too), close the round with the others (and when
     they were sent), which the sends then settle as :func:`.bulk.send_all` would have."""
-    pending = [r.key for r in batch.recipients if r.key not in recorded]
-    left = ledger.unknown_outcomes()
-    if left is None:  # the earlier try stopped mid-round: any unrecorded recipient may have been sent
-        left = dict.fromkeys(pending, now())
-    unknown = {r: left[r] for r in pending if r in left}
+    unknown = unknown_among(ledger, [r.key for r in batch.recipients if r.key not in recorded], now)
     if not unknown:
         return unknown
     evidence = ledger.settle_evidence()  # what the earlier tries saw: kept for the sends' settle window

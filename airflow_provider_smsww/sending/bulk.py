@@ -20,7 +20,7 @@ from airflow_provider_smsww.exceptions import (
 )
 from airflow_provider_smsww.models import as_utc
 from airflow_provider_smsww.sending.fanout import FanOut
-from airflow_provider_smsww.sending.ledger import record_of
+from airflow_provider_smsww.sending.ledger import record_of, unknown_among
 from airflow_provider_smsww.sending.reconcile import reconcile
 from airflow_provider_smsww.sending.settle import NO_EVIDENCE_WAIT, Evidence, resend_at, settle_window
 
@@ -131,10 +131,7 @@ async def send_all(
     evidence = Evidence.from_dict(ledger.settle_evidence() if previous_start is not None else None)
     if previous_start is not None and pending:
         # A retry: the earlier try may have been accepted for recipients it did not get to record.
-        left = ledger.unknown_outcomes()
-        if left is None:  # it stopped mid-round: any of them may have been sent, as late as now
-            left = dict.fromkeys((r.key for r in pending), now())
-        unknown = {r.key: left[r.key] for r in pending if r.key in left}
+        unknown = unknown_among(ledger, [r.key for r in pending], now)
         ledger.set_round(unknown, open=True, evidence=evidence.as_dict())  # until this try's sends are over
         if unknown:
             found = await reconcile(

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -150,6 +150,20 @@ class MemoryLedger:
 
     def settle_evidence(self) -> dict[str, Any] | None:
         return (self._round or {}).get("evidence")
+
+
+def unknown_among(ledger: Ledger, keys: Iterable[str], now: Callable[[], datetime]) -> dict[str, datetime]:
+    """The earlier round's unknown outcomes among ``keys``, each with when it was sent. A round left
+    open (a try that stopped mid-round: a crash) may have sent any of them, as late as now.
+
+    :param ledger: the task's ledger.
+    :param keys: the recipients' keys to look among (those not recorded as accepted).
+    :param now: the clock.
+    """
+    left = ledger.unknown_outcomes()
+    if left is None:
+        return dict.fromkeys(keys, now())
+    return {key: left[key] for key in keys if key in left}
 
 
 def not_yet_recorded(batch: Batch, ledger: Ledger) -> Batch:

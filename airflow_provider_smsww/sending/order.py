@@ -50,7 +50,7 @@ from airflow_provider_smsww.sending.bulk import send_all
 from airflow_provider_smsww.sending.credit import cost_summary, estimate_price, local_estimates, preflight
 from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.gate import GateResult, gate
-from airflow_provider_smsww.sending.ledger import not_yet_recorded, public
+from airflow_provider_smsww.sending.ledger import not_yet_recorded, public, unknown_among
 from airflow_provider_smsww.sending.lookup import lookup_of
 from airflow_provider_smsww.sending.window import schedule
 
@@ -294,10 +294,7 @@ def _unknown_among(
     blindly. A round that stopped mid-way (a crash) may have sent any of them, as late as now."""
     if not waiting or ledger.started_at() is None:
         return {}
-    left = ledger.unknown_outcomes()
-    if left is None:
-        return dict.fromkeys(waiting, now())
-    return {r: left[r] for r in waiting if r in left}
+    return unknown_among(ledger, list(waiting), now)
 
 
 def _failed(
