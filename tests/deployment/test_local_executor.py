@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import approval
 import pytest
-from harness import REPO, AirflowStack, RunWatcher, phase
+from harness import FIGURES, REPO, AirflowStack, RunWatcher, phase
 
 from airflow_provider_smsww.compat import AIRFLOW_VERSION
 
@@ -66,17 +67,53 @@ def runs(stack: AirflowStack) -> dict[str, Any]:
         name: {(t["task_id"], t["map_index"]): t for t in api.task_instances(*run)}
         for name, run in runs.items()
     }
+    ended = {
+        name: seconds_between(*(api.dag_run(*run)[k] for k in ("start_date", "end_date")))
+        for name, run in runs.items()
+    }
+    FIGURES.append(
+        "LocalExecutor: "
+        + ", ".join(f"{name} {final[run]} after {ended[name]:.1f} s" for name, run in runs.items())
+    )
     return {"runs": runs, "final": final, "tis": tis, "watcher": watcher}
+
+
+def seconds_between(start: str, end: str | None) -> float:
+    """Seconds between two of the REST API's ISO times (NaN when the end is missing)."""
+    if end is None:
+        return float("nan")
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def states(runs: dict[str, Any], name: str) -> dict[tuple[str, int], str]:
     return {key: ti["state"] for key, ti in runs["tis"][name].items()}
 
 
+def explain(runs: dict[str, Any], stack: AirflowStack) -> str:
+    """What went wrong, most telling first: every task's state, then the logs of the tries that did not
+    succeed (their last lines), then the services' tails."""
+    lines = []
+    for name, run in runs["runs"].items():
+        lines.append(f"{name} {run}: {runs['final'][run]}")
+        lines += [
+            f"  {task}[{index}]: {ti['state']} (try {ti['try_number']}, {ti['start_date']} - {ti['end_date']})"
+            for (task, index), ti in runs["tis"][name].items()
+        ]
+    for name, run in runs["runs"].items():
+        for (task, index), ti in runs["tis"][name].items():
+            if ti["state"] not in ("success", "deferred") and not (
+                name == "alert" and task == "load_warehouse"
+            ):
+                for n in range(1, int(ti["try_number"]) + 1):
+                    lines.append(f"--- log of {name}:{task}[{index}]#{n} ---")
+                    lines.append(stack.api.log(*run, ti, n)[-6000:])
+    return "\n".join([*lines, stack.tails()])
+
+
 def test_every_run_and_task_ends_as_expected(runs: dict[str, Any], stack: AirflowStack) -> None:
     final = {name: runs["final"][run] for name, run in runs["runs"].items()}
     assert final == {"report": "success", "report_dated": "success", "alert": "failed", "bulk": "success"}, (
-        stack.tails()
+        explain(runs, stack)
     )
     for name in ("report", "report_dated"):
         assert states(runs, name) == {
