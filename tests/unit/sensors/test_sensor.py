@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -273,6 +273,9 @@ def test_deferrable_checks_once_then_defers_to_the_trigger(fake: FakeMessages) -
     assert kwargs["min_delivered"] == 2
     assert kwargs["smsww_conn_id"] == "smsww_default"
     assert fake.reads == IDS  # the one synchronous check
+    # The trigger's first look comes one poke_interval after the sensor's own.
+    first = datetime.fromisoformat(kwargs["first_round_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=40) < first <= timedelta(seconds=45)
 
 
 def test_deferrable_does_not_defer_when_already_done(fake: FakeMessages) -> None:
@@ -282,9 +285,10 @@ def test_deferrable_does_not_defer_when_already_done(fake: FakeMessages) -> None
 
 
 def test_deferrable_without_the_check_defers_with_no_request(httpx_mock: Any) -> None:
-    with pytest.raises(TaskDeferred):
+    with pytest.raises(TaskDeferred) as info:
         sensor(deferrable=True, check_before_defer=False).execute(ctx())
     assert httpx_mock.get_requests() == []
+    assert info.value.trigger.serialize()[1]["first_round_at"] is None  # nobody looked yet: at once
 
 
 def test_deferrable_check_fails_fast_on_a_failed_message(fake: FakeMessages) -> None:
