@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -36,6 +36,10 @@ class SmsSendWaitTrigger(BaseTrigger):
     :param smsww_conn_id: the ``smsww`` connection of the look-ups.
     :param poll_interval: seconds between look-ups.
     :param rounds: how many settle waits this try has deferred for so far (handed back in the event).
+    :param not_before: no look-up and no event before this (timezone-aware); by default one
+        ``poll_interval`` after the trigger is made, that is after the task deferred. The task has just
+        looked itself, and an event fired moments after the deferral can meet Airflow's race between
+        the deferral's executor event and the trigger's (docs/sensor.md, "Deferrable mode").
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class SmsSendWaitTrigger(BaseTrigger):
         smsww_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 3.0,
         rounds: int = 0,
+        not_before: datetime | None = None,
     ) -> None:
         super().__init__()
         if moment.tzinfo is None:
@@ -56,6 +61,7 @@ class SmsSendWaitTrigger(BaseTrigger):
         self.smsww_conn_id = smsww_conn_id
         self.poll_interval = float(poll_interval)
         self.rounds = rounds
+        self.not_before = not_before or datetime.now(UTC) + timedelta(seconds=self.poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return CLASSPATH, {
@@ -65,6 +71,7 @@ class SmsSendWaitTrigger(BaseTrigger):
             "smsww_conn_id": self.smsww_conn_id,
             "poll_interval": self.poll_interval,
             "rounds": self.rounds,
+            "not_before": self.not_before,
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -77,8 +84,9 @@ class SmsSendWaitTrigger(BaseTrigger):
         if self.lookup is None:
             # Early or late by the clocks' drift at most: the resumed task reads its own clock and
             # waits again for whoever is still outside a window.
-            await asyncio.sleep(_seconds_until(self.moment))
+            await asyncio.sleep(_seconds_until(max(self.moment, self.not_before)))
             return False
+        await asyncio.sleep(_seconds_until(self.not_before))
         from airflow_provider_smsww.exceptions import SmsWwError
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending.lookup import batch_of, look_up

@@ -104,6 +104,16 @@ def test_the_trigger_serializes_its_lookup_and_round(gateway: FakeGateway) -> No
     assert path == "airflow_provider_smsww.triggers.send_wait.SmsSendWaitTrigger"
     assert kwargs["rounds"] == 2
     assert SmsSendWaitTrigger(**kwargs).lookup == {"messages": []}
+    assert SmsSendWaitTrigger(**kwargs).not_before == kwargs["not_before"]  # kept across the triggerer
+
+
+async def test_the_trigger_neither_looks_nor_fires_within_one_interval_of_the_deferral() -> None:
+    """A moment already past fires one ``poll_interval`` after the deferral, not at once."""
+    made = datetime.now(UTC)
+    trigger = SmsSendWaitTrigger(made - timedelta(seconds=1), "window open", None, poll_interval=0.3)
+    events = [event.payload async for event in trigger.run()]
+    assert events == [{"status": "resume", "settled": False, "rounds": 0}]
+    assert datetime.now(UTC) - made >= timedelta(seconds=0.3)
     with pytest.raises(ValueError, match="timezone-aware"):
         SmsSendWaitTrigger(datetime(2026, 12, 5))
 
