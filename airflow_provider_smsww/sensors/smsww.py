@@ -144,14 +144,14 @@ class SmsDeliverySensor(BaseSensorOperator):
         ids = self._ids()  # bad input fails here, before any request or deferral
         if not self.deferrable:
             return super().execute(context)
-        first_round_at = None
+        not_before = None
         if self.check_before_defer:
             first = self.poke(context)
             if first.is_done:
                 self.log.info("Success criteria met before deferring.")
                 return first.xcom_value
             # The trigger's first look comes one interval after this one (docs/sensor.md, "Deferrable mode").
-            first_round_at = (datetime.now(UTC) + timedelta(seconds=self.poke_interval)).isoformat()
+            not_before = datetime.now(UTC) + timedelta(seconds=self.poke_interval)
         from airflow_provider_smsww.triggers.smsww import SmsDeliveryTrigger
 
         self.defer(
@@ -161,7 +161,7 @@ class SmsDeliverySensor(BaseSensorOperator):
                 poll_interval=self.poke_interval,
                 min_delivered=self.min_delivered,
                 max_concurrency=self.max_concurrency,
-                first_round_at=first_round_at,
+                not_before=not_before,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

@@ -21,6 +21,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
+from airflow_provider_smsww.triggers import seconds_until
 
 CLASSPATH = "airflow_provider_smsww.triggers.send_wait.SmsSendWaitTrigger"
 
@@ -84,9 +85,9 @@ class SmsSendWaitTrigger(BaseTrigger):
         if self.lookup is None:
             # Early or late by the clocks' drift at most: the resumed task reads its own clock and
             # waits again for whoever is still outside a window.
-            await asyncio.sleep(_seconds_until(max(self.moment, self.not_before)))
+            await asyncio.sleep(seconds_until(max(self.moment, self.not_before)))
             return False
-        await asyncio.sleep(_seconds_until(self.not_before))
+        await asyncio.sleep(seconds_until(self.not_before))
         from airflow_provider_smsww.exceptions import SmsWwError
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending.lookup import batch_of, look_up
@@ -103,13 +104,9 @@ class SmsSendWaitTrigger(BaseTrigger):
                 if not wanted:
                     self.log.info("Every send of unknown outcome is listed: resuming to record them")
                     return True
-                if (left := _seconds_until(self.moment)) <= 0:
+                if (left := seconds_until(self.moment)) <= 0:
                     self.log.info("%d send(s) still unlisted at the end of the settle window", len(wanted))
                     return False
                 await asyncio.sleep(min(self.poll_interval, left))
         finally:
             await hook.aclose()
-
-
-def _seconds_until(moment: datetime) -> float:
-    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)

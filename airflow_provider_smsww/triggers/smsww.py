@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -16,6 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.delivery import DeliveryProgress, read_messages, required_count
 from airflow_provider_smsww.exceptions import SmsWwError
+from airflow_provider_smsww.triggers import seconds_until
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.models import Message
@@ -43,10 +44,10 @@ class SmsDeliveryTrigger(BaseTrigger):
     :param poll_interval: seconds between rounds.
     :param min_delivered: succeed once this many are delivered (see :class:`~airflow_provider_smsww.delivery.DeliveryProgress`).
     :param max_concurrency: requests in flight at once within a round.
-    :param first_round_at: when the first round may start (ISO 8601, UTC), or None for at once. The
-        sensor sets it one ``poll_interval`` after its own check: looking again at once would repeat
-        that check, and an event fired moments after the deferral can meet Airflow's race between the
-        deferral's executor event and the trigger's (docs/sensor.md, "Deferrable mode").
+    :param not_before: no round before this (timezone-aware), or None for at once. The sensor sets it
+        one ``poll_interval`` after its own check: looking again at once would repeat that check, and an
+        event fired moments after the deferral can meet Airflow's race between the deferral's executor
+        event and the trigger's (docs/sensor.md, "Deferrable mode").
     """
 
     def __init__(
@@ -56,7 +57,7 @@ class SmsDeliveryTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         min_delivered: int | None = None,
         max_concurrency: int = 10,
-        first_round_at: str | None = None,
+        not_before: datetime | None = None,
     ) -> None:
         super().__init__()
         self.message_ids = list(dict.fromkeys(message_ids))
@@ -64,7 +65,7 @@ class SmsDeliveryTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.min_delivered = min_delivered
         self.max_concurrency = max(1, int(max_concurrency))
-        self.first_round_at = first_round_at
+        self.not_before = not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -75,7 +76,7 @@ class SmsDeliveryTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "min_delivered": self.min_delivered,
                 "max_concurrency": self.max_concurrency,
-                "first_round_at": self.first_round_at,
+                "not_before": self.not_before,
             },
         )
 
@@ -89,9 +90,8 @@ class SmsDeliveryTrigger(BaseTrigger):
     async def _wait(self) -> dict[str, Any]:
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
 
-        if self.first_round_at is not None:
-            start = datetime.fromisoformat(self.first_round_at)
-            await asyncio.sleep(max((start - datetime.now(UTC)).total_seconds(), 0.0))
+        if self.not_before is not None:
+            await asyncio.sleep(seconds_until(self.not_before))
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
         messages: dict[str, Message] = {}
         required = required_count(len(self.message_ids), self.min_delivered)

@@ -274,7 +274,7 @@ def test_deferrable_checks_once_then_defers_to_the_trigger(fake: FakeMessages) -
     assert kwargs["smsww_conn_id"] == "smsww_default"
     assert fake.reads == IDS  # the one synchronous check
     # The trigger's first look comes one poke_interval after the sensor's own.
-    first = datetime.fromisoformat(kwargs["first_round_at"]) - datetime.now(UTC)
+    first = kwargs["not_before"] - datetime.now(UTC)
     assert timedelta(seconds=40) < first <= timedelta(seconds=45)
 
 
@@ -288,7 +288,7 @@ def test_deferrable_without_the_check_defers_with_no_request(httpx_mock: Any) ->
     with pytest.raises(TaskDeferred) as info:
         sensor(deferrable=True, check_before_defer=False).execute(ctx())
     assert httpx_mock.get_requests() == []
-    assert info.value.trigger.serialize()[1]["first_round_at"] is None  # nobody looked yet: at once
+    assert info.value.trigger.serialize()[1]["not_before"] is None  # nobody looked yet: at once
 
 
 def test_deferrable_check_fails_fast_on_a_failed_message(fake: FakeMessages) -> None:

@@ -57,15 +57,15 @@ def test_serialize_round_trip() -> None:
         "poll_interval": 30.0,
         "min_delivered": 2,
         "max_concurrency": 4,
-        "first_round_at": None,
+        "not_before": None,
     }
     assert SmsDeliveryTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
-async def test_the_first_round_waits_for_first_round_at(httpx_mock: Any) -> None:
+async def test_the_first_round_waits_for_not_before(httpx_mock: Any) -> None:
     fake = mock(httpx_mock, FakeMessages({key: ["DELIVERED"] for key in IDS}))
     start = datetime.now(UTC) + timedelta(seconds=0.4)
-    (event,) = await events_of(trigger(first_round_at=start.isoformat()))
+    (event,) = await events_of(trigger(not_before=start))
     assert event["status"] == "success"
     assert fake.reads == IDS
     assert datetime.now(UTC) >= start  # nothing was read, and no event fired, before it
