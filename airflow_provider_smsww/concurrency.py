@@ -80,6 +80,10 @@ def run_in_new_loop(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` to the end on a new event loop; an exception raised by the SIGALRM handler in place
     when it starts (Airflow's timeout) cancels ``work`` and is raised after it.
 
+    The provider's handler is in place from before the loop is made until after it is closed: a signal
+    that comes while the loop starts, or while it stops, is handed to Airflow's handler here, not in
+    whatever code (a garbage collector's weakref callback) the main thread is running then.
+
     :param work: the coroutine to run.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -88,30 +92,41 @@ def run_in_new_loop(work: Coroutine[Any, Any, T]) -> T:
     if not callable(handler):
         return asyncio.run(work)
     raised: list[BaseException] = []
+    pending: list[FrameType | None] = []  # alarms not handed to Airflow's handler yet
+    running: list[Any] = []  # the loop and the task of the work, while the loop runs
 
-    async def guarded() -> T:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def on_alarm(frame: FrameType | None) -> None:
+    def on_alarm() -> None:
+        if pending:
             try:
-                handler(signal.SIGALRM, frame)
+                handler(signal.SIGALRM, pending.pop())
             except BaseException as exc:
                 raised.append(exc)
-                task.cancel()
+                running[1].cancel()
 
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            loop.call_soon_threadsafe(on_alarm, frame)
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        pending.append(frame)
+        if running and running[0].is_running():
+            running[0].call_soon_threadsafe(on_alarm)
 
-        signal.signal(signal.SIGALRM, on_signal)
+    async def guarded() -> T:
+        running[:] = [asyncio.get_running_loop(), asyncio.current_task()]
+        if pending:  # the alarm came while the loop was starting: the work does not start
+            try:
+                handler(signal.SIGALRM, pending.pop())
+            except BaseException:
+                work.close()
+                raise
+        return await work
+
+    signal.signal(signal.SIGALRM, on_signal)
+    try:
         try:
-            return await work
+            result = asyncio.run(guarded())
         finally:
             signal.signal(signal.SIGALRM, handler)
-
-    try:
-        result = asyncio.run(guarded())
+            running.clear()
+            if pending and not raised:  # came while the loop stopped, or its callback never ran
+                handler(signal.SIGALRM, pending.pop())
     except BaseException as exc:
         if raised and exc is not raised[0]:
             raise raised[0] from (None if isinstance(exc, asyncio.CancelledError) else exc)

@@ -117,3 +117,48 @@ def test_off_the_main_thread_it_runs_plainly() -> None:
     worker.start()
     worker.join()
     assert results == ["worker"]
+
+
+def test_an_alarm_while_the_loop_is_made_is_raised_and_the_work_never_starts(
+    airflow_timeout: None, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
+) -> None:
+    """The signal lands before the loop runs (CI saw it land in a garbage collector's weakref callback,
+    where Airflow's handler's exception was dropped)."""
+    make_loop = asyncio.events.new_event_loop
+
+    def alarm_then_make_loop() -> asyncio.AbstractEventLoop:
+        signal.raise_signal(signal.SIGALRM)
+        return make_loop()
+
+    monkeypatch.setattr(asyncio.events, "new_event_loop", alarm_then_make_loop)
+    started: list[str] = []
+
+    async def work() -> None:
+        started.append("work")
+
+    with pytest.raises(Timeout):
+        run_in_new_loop(work())
+    assert started == []
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # closed, not left unawaited
+    assert signal.getsignal(signal.SIGALRM) is raise_timeout
+
+
+def test_an_alarm_while_the_loop_stops_is_raised(airflow_timeout: None) -> None:
+    """The work has returned; the loop is cancelling a task it left behind when the signal lands."""
+    lingering: set[asyncio.Task[None]] = set()
+
+    async def leaves_a_task_behind() -> str:
+        async def sleeper() -> None:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                signal.raise_signal(signal.SIGALRM)
+                raise
+
+        lingering.add(asyncio.get_running_loop().create_task(sleeper()))
+        await asyncio.sleep(0)
+        return "returned"
+
+    with pytest.raises(Timeout):
+        run_in_new_loop(leaves_a_task_behind())
+    assert signal.getsignal(signal.SIGALRM) is raise_timeout
