@@ -4,6 +4,7 @@ work, even when the signal lands in a background task or a callback, where async
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import threading
 import time
@@ -25,7 +26,10 @@ def raise_timeout(signum: int, frame: FrameType | None) -> None:
 
 @pytest.fixture
 def airflow_timeout() -> Iterator[None]:
-    """The handler Airflow's ``timeout`` installs, and the timer cleared afterwards."""
+    """The handler Airflow's ``timeout`` installs, and the timer cleared afterwards. The previous
+    test's garbage (thousands of tasks) is collected first: a signal landing in that collection, before
+    ``run_in_new_loop`` is even called, would be the test's own doing."""
+    gc.collect()
     previous = signal.signal(signal.SIGALRM, raise_timeout)
     yield
     signal.setitimer(signal.ITIMER_REAL, 0)
