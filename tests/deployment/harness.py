@@ -338,7 +338,10 @@ class Postgres:
         self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _run(self, *argv: str) -> None:
-        subprocess.run([*self.as_postgres, *argv], check=True, capture_output=True, timeout=120)
+        done = subprocess.run([*self.as_postgres, *argv], capture_output=True, timeout=120)
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{argv[0]} exited with {done.returncode}:\n{output}")
 
     def __enter__(self) -> Postgres:
         if os.geteuid() == 0:
@@ -352,7 +355,7 @@ class Postgres:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        with contextlib.suppress(subprocess.SubprocessError):
+        with contextlib.suppress(subprocess.SubprocessError, RuntimeError):
             self._run(self.pg_ctl, "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
         shutil.rmtree(self.dir, ignore_errors=True)
 

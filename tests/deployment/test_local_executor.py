@@ -1,4 +1,4 @@
-"""The example DAGs in a real Airflow with LocalExecutor, triggered through the REST API.
+"""The example DAGs in a real Airflow with LocalExecutor and PostgreSQL, triggered through the REST API.
 
 A new user's path: the DAGs are put in the dags folder, start paused, are unpaused and triggered with
 ``POST /api/v2/dags/{id}/dagRuns`` with no logical date (what the UI and most scripts send), the report
@@ -15,7 +15,7 @@ from typing import Any
 
 import approval
 import pytest
-from harness import FIGURES, REPO, AirflowStack, RunWatcher, phase
+from harness import FIGURES, REPO, AirflowStack, Postgres, RunWatcher, phase
 
 from airflow_provider_smsww.compat import AIRFLOW_VERSION
 
@@ -45,10 +45,17 @@ def sandbox() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def stack(sandbox: Any) -> Iterator[AirflowStack]:
     dags = sorted(p for p in (REPO / "example_dags").glob("example_*.py") if HITL or "approval" not in p.name)
-    with AirflowStack(dags=dags) as stack:
-        stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
-        stack.wait_for_dags([REPORT, ALERT, BULK] + ([approval.DAG_ID] if HITL else []))
-        yield stack
+    # PostgreSQL, as in production: on SQLite, the services' and 8 workers' concurrent writes wait on
+    # its lock; a task's start (PATCH /run) that waited out the 5 s busy timeout failed the task unstarted.
+    with phase("LocalExecutor: PostgreSQL up"):
+        postgres = Postgres().__enter__()
+    try:
+        with AirflowStack(dags=dags, sql_alchemy_conn=postgres.url) as stack:
+            stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
+            stack.wait_for_dags([REPORT, ALERT, BULK] + ([approval.DAG_ID] if HITL else []))
+            yield stack
+    finally:
+        postgres.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
