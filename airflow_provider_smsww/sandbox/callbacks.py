@@ -94,8 +94,11 @@ class CallbackRunner:
                 self._schedule(transition)
             due = self.sandbox.seconds_until_next()
             timeout = POLL_CAP if due is None else min(due, POLL_CAP)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+            # meets a set event, and this loop would then outlive aclose().
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), timeout=max(timeout, 0.001))
+                async with asyncio.timeout(max(timeout, 0.001)):
+                    await self._event.wait()
             self._event.clear()
 
     def _schedule(self, transition: Transition) -> None:

@@ -79,6 +79,10 @@ class SandboxConfig:
     forbidden_words: tuple[str, ...] = ("forbiddenword",)
     pending_after: float = 0.2  # clock units after creation: NEW -> PENDING (WW gets priced)
     delivered_after: float = 1.0  # clock units after creation: PENDING -> final state
+    # The final state at a client's Nth look at the message (GET by id, or a listing page showing it)
+    # instead of by the clock: a test sees its sensor find the message in flight, then delivered,
+    # however slowly the machine starts the task. None: by the clock (delivered_after).
+    final_at_look: int | None = None
     listing_lag: float = 0.0  # clock units after creation before GET /messages lists a message
     date_header: bool = True  # the loopback server's Date header (uvicorn's, real time); in process: none
     outcomes: Mapping[str, MessageState | str] = field(default_factory=dict)  # recipient -> final state

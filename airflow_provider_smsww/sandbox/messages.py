@@ -40,6 +40,7 @@ class StoredMessage:
     otp: str | None = None
     otp_options: dict[str, Any] | None = None
     history: list[MessageState] = field(default_factory=list)
+    looks: int = 0  # reads by a client, for SandboxConfig.final_at_look
 
     def aged(self, seconds: float) -> datetime:
         """When the message is ``seconds`` old, on the wall clock."""

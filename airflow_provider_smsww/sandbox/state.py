@@ -318,6 +318,7 @@ class Sandbox:
                     self._to_pending(message)
                 if (
                     message.state is MessageState.PENDING
+                    and self.config.final_at_look is None
                     and now >= message.created + self.config.delivered_after
                 ):
                     self._to_final(message)
@@ -332,12 +333,14 @@ class Sandbox:
             if not self._in_flight:
                 return None
             now = self.config.clock()
+            by_clock = self.config.final_at_look is None  # else only NEW -> PENDING is due by the clock
             due = [
                 m.created
                 + (self.config.pending_after if m.state is MessageState.NEW else self.config.delivered_after)
                 for m in (self.messages[i] for i in self._in_flight)
+                if by_clock or m.state is MessageState.NEW
             ]
-            return max(0.0, min(due) - now)
+            return max(0.0, min(due) - now) if due else None
 
     def _to_pending(self, message: StoredMessage) -> None:
         message.sent_at = message.aged(self.config.pending_after)
@@ -368,13 +371,38 @@ class Sandbox:
             taken, self.pending_callbacks = self.pending_callbacks, []
             return taken
 
+    def _looked_at(self, messages: list[StoredMessage]) -> None:
+        """Count a client's look at each message; with ``final_at_look`` set, the Nth look finds the
+        message in its final state (the earlier ones find it in flight)."""
+        if self.config.final_at_look is None:
+            return
+        reached = False
+        for message in messages:
+            if message.id not in self._in_flight:
+                continue
+            message.looks += 1
+            if message.looks >= self.config.final_at_look:
+                if message.state is MessageState.NEW:
+                    self._to_pending(message)
+                self._to_final(message)
+                reached = True
+        if reached:
+            self.wake()
+
     # --- read -------------------------------------------------------------------------------------
-    def get(self, message_id: str) -> dict[str, Any]:
+    def get(self, message_id: str, *, look: bool = True) -> dict[str, Any]:
+        """One message as ``GET /messages/{id}`` answers it.
+
+        :param look: count this read as a client's look (``final_at_look``); the tests' own reads
+            (:meth:`view`) do not.
+        """
         with self._lock:
             self.advance()
             message = self.messages.get(message_id)
             if message is None:
                 raise SandboxError(404, CODE_NOT_FOUND, "Message not found.")
+            if look:
+                self._looked_at([message])
             return render_message(message, self.config.email)
 
     def list_messages(self, skip: int = 0, limit: int = 100) -> list[dict[str, Any]]:
@@ -385,12 +413,13 @@ class Sandbox:
             self.advance()
             now, lag = self.config.clock(), self.config.listing_lag  # lagging: the newest are not listed yet
             listed = [m for m in self.messages.values() if not lag or now >= m.created + lag]
-            newest = sorted(listed, key=lambda m: m.seq, reverse=True)
-            return [render_message(m, self.config.email) for m in newest[skip : skip + limit]]
+            page = sorted(listed, key=lambda m: m.seq, reverse=True)[skip : skip + limit]
+            self._looked_at(page)
+            return [render_message(m, self.config.email) for m in page]
 
     def view(self, message: StoredMessage | str) -> dict[str, Any]:
         """The wire dict of a stored message (or id) as a GET would answer it now."""
-        return self.get(message if isinstance(message, str) else message.id)
+        return self.get(message if isinstance(message, str) else message.id, look=False)
 
     def callback_secrets(self, message_id: str) -> dict[str, Any] | None:
         """The callback as given (for the runner): read under the lock, without advancing the clock."""
