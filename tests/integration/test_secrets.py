@@ -40,6 +40,10 @@ from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
 from tests.sandbox.helpers import Receiver, serve_receiver
 
+sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+
+from demo import migrated_database
+
 pytestmark = pytest.mark.integration
 
 TOKEN = "tok5ecretSTATICa1b2c3d4e5"
@@ -322,8 +326,7 @@ def dag_run(server: SandboxHandle, receiver: Receiver, tmp_path_factory: pytest.
         "SMSWW_TEST_CALLBACK_SECRET": CB_SECRET,
     }
     env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-    migrated = airflow(env, "db", "migrate")
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    migrated_database(home)
     server.reset()
     receiver.received.clear()
     run = airflow(env, "dags", "test", "smsww_secrets")
