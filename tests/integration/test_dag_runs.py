@@ -75,9 +75,9 @@ def test_expired_message_fails_the_deferred_sensor_through_the_trigger(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Final 10 s after the send, so the sensor's first check sees PENDING however long the wait task
-    # takes to start (seconds on Airflow 3.2's dag.test() on a busy machine).
-    monkeypatch.setattr(smsww_sandbox.sandbox.config, "delivered_after", 10.0)
+    # Final at the second look: the sensor's own check sees PENDING however long the wait task takes
+    # to start, and the trigger's first look sees EXPIRED.
+    monkeypatch.setattr(smsww_sandbox.sandbox.config, "final_at_look", 2)
     run = dag_deferrable.test(run_conf={"recipients": [EXPIRED]})
     output = plain("".join(capsys.readouterr()))
 

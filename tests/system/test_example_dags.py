@@ -39,10 +39,9 @@ OPENS_IN = timedelta(seconds=40)
 def env_and_sandbox(request: pytest.FixtureRequest) -> Iterator[tuple[dict[str, str], Any]]:
     from airflow_provider_smsww.sandbox.server import run_sandbox
 
-    # Delivered 10 s after the send: the sensors find their messages in flight and defer, on every
-    # Airflow (a task starts later on 3.0, after a 1 s delivery the sensor would never defer; 5 s was
-    # not always enough for Airflow 3.2's task start on a busy 2-core machine).
-    with run_sandbox(delivered_after=10) as server, airflow_home(server.conn_json) as env:
+    # Delivered at a client's second look: the sensors find their messages in flight and defer, and the
+    # trigger's first look finds them delivered, however long a task takes to start on a busy machine.
+    with run_sandbox(final_at_look=2) as server, airflow_home(server.conn_json) as env:
         yield {**env, "RUN_MODE": request.param}, server
 
 
