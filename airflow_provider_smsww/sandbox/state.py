@@ -202,7 +202,7 @@ class Sandbox:
             self.advance()
             self._refuse_if_blocklisted()
             sent = read_send(body, region)
-            return self._accept(region, sent, body, token)
+            return self._accept(self._new_message(region, sent, body), token)
 
     def send_otp(self, body: Mapping[str, Any], token: MintedToken | None = None) -> dict[str, Any]:
         """``POST /otp``: a generated code sent like a WW message (sender 'OTP MOBILE', isOtp true).
@@ -215,59 +215,28 @@ class Sandbox:
             otp = read_otp(body)
             text, sent = self._otp.message(otp, self.config.wall_clock())
             otp_send = SendBody(otp.recipient, OTP_SENDER, text, analyse(text), otp.options)
-            return self._accept("WW", otp_send, body, token, sent)
+            return self._accept(self._new_message("WW", otp_send, body, sent), token)
 
     def _refuse_if_blocklisted(self) -> None:
         """403 2020 for every send once the account is blocklisted."""
         if self.blocklisted:
             raise SandboxError(403, CODE_USER_BLOCKLISTED, SPEC_TEXTS[CODE_USER_BLOCKLISTED])
 
-    def _accept(
-        self,
-        region: str,
-        sent: SendBody,
-        body: Mapping[str, Any],
-        token: MintedToken | None,
-        otp: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Price, check the money and the content, store (unless dry run); the wire dict."""
-        recipient, sender, text, segments, options = (
-            sent.recipient,
-            sent.sender,
-            sent.text,
-            sent.segments,
-            sent.options,
-        )
-        dry_run = options["dryRun"]
-        parts = segments.parts
-        regional = region in ("IT", "ES")
-        rate = self.config.price_for(recipient.country_code)
-        now, wall = self.config.clock(), self.config.wall_clock()
-        seq = next(self._ids)
-        message = StoredMessage(
-            id=new_message_id(wall, seq, self.rng),
-            seq=seq,
-            region=region,
-            recipient=recipient,
-            sender=sender,
-            text=text,
-            segments=segments,
-            options=options,
-            callback=read_callback(body["callback"]) if "callback" in body else None,
-            created=now,
-            created_at=wall,
-            updated_at=wall,
-            final_state=self.config.outcome_for(recipient.e164),
-            price=rate if regional else Decimal(0),
-            otp=otp["otp"] if otp else None,
-            otp_options=otp["otpOptions"] if otp else None,
-        )
-        forbidden = self.config.forbids(text, sender)
+    def _accept(self, message: StoredMessage, token: MintedToken | None) -> dict[str, Any]:
+        """Check the content, the token's limits and the credit, then store (unless dry run); the wire
+        dict. Forbidden content in a real send is stored blocked and charged before it is refused.
+
+        :param message: the message the send would store (:meth:`_new_message`).
+        :param token: the minted token making the call, whose limits count this send.
+        """
+        dry_run, parts = message.options["dryRun"], message.segments.parts
+        regional = message.region in ("IT", "ES")
+        forbidden = self.config.forbids(message.text, message.sender)
         if forbidden and dry_run:
             raise SandboxError(422, CODE_FORBIDDEN_CONTENT, SPEC_TEXTS[CODE_FORBIDDEN_CONTENT])
-        # What this send will cost (WW: charged later, at PENDING, at this rate): the token limits count it now.
-        per_part = Decimal(str(self.config.penalty_per_part)) if forbidden and not regional else rate
-        cost = per_part * parts
+        # The token's limits count what the send will cost now (WW: charged at PENDING, at this rate).
+        rate = self.config.price_for(message.recipient.country_code)
+        cost = (Decimal(str(self.config.penalty_per_part)) if forbidden and not regional else rate) * parts
         if not dry_run:
             self._tokens.check_limits(token, cost)
         if forbidden:
@@ -284,9 +253,41 @@ class Sandbox:
         self._in_flight[message.id] = None
         self._tokens.spend(token, cost)
         if regional:
-            self._wallet.charge(message, message.total_price, "regional send", wall)
+            self._wallet.charge(message, message.total_price, "regional send", message.created_at)
         self._save_message(message)
         return render_message(message, self.config.email)
+
+    def _new_message(
+        self, region: str, sent: SendBody, body: Mapping[str, Any], otp: dict[str, Any] | None = None
+    ) -> StoredMessage:
+        """The message a send would store: a new id, its final outcome, its price if regional (WW later).
+
+        :param region: ``WW``, ``IT`` or ``ES``.
+        :param sent: the checked body; ``body`` is the body as sent (for its callback).
+        :param otp: the generated code and its options, for ``POST /otp``.
+        """
+        now, wall = self.config.clock(), self.config.wall_clock()
+        seq = next(self._ids)
+        return StoredMessage(
+            id=new_message_id(wall, seq, self.rng),
+            seq=seq,
+            region=region,
+            recipient=sent.recipient,
+            sender=sent.sender,
+            text=sent.text,
+            segments=sent.segments,
+            options=sent.options,
+            callback=read_callback(body["callback"]) if "callback" in body else None,
+            created=now,
+            created_at=wall,
+            updated_at=wall,
+            final_state=self.config.outcome_for(sent.recipient.e164),
+            price=self.config.price_for(sent.recipient.country_code)
+            if region in ("IT", "ES")
+            else Decimal(0),
+            otp=otp["otp"] if otp else None,
+            otp_options=otp["otpOptions"] if otp else None,
+        )
 
     def _block(self, message: StoredMessage, regional: bool) -> None:
         """Forbidden content in a real send: stored REJECTED, account blocklisted, charged."""
