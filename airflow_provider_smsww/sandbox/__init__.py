@@ -49,7 +49,8 @@ Behaviour and the sandbox's assumptions (where the spec is silent)
   content in a real IT/ES send, 403 2020 blocklisted account, 422 1020 OTP length. Assumed codes:
   422 **1000** body problems (bad JSON, missing/ill-typed field, empty or over-255-part text, negative
   skip/limit), 422 **2040** ``failOnMultipleMessages`` with more than one part, 402 **2030**
-  insufficient credit, 402 **2035** a minted token's limits used up, 401 code 401, 403 code 403 (token scope), 404 code 404, 429 code 429.
+  insufficient credit, 402 **2035** a minted token's limits used up, 401 code 401, 403 code 403
+  (token scope), 404 code 404, 429 code 429.
 - Dry run: validated, priced and checked against credit like a real send, answered 201 with a fresh
   id that is never stored (``GET`` on it is 404); nothing charged, counted in ``dry_runs``.
 - Prices: IT/ES priced at once (rate of the recipient's country) and charged at acceptance (credit must

@@ -1,9 +1,11 @@
 """The sandbox's HTTP face: a FastAPI app with the gateway's paths, envelope, auth and error shape.
 
-Routes are thin: each one authorises, hands the JSON to :class:`~.state.Sandbox` and wraps the answer
-in ``{"data": ...}``. Refusals become ``{"code": int, "message": str}`` with the spec's codes. The
-request body is read as raw JSON (not a pydantic model) so that every body problem is answered the
-same way: 422 with code 1000 (a sandbox assumption: the spec gives no code for it).
+:func:`create_app` assembles it: the fault layer (:mod:`.middleware`), the error handlers, then the
+routes, one method per endpoint (:class:`GatewayRoutes`, :class:`OAuthRoutes`). Routes are thin: each
+one authorises, hands the JSON to :class:`~.state.Sandbox` and wraps the answer in ``{"data": ...}``.
+Refusals become ``{"code": int, "message": str}`` with the spec's codes. The request body is read as
+raw JSON (not a pydantic model) so that every body problem is answered the same way: 422 with code
+1000 (a sandbox assumption: the spec gives no code for it).
 
 OAuth v2 is served by the same app (in production it is another host), with HTTP Basic (the
 configured email and API key): ``POST /tokens`` (with ``limits``), ``GET``/``DELETE /tokens/{token}``,
@@ -15,14 +17,13 @@ OAuth spec shows.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -34,21 +35,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow_provider_smsww.exceptions import CODE_INVALID_BODY, CODE_OAUTH_BAD_LIMITS
 from airflow_provider_smsww.sandbox.callbacks import CallbackRunner
 from airflow_provider_smsww.sandbox.config import SandboxConfig, SandboxError
-from airflow_provider_smsww.sandbox.faults import (
-    FAULT_HEADER,
-    DroppedConnection,
-    FaultConfig,
-    FaultInjector,
-    FaultRecord,
-    FaultSyntaxError,
-)
+from airflow_provider_smsww.sandbox.faults import FaultConfig, FaultInjector
+from airflow_provider_smsww.sandbox.middleware import FaultMiddleware
 from airflow_provider_smsww.sandbox.state import Sandbox
 from airflow_provider_smsww.sandbox.tokens import LIMIT_NAMES, MintedToken
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 def create_app(
@@ -61,12 +51,38 @@ def create_app(
     """A new app around ``sandbox`` (or a new one from ``config``, see :class:`SandboxConfig`).
 
     ``app.state`` holds ``sandbox``, ``faults`` (the :class:`FaultInjector`) and ``runner`` (the
-    :class:`CallbackRunner`). ``callback_transport`` routes callbacks elsewhere than the network
-    (e.g. an in-process receiver app in tests).
+    :class:`CallbackRunner`), so servers and tests reach what the app serves.
+
+    :param sandbox: the gateway state to serve; a new one from ``config`` when not given.
+    :param faults: the faults to inject (a ready injector, or the configuration of a new one).
+    :param callback_transport: where callbacks go instead of the network (e.g. an in-process receiver).
+    :param config: :class:`SandboxConfig` fields, used only when ``sandbox`` is not given.
     """
     sandbox = sandbox or Sandbox(SandboxConfig(**config))
     injector = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or FaultConfig())
     runner = CallbackRunner(sandbox, callback_transport)
+    app = FastAPI(
+        title="SMS Worldwide sandbox",
+        description="Local emulator of Openapi's Gateway SMS v1.2.7 (no real SMS, no cost).",
+        lifespan=_lifespan(runner),
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.sandbox = sandbox
+    app.state.faults = injector
+    app.state.runner = runner
+    app.add_middleware(FaultMiddleware, sandbox=sandbox, injector=injector, runner=runner)
+    _answer_errors(app)
+    GatewayRoutes(sandbox).add_to(app)
+    OAuthRoutes(sandbox).add_to(app)
+    return app
+
+
+def _lifespan(runner: CallbackRunner) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: callbacks are delivered while it serves, and the runner is closed with it.
+
+    :param runner: the callback runner the app owns.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -76,144 +92,221 @@ def create_app(
         finally:
             await runner.aclose()
 
-    app = FastAPI(
-        title="SMS Worldwide sandbox",
-        description="Local emulator of Openapi's Gateway SMS v1.2.7 (no real SMS, no cost).",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+    return lifespan
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """Every refusal in its API's shape, whoever raised it: the SMS API's ``{"code", "message"}``
+    (FastAPI's own 404, 405 and body errors included), the OAuth service's ``{"success": false, ...}``.
+
+    :param app: the app whose exception handlers are set.
+    """
+    app.exception_handler(SandboxError)(_sandbox_error)
+    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(OAuthError)(_oauth_refusal)
+
+
+async def _sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
+    return JSONResponse({"code": exc.code, "message": exc.message}, exc.status, headers=exc.headers)
+
+
+async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:5])
+    return JSONResponse({"code": CODE_INVALID_BODY, "message": f"Invalid request: {where}"}, 422)
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    # exc.headers carries the Allow header of a 405: the spec (RFC 9110) requires it.
+    return JSONResponse(
+        {"code": exc.status_code, "message": str(exc.detail)}, exc.status_code, headers=exc.headers
     )
-    app.state.sandbox = sandbox
-    app.state.faults = injector
-    app.state.runner = runner
-    app.add_middleware(FaultMiddleware, sandbox=sandbox, injector=injector, runner=runner)
 
-    @app.exception_handler(SandboxError)
-    async def _sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
-        return JSONResponse({"code": exc.code, "message": exc.message}, exc.status, headers=exc.headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:5])
-        return JSONResponse({"code": CODE_INVALID_BODY, "message": f"Invalid request: {where}"}, 422)
+async def _oauth_refusal(_: Request, exc: OAuthError) -> JSONResponse:
+    return _oauth_error(exc.status, exc.error, exc.message)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # exc.headers carries the Allow header of a 405: the spec (RFC 9110) requires it.
-        return JSONResponse(
-            {"code": exc.status_code, "message": str(exc.detail)}, exc.status_code, headers=exc.headers
-        )
 
-    def authorize(request: Request) -> MintedToken | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return sandbox.authorize(
-            token.strip() if scheme.lower() == "bearer" else None, request.method, request.url.path
-        )
+class GatewayRoutes:
+    """The SMS API's endpoints: Bearer auth, answers wrapped in ``{"data": ...}``, refusals raised as
+    :class:`SandboxError` by the sandbox and answered by the app's handlers.
 
-    async def json_body(request: Request) -> dict[str, Any]:
-        try:
-            body = json.loads(await request.body() or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise SandboxError(422, CODE_INVALID_BODY, "The body is not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise SandboxError(422, CODE_INVALID_BODY, "The body must be a JSON object.")
-        return body
+    :param sandbox: the gateway state every endpoint reads and changes.
+    """
 
-    def send_route(region: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    def add_to(self, app: FastAPI) -> None:
+        """Route the gateway's paths to this object's endpoints.
+
+        :param app: the app to route.
+        """
+        for region in ("WW", "IT", "ES"):
+            app.add_api_route(
+                f"/{region}-messages", self.send_endpoint(region), methods=["POST"], status_code=201
+            )
+        app.add_api_route("/otp", self.send_otp, methods=["POST"], status_code=201)
+        app.add_api_route("/messages", self.list_messages, methods=["GET"])
+        app.add_api_route("/messages/{message_id}", self.get_message, methods=["GET"])
+
+    def send_endpoint(self, region: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """``POST /{region}-messages``: one endpoint per plan, each named after it.
+
+        :param region: ``WW``, ``IT`` or ``ES``.
+        """
+
         async def send(request: Request) -> JSONResponse:
-            token = authorize(request)
-            body = await json_body(request)
-            data = sandbox.send(region, body, token)
-            return JSONResponse({"data": data}, 201)
+            token = self.authorize(request)
+            body = await _json_body(request)
+            return JSONResponse({"data": self.sandbox.send(region, body, token)}, 201)
 
         send.__name__ = f"send_{region.lower()}"
         return send
 
-    for region in ("WW", "IT", "ES"):
-        app.add_api_route(f"/{region}-messages", send_route(region), methods=["POST"], status_code=201)
+    async def send_otp(self, request: Request) -> JSONResponse:
+        token = self.authorize(request)
+        body = await _json_body(request)
+        return JSONResponse({"data": self.sandbox.send_otp(body, token)}, 201)
 
-    @app.post("/otp", status_code=201)
-    async def send_otp(request: Request) -> JSONResponse:
-        token = authorize(request)
-        body = await json_body(request)
-        data = sandbox.send_otp(body, token)
-        return JSONResponse({"data": data}, 201)
+    async def list_messages(self, request: Request) -> JSONResponse:
+        self.authorize(request)
+        return JSONResponse({"data": self.sandbox.list_messages(*_page(request))})
 
-    @app.get("/messages")
-    async def list_messages(request: Request) -> JSONResponse:
-        authorize(request)
-        return JSONResponse({"data": sandbox.list_messages(*_page(request))})
+    async def get_message(self, request: Request, message_id: str) -> JSONResponse:
+        self.authorize(request)
+        return JSONResponse({"data": self.sandbox.get(message_id)})
 
-    @app.get("/messages/{message_id}")
-    async def get_message(request: Request, message_id: str) -> JSONResponse:
-        authorize(request)
-        return JSONResponse({"data": sandbox.get(message_id)})
+    def authorize(self, request: Request) -> MintedToken | None:
+        """The minted token the request's Bearer token names (``None`` for the static token); 401 or 403
+        raised when the token may not make this call.
 
-    @app.post("/tokens")
-    async def mint_token(request: Request) -> JSONResponse:
-        if not _basic_ok(request, sandbox.config.email, sandbox.config.api_key):
-            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
-        try:
-            body = json.loads(await request.body() or b"null")
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        if not isinstance(body, dict):
-            return _oauth_error(422, 70, "missing scopes array")
-        scopes = body.get("scopes")
-        if not isinstance(scopes, list) or not scopes:
-            return _oauth_error(422, 70, "missing scopes array")
-        if not all(isinstance(s, str) and ":" in s and "/" in s for s in scopes):
-            return _oauth_error(422, 80, "invalid scopes format")
-        limits = _limits(body.get("limits", {}))
-        if limits is None:
-            return _oauth_error(422, CODE_OAUTH_BAD_LIMITS, "invalid limits format")
-        ttl = body.get("ttl")
-        name = body.get("name")
-        detail = sandbox.mint_token(
-            scopes, ttl if isinstance(ttl, int) else None, name if isinstance(name, str) else None, limits
-        )
-        return token_answer(detail)
+        :param request: the request to authorise.
+        """
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        bearer = token.strip() if scheme.lower() == "bearer" else None
+        return self.sandbox.authorize(bearer, request.method, request.url.path)
 
-    def token_answer(detail: dict[str, Any]) -> JSONResponse:
-        return JSONResponse({"data": detail, "success": True} if sandbox.config.oauth_envelope else detail)
 
-    def basic_ok(request: Request) -> bool:
-        return _basic_ok(request, sandbox.config.email, sandbox.config.api_key)
+class OAuthError(Exception):
+    """A refusal of the OAuth service, answered in the older ``{"success": false, ...}`` shape its spec
+    shows.
 
-    @app.get("/tokens/{token}")
-    async def token_detail(request: Request, token: str) -> JSONResponse:
-        if not basic_ok(request):
-            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
-        detail = sandbox.token_detail(token)
-        return token_answer(detail) if detail else _oauth_error(404, 120, "Not Found")
+    :param status: the HTTP status.
+    :param error: the ``error`` code of the answer.
+    :param message: the ``message`` of the answer.
+    """
 
-    @app.delete("/tokens/{token}")
-    async def revoke_token(request: Request, token: str) -> JSONResponse:
-        if not basic_ok(request):
-            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
-        if not sandbox.revoke_token(token):
-            return _oauth_error(404, 180, "Not Found")
+    def __init__(self, status: int, error: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+class OAuthRoutes:
+    """The OAuth v2 service's endpoints (another host in production): HTTP Basic with the configured
+    email and API key, refusals raised as :class:`OAuthError`.
+
+    :param sandbox: the state holding the tokens and the account's money.
+    """
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    def add_to(self, app: FastAPI) -> None:
+        """Route the OAuth service's paths to this object's endpoints.
+
+        :param app: the app to route.
+        """
+        app.add_api_route("/tokens", self.mint_token, methods=["POST"])
+        app.add_api_route("/tokens/{token}", self.token_detail, methods=["GET"])
+        app.add_api_route("/tokens/{token}", self.revoke_token, methods=["DELETE"])
+        app.add_api_route("/wallet", self.wallet, methods=["GET"])
+        app.add_api_route("/wallet/transactions", self.wallet_transactions, methods=["GET"])
+
+    async def mint_token(self, request: Request) -> JSONResponse:
+        self.require_basic(request)
+        scopes, ttl, name, limits = _token_request(await request.body())
+        return self.token_answer(self.sandbox.mint_token(scopes, ttl, name, limits))
+
+    async def token_detail(self, request: Request, token: str) -> JSONResponse:
+        self.require_basic(request)
+        detail = self.sandbox.token_detail(token)
+        if not detail:
+            raise OAuthError(404, 120, "Not Found")
+        return self.token_answer(detail)
+
+    async def revoke_token(self, request: Request, token: str) -> JSONResponse:
+        self.require_basic(request)
+        if not self.sandbox.revoke_token(token):
+            raise OAuthError(404, 180, "Not Found")
         return JSONResponse({"message": "Deleted", "data": None})
 
-    @app.get("/wallet")
-    async def wallet(request: Request) -> JSONResponse:
-        if not basic_ok(request):
-            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
-        return JSONResponse({"data": sandbox.wallet()})
+    async def wallet(self, request: Request) -> JSONResponse:
+        self.require_basic(request)
+        return JSONResponse({"data": self.sandbox.wallet()})
 
-    @app.get("/wallet/transactions")
-    async def wallet_transactions(request: Request) -> JSONResponse:
-        if not basic_ok(request):
-            return _oauth_error(401, 401, "Unauthorized: wrong email or API key.")
+    async def wallet_transactions(self, request: Request) -> JSONResponse:
+        self.require_basic(request)
         try:
             skip, limit = _page(request)
         except SandboxError as exc:
-            return _oauth_error(exc.status, exc.code, exc.message)
+            raise OAuthError(exc.status, exc.code, exc.message) from None
         if skip < 0 or not 0 <= limit <= 100:
-            return _oauth_error(422, CODE_INVALID_BODY, "skip must not be negative, limit from 0 to 100.")
-        return JSONResponse({"data": sandbox.wallet_transactions(skip, limit)})
+            raise OAuthError(422, CODE_INVALID_BODY, "skip must not be negative, limit from 0 to 100.")
+        return JSONResponse({"data": self.sandbox.wallet_transactions(skip, limit)})
 
-    return app
+    def require_basic(self, request: Request) -> None:
+        """401 unless the request carries the configured email and API key.
+
+        :param request: the request to check.
+        """
+        if not _basic_ok(request, self.sandbox.config.email, self.sandbox.config.api_key):
+            raise OAuthError(401, 401, "Unauthorized: wrong email or API key.")
+
+    def token_answer(self, detail: dict[str, Any]) -> JSONResponse:
+        """The spec's ``TokenDetail``, wrapped in ``{"data": ...}`` when ``oauth_envelope`` is set.
+
+        :param detail: the token's ``TokenDetail``.
+        """
+        envelope = self.sandbox.config.oauth_envelope
+        return JSONResponse({"data": detail, "success": True} if envelope else detail)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The request's body as a JSON object, else 422 1000 (the same answer for every body problem).
+
+    :param request: the request to read.
+    """
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise SandboxError(422, CODE_INVALID_BODY, "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise SandboxError(422, CODE_INVALID_BODY, "The body must be a JSON object.")
+    return body
+
+
+def _token_request(raw: bytes) -> tuple[list[str], int | None, str | None, dict[str, float]]:
+    """The scopes, ttl, name and limits of a ``POST /tokens`` body, else the OAuth service's 422.
+
+    An ill-typed ``ttl`` or ``name`` is not refused: the default applies.
+
+    :param raw: the request's body.
+    """
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    scopes = body.get("scopes") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or not isinstance(scopes, list) or not scopes:
+        raise OAuthError(422, 70, "missing scopes array")
+    if not all(isinstance(s, str) and ":" in s and "/" in s for s in scopes):
+        raise OAuthError(422, 80, "invalid scopes format")
+    limits = _limits(body.get("limits", {}))
+    if limits is None:
+        raise OAuthError(422, CODE_OAUTH_BAD_LIMITS, "invalid limits format")
+    ttl, name = body.get("ttl"), body.get("name")
+    return scopes, ttl if isinstance(ttl, int) else None, name if isinstance(name, str) else None, limits
 
 
 def _limits(raw: Any) -> dict[str, float] | None:
@@ -260,128 +353,3 @@ def _basic_ok(request: Request, email: str, api_key: str) -> bool:
 
 def _oauth_error(status: int, error: int, message: str) -> JSONResponse:
     return JSONResponse({"success": False, "message": message, "error": error, "data": None}, status)
-
-
-class FaultMiddleware:
-    """Outermost ASGI layer: records every request, injects faults, starts the callback runner.
-
-    'Before' faults answer without calling the app; 'after' faults let the app process (and store)
-    the request, swallow its answer and replace it with a 5xx or a dropped connection.
-    """
-
-    def __init__(
-        self, app: Any, *, sandbox: Sandbox, injector: FaultInjector, runner: CallbackRunner
-    ) -> None:
-        self.app = app
-        self.sandbox = sandbox
-        self.injector = injector
-        self.runner = runner
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.runner.ensure_started()
-        method, path = scope["method"], scope["path"]
-        header = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k.decode("latin-1").lower() == FAULT_HEADER),
-            None,
-        )
-        try:
-            chosen = self.injector.choose(method, path, header)
-        except FaultSyntaxError as exc:
-            await _json(send, 400, {"code": 400, "message": f"{FAULT_HEADER}: {exc}"})
-            self._seen(method, path, 400)
-            return
-        fault, source = chosen if chosen else (None, "")
-        if fault is None or (fault.action is None and not fault.latency):
-            await self._pass(scope, receive, send, method, path)
-            return
-        if fault.latency:
-            await asyncio.sleep(fault.latency)
-        if fault.action is None:
-            await self._pass(scope, receive, send, method, path)
-            self.injector.record(FaultRecord(method, path, fault.label, source))
-            return
-        message_id = None
-        if fault.after:
-            status, body = await self._capture(scope, receive)
-            message_id = _data_id(body) if status < 300 else None
-        self.injector.record(FaultRecord(method, path, fault.label, source, message_id))
-        if fault.action == "drop":
-            self._seen(method, path, 0)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
-                }
-            )
-            raise DroppedConnection(f"sandbox fault {fault.label} on {method} {path}")
-        if fault.action == "429":
-            retry_after = f"{fault.retry_after or 0:g}"
-            await _json(
-                send,
-                429,
-                {"code": 429, "message": "Too many requests."},
-                [(b"retry-after", retry_after.encode())],
-            )
-            self._seen(method, path, 429)
-            return
-        await _json(send, fault.status, {"code": fault.status, "message": "Sandbox injected server error."})
-        self._seen(method, path, fault.status)
-
-    async def _pass(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
-        status = 500
-
-        async def recording(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        await self.app(scope, receive, recording)
-        self._seen(method, path, status)
-
-    async def _capture(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
-        status, chunks = 500, []
-
-        async def swallow(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        await self.app(scope, receive, swallow)
-        return status, b"".join(chunks)
-
-    def _seen(self, method: str, path: str, status: int) -> None:
-        """Requests seen, as answered; status 0 marks a dropped connection."""
-        self.sandbox.requests.append((method, path, status))
-
-
-async def _json(
-    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
-def _data_id(body: bytes) -> str | None:
-    try:
-        data = json.loads(body).get("data")
-    except (ValueError, AttributeError):
-        return None
-    return data.get("id") if isinstance(data, dict) else None

@@ -3,7 +3,9 @@ anything is priced or stored: :func:`read_send` for ``POST /{region}-messages``,
 has (options, callback, recipient; ``POST /otp`` reads them too). Each refusal is a
 :class:`~airflow_provider_smsww.sandbox.config.SandboxError`. The rules themselves are the provider's
 (:mod:`airflow_provider_smsww.validation`, :mod:`airflow_provider_smsww.segments`), so the sandbox and
-the client agree by construction on E.164, senders, encodings and parts."""
+the client agree by construction on E.164, senders, encodings and parts; that agreement proves nothing
+about the rules, which ``tests/sandbox/test_sandbox_spec_facts.py`` checks against the spec and the
+standards."""
 
 from __future__ import annotations
 

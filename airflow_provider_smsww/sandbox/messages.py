@@ -61,9 +61,12 @@ class Transition:
 
 
 def render_message(m: StoredMessage, username: str) -> dict[str, Any]:
-    """The stored message as the API answers it (``MessageResponse``), every field of the spec. ``blocklistedReason`` is "" when not blocklisted
-    (the spec types it as a non-nullable string); the callback is echoed as sent, header values
-    included, as the spec's example shows (the client masks them on its side)."""
+    """The stored message as the API answers it (``MessageResponse``), every field of the spec.
+
+    ``blocklistedReason`` is "" when not blocklisted (the spec types it as a non-nullable string); the
+    callback is echoed as sent, header values included, as the spec's example shows (the client masks
+    them on its side).
+    """
     data: dict[str, Any] = {
         "id": m.id,
         "username": username,

@@ -47,7 +47,7 @@ from airflow_provider_smsww.sandbox.messages import (
 from airflow_provider_smsww.sandbox.otp import OtpCodes, read_otp
 from airflow_provider_smsww.sandbox.store import StateFile
 from airflow_provider_smsww.sandbox.tokens import MintedToken, Tokens
-from airflow_provider_smsww.sandbox.wallet import Wallet
+from airflow_provider_smsww.sandbox.wallet import CreditAccount
 from airflow_provider_smsww.segments import analyse
 
 
@@ -64,7 +64,7 @@ class Sandbox:
         self.wake: Callable[[], None] = lambda: None  # set by the callback runner
         self._store = StateFile(self.config.state_file) if self.config.state_file else None
         self._tokens = Tokens(self.config, self._lock, self._store)
-        self._wallet = Wallet(self.config, self._store)
+        self._account = CreditAccount(self.config, self._store)
         self._clear()
         if self._store is not None:
             self._load()
@@ -77,7 +77,7 @@ class Sandbox:
             self._clear()
             if self._store is not None:
                 self._store.clear()
-                self._wallet.save()
+                self._account.save()
 
     def close(self) -> None:
         """Close the state file, if any (the state stays in it)."""
@@ -89,7 +89,7 @@ class Sandbox:
             self.messages: dict[str, StoredMessage] = {}
             # Insertion-ordered, i.e. in creation order: advance() can stop at the first message not due.
             self._in_flight: dict[str, None] = {}
-            self._wallet.reset()
+            self._account.reset()
             self.dry_runs = 0
             self._tokens.by_token = {}
             self.requests: list[tuple[str, str, int]] = []  # (method, path, status) as answered
@@ -105,7 +105,7 @@ class Sandbox:
         """
         assert self._store is not None
         now, wall = self.config.clock(), self.config.wall_clock()
-        self._wallet.load()
+        self._account.load()
         for row in self._store.load("message"):
             message = message_from_row(row, now, wall)
             self.messages[message.id] = message
@@ -124,26 +124,26 @@ class Sandbox:
         """Credit left in EUR, after every charge due by now."""
         with self._lock:
             self.advance()
-            return float(self._wallet.credit)
+            return float(self._account.credit)
 
     @property
     def blocklisted(self) -> bool:
         """Forbidden content in a real send blocklisted the account: every later send is 403 2020."""
-        return self._wallet.blocklisted
+        return self._account.blocklisted
 
     @blocklisted.setter
     def blocklisted(self, value: bool) -> None:
-        self._wallet.blocklisted = value
+        self._account.blocklisted = value
 
     @property
     def charges(self) -> list[tuple[str, Decimal, str]]:
         """Every charge, oldest first: (message id, amount, why)."""
-        return self._wallet.charges
+        return self._account.charges
 
     @property
     def transactions(self) -> list[dict[str, Any]]:
         """``WalletTransaction`` wire dicts, oldest first."""
-        return self._wallet.transactions
+        return self._account.transactions
 
     def accepted(self) -> list[StoredMessage]:
         """Real sends the gateway accepted (answered 201, or would have before an injected fault)."""
@@ -157,7 +157,7 @@ class Sandbox:
     def wallet(self) -> dict[str, Any]:
         """The OAuth spec's ``Wallet``: credit now, created at the (re)set, updated at the last charge."""
         with self._lock:
-            return self._wallet.as_wire(self.credit)
+            return self._account.as_wire(self.credit)
 
     def wallet_transactions(self, skip: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """``WalletTransaction`` rows, newest first: one per charge (amount negative)."""
@@ -202,7 +202,7 @@ class Sandbox:
             self.advance()
             self._refuse_if_blocklisted()
             sent = read_send(body, region)
-            return self._accept(region, sent, body, token)
+            return self._accept(self._new_message(region, sent, body), token)
 
     def send_otp(self, body: Mapping[str, Any], token: MintedToken | None = None) -> dict[str, Any]:
         """``POST /otp``: a generated code sent like a WW message (sender 'OTP MOBILE', isOtp true).
@@ -215,59 +215,28 @@ class Sandbox:
             otp = read_otp(body)
             text, sent = self._otp.message(otp, self.config.wall_clock())
             otp_send = SendBody(otp.recipient, OTP_SENDER, text, analyse(text), otp.options)
-            return self._accept("WW", otp_send, body, token, sent)
+            return self._accept(self._new_message("WW", otp_send, body, sent), token)
 
     def _refuse_if_blocklisted(self) -> None:
         """403 2020 for every send once the account is blocklisted."""
         if self.blocklisted:
             raise SandboxError(403, CODE_USER_BLOCKLISTED, SPEC_TEXTS[CODE_USER_BLOCKLISTED])
 
-    def _accept(
-        self,
-        region: str,
-        sent: SendBody,
-        body: Mapping[str, Any],
-        token: MintedToken | None,
-        otp: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Price, check the money and the content, store (unless dry run); the wire dict."""
-        recipient, sender, text, segments, options = (
-            sent.recipient,
-            sent.sender,
-            sent.text,
-            sent.segments,
-            sent.options,
-        )
-        dry_run = options["dryRun"]
-        parts = segments.parts
-        regional = region in ("IT", "ES")
-        rate = self.config.price_for(recipient.country_code)
-        now, wall = self.config.clock(), self.config.wall_clock()
-        seq = next(self._ids)
-        message = StoredMessage(
-            id=new_message_id(wall, seq, self.rng),
-            seq=seq,
-            region=region,
-            recipient=recipient,
-            sender=sender,
-            text=text,
-            segments=segments,
-            options=options,
-            callback=read_callback(body["callback"]) if "callback" in body else None,
-            created=now,
-            created_at=wall,
-            updated_at=wall,
-            final_state=self.config.outcome_for(recipient.e164),
-            price=rate if regional else Decimal(0),
-            otp=otp["otp"] if otp else None,
-            otp_options=otp["otpOptions"] if otp else None,
-        )
-        forbidden = self.config.forbids(text, sender)
+    def _accept(self, message: StoredMessage, token: MintedToken | None) -> dict[str, Any]:
+        """Check the content, the token's limits and the credit, then store (unless dry run); the wire
+        dict. Forbidden content in a real send is stored blocked and charged before it is refused.
+
+        :param message: the message the send would store (:meth:`_new_message`).
+        :param token: the minted token making the call, whose limits count this send.
+        """
+        dry_run, parts = message.options["dryRun"], message.segments.parts
+        regional = message.region in ("IT", "ES")
+        forbidden = self.config.forbids(message.text, message.sender)
         if forbidden and dry_run:
             raise SandboxError(422, CODE_FORBIDDEN_CONTENT, SPEC_TEXTS[CODE_FORBIDDEN_CONTENT])
-        # What this send will cost (WW: charged later, at PENDING, at this rate): the token limits count it now.
-        per_part = Decimal(str(self.config.penalty_per_part)) if forbidden and not regional else rate
-        cost = per_part * parts
+        # The token's limits count what the send will cost now (WW: charged at PENDING, at this rate).
+        rate = self.config.price_for(message.recipient.country_code)
+        cost = (Decimal(str(self.config.penalty_per_part)) if forbidden and not regional else rate) * parts
         if not dry_run:
             self._tokens.check_limits(token, cost)
         if forbidden:
@@ -276,7 +245,7 @@ class Sandbox:
             code = CODE_FORBIDDEN_CONTENT_REGIONAL if regional else CODE_FORBIDDEN_CONTENT
             raise SandboxError(422, code, SPEC_TEXTS[code])
         needed = message.total_price if regional else Decimal(str(self.config.min_credit_per_part)) * parts
-        self._wallet.require(needed, parts)
+        self._account.require(needed, parts)
         if dry_run:
             self.dry_runs += 1
             return render_message(message, self.config.email)
@@ -284,9 +253,41 @@ class Sandbox:
         self._in_flight[message.id] = None
         self._tokens.spend(token, cost)
         if regional:
-            self._wallet.charge(message, message.total_price, "regional send", wall)
+            self._account.charge(message, message.total_price, "regional send", message.created_at)
         self._save_message(message)
         return render_message(message, self.config.email)
+
+    def _new_message(
+        self, region: str, sent: SendBody, body: Mapping[str, Any], otp: dict[str, Any] | None = None
+    ) -> StoredMessage:
+        """The message a send would store: a new id, its final outcome, its price if regional (WW later).
+
+        :param region: ``WW``, ``IT`` or ``ES``.
+        :param sent: the checked body; ``body`` is the body as sent (for its callback).
+        :param otp: the generated code and its options, for ``POST /otp``.
+        """
+        now, wall = self.config.clock(), self.config.wall_clock()
+        seq = next(self._ids)
+        return StoredMessage(
+            id=new_message_id(wall, seq, self.rng),
+            seq=seq,
+            region=region,
+            recipient=sent.recipient,
+            sender=sent.sender,
+            text=sent.text,
+            segments=sent.segments,
+            options=sent.options,
+            callback=read_callback(body["callback"]) if "callback" in body else None,
+            created=now,
+            created_at=wall,
+            updated_at=wall,
+            final_state=self.config.outcome_for(sent.recipient.e164),
+            price=self.config.price_for(sent.recipient.country_code)
+            if region in ("IT", "ES")
+            else Decimal(0),
+            otp=otp["otp"] if otp else None,
+            otp_options=otp["otpOptions"] if otp else None,
+        )
 
     def _block(self, message: StoredMessage, regional: bool) -> None:
         """Forbidden content in a real send: stored REJECTED, account blocklisted, charged."""
@@ -296,7 +297,7 @@ class Sandbox:
         message.blocklisted_reason = "The message or sender contains forbidden content."
         self.blocklisted = True
         self.messages[message.id] = message
-        self._wallet.charge(message, message.total_price, "forbidden content", message.created_at)
+        self._account.charge(message, message.total_price, "forbidden content", message.created_at)
         self._set_state(message, MessageState.REJECTED, message.created_at)
 
     # --- time -------------------------------------------------------------------------------------
@@ -346,7 +347,7 @@ class Sandbox:
         message.sent_at = message.aged(self.config.pending_after)
         if message.region == "WW":  # priced on provider acceptance
             message.price = self.config.price_for(message.recipient.country_code)
-            self._wallet.charge(message, message.total_price, "worldwide send", message.sent_at)
+            self._account.charge(message, message.total_price, "worldwide send", message.sent_at)
         self._set_state(message, MessageState.PENDING, message.sent_at)
 
     def _to_final(self, message: StoredMessage) -> None:

@@ -14,8 +14,9 @@ from airflow_provider_smsww.sandbox.messages import StoredMessage, iso
 from airflow_provider_smsww.sandbox.store import StateFile
 
 
-class Wallet:
-    """The account's credit and charges. The sandbox holds one, under its lock.
+class CreditAccount:
+    """The sandbox account's credit, its charges and whether it is blocklisted: what the OAuth service
+    shows as the wallet. The sandbox holds one, under its lock.
 
     :param config: the configured credit and clock.
     :param store: the state file, if any.
@@ -34,7 +35,7 @@ class Wallet:
         self.created = self._config.wall_clock()
 
     def load(self) -> None:
-        """The wallet and its transactions as the state file has them (a new file gets its wallet)."""
+        """The credit, blocklisting and transactions the state file has (a new file gets them written)."""
         assert self._store is not None
         for row in self._store.load("wallet"):
             self.credit = Decimal(row["credit"])
@@ -51,11 +52,8 @@ class Wallet:
     def require(self, needed: Decimal, parts: int) -> None:
         """402 2030 unless the credit covers ``needed`` EUR (what a send of ``parts`` parts needs)."""
         if self.credit < needed:
-            raise SandboxError(
-                402,
-                CODE_INSUFFICIENT_CREDIT,
-                f"Insufficient credit: {needed:.2f} EUR needed for {parts} part(s), {self.credit:.2f} EUR left.",
-            )
+            shortfall = f"{needed:.2f} EUR needed for {parts} part(s), {self.credit:.2f} EUR left."
+            raise SandboxError(402, CODE_INSUFFICIENT_CREDIT, f"Insufficient credit: {shortfall}")
 
     def charge(self, message: StoredMessage, amount: Decimal, why: str, when: datetime) -> None:
         """Take ``amount`` off the credit and book it as a wallet transaction dated ``when``."""

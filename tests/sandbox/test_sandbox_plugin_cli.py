@@ -52,7 +52,8 @@ def _run(code: str) -> str:
 def test_plugin_and_package_import_cheaply() -> None:
     heavy = ("fastapi", "uvicorn", "starlette", "airflow_provider_smsww.sandbox.state")
     code = (
-        "import sys; import airflow_provider_smsww.sandbox.pytest_plugin, airflow_provider_smsww._http.client; "
+        "import sys; "
+        "import airflow_provider_smsww.sandbox.pytest_plugin, airflow_provider_smsww._http.client; "
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     assert _run(code) == "[]"
