@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_smsww.concurrency import Progress, bounded
+from airflow_provider_smsww.arguments import as_entries
+from airflow_provider_smsww.concurrency import Progress
 from airflow_provider_smsww.exceptions import SmsWwError
-from airflow_provider_smsww.sending.entries import as_entries
-from airflow_provider_smsww.sending.fanout import FATAL_ERRORS
+from airflow_provider_smsww.hooks.dry_run import as_dry_run
+from airflow_provider_smsww.hooks.fanout import FanOut
 from airflow_provider_smsww.validation import build_request
 
 if TYPE_CHECKING:
@@ -87,8 +89,80 @@ async def asend_many(
     """
     entries = as_entries(messages)
     results: list[Message | SmsWwError | None] = [None] * len(entries)
-    #: (number, sender, text) -> the indexes of the entries that send it.
-    unique: dict[tuple[str, str | None, str], tuple[SendRequest, list[int]]] = {}
+    sends = distinct_sends(
+        entries,
+        results,
+        sender=sender,
+        region=region,
+        fail_on_multiple_messages=fail_on_multiple_messages,
+        callback=callback,
+    )
+    progress = Progress(len(sends), "sent (dry run)" if dry_run else "sent")
+    fanout = FanOut(hook, DistinctSends(region), max_concurrency, {}, dry_run=dry_run)
+
+    async def send(distinct: DistinctSend) -> None:
+        result: Message | SmsWwError
+        if (fatal := fanout.fatal) is not None and fanout.stopped(distinct):
+            result = fatal
+        else:
+            try:
+                message = await fanout.send(distinct)
+            except SmsWwError as exc:
+                result = exc
+            else:
+                result = message if message is not None else fanout.refused[distinct.key]
+            progress.tick()
+        for index in distinct.indexes:
+            results[index] = result
+
+    await fanout.run(sends, send)
+    failed = sum(isinstance(r, SmsWwError) for r in results)
+    if failed:
+        log.warning("%d of %d message(s) not sent; see the result of each entry", failed, len(entries))
+    return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True)
+class DistinctSend:
+    """One distinct (number, sender, text) of ``send_many``: its request, and the entries that send it
+    (an exact duplicate is sent once and gets the same result)."""
+
+    key: str
+    request: SendRequest
+    indexes: list[int]
+
+
+@dataclass(frozen=True)
+class DistinctSends:
+    """The :class:`~airflow_provider_smsww.hooks.fanout.Outbox` of ``send_many``: each distinct send's
+    own request, to the region's send path."""
+
+    region: Region
+
+    def request(self, recipient: DistinctSend, *, dry_run: bool) -> SendRequest:
+        return as_dry_run(recipient.request) if dry_run else recipient.request
+
+
+def distinct_sends(
+    entries: Sequence[Mapping[str, Any]],
+    results: list[Message | SmsWwError | None],
+    *,
+    sender: str | None,
+    region: Region,
+    fail_on_multiple_messages: bool,
+    callback: Callback | dict[str, Any] | None,
+) -> list[DistinctSend]:
+    """Check each entry locally (:func:`~airflow_provider_smsww.validation.build_request`) and group the
+    exact duplicates; an entry refused here gets its error in ``results`` at its index.
+
+    :param entries: the entries, each ``{recipient, message, sender?}``.
+    :param results: one slot per entry.
+    :param sender: the sender of the entries that name none.
+    :param region: ``WW``, ``IT`` or ``ES``.
+    :param fail_on_multiple_messages: refuse a text longer than one part.
+    :param callback: the API's callback object, the same for every message.
+    """
+    sends: dict[str, DistinctSend] = {}
     for index, entry in enumerate(entries):
         try:
             request = build_request(
@@ -96,38 +170,13 @@ async def asend_many(
                 entry["message"],
                 sender=entry.get("sender") or sender,
                 region=region,
-                dry_run=dry_run,
                 fail_on_multiple_messages=fail_on_multiple_messages,
                 callback=callback,
             )
         except SmsWwError as exc:
             results[index] = exc
             continue
-        key = (request.recipient, request.sender, request.message)
-        unique.setdefault(key, (request, []))[1].append(index)
-    progress = Progress(len(unique), "sent (dry run)" if dry_run else "sent")
-    fatal: SmsWwError | None = None
-
-    async def send(item: tuple[SendRequest, list[int]]) -> None:
-        nonlocal fatal
-        request, indexes = item
-        result: Message | SmsWwError
-        if fatal is not None:
-            result = fatal
-        else:
-            try:
-                result = await hook.asend_request(request, region)
-            except FATAL_ERRORS as exc:  # no further send can succeed: stop instead of hammering the API
-                fatal = fatal or exc
-                result = exc
-            except SmsWwError as exc:
-                result = exc
-            progress.tick()
-        for index in indexes:
-            results[index] = result
-
-    await bounded(unique.values(), send, max_concurrency)
-    failed = sum(isinstance(r, SmsWwError) for r in results)
-    if failed:
-        log.warning("%d of %d message(s) not sent; see the result of each entry", failed, len(entries))
-    return [r for r in results if r is not None]
+        # The number and the sender hold no \x1f, so the key tells every (number, sender, text) apart.
+        key = "\x1f".join((request.recipient, request.sender or "", request.message))
+        sends.setdefault(key, DistinctSend(key, request, [])).indexes.append(index)
+    return list(sends.values())
