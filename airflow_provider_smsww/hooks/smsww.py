@@ -33,7 +33,7 @@ from airflow_provider_smsww.exceptions import (
 )
 from airflow_provider_smsww.hooks.connection import aextra_dejson, client_settings
 from airflow_provider_smsww.hooks.fanout import FanOut
-from airflow_provider_smsww.hooks.wallet import LOW_CREDIT_ALERT_EUR, SCOPED_TOKEN_TTL, Wallet
+from airflow_provider_smsww.hooks.money import LOW_CREDIT_ALERT_EUR, SCOPED_TOKEN_TTL, AccountMoney
 from airflow_provider_smsww.models import Callback, Estimate, Message, Region, SendRequest
 from airflow_provider_smsww.segments import analyse
 from airflow_provider_smsww.validation import OtpParams, build_otp_request, build_request
@@ -46,8 +46,8 @@ T = TypeVar("T")
 
 class SmsWwHook(BaseHook):
     """Send, price and read SMS through Openapi's SMS Worldwide API, sync and async, and the account's
-    credit and per-task spending caps (through the :class:`~airflow_provider_smsww.hooks.wallet.Wallet`
-    it holds).
+    credit and per-task spending caps (through the
+    :class:`~airflow_provider_smsww.hooks.money.AccountMoney` it holds).
 
     One pooled sync client and one pooled async client are created on first use, so the calls of one
     task share connections; close them with :meth:`close` / :meth:`aclose` (the provider's operators
@@ -69,13 +69,14 @@ class SmsWwHook(BaseHook):
         self._settings: dict[str, Any] | None = None
         #: Set on the hook that :meth:`scoped` yields: its calls use this token and never mint another.
         self._scoped_token: str | None = None
-        self.wallet = Wallet(smsww_conn_id, self.log)
+        #: The money side of the connection's account: its credit and per-task capped tokens.
+        self.money = AccountMoney(smsww_conn_id, self.log)
 
     # -- the connection -------------------------------------------------------------------------------
 
     def _client_kwargs(self, conn: Any, extra: dict[str, Any]) -> dict[str, Any]:
-        """The clients' settings from the connection; gives the wallet the OAuth account, if any."""
-        self._settings, self.wallet.account = client_settings(
+        """The clients' settings from the connection; gives :attr:`money` the OAuth account, if any."""
+        self._settings, self.money.account = client_settings(
             self.smsww_conn_id, conn, extra, self._scoped_token
         )
         return dict(self._settings)
@@ -90,7 +91,7 @@ class SmsWwHook(BaseHook):
         from airflow_provider_smsww._http.client import AsyncSmsWwClient
 
         child = type(self)(smsww_conn_id=self.smsww_conn_id)
-        child._scoped_token, child.wallet.account = token, self.wallet.account
+        child._scoped_token, child.money.account = token, self.money.account
         child._settings = {**(self._settings or {}), "token": token, "minter": None}
         child._async_client = AsyncSmsWwClient(**child._settings)
         return child
@@ -160,26 +161,27 @@ class SmsWwHook(BaseHook):
 
     # -- the money side: credit and the per-task cap -------------------------------------------------
 
-    def _read_wallet(self) -> Wallet:
-        """The wallet, after reading the connection (the sync way) if no client did yet."""
+    def _read_money(self) -> AccountMoney:
+        """:attr:`money`, after reading the connection (the sync way) if no client did yet."""
         if self._settings is None:
             conn = self.get_connection(self.smsww_conn_id)
             self._client_kwargs(conn, conn.extra_dejson)
-        return self.wallet
+        return self.money
 
-    async def _aread_wallet(self) -> Wallet:
-        """The wallet, after reading the connection the async way (building the client) if needed."""
+    async def _aread_money(self) -> AccountMoney:
+        """:attr:`money`, after reading the connection the async way (building the client) if needed."""
         if self._settings is None:
             await self.get_async_conn()
-        return self.wallet
+        return self.money
 
     def get_credit(self) -> Decimal | None:
-        """The account's credit in EUR (OAuth v2 ``GET /wallet``); None without email + API key (logged once)."""
-        return self._read_wallet().credit()
+        """The account's credit in EUR (OAuth v2 ``GET /wallet``); None without email + API key (logged
+        once)."""
+        return self._read_money().credit()
 
     async def aget_credit(self) -> Decimal | None:
         """Async twin of :meth:`get_credit`."""
-        return await (await self._aread_wallet()).acredit()
+        return await (await self._aread_money()).acredit()
 
     async def awarn_if_credit_low(self, threshold: Decimal = LOW_CREDIT_ALERT_EUR) -> Decimal | None:
         """For alerts, which send anyway: read the credit and log an error-level warning when it is
@@ -189,7 +191,7 @@ class SmsWwHook(BaseHook):
         except SmsWwError as exc:
             self.log.warning("Could not read the SMS account credit (sending anyway): %s", exc.message)
             return None
-        self.wallet.warn_if_low(credit, threshold)
+        self.money.warn_if_low(credit, threshold)
         return credit
 
     @asynccontextmanager
@@ -214,13 +216,13 @@ class SmsWwHook(BaseHook):
         :param region: ``WW``, ``IT`` or ``ES``: the send path the token may call.
         :param ttl: seconds the token lives if revoking it fails.
         """
-        wallet = await self._aread_wallet()
-        account = wallet.checked_account()
+        money = await self._aread_money()
+        account = money.checked_account()
         if account is None or self._settings is None:
             yield self
             return
         scopes = self._send_scopes(region)
-        async with wallet.capped_token(account, scopes, budget=budget, requests=requests, ttl=ttl) as token:
+        async with money.capped_token(account, scopes, budget=budget, requests=requests, ttl=ttl) as token:
             child = self._with_token(token)
             try:
                 yield child
