@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from airflow_provider_smsww.exceptions import SmsWwGateError
+
 
 def _shown(value: object) -> str:
     text = repr(value)
@@ -111,6 +113,30 @@ def check_messages_value(value: Any, *, at_parse_time: bool = False) -> str | No
                 f"messages[{index}] sender must be a string or absent, not {type(entry['sender']).__name__}"
             )
     return None
+
+
+def _read_back(value: Any) -> Any:
+    """A list, or the string Jinja made of one (without ``render_template_as_native_obj``)."""
+    if isinstance(value, str) and isinstance(parsed := parse_literal(value.strip()), list):
+        return parsed
+    return value
+
+
+def messages_problem(value: Any) -> str | None:
+    """Why the rendered ``messages`` is not a list of entries (read back from a string first), or None."""
+    return check_messages_value(_read_back(value))
+
+
+def as_entries(value: Any) -> list[Mapping[str, Any]]:
+    """The rendered ``messages`` (the operator's, or the hook's ``send_many``): a list, or the string
+    Jinja made of one (without ``render_template_as_native_obj``). Raises :class:`SmsWwGateError`
+    naming what is wrong."""
+    if problem := messages_problem(value):
+        raise SmsWwGateError(
+            f"SMS batch refused before any request; nothing was sent: {problem}",
+            problems={"messages": problem},
+        )
+    return list(_read_back(value))
 
 
 def check_positive_int(name: str, value: object) -> str | None:

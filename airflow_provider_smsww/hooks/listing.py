@@ -4,9 +4,10 @@ oldest tracked message, then ``GET /messages/{id}`` only for the ids the listing
 Why: the API has no bulk read by id, so a sensor tracking 1,000 messages would otherwise make 1,000
 requests per poll; ten pages cover them when they are the account's newest. The walk never costs much
 more than reading by id: it stops when a page would cost as much as one GET per id still missing or
-the pages read reach the number of ids, when it has passed the oldest tracked message (known from an earlier read), at an empty or
-short page, and as soon as the listing is not newest first (the spec does not promise an order). What
-it has not found is read by id, with the same semantics: a 404 there names the id.
+the pages read reach the number of ids, when it has passed the oldest tracked message (known from an
+earlier read), at an empty or short page, and as soon as the listing is not newest first (the spec does
+not promise an order). What it has not found is read by id, with the same semantics: a 404 there names
+the id.
 
 No HTTP here: the hook passes the two calls (one page, one message), so this module stays a rule.
 """

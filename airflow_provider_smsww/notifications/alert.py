@@ -1,5 +1,5 @@
 """Sending one alert: one dry run of the final text (the fallback text when the API refuses it), then
-every recipient through the operator's fan-out (:class:`~airflow_provider_smsww.sending.fanout.FanOut`)."""
+every recipient through the operator's fan-out (:class:`~airflow_provider_smsww.hooks.fanout.FanOut`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ async def send_alert(
 
     :param unusable: why the hook cannot be used at all (no connection): nobody gets the alert.
     """
-    from airflow_provider_smsww.sending.fanout import FanOut
+    from airflow_provider_smsww.hooks.fanout import FanOut
 
     batch, failures = plan.batch, dict(plan.refused)
     sent: dict[str, str] = {}

@@ -181,10 +181,9 @@ class SmsSendOperator(BaseOperator):
         return self._send(context, rounds=int((event or {}).get("rounds", 0)))
 
     def _send(self, context: Context, rounds: int = 0) -> Any:
-        from airflow_provider_smsww.arguments import as_list
+        from airflow_provider_smsww.arguments import as_entries, as_list
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending import order
-        from airflow_provider_smsww.sending.entries import as_entries
         from airflow_provider_smsww.sending.ledger import MemoryLedger
         from airflow_provider_smsww.sending.ledger_stores import ledger_for_task
 
@@ -301,9 +300,8 @@ def _check_rendered(task: SmsSendOperator) -> None:
     """The rendered templated fields: no lone surrogate anywhere, recipients a string or a list, the
     message a non-empty string, the sender a string or None, the callback a valid one (an XCom or a
     Variable may hand in anything)."""
-    from airflow_provider_smsww.arguments import check_rendered, check_text
+    from airflow_provider_smsww.arguments import check_rendered, check_text, messages_problem
     from airflow_provider_smsww.exceptions import describe_problems
-    from airflow_provider_smsww.sending.entries import messages_problem
     from airflow_provider_smsww.validation import Problem, check_callback
 
     problems = {name: p for name in task.template_fields if (p := check_rendered(name, getattr(task, name)))}

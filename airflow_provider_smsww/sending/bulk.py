@@ -18,8 +18,8 @@ from airflow_provider_smsww.exceptions import (
     SmsWwResponseError,
     SmsWwSendUncertainError,
 )
+from airflow_provider_smsww.hooks.fanout import FanOut
 from airflow_provider_smsww.models import as_utc
-from airflow_provider_smsww.sending.fanout import FanOut
 from airflow_provider_smsww.sending.ledger import record_of, unknown_among
 from airflow_provider_smsww.sending.reconcile import reconcile
 from airflow_provider_smsww.sending.settle import NO_EVIDENCE_WAIT, Evidence, resend_at, settle_window

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_smsww.arguments import check_messages_value, parse_literal
 from airflow_provider_smsww.exceptions import SmsWwGateError, describe_problems
 from airflow_provider_smsww.models import Callback
 from airflow_provider_smsww.segments import SegmentInfo
@@ -25,29 +24,6 @@ from airflow_provider_smsww.validation import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _read_back(value: Any) -> Any:
-    """A list, or the string Jinja made of one (without ``render_template_as_native_obj``)."""
-    if isinstance(value, str) and isinstance(parsed := parse_literal(value.strip()), list):
-        return parsed
-    return value
-
-
-def messages_problem(value: Any) -> str | None:
-    """Why the rendered ``messages`` is not a list of entries (read back from a string first), or None."""
-    return check_messages_value(_read_back(value))
-
-
-def as_entries(value: Any) -> list[Mapping[str, Any]]:
-    """The rendered ``messages``: a list, or the string Jinja made of one (without
-    ``render_template_as_native_obj``). Raises :class:`SmsWwGateError` naming what is wrong."""
-    if problem := messages_problem(value):
-        raise SmsWwGateError(
-            f"SMS batch refused before any request; nothing was sent: {problem}",
-            problems={"messages": problem},
-        )
-    return list(_read_back(value))
 
 
 def check_entries(
@@ -64,7 +40,7 @@ def check_entries(
     (``messages[3] (+39...)``). An exact duplicate (same number, however written, same text, same
     sender) is sent once; the same number with another text is another message.
 
-    :param messages: the entries, each ``{recipient, message, sender?}`` (see :func:`as_entries`).
+    :param messages: the entries, each ``{recipient, message, sender?}`` (see :func:`~airflow_provider_smsww.arguments.as_entries`).
     :param sender: the sender of the entries that name none.
     :param region: ``WW``, ``IT`` or ``ES``.
     :param callback: the callback every message carries.

@@ -10,7 +10,7 @@
    is refused if any message fails, needs too many parts, or the total is over what is left of the
    budget.
 4. **credit** (:mod:`.credit`): the account's credit must cover the estimate (email + API key only).
-5. **capped sends** (:mod:`.bulk` over :mod:`.fanout`): the real sends go through a per-try token the
+5. **capped sends** (:mod:`.bulk` over ``hooks.fanout``): the real sends go through a per-try token the
    gateway caps at what is left of the budget (``SmsWwHook.scoped``), each accepted id written to the
    ledger at once.
 6. **reconcile / settle** (:mod:`.reconcile`): an unknown outcome, and on a retry every recipient the

@@ -21,7 +21,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwInsufficientCreditError,
     SmsWwSpendingCapError,
 )
-from airflow_provider_smsww.hooks import wallet as wallet_module
+from airflow_provider_smsww.hooks import money as money_module
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendingCapReachedError
@@ -61,7 +61,7 @@ def set_conn(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
 def connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """A static token for the SMS API plus the account email and API key: credit and caps work."""
     set_conn(monkeypatch, password=TOKEN, login=EMAIL, extra={"api_key": API_KEY, "oauth_host": OAUTH})
-    monkeypatch.setattr(wallet_module, "mask_secret", lambda secret: None)
+    monkeypatch.setattr(money_module, "mask_secret", lambda secret: None)
 
 
 class Account:

@@ -26,7 +26,7 @@ SCOPED_TOKEN_TTL = 3600
 
 
 class Log(Protocol):
-    """What the wallet needs of the hook's logger (Airflow's or the standard library's)."""
+    """What :class:`AccountMoney` needs of the hook's logger (Airflow's or the standard library's)."""
 
     def info(self, msg: str, /, *args: object) -> object: ...
 
@@ -35,9 +35,10 @@ class Log(Protocol):
     def error(self, msg: str, /, *args: object) -> object: ...
 
 
-class Wallet:
-    """The account behind one hook's connection: its credit and its per-task capped tokens. The hook
-    holds one and sets :attr:`account` whenever it reads the connection (None for a token only).
+class AccountMoney:
+    """The money side of the account behind one hook's connection: its credit and its per-task capped
+    tokens. The hook holds one and sets :attr:`account` whenever it reads the connection (None for a
+    token only).
 
     :param conn_id: the connection, named in the log lines.
     :param log: the hook's logger.
