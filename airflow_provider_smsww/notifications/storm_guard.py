@@ -16,28 +16,35 @@ extra SMS needs a callback that stalls longer than the settle time between takin
 writing its record; docs/notifier.md explains the bound. When the store cannot be reached, the alert
 is sent (fail open: the guard never loses an alert) and a warning says why.
 
-Airflow 3.0-3.2 cannot list Variables: there the records of a key share a few Variables
-(:mod:`~airflow_provider_smsww.notifications.alert_stores`), where a racing write can drop another's record. So after
-the settle wait an alert checks that its own record is there, and writes it again (same id, later
-time) and waits again when it is not, up to :data:`CHECKS` times; the sender checks its sent record
-(or, after a failed send, that it is gone) the same way; and a record that a lost delete brings back
-is not counted again (older than the sent record that reported it, or sharing an alert's id).
+Airflow 3.0-3.2 cannot list Variables (``Variable`` has only ``get``, ``set`` and ``delete`` there;
+``Variable.keys(prefix=...)`` arrived in 3.3): there the records of a key live in :data:`SHARDS`
+Variables, ``<prefix>records.<n>``, each a JSON object ``{record key: note}`` changed by read-modify-write
+(:class:`RecordsVariableStore`); a record's shard comes from its random id. Two callbacks writing one
+shard at the same moment can lose a write: the one whose read came first and write last drops what the
+other wrote in between. Shards make that rarer (racers collide only within one). So after the settle
+wait an alert checks that its own record is there, and writes it again (same id, later time) and waits
+again when it is not, up to :data:`CHECKS` times; the sender checks its sent record (or, after a failed
+send, that it is gone) the same way; and a record that a lost delete brings back is not counted again
+(older than the sent record that reported it, or sharing an alert's id). The store adds one more repair:
+each of its writes re-writes the records it has added and not deleted, so a sent record dropped by a
+racer is written back when the sender deletes what it reported. docs/notifier.md states the window that
+remains.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import re
 import secrets
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-from airflow_provider_smsww.notifications.alert_stores import AlertStore, default_store
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,6 +62,15 @@ SETTLE_SECONDS = 1.0
 DECIDE_WINDOW = timedelta(seconds=30)
 #: How many times an alert looks for its own record after a settle wait before it gives up on the guard.
 CHECKS = 4
+
+#: The Variables of a dedupe key's records are its prefix followed by this and a shard number.
+RECORDS = "records"
+#: How many Variables share the records of one key: racing writes collide only within one shard.
+SHARDS = 8
+#: The description of those Variables, for the humans reading Admin > Variables.
+RECORDS_DESCRIPTION = "SmsWwNotifier storm guard (cooldown): the alerts of one dedupe key; safe to delete"
+#: A note is for the humans reading Admin > Variables; a storm of long ones should not make the value big.
+NOTE_CHARS = 160
 
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 _SENT_NOTE = "the last SMS alert sent for this key"
@@ -383,3 +399,142 @@ def claim(
     dag_id = dag_id_of(context) or "unknown DAG"
     guard = StormGuard(resolve_key(dedupe_key, problem, template, dag_id), cooldown)
     return Claim(guard, guard.claim(note))
+
+
+# -- where the records live: Airflow Variables, one per record (3.3) or a few per key (3.0-3.2) -----
+
+
+class AlertStore(Protocol):
+    """Where the guard keeps its records: keys under a prefix, each with a note for humans."""
+
+    def keys(self, prefix: str) -> list[str]: ...
+
+    def add(self, key: str, note: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class AlertVariableStore:
+    """Each alert record in a Variable of its own, through the Task SDK (task runner, dag processor and
+    triggerer alike), which lists them by prefix (Airflow 3.3)."""
+
+    def keys(self, prefix: str) -> list[str]:
+        from airflow.sdk import Variable
+
+        return list(Variable.keys(prefix=prefix))
+
+    def add(self, key: str, note: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, note, description="SmsWwNotifier storm guard (cooldown); safe to delete")
+
+    def delete(self, key: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.delete(key)
+
+
+def records_variable(key: str, shards: int = SHARDS) -> str:
+    """The Variable holding record ``key`` (``<prefix><kind>.<time>.<id>``): ``<prefix>records.<n>``,
+    ``n`` from the id, so that the alert, sent and missed records of one claim share a Variable."""
+    prefix, _kind, _at, token = key.rsplit(".", 3)
+    return f"{prefix}.{RECORDS}.{zlib.crc32(token.encode()) % shards}"
+
+
+class RecordsVariableStore:
+    """The :class:`AlertStore` of Airflow < 3.3: the records of a key in a few Variables, through the
+    Task SDK's ``Variable.get``, ``set`` and ``delete`` only.
+
+    One store per claim (the guard makes one for each alert): it remembers what it has added and not
+    deleted, and writes those again with each of its writes.
+
+    :param variables: what has ``get(key, default=...)``, ``set(key, value, description=...)`` and
+        ``delete(key)``; Airflow's ``Variable`` unless a test gives another.
+    """
+
+    #: Racing writes can drop each other's records: the guard checks its sent and missed records too.
+    loses_writes = True
+
+    def __init__(self, variables: Any = None, shards: int = SHARDS) -> None:
+        self._variables = variables
+        self.shards = shards
+        self._mine: dict[str, str] = {}
+
+    def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        for name in (f"{prefix}{RECORDS}.{n}" for n in range(self.shards)):
+            records = self._read(name)
+            if records is None:  # made once: Airflow 3.0 logs each read of a missing Variable as an error
+                self._write(name, None)
+            found += (k for k in records or () if k.startswith(prefix))
+        return sorted(found)
+
+    def add(self, key: str, note: str) -> None:
+        self._mine[key] = note[:NOTE_CHARS]
+        name = self._variable(key)
+        self._write(name, self._read(name))
+
+    def delete(self, key: str) -> None:
+        self._mine.pop(key, None)
+        name = self._variable(key)
+        self._write(name, self._read(name), drop=key)
+
+    def _variable(self, key: str) -> str:
+        return records_variable(key, self.shards)
+
+    def _write(self, name: str, read: dict[str, str] | None, drop: str | None = None) -> None:
+        """Write back what was just read (None: the Variable is missing), ``drop`` removed and this
+        store's own records (re)added. Nothing is written when nothing changes: each write is a chance
+        to drop a racer's."""
+        records = dict(read or {})
+        changed = read is None or (drop is not None and records.pop(drop, None) is not None)
+        for key, note in self._mine.items():
+            if self._variable(key) == name and records.get(key) != note:
+                records[key] = note
+                changed = True
+        if changed:
+            self._backend().set(name, json.dumps(records, sort_keys=True), description=RECORDS_DESCRIPTION)
+
+    def _read(self, name: str) -> dict[str, str] | None:
+        backend = self._backend()
+        if self._variables is None:
+            _uncache(name)
+        raw = backend.get(name, default=None)
+        if raw is None:
+            return None
+        try:
+            records = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            records = None
+        if not isinstance(records, dict):
+            log.warning("SMS alert storm guard: Variable %s is not a JSON object; starting it afresh", name)
+            return None
+        return {str(k): str(v) for k, v in records.items()}
+
+    def _backend(self) -> Any:
+        if self._variables is not None:
+            return self._variables
+        from airflow.sdk import Variable
+
+        return Variable
+
+
+def _uncache(name: str) -> None:
+    """Drop this process's cached copy of Variable ``name``: with ``[secrets] use_cache`` (Airflow 3.1,
+    3.2) a read could return a value minutes old, and writing it back would drop every record since. A
+    process's own writes clear its copy; others' do not. Airflow 3.0 keeps no such cache."""
+    try:
+        from airflow.sdk.execution_time.cache import SecretCache
+    except ImportError:
+        return
+    SecretCache.invalidate_variable(name)
+
+
+def default_store() -> AlertStore:
+    """A record per Variable where the Task SDK lists Variables by prefix (Airflow 3.3), else all the
+    records of a key in a few Variables (:class:`RecordsVariableStore`)."""
+    from airflow.sdk import Variable
+
+    if hasattr(Variable, "keys"):
+        return AlertVariableStore()
+    return RecordsVariableStore()
