@@ -10,11 +10,8 @@ import pytest
 from airflow.sdk import DAG
 
 from airflow_provider_smsww.exceptions import SmsWwError
-from airflow_provider_smsww.notifications.smsww import (
-    SmsWwNotifier,
-    fit_one_part,
-    send_smsww_notification,
-)
+from airflow_provider_smsww.notifications.fallback import fit_one_part
+from airflow_provider_smsww.notifications.smsww import SmsWwNotifier, send_smsww_notification
 from airflow_provider_smsww.segments import analyse
 from tests.airflow_versions import needs_deadline_alerts
 from tests.fakes import TOKEN, FakeGateway, example_dag_module
