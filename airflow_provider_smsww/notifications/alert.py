@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_smsww.exceptions import (
     SmsWwDryRunIgnoredError,
     SmsWwError,
+    SmsWwGateError,
+    SmsWwSendUncertainError,
     SmsWwValidationError,
     describe_problems,
 )
@@ -92,26 +94,10 @@ def plan(alert: Rendered, log: Any, summary: str = "") -> Plan:
 def prepare(alert: Rendered, text: str, sender: str | None, log: Any) -> tuple[Batch | None, dict[str, str]]:
     """Check everything locally. Returns the batch of valid recipients (None when nothing can be
     sent) and the recipients refused, with the reason."""
-    from airflow_provider_smsww.exceptions import SmsWwGateError
     from airflow_provider_smsww.sending.batch import check_locally
-    from airflow_provider_smsww.validation import Problem, parse_recipient
 
-    if alert.fail_on_multiple_messages and alert.truncate and text.strip():
-        fitted = fit_one_part(text)
-        if fitted != text:
-            log.warning(
-                "SMS alert text cut from %d to %d characters to fit one SMS part", len(text), len(fitted)
-            )
-        text = fitted
-
-    refused: dict[str, str] = {}
-    valid: list[str] = []
-    for raw in _recipients(alert, log):
-        parsed = parse_recipient(raw, alert.region)
-        if isinstance(parsed, Problem):
-            refused[str(raw)] = parsed.message
-        else:
-            valid.append(raw)
+    text = _fitted(alert, text, log)
+    valid, refused = _parse_recipients(alert, log)
     try:
         batch = check_locally(
             valid,
@@ -121,18 +107,49 @@ def prepare(alert: Rendered, text: str, sender: str | None, log: Any) -> tuple[B
             fail_on_multiple_messages=alert.fail_on_multiple_messages,
         )
     except SmsWwGateError as exc:
-        problems = dict(exc.problems)
-        if refused:
-            problems.pop("recipients", None)  # "no recipients given": say why instead
-        elif "recipients" in problems and (failed := alert.problems.get("recipients")):
-            problems["recipients"] += f" (the recipients template failed to render: {failed})"
-        # Nothing can be sent: every valid recipient is refused too, with the reason.
-        reason = "; ".join(f"{k}: {v}" for k, v in problems.items())
-        refused.update({r: f"not sent: {reason}" for r in valid})
-        if not refused:
-            refused["recipients"] = reason
-        return None, refused
+        return None, _refuse_all(alert, exc, valid, refused)
     return batch, refused
+
+
+def _fitted(alert: Rendered, text: str, log: Any) -> str:
+    """The text cut to one part when the alert keeps to one part and may be cut (logged when cut)."""
+    if not (alert.fail_on_multiple_messages and alert.truncate and text.strip()):
+        return text
+    fitted = fit_one_part(text)
+    if fitted != text:
+        log.warning("SMS alert text cut from %d to %d characters to fit one SMS part", len(text), len(fitted))
+    return fitted
+
+
+def _parse_recipients(alert: Rendered, log: Any) -> tuple[list[str], dict[str, str]]:
+    """The recipients that are valid numbers, and the others with the reason."""
+    from airflow_provider_smsww.validation import Problem, parse_recipient
+
+    refused: dict[str, str] = {}
+    valid: list[str] = []
+    for raw in _recipients(alert, log):
+        parsed = parse_recipient(raw, alert.region)
+        if isinstance(parsed, Problem):
+            refused[str(raw)] = parsed.message
+        else:
+            valid.append(raw)
+    return valid, refused
+
+
+def _refuse_all(
+    alert: Rendered, exc: SmsWwGateError, valid: list[str], refused: dict[str, str]
+) -> dict[str, str]:
+    """Nothing can be sent: every valid recipient is refused too, with the reason."""
+    problems = dict(exc.problems)
+    if refused:
+        problems.pop("recipients", None)  # "no recipients given": say why instead
+    elif "recipients" in problems and (failed := alert.problems.get("recipients")):
+        problems["recipients"] += f" (the recipients template failed to render: {failed})"
+    reason = "; ".join(f"{k}: {v}" for k, v in problems.items())
+    refused.update({r: f"not sent: {reason}" for r in valid})
+    if not refused:
+        refused["recipients"] = reason
+    return refused
 
 
 def _recipients(alert: Rendered, log: Any) -> list[str]:
@@ -239,7 +256,6 @@ def _dry_run_failed(log: Any, batch: Batch, exc: SmsWwError, outcome: Outcome) -
 
 def reason(exc: BaseException) -> str:
     """Why a recipient did not get the alert, from the error (the provider's own text when it is one)."""
-    from airflow_provider_smsww.exceptions import SmsWwSendUncertainError
 
     if isinstance(exc, SmsWwSendUncertainError):
         return f"{exc.message} (not resent, to avoid a duplicate)"
