@@ -213,39 +213,27 @@ class StormGuard:
         return _Record(at, token, "alert", f"{self.prefix}alert.{at.strftime(_STAMP)}.{token}")
 
     def _decide(self, me: _Record, listed: list[str]) -> Verdict:
-        parsed = sorted(
-            (r for r in map(_parse, listed) if r is not None), key=lambda r: (r.kind == "missed", r.at)
-        )
-        # The records of one claim share its id: one written again after a lost write, or one that a lost
-        # delete brought back beside its missed record, is still one alert (the latest, or the missed).
-        one = {r.token: r for r in parsed if r.kind != "sent"} | {me.token: me}
-        dupes = [r for r in parsed if r.kind != "sent" and one[r.token] != r]
-        records = [r for r in parsed if r.kind == "sent"] + list(one.values())
+        """The election: held back inside the cooldown, held back behind a concurrent alert that came
+        first, or sent."""
+        records, dupes = _one_record_per_alert(me, listed)
         sent = sorted(r for r in records if r.kind == "sent")
-        sent_ids = {(r.at, r.token) for r in sent}
-        last = (sent[-1].at, sent[-1].token) if sent else None
-        # Older than the last sent record: reported by it (back only if a delete of it was lost).
-        reported = {r for r in records if r.kind != "sent" and last and (r.at, r.token) < last}
-        others = [
-            r
-            for r in records
-            if r.kind != "sent" and r.key != me.key and (r.at, r.token) not in sent_ids and r not in reported
-        ]
+        reported = _reported(records, sent)
+        others = _open_records(me, records, sent, reported)
         window_end = sent[-1].at + self.cooldown if sent else None
         if window_end is not None and me.at < window_end:
             held = [r for r in others if r.kind != "sent"] + [me]
             return Verdict(send=False, held=len(held), since=min(r.at for r in held), until=window_end)
-        earlier = [
-            r
-            for r in others
-            if r.kind == "alert"
-            and (window_end is None or r.at >= window_end)
-            and (r.at, r.token) < (me.at, me.token)
-            and me.at - r.at <= DECIDE_WINDOW
-        ]
-        if earlier:  # a concurrent alert of the same key came first: it is the one sent
+        if _came_first(me, others, window_end):  # a concurrent alert of the same key: it is the one sent
             held = [r for r in others if (r.at, r.token) <= (me.at, me.token)] + [me]
             return Verdict(send=False, held=len(held), since=min(r.at for r in held))
+        return self._sending(me, others, [*sent, *reported, *dupes])
+
+    def _sending(self, me: _Record, others: list[_Record], settled: list[_Record]) -> Verdict:
+        """This alert is the one sent: its sent record starts the cooldown, and it counts the open
+        records before it.
+
+        :param settled: records this alert's send makes obsolete (older sent ones, reported, duplicates).
+        """
         sent_key = f"{self.prefix}sent.{me.at.strftime(_STAMP)}.{me.token}"
         self.store.add(sent_key, _SENT_NOTE)
         counted = [r for r in others if (r.at, r.token) < (me.at, me.token)]
@@ -255,7 +243,7 @@ class StormGuard:
             since=min((r.at for r in counted), default=None),
             own=me.key,
             sent_key=sent_key,
-            clean_up=tuple(r.key for r in [*counted, *sent, *reported, *dupes]),
+            clean_up=tuple(r.key for r in [*counted, *settled]),
         )
 
     def done(self, verdict: Verdict, *, delivered: bool) -> None:
@@ -301,6 +289,49 @@ class StormGuard:
                 self.store.delete(key)
             except Exception as exc:
                 log.warning("SMS alert storm guard could not delete Variable %s: %s", key, _why(exc))
+
+
+def _one_record_per_alert(me: _Record, listed: list[str]) -> tuple[list[_Record], list[_Record]]:
+    """The records listed, one per alert (``me`` for this one), and the duplicates left out. The records
+    of one claim share its id: one written again after a lost write, or one that a lost delete brought
+    back beside its missed record, is still one alert (the latest, or the missed)."""
+    parsed = sorted(
+        (r for r in map(_parse, listed) if r is not None), key=lambda r: (r.kind == "missed", r.at)
+    )
+    one = {r.token: r for r in parsed if r.kind != "sent"} | {me.token: me}
+    dupes = [r for r in parsed if r.kind != "sent" and one[r.token] != r]
+    return [r for r in parsed if r.kind == "sent"] + list(one.values()), dupes
+
+
+def _reported(records: list[_Record], sent: list[_Record]) -> set[_Record]:
+    """The records older than the last sent record: reported by it (back only if a delete of it was
+    lost)."""
+    last = (sent[-1].at, sent[-1].token) if sent else None
+    return {r for r in records if r.kind != "sent" and last and (r.at, r.token) < last}
+
+
+def _open_records(
+    me: _Record, records: list[_Record], sent: list[_Record], reported: set[_Record]
+) -> list[_Record]:
+    """The other alerts' records that no sent record has reported yet."""
+    sent_ids = {(r.at, r.token) for r in sent}
+    return [
+        r
+        for r in records
+        if r.kind != "sent" and r.key != me.key and (r.at, r.token) not in sent_ids and r not in reported
+    ]
+
+
+def _came_first(me: _Record, others: list[_Record], window_end: datetime | None) -> bool:
+    """Whether a concurrent alert of the key (after the cooldown, within :data:`DECIDE_WINDOW` of
+    ``me``) came before ``me``: then that one is sent."""
+    return any(
+        r.kind == "alert"
+        and (window_end is None or r.at >= window_end)
+        and (r.at, r.token) < (me.at, me.token)
+        and me.at - r.at <= DECIDE_WINDOW
+        for r in others
+    )
 
 
 def _parse(key: str) -> _Record | None:
