@@ -8,7 +8,10 @@ exception. It never needs ``ds`` or ``logical_date``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_smsww.segments import Encoding
 
 #: Marks a text cut to fit one SMS part. Three dots, not an ellipsis: "…" is not GSM-7 and would turn
 #: the whole text into UCS-2, where one part holds 70 characters instead of 160.
@@ -19,19 +22,28 @@ def fit_one_part(text: str) -> str:
     """``text`` unchanged if it fits one SMS part, else cut (at a character boundary) to fit one part
     with :data:`TRUNCATION_MARK` at the end. Counting follows the gateway: GSM-7 extension characters
     count two, UCS-2 counts UTF-16 units, so an emoji is never split in half."""
-    from airflow_provider_smsww.segments import analyse, char_cost
+    from airflow_provider_smsww.segments import analyse
 
     info = analyse(text)
     if info.parts <= 1:
         return text
-    budget = info.single_part_limit - len(TRUNCATION_MARK)
-    used = 0
-    cut = 0
+    return cut_to(text, info.single_part_limit - len(TRUNCATION_MARK), info.encoding)
+
+
+def cut_to(text: str, budget: int, encoding: Encoding) -> str:
+    """The longest start of ``text`` that costs at most ``budget`` in ``encoding`` (never half a
+    character), then :data:`TRUNCATION_MARK`.
+
+    :param budget: what the kept text may cost, the mark not included.
+    :param encoding: the encoding of the whole SMS the cut text goes into.
+    """
+    from airflow_provider_smsww.segments import char_cost
+
+    used, cut = 0, 0
     for index, char in enumerate(text):
-        cost = char_cost(char, info.encoding)
-        if used + cost > budget:
+        used += char_cost(char, encoding)
+        if used > budget:
             break
-        used += cost
         cut = index + 1
     return text[:cut].rstrip() + TRUNCATION_MARK
 

@@ -6,7 +6,8 @@ the task's context: the task is a ``HITLOperator`` and the task instance is runn
 success callback of the same task is an ordinary alert). The link is the standard provider's
 ``generate_link_to_ui_from_context``, on ``[api] base_url``. A text with a link is never cut through
 the link: the text before it is shortened instead, and when the link leaves too little room for the
-subject (a long run id) the text goes out whole, in several parts. Without a link (no ``base_url``) the text says where to respond.
+subject (a long run id) the text goes out whole, in several parts. Without a link (no ``base_url``) the
+text says where to respond.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_smsww.notifications.fallback import TRUNCATION_MARK, dag_id_of
+from airflow_provider_smsww.notifications.fallback import TRUNCATION_MARK, cut_to, dag_id_of
 
 #: Characters of the text before the link kept at least; to keep them the text takes several parts.
 KEEP = 40
@@ -105,10 +106,4 @@ def with_link(head: str, link: str | None) -> tuple[str, bool]:
     budget = info.single_part_limit - len(TRUNCATION_MARK) - sum(char_cost(c, info.encoding) for c in tail)
     if budget < min(KEEP, len(head)):  # a long link (a long run id): the subject is worth a second part
         return text, False
-    used, cut = 0, 0
-    for index, char in enumerate(head):
-        used += char_cost(char, info.encoding)
-        if used > budget:
-            break
-        cut = index + 1
-    return head[:cut].rstrip() + TRUNCATION_MARK + tail, True
+    return cut_to(head, budget, info.encoding) + tail, True

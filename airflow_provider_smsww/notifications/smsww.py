@@ -13,20 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.compat import BaseNotifier
-from airflow_provider_smsww.notifications.fallback import TRUNCATION_MARK, fit_one_part
 from airflow_provider_smsww.notifications.storm_guard import (
     DEFAULT_DEDUPE_KEY,
     check_cooldown,
     check_dedupe_key,
 )
 
-__all__ = ["TRUNCATION_MARK", "SmsWwNotifier", "fit_one_part", "send_smsww_notification"]
+__all__ = ["SmsWwNotifier", "send_smsww_notification"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_smsww.notifications.plan import Rendered
+    from airflow_provider_smsww.hooks.smsww import SmsWwHook
+    from airflow_provider_smsww.notifications.alert import Outcome, Plan, Rendered
     from airflow_provider_smsww.notifications.storm_guard import Claim
+    from airflow_provider_smsww.sending.batch import Batch
+    from airflow_provider_smsww.validation import Recipient
 
 
 class SmsWwNotifier(BaseNotifier):
@@ -35,8 +37,9 @@ class SmsWwNotifier(BaseNotifier):
     Works as ``on_failure_callback`` / ``on_success_callback`` (task or DAG level; sync :meth:`notify`),
     as a deadline alert callback run in the triggerer (``AsyncCallback(SmsWwNotifier, kwargs=...)``;
     async :meth:`async_notify`), and in ``notifiers=`` of Airflow's human-in-the-loop operators (3.1+),
-    where it texts the request's subject and the link to its response page. ``recipients``, ``message``, ``sender`` and ``dedupe_key`` are templates
-    rendered afresh for every alert, so one notifier shared through ``default_args`` serves every task.
+    where it texts the request's subject and the link to its response page. ``recipients``, ``message``,
+    ``sender`` and ``dedupe_key`` are templates rendered afresh for every alert, so one notifier shared
+    through ``default_args`` serves every task.
 
     **An alert is never lost.** A template that fails to render (``{{ ds }}`` in a run without a logical
     date), a text that renders empty or that the local checks or the API's dry run refuse (a forbidden
@@ -54,7 +57,8 @@ class SmsWwNotifier(BaseNotifier):
 
     **Storm guard.** With ``cooldown``, the first alert of a ``dedupe_key`` (default: the DAG id) is sent;
     later ones within the cooldown are held back and counted in Airflow Variables, and the first alert
-    after it starts with "(+7 more failures since 14:02 UTC)". See :mod:`~airflow_provider_smsww.notifications.storm_guard`.
+    after it starts with "(+7 more failures since 14:02 UTC)". See
+    :mod:`~airflow_provider_smsww.notifications.storm_guard`.
 
     **One part by default; failures are loud.** A long text is cut to one part with ``...``. Every
     recipient is tried; then an :class:`~airflow_provider_smsww.exceptions.SmsWwError` names each one
@@ -151,9 +155,9 @@ class SmsWwNotifier(BaseNotifier):
         """This alert's rendered templates and settings, with its fallback text (built once). In
         ``notifiers=`` of a human-in-the-loop operator the text carries the link to the response page
         (:mod:`~airflow_provider_smsww.notifications.hitl`), and is never cut through the link."""
+        from airflow_provider_smsww.notifications.alert import Rendered
         from airflow_provider_smsww.notifications.fallback import fallback_text
         from airflow_provider_smsww.notifications.hitl import default_text, request_of, with_link
-        from airflow_provider_smsww.notifications.plan import Rendered
         from airflow_provider_smsww.segments import analyse
 
         message, one_part, truncate = self.message, self.fail_on_multiple_messages, self.truncate
@@ -197,8 +201,7 @@ class SmsWwNotifier(BaseNotifier):
         an event loop of its own, with the connection read the sync way (as callbacks must)."""
         from airflow_provider_smsww.concurrency import run_in_new_loop
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
-        from airflow_provider_smsww.notifications.alert import send_alert
-        from airflow_provider_smsww.notifications.plan import plan
+        from airflow_provider_smsww.notifications.alert import plan
 
         alert = self._rendered(context)
         claim = self._claim(context, alert)
@@ -212,36 +215,75 @@ class SmsWwNotifier(BaseNotifier):
             hook.open_async_client()
         except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
             unusable = exc
-        sent, failures = run_in_new_loop(
-            send_alert(hook, planned, alert, self.log, concurrency=self.max_concurrency, unusable=unusable)
-        )
+        outcome = run_in_new_loop(self._send(hook, planned, alert, unusable))
         if claim is not None:
-            claim.done(sent)
-        self._report(sent, failures)
+            claim.done(outcome.sent)
+        outcome.report(self.log, raise_on_failure=self.raise_on_failure)
 
     async def async_notify(self, context: Context) -> None:
         """Send the alert from a deadline alert in the triggerer (async); the storm guard's Variable
         calls run in a thread, off the triggerer's event loop."""
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
-        from airflow_provider_smsww.notifications.alert import send_alert
-        from airflow_provider_smsww.notifications.plan import plan
+        from airflow_provider_smsww.notifications.alert import plan
 
         alert = self._rendered(context)
         claim = await asyncio.to_thread(self._claim, context, alert)
         summary = "" if claim is None else claim.summary(context, self.log)
         if summary is None:
             return
-        hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
         planned = plan(alert, self.log, summary)
-        sent, failures = await send_alert(hook, planned, alert, self.log, concurrency=self.max_concurrency)
+        outcome = await self._send(SmsWwHook(smsww_conn_id=self.smsww_conn_id), planned, alert)
         if claim is not None:
-            await asyncio.to_thread(claim.done, sent)
-        self._report(sent, failures)
+            await asyncio.to_thread(claim.done, outcome.sent)
+        outcome.report(self.log, raise_on_failure=self.raise_on_failure)
 
-    def _report(self, sent: dict[str, str], failures: dict[str, str]) -> None:
-        from airflow_provider_smsww.notifications.outcome import report
+    async def _send(
+        self, hook: SmsWwHook, planned: Plan, alert: Rendered, unusable: Exception | None = None
+    ) -> Outcome:
+        """One dry run of the planned text, then every recipient through one fan-out; the hook's client
+        is closed after.
 
-        report(self.log, sent, failures, raise_on_failure=self.raise_on_failure)
+        :param unusable: why the hook cannot be used at all (no connection): nobody gets the alert.
+        :return: who got the alert (with the message id) and who did not (with the reason).
+        """
+        from airflow_provider_smsww.notifications.alert import Outcome, dry_run
+
+        outcome = Outcome(failures=dict(planned.refused))
+        if planned.batch is None:  # nothing passed the local checks: every recipient is in ``refused``
+            await hook.aclose()
+            return outcome
+        try:
+            if unusable is not None:
+                raise unusable
+            batch = await dry_run(hook, planned, alert, self.log, outcome)
+            if batch is not None:
+                await hook.awarn_if_credit_low()  # loud below the threshold; an alert still goes out
+                await self._fan_out(hook, batch, outcome)
+        except Exception as exc:  # no connection, unreadable connection: nobody else gets the alert
+            outcome.not_sent(planned.batch.recipients, exc)
+        finally:
+            await hook.aclose()
+        return outcome
+
+    async def _fan_out(self, hook: SmsWwHook, batch: Batch, outcome: Outcome) -> None:
+        """Every recipient concurrently on one pooled client, through the fan-out the operator uses:
+        the first refusal of the account (credentials, credit) stops the sends not yet started."""
+        from airflow_provider_smsww.hooks.fanout import FanOut
+
+        fanout = FanOut(hook, batch, self.max_concurrency, outcome.failures)
+
+        async def send(recipient: Recipient) -> None:
+            if fanout.stopped(recipient):
+                return
+            try:
+                message = await fanout.send(recipient)
+            except Exception as exc:  # an unknown outcome too: reported, never resent
+                outcome.missed(recipient, exc)
+            else:
+                if message is not None:
+                    outcome.got(recipient, message.id)
+
+        await fanout.run(batch.recipients, send)
 
 
 #: Functional-style alias, as Airflow's own providers offer (``send_smsww_notification`` etc.).

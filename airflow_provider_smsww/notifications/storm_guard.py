@@ -16,28 +16,35 @@ extra SMS needs a callback that stalls longer than the settle time between takin
 writing its record; docs/notifier.md explains the bound. When the store cannot be reached, the alert
 is sent (fail open: the guard never loses an alert) and a warning says why.
 
-Airflow 3.0-3.2 cannot list Variables: there the records of a key share a few Variables
-(:mod:`~airflow_provider_smsww.notifications.alert_stores`), where a racing write can drop another's record. So after
-the settle wait an alert checks that its own record is there, and writes it again (same id, later
-time) and waits again when it is not, up to :data:`CHECKS` times; the sender checks its sent record
-(or, after a failed send, that it is gone) the same way; and a record that a lost delete brings back
-is not counted again (older than the sent record that reported it, or sharing an alert's id).
+Airflow 3.0-3.2 cannot list Variables (``Variable`` has only ``get``, ``set`` and ``delete`` there;
+``Variable.keys(prefix=...)`` arrived in 3.3): there the records of a key live in :data:`SHARDS`
+Variables, ``<prefix>records.<n>``, each a JSON object ``{record key: note}`` changed by read-modify-write
+(:class:`RecordsVariableStore`); a record's shard comes from its random id. Two callbacks writing one
+shard at the same moment can lose a write: the one whose read came first and write last drops what the
+other wrote in between. Shards make that rarer (racers collide only within one). So after the settle
+wait an alert checks that its own record is there, and writes it again (same id, later time) and waits
+again when it is not, up to :data:`CHECKS` times; the sender checks its sent record (or, after a failed
+send, that it is gone) the same way; and a record that a lost delete brings back is not counted again
+(older than the sent record that reported it, or sharing an alert's id). The store adds one more repair:
+each of its writes re-writes the records it has added and not deleted, so a sent record dropped by a
+racer is written back when the sender deletes what it reported. docs/notifier.md states the window that
+remains.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import re
 import secrets
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-from airflow_provider_smsww.notifications.alert_stores import AlertStore, default_store
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,6 +62,15 @@ SETTLE_SECONDS = 1.0
 DECIDE_WINDOW = timedelta(seconds=30)
 #: How many times an alert looks for its own record after a settle wait before it gives up on the guard.
 CHECKS = 4
+
+#: The Variables of a dedupe key's records are its prefix followed by this and a shard number.
+RECORDS = "records"
+#: How many Variables share the records of one key: racing writes collide only within one shard.
+SHARDS = 8
+#: The description of those Variables, for the humans reading Admin > Variables.
+RECORDS_DESCRIPTION = "SmsWwNotifier storm guard (cooldown): the alerts of one dedupe key; safe to delete"
+#: A note is for the humans reading Admin > Variables; a storm of long ones should not make the value big.
+NOTE_CHARS = 160
 
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 _SENT_NOTE = "the last SMS alert sent for this key"
@@ -197,39 +213,27 @@ class StormGuard:
         return _Record(at, token, "alert", f"{self.prefix}alert.{at.strftime(_STAMP)}.{token}")
 
     def _decide(self, me: _Record, listed: list[str]) -> Verdict:
-        parsed = sorted(
-            (r for r in map(_parse, listed) if r is not None), key=lambda r: (r.kind == "missed", r.at)
-        )
-        # The records of one claim share its id: one written again after a lost write, or one that a lost
-        # delete brought back beside its missed record, is still one alert (the latest, or the missed).
-        one = {r.token: r for r in parsed if r.kind != "sent"} | {me.token: me}
-        dupes = [r for r in parsed if r.kind != "sent" and one[r.token] != r]
-        records = [r for r in parsed if r.kind == "sent"] + list(one.values())
+        """The election: held back inside the cooldown, held back behind a concurrent alert that came
+        first, or sent."""
+        records, dupes = _one_record_per_alert(me, listed)
         sent = sorted(r for r in records if r.kind == "sent")
-        sent_ids = {(r.at, r.token) for r in sent}
-        last = (sent[-1].at, sent[-1].token) if sent else None
-        # Older than the last sent record: reported by it (back only if a delete of it was lost).
-        reported = {r for r in records if r.kind != "sent" and last and (r.at, r.token) < last}
-        others = [
-            r
-            for r in records
-            if r.kind != "sent" and r.key != me.key and (r.at, r.token) not in sent_ids and r not in reported
-        ]
+        reported = _reported(records, sent)
+        others = _open_records(me, records, sent, reported)
         window_end = sent[-1].at + self.cooldown if sent else None
         if window_end is not None and me.at < window_end:
             held = [r for r in others if r.kind != "sent"] + [me]
             return Verdict(send=False, held=len(held), since=min(r.at for r in held), until=window_end)
-        earlier = [
-            r
-            for r in others
-            if r.kind == "alert"
-            and (window_end is None or r.at >= window_end)
-            and (r.at, r.token) < (me.at, me.token)
-            and me.at - r.at <= DECIDE_WINDOW
-        ]
-        if earlier:  # a concurrent alert of the same key came first: it is the one sent
+        if _came_first(me, others, window_end):  # a concurrent alert of the same key: it is the one sent
             held = [r for r in others if (r.at, r.token) <= (me.at, me.token)] + [me]
             return Verdict(send=False, held=len(held), since=min(r.at for r in held))
+        return self._sending(me, others, [*sent, *reported, *dupes])
+
+    def _sending(self, me: _Record, others: list[_Record], settled: list[_Record]) -> Verdict:
+        """This alert is the one sent: its sent record starts the cooldown, and it counts the open
+        records before it.
+
+        :param settled: records this alert's send makes obsolete (older sent ones, reported, duplicates).
+        """
         sent_key = f"{self.prefix}sent.{me.at.strftime(_STAMP)}.{me.token}"
         self.store.add(sent_key, _SENT_NOTE)
         counted = [r for r in others if (r.at, r.token) < (me.at, me.token)]
@@ -239,7 +243,7 @@ class StormGuard:
             since=min((r.at for r in counted), default=None),
             own=me.key,
             sent_key=sent_key,
-            clean_up=tuple(r.key for r in [*counted, *sent, *reported, *dupes]),
+            clean_up=tuple(r.key for r in [*counted, *settled]),
         )
 
     def done(self, verdict: Verdict, *, delivered: bool) -> None:
@@ -285,6 +289,49 @@ class StormGuard:
                 self.store.delete(key)
             except Exception as exc:
                 log.warning("SMS alert storm guard could not delete Variable %s: %s", key, _why(exc))
+
+
+def _one_record_per_alert(me: _Record, listed: list[str]) -> tuple[list[_Record], list[_Record]]:
+    """The records listed, one per alert (``me`` for this one), and the duplicates left out. The records
+    of one claim share its id: one written again after a lost write, or one that a lost delete brought
+    back beside its missed record, is still one alert (the latest, or the missed)."""
+    parsed = sorted(
+        (r for r in map(_parse, listed) if r is not None), key=lambda r: (r.kind == "missed", r.at)
+    )
+    one = {r.token: r for r in parsed if r.kind != "sent"} | {me.token: me}
+    dupes = [r for r in parsed if r.kind != "sent" and one[r.token] != r]
+    return [r for r in parsed if r.kind == "sent"] + list(one.values()), dupes
+
+
+def _reported(records: list[_Record], sent: list[_Record]) -> set[_Record]:
+    """The records older than the last sent record: reported by it (back only if a delete of it was
+    lost)."""
+    last = (sent[-1].at, sent[-1].token) if sent else None
+    return {r for r in records if r.kind != "sent" and last and (r.at, r.token) < last}
+
+
+def _open_records(
+    me: _Record, records: list[_Record], sent: list[_Record], reported: set[_Record]
+) -> list[_Record]:
+    """The other alerts' records that no sent record has reported yet."""
+    sent_ids = {(r.at, r.token) for r in sent}
+    return [
+        r
+        for r in records
+        if r.kind != "sent" and r.key != me.key and (r.at, r.token) not in sent_ids and r not in reported
+    ]
+
+
+def _came_first(me: _Record, others: list[_Record], window_end: datetime | None) -> bool:
+    """Whether a concurrent alert of the key (after the cooldown, within :data:`DECIDE_WINDOW` of
+    ``me``) came before ``me``: then that one is sent."""
+    return any(
+        r.kind == "alert"
+        and (window_end is None or r.at >= window_end)
+        and (r.at, r.token) < (me.at, me.token)
+        and me.at - r.at <= DECIDE_WINDOW
+        for r in others
+    )
 
 
 def _parse(key: str) -> _Record | None:
@@ -383,3 +430,142 @@ def claim(
     dag_id = dag_id_of(context) or "unknown DAG"
     guard = StormGuard(resolve_key(dedupe_key, problem, template, dag_id), cooldown)
     return Claim(guard, guard.claim(note))
+
+
+# -- where the records live: Airflow Variables, one per record (3.3) or a few per key (3.0-3.2) -----
+
+
+class AlertStore(Protocol):
+    """Where the guard keeps its records: keys under a prefix, each with a note for humans."""
+
+    def keys(self, prefix: str) -> list[str]: ...
+
+    def add(self, key: str, note: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class AlertVariableStore:
+    """Each alert record in a Variable of its own, through the Task SDK (task runner, dag processor and
+    triggerer alike), which lists them by prefix (Airflow 3.3)."""
+
+    def keys(self, prefix: str) -> list[str]:
+        from airflow.sdk import Variable
+
+        return list(Variable.keys(prefix=prefix))
+
+    def add(self, key: str, note: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, note, description="SmsWwNotifier storm guard (cooldown); safe to delete")
+
+    def delete(self, key: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.delete(key)
+
+
+def records_variable(key: str, shards: int = SHARDS) -> str:
+    """The Variable holding record ``key`` (``<prefix><kind>.<time>.<id>``): ``<prefix>records.<n>``,
+    ``n`` from the id, so that the alert, sent and missed records of one claim share a Variable."""
+    prefix, _kind, _at, token = key.rsplit(".", 3)
+    return f"{prefix}.{RECORDS}.{zlib.crc32(token.encode()) % shards}"
+
+
+class RecordsVariableStore:
+    """The :class:`AlertStore` of Airflow < 3.3: the records of a key in a few Variables, through the
+    Task SDK's ``Variable.get``, ``set`` and ``delete`` only.
+
+    One store per claim (the guard makes one for each alert): it remembers what it has added and not
+    deleted, and writes those again with each of its writes.
+
+    :param variables: what has ``get(key, default=...)``, ``set(key, value, description=...)`` and
+        ``delete(key)``; Airflow's ``Variable`` unless a test gives another.
+    """
+
+    #: Racing writes can drop each other's records: the guard checks its sent and missed records too.
+    loses_writes = True
+
+    def __init__(self, variables: Any = None, shards: int = SHARDS) -> None:
+        self._variables = variables
+        self.shards = shards
+        self._mine: dict[str, str] = {}
+
+    def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        for name in (f"{prefix}{RECORDS}.{n}" for n in range(self.shards)):
+            records = self._read(name)
+            if records is None:  # made once: Airflow 3.0 logs each read of a missing Variable as an error
+                self._write(name, None)
+            found += (k for k in records or () if k.startswith(prefix))
+        return sorted(found)
+
+    def add(self, key: str, note: str) -> None:
+        self._mine[key] = note[:NOTE_CHARS]
+        name = self._variable(key)
+        self._write(name, self._read(name))
+
+    def delete(self, key: str) -> None:
+        self._mine.pop(key, None)
+        name = self._variable(key)
+        self._write(name, self._read(name), drop=key)
+
+    def _variable(self, key: str) -> str:
+        return records_variable(key, self.shards)
+
+    def _write(self, name: str, read: dict[str, str] | None, drop: str | None = None) -> None:
+        """Write back what was just read (None: the Variable is missing), ``drop`` removed and this
+        store's own records (re)added. Nothing is written when nothing changes: each write is a chance
+        to drop a racer's."""
+        records = dict(read or {})
+        changed = read is None or (drop is not None and records.pop(drop, None) is not None)
+        for key, note in self._mine.items():
+            if self._variable(key) == name and records.get(key) != note:
+                records[key] = note
+                changed = True
+        if changed:
+            self._backend().set(name, json.dumps(records, sort_keys=True), description=RECORDS_DESCRIPTION)
+
+    def _read(self, name: str) -> dict[str, str] | None:
+        backend = self._backend()
+        if self._variables is None:
+            _uncache(name)
+        raw = backend.get(name, default=None)
+        if raw is None:
+            return None
+        try:
+            records = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            records = None
+        if not isinstance(records, dict):
+            log.warning("SMS alert storm guard: Variable %s is not a JSON object; starting it afresh", name)
+            return None
+        return {str(k): str(v) for k, v in records.items()}
+
+    def _backend(self) -> Any:
+        if self._variables is not None:
+            return self._variables
+        from airflow.sdk import Variable
+
+        return Variable
+
+
+def _uncache(name: str) -> None:
+    """Drop this process's cached copy of Variable ``name``: with ``[secrets] use_cache`` (Airflow 3.1,
+    3.2) a read could return a value minutes old, and writing it back would drop every record since. A
+    process's own writes clear its copy; others' do not. Airflow 3.0 keeps no such cache."""
+    try:
+        from airflow.sdk.execution_time.cache import SecretCache
+    except ImportError:
+        return
+    SecretCache.invalidate_variable(name)
+
+
+def default_store() -> AlertStore:
+    """A record per Variable where the Task SDK lists Variables by prefix (Airflow 3.3), else all the
+    records of a key in a few Variables (:class:`RecordsVariableStore`)."""
+    from airflow.sdk import Variable
+
+    if hasattr(Variable, "keys"):
+        return AlertVariableStore()
+    return RecordsVariableStore()

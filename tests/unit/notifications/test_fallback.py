@@ -12,7 +12,7 @@ from airflow.sdk import DAG
 
 from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.notifications import storm_guard
-from airflow_provider_smsww.notifications.fallback import fallback_text
+from airflow_provider_smsww.notifications.fallback import fallback_text, fit_one_part
 from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.segments import analyse
 from tests.airflow_versions import needs_deadline_alerts
@@ -55,6 +55,20 @@ def alert(**kwargs: Any) -> SmsWwNotifier:
     kwargs.setdefault("recipients", ON_CALL)
     kwargs.setdefault("message", "FAILED {{ dag.dag_id }}.{{ ti.task_id }} on {{ ds }}")
     return SmsWwNotifier(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 200, "€" * 100, "é€" * 100, "ü" * 70 + "😀" * 40, "Ж" * 71, "short"],
+)
+def test_fit_one_part_always_fits_one_part(text: str) -> None:
+    fitted = fit_one_part(text)
+    assert analyse(fitted).parts == 1
+    if analyse(text).parts == 1:
+        assert fitted == text
+    else:
+        assert fitted.endswith("...")
+        assert "\ud83d" not in fitted  # no half of a surrogate pair
 
 
 # -- templates that cannot render ---------------------------------------------------------------------

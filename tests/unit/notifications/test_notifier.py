@@ -10,12 +10,7 @@ import pytest
 from airflow.sdk import DAG
 
 from airflow_provider_smsww.exceptions import SmsWwError
-from airflow_provider_smsww.notifications.smsww import (
-    SmsWwNotifier,
-    fit_one_part,
-    send_smsww_notification,
-)
-from airflow_provider_smsww.segments import analyse
+from airflow_provider_smsww.notifications.smsww import SmsWwNotifier, send_smsww_notification
 from tests.airflow_versions import needs_deadline_alerts
 from tests.fakes import TOKEN, FakeGateway, example_dag_module
 
@@ -153,20 +148,6 @@ def test_multi_part_allowed_when_asked(gateway: FakeGateway) -> None:
     notifier(recipients=ON_CALL[:1], message="x" * 300, fail_on_multiple_messages=False)(context())
     assert len(gateway.bodies[0]["message"]) == 300
     assert gateway.bodies[0]["options"]["failOnMultipleMessages"] is False
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["a" * 200, "€" * 100, "é€" * 100, "ü" * 70 + "😀" * 40, "Ж" * 71, "short"],
-)
-def test_fit_one_part_always_fits_one_part(text: str) -> None:
-    fitted = fit_one_part(text)
-    assert analyse(fitted).parts == 1
-    if analyse(text).parts == 1:
-        assert fitted == text
-    else:
-        assert fitted.endswith("...")
-        assert "\ud83d" not in fitted  # no half of a surrogate pair
 
 
 async def test_async_notify_sends_to_each_recipient(gateway: FakeGateway) -> None:

@@ -1,4 +1,5 @@
-"""The storm guard (airflow_provider_smsww.notifications.storm_guard): cooldown, counting, racing callbacks, bad input.
+"""The storm guard (airflow_provider_smsww.notifications.storm_guard): cooldown, counting, racing
+callbacks, bad input.
 
 The store here is an in-memory stand-in with the semantics of Airflow Variables through the Task SDK
 (set = upsert, keys by prefix, delete; no compare-and-set), optionally slow, so that racing callbacks

@@ -1,5 +1,5 @@
-"""The storm guard on Airflow < 3.3 (airflow_provider_smsww.notifications.alert_stores): every record of a key in one
-Variable, changed by read-modify-write through ``get``/``set``/``delete`` only.
+"""The storm guard on Airflow < 3.3 (``storm_guard.RecordsVariableStore``): the records of a key in a few
+Variables, changed by read-modify-write through ``get``/``set``/``delete`` only.
 
 The Variables here are an in-memory stand-in with the Task SDK's semantics on Airflow 3.0-3.2 (no
 listing, no compare-and-set, set = upsert), optionally slow so that racing read-modify-writes really
@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 
 from airflow_provider_smsww.notifications import storm_guard
-from airflow_provider_smsww.notifications.alert_stores import (
-    DESCRIPTION,
+from airflow_provider_smsww.notifications.storm_guard import (
+    RECORDS_DESCRIPTION,
     SHARDS,
+    AlertVariableStore,
     RecordsVariableStore,
-    VariableStore,
+    StormGuard,
     records_variable,
 )
-from airflow_provider_smsww.notifications.storm_guard import StormGuard
 from tests.unit.notifications.test_storm_guard import COOLDOWN, T0, Clock, MemoryStore, alert, race
 
 
@@ -108,7 +108,7 @@ def test_the_records_of_a_key_share_a_few_variables_and_deletes_remove_them() ->
 
     assert set(variables.data) == {records_variable(k) for k in (first, second, other)}
     assert all(name.startswith(f"{prefix}records.") for name in map(records_variable, (first, second)))
-    assert set(variables.descriptions.values()) == {DESCRIPTION}
+    assert set(variables.descriptions.values()) == {RECORDS_DESCRIPTION}
     # One claim's records (alert, then sent or missed) share a Variable: one write changes them together.
     assert records_variable(first) == records_variable(f"{prefix}sent.20250601T140207000000Z.aa")
     assert store.keys(prefix) == [first, second]
@@ -344,7 +344,7 @@ def test_the_store_is_chosen_by_what_the_task_sdk_has(monkeypatch: pytest.Monkey
     from airflow.sdk import Variable
 
     lists = hasattr(Variable, "keys")
-    assert isinstance(storm_guard.default_store(), VariableStore if lists else RecordsVariableStore)
+    assert isinstance(storm_guard.default_store(), AlertVariableStore if lists else RecordsVariableStore)
     if lists:  # Airflow 3.3 without its listing is Airflow 3.2
         monkeypatch.delattr(Variable, "keys")
         assert isinstance(storm_guard.default_store(), RecordsVariableStore)
