@@ -24,7 +24,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwTransportError,
 )
 from airflow_provider_smsww.hooks.connection import client_settings
-from tests.unit.test_client import (
+from tests.unit._http.test_client import (
     API,
     API_KEY,
     EMAIL,
