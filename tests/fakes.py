@@ -29,9 +29,11 @@ TEXT = "secret-ish text that must not reach XCom"
 CALLBACK_SECRET = "callback-secret"
 
 
-def set_connection(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
-    """Make ``smsww_default`` the connection given by ``fields`` (``conn_type`` is added)."""
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps({"conn_type": "smsww", **fields}))
+def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = "smsww_default", **fields: Any) -> None:
+    """Make ``conn_id`` the connection given by ``fields`` (``conn_type`` is added): the one way the
+    unit tests set up a connection."""
+    conn = json.dumps({"conn_type": "smsww", **fields})
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn)
 
 
 class FakeStore:

@@ -47,8 +47,10 @@ def test_send_otp_returns_the_code_the_sandbox_holds_and_logs_none(
     shown = [repr(message), str(message), json.dumps(message.summary()), repr(read)]
     shown += [record.getMessage() for record in caplog.records]
     shown.append("".join(capsys.readouterr()))
+    assert all(message.id in text for text in shown[:4])  # the texts searched do show the message
     assert all(code not in text for text in shown)
     assert code not in str(redact(f"code {code}"))
+    assert str(redact(f"code {code}")) == "code ***"  # the masker knows the code, and masks it
 
 
 def test_a_dag_run_keeps_the_code_out_of_logs_and_xcom(
@@ -71,3 +73,4 @@ def test_a_dag_run_keeps_the_code_out_of_logs_and_xcom(
     # dag.test() runs the task in this process: the hook told this process's masker (a real worker's
     # task log is redacted by it; dag.test()'s console output is not, so the model alone kept it out).
     assert code not in str(redact(f"code {code}"))
+    assert str(redact(f"code {code}")) == "code ***"  # the masker knows the code, and masks it

@@ -159,7 +159,7 @@ def test_order_confirmations_send_a_text_per_order_once(env_and_sandbox: Any) ->
 
 def test_approval_example_needs_airflow_3_1_and_says_so_on_older_releases() -> None:
     """The approval example (human-in-the-loop, Airflow 3.1+) is not run here: it waits for a person
-    (tests/deployment/test_approval.py answers it through the REST API). On Airflow 3.0 its file fails
+    (tests/deployment/approval.py answers it through the REST API). On Airflow 3.0 its file fails
     to import, as a DAG processor reports it, naming the release it needs; on 3.1+ it builds."""
     from tests.fakes import example_dag_module
 

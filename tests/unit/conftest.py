@@ -1,5 +1,17 @@
-"""Shared set-up of the unit tests: one ``smsww_default`` connection to a mocked API host, and a hook
-on it. HTTP is mocked with pytest-httpx; nothing leaves the process."""
+"""Shared set-up of the unit tests: one ``smsww_default`` connection to a mocked API host, a hook on it,
+and the one fake SMS API (``gateway``). HTTP is mocked with pytest-httpx; nothing leaves the process.
+
+Layout: ``tests/unit`` mirrors ``airflow_provider_smsww``. The test of a module is in the folder of that
+module (``_http/``, ``hooks/``, ``sending/``, ``operators/``, ``sensors/``, ``triggers/``,
+``notifications/``), and the test of a root module is ``test_<module>.py`` (the package's
+``__init__``, the provider's registration, is ``test_provider.py``). A test that crosses several modules
+(bad input from the operator down to the wire, an ignored dry run, the settle time) is in
+``cross_cutting/``. ``test_layout.py`` checks the package's layout rules, ``test_spending.py`` the money
+path across hook, operator, sensor and notifier.
+
+One fixture per concept: a connection is set with :func:`tests.fakes.set_connection` (here, for every
+test), the fake SMS API is ``gateway`` (:class:`tests.fakes.FakeGateway`; a test scripts it through its
+attributes), and the HTTP layer's tests have their own ``harness`` in ``_http/conftest.py``."""
 
 from __future__ import annotations
 

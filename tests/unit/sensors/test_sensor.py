@@ -361,6 +361,8 @@ def test_bulk_campaign_split_dedupes_across_batches() -> None:
     batches = split([*audience, audience[0], spaced])
     assert [n for batch in batches for n in batch] == audience  # first occurrence kept, order kept
     assert [len(b) for b in batches] == [module.BATCH_SIZE] * 3
-    # The budget is per mapped batch: say so in the DAG (not a campaign-wide cap).
-    assert module.dag.get_task("send_batch").partial_kwargs["max_total_price"] == module.BATCH_BUDGET_EUR
-    assert "per batch, not per campaign" in (module.__doc__ or "")
+    # The budget is per mapped batch (not a campaign-wide cap): a partial argument of the send mapped
+    # over the batches, so each mapped task checks its own batch against it.
+    send_batch = module.dag.get_task("send_batch")
+    assert send_batch.partial_kwargs["max_total_price"] == module.BATCH_BUDGET_EUR
+    assert set(send_batch.expand_input.value) == {"recipients"}

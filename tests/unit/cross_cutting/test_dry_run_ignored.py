@@ -4,57 +4,27 @@ retry of the same task (same task state store) must not dry-run again: at most o
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any
-
-import httpx
 import pytest
 
 from airflow_provider_smsww.compat import AirflowFailException
 from airflow_provider_smsww.exceptions import SmsWwDryRunIgnoredError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
-from tests.fakes import FakeStore, task_context
+from tests.fakes import FakeGateway, FakeStore, task_context
 
 RECIPIENTS = [f"+39333123{i:04d}" for i in range(10)]
 
 
-class IgnoringGateway:
-    """Sends every request for real, dry run or not, and says so in ``options.dryRun``."""
-
-    def __init__(self) -> None:
-        self.real_sms: list[str] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        self.real_sms.append(body["recipient"])
-        message = {
-            "id": f"{len(self.real_sms):024x}",
-            "recipient": body["recipient"],
-            "message": body["message"],
-            "state": "NEW",
-            "options": {"dryRun": False},
-            "createdAt": datetime.now(UTC).isoformat(),
-        }
-        return httpx.Response(201, json={"data": message})
-
-
-@pytest.fixture
-def gateway(httpx_mock: Any) -> IgnoringGateway:
-    fake = IgnoringGateway()
-    httpx_mock.add_callback(fake, method="POST", is_reusable=True, is_optional=True)
-    return fake
-
-
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_an_ignored_dry_run_fails_for_good_and_no_retry_sends_again(
-    gateway: IgnoringGateway, dry_run: bool
+    gateway: FakeGateway, dry_run: bool
 ) -> None:
+    gateway.dry_run_echo = False  # every request is sent for real, dry run or not
     store = FakeStore()
     op = SmsSendOperator(task_id="send", recipients=RECIPIENTS, message="Report ready", dry_run=dry_run)
     for try_number in range(1, 6):  # what Airflow would do with retries=4, were the error retryable
         with pytest.raises(SmsWwDryRunIgnoredError) as info:
             op.execute(task_context(store, try_number=try_number))
         assert isinstance(info.value, AirflowFailException), "Airflow would retry this"
-    assert len(gateway.real_sms) == 1  # the canary dry run of the first try, nothing more
+    assert len(gateway.posts) == 1  # the canary dry run of the first try, nothing more
+    assert len(gateway.sent_to()) == 1  # and it was sent for real
     assert "options.dryRun false" in str(info.value)

@@ -69,3 +69,7 @@ def test_a_minted_token_echoed_by_the_api_is_scrubbed(httpx_mock: Any) -> None:
     with client, pytest.raises(SmsWwError) as info:
         client.get_message("aaaaaaaaaaaaaaaaaaaaaaa1")
     assert MINTED not in str(info.value)
+    # the proxy did echo the token, and the search finds where it was scrubbed
+    (read,) = httpx_mock.get_requests(url=f"{API}/messages/aaaaaaaaaaaaaaaaaaaaaaa1")
+    assert read.headers["Authorization"] == f"Bearer {MINTED}"
+    assert "***" in str(info.value)

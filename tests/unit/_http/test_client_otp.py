@@ -10,9 +10,7 @@ from pytest_httpx import HTTPXMock
 
 from airflow_provider_smsww.exceptions import SmsWwSendUncertainError, SmsWwValidationError
 from airflow_provider_smsww.models import Message, MessageOptions, SendOtpRequest
-from tests.unit.test_client import API, JITTER, Harness, harness, message_json, no_shared_minters
-
-__all__ = ["harness", "no_shared_minters"]  # the fixtures, shared with test_client.py
+from tests.unit._http.helpers import API, JITTER, Harness, message_json
 
 
 def send_otp(h: Harness, *, dry_run: bool = False, **kwargs: object) -> Message:

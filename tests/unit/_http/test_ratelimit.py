@@ -4,7 +4,6 @@ request sharing the gate (not only the one that was answered 429)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -15,7 +14,7 @@ from airflow_provider_smsww._http.client import AsyncSmsWwClient, RetryPolicy, S
 from airflow_provider_smsww._http.ratelimit import RateLimiter, shared_rate_limiter
 from airflow_provider_smsww.exceptions import SmsWwValidationError
 from airflow_provider_smsww.hooks.smsww import SmsWwHook
-from tests.fakes import API, TOKEN
+from tests.fakes import API, TOKEN, set_connection
 
 MESSAGE = {"id": "633aabe3e4a9a0e69811ad7f", "state": "PENDING"}
 
@@ -104,15 +103,10 @@ async def test_a_rate_limit_paces_concurrent_requests(httpx_mock: Any) -> None:
     assert all(start >= before + n / 40 - 0.005 for n, start in enumerate(sorted(starts)))
 
 
-def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **extra: Any) -> None:
-    conn = {"conn_type": "smsww", "host": API, "password": TOKEN, "extra": extra}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-
-
 def test_the_rate_limit_extra_gives_every_client_of_the_connection_one_gate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _connection(monkeypatch, "smsww_paced", rate_limit="25")
+    set_connection(monkeypatch, "smsww_paced", host=API, password=TOKEN, extra={"rate_limit": "25"})
     one, two = SmsWwHook("smsww_paced"), SmsWwHook("smsww_paced")
     try:
         gate = one.client._plan.rate_limiter
@@ -126,6 +120,6 @@ def test_the_rate_limit_extra_gives_every_client_of_the_connection_one_gate(
 
 @pytest.mark.parametrize("bad", ["fast", "0", -3])
 def test_a_bad_rate_limit_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch, bad: Any) -> None:
-    _connection(monkeypatch, "smsww_bad_rate", rate_limit=bad)
+    set_connection(monkeypatch, "smsww_bad_rate", host=API, password=TOKEN, extra={"rate_limit": bad})
     with pytest.raises(SmsWwValidationError, match="rate_limit"):
         SmsWwHook("smsww_bad_rate").client  # noqa: B018

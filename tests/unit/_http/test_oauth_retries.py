@@ -1,7 +1,8 @@
 """OAuth calls are retried by the SMS clients' rules (``Retrying`` in ``_http/retry.py``): the wallet read
 like a read, the capped mint and its revocation like a real send, the clients' own token minting like a
 read; with the connection's retry policy and OAuth's own 429 pause. Waits are recorded, never slept; the
-jitter is the one of ``test_client`` (same seed). No token or API key in any log line or error.
+jitter is the one of the client tests (``helpers.JITTER``, same seed). No token or API key in any log line
+or error.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwTransportError,
 )
 from airflow_provider_smsww.hooks.connection import client_settings
-from tests.unit.test_client import (
+from tests.unit._http.helpers import (
     API,
     API_KEY,
     EMAIL,

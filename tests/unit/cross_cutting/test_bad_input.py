@@ -160,6 +160,11 @@ def test_no_secret_in_any_error(monkeypatch: pytest.MonkeyPatch, httpx_mock: Any
     assert TOKEN not in str(info.value)
     assert "cb-secret" not in str(info.value)
     assert TOKEN not in repr(info.value)
+    # the secrets were in use, and the error searched is the API's answer
+    (request,) = httpx_mock.get_requests()
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "cb-secret" in request.content.decode()
+    assert "bad token" in str(info.value)
 
 
 # --- Additions: the rest of the matrix ------------------------------------------------------------
