@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsww.compat import AIRFLOW_VERSION, AIRFLOW_VERSION_STRING
+from airflow_provider_smsww.compat import AIRFLOW_VERSION
 
 try:  # Airflow >= 3.2
     from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
@@ -43,13 +43,6 @@ needs_deadline_alerts = pytest.mark.skipif(AIRFLOW_VERSION < (3, 1), reason="dea
 
 #: ``dag.test()`` hands task callbacks the task's exception from Airflow 3.3 on (a worker always did).
 DAG_TEST_CALLBACKS_GET_THE_EXCEPTION = AIRFLOW_VERSION >= (3, 3)
-
-#: The running Airflow's (major, minor, patch).
-AIRFLOW_RELEASE = tuple(int(re.match(r"\d+", part)[0]) for part in AIRFLOW_VERSION_STRING.split(".")[:3])
-
-#: ``dag.test()`` hands a DAG-level callback the last task instance from Airflow 3.0.6 on (3.0.2's has
-#: none, so the fallback text cannot name the task).
-DAG_TEST_DAG_CALLBACKS_GET_THE_TASK = AIRFLOW_RELEASE >= (3, 0, 6)
 
 #: True where Airflow has ``task_state_store`` (3.3): the retry ledger is kept there, else in Variables.
 HAS_TASK_STATE_STORE = AIRFLOW_VERSION >= (3, 3)

@@ -20,7 +20,6 @@ from smsww_alert_dags import ON_CALL, STORM_COOLDOWN, STORM_TASKS, dag_dag_level
 from airflow_provider_smsww.notifications import storm_guard
 from tests.airflow_versions import (
     DAG_TEST_CALLBACKS_GET_THE_EXCEPTION,
-    DAG_TEST_DAG_CALLBACKS_GET_THE_TASK,
     make_dag_test_runs,
 )
 
@@ -58,10 +57,8 @@ def test_an_unrenderable_template_still_sends_one_sms_naming_the_dag(
         assert sms.text.startswith(f"Airflow FAILED: {dag.dag_id}.load_warehouse try 1: RuntimeError: ")
     elif level == "task":  # a worker's callbacks get it on every version; dag.test()'s only from 3.3
         assert sms.text.startswith(f"Airflow FAILED: {dag.dag_id}.load_warehouse try 1. Run ")
-    elif DAG_TEST_DAG_CALLBACKS_GET_THE_TASK:
-        assert sms.text.startswith(f"Airflow FAILED: DAG {dag.dag_id} (task_failure), last task transform")
     else:
-        assert sms.text.startswith(f"Airflow FAILED: DAG {dag.dag_id} (task_failure). Run ")
+        assert sms.text.startswith(f"Airflow FAILED: DAG {dag.dag_id} (task_failure), last task transform")
 
 
 def test_eight_failures_send_one_sms_then_the_next_counts_seven(

@@ -5,6 +5,8 @@ over the hook sits above it). Modules are split by concept, so no rule counts li
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,36 @@ def test_the_hook_never_imports_the_send_path() -> None:
     assert hook_modules
     importers = [path.name for path in hook_modules if reaches(path.read_text(), SEND_PATH)]
     assert importers == []
+
+
+#: What the tests marked ``airflow_independent`` (tests/conftest.py) test: CI runs them on the newest
+#: Airflow and the floor only, which holds only while these import no Airflow.
+AIRFLOW_INDEPENDENT_MODULES = [
+    "airflow_provider_smsww._http.anyio_lock",
+    "airflow_provider_smsww._http.auth",
+    "airflow_provider_smsww._http.client",
+    "airflow_provider_smsww._http.ratelimit",
+    "airflow_provider_smsww._http.responses",
+    "airflow_provider_smsww._http.retry",
+    "airflow_provider_smsww.models",
+    "airflow_provider_smsww.segments",
+    "airflow_provider_smsww.validation",
+]
+
+
+def airflow_modules_loaded_by(*modules: str) -> list[str]:
+    """The ``airflow`` modules a fresh interpreter has loaded after importing ``modules``."""
+    probe = "; ".join(
+        [
+            *(f"import {m}" for m in modules),
+            "import sys",
+            "print([m for m in sys.modules if m.split('.')[0] == 'airflow'])",
+        ]
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return list(ast.literal_eval(done.stdout.strip()))
+
+
+def test_the_parts_tested_only_on_the_newest_airflow_and_the_floor_import_no_airflow() -> None:
+    assert airflow_modules_loaded_by("airflow_provider_smsww.hooks.smsww")  # the probe sees an import
+    assert airflow_modules_loaded_by(*AIRFLOW_INDEPENDENT_MODULES) == []
