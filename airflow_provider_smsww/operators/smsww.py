@@ -4,7 +4,7 @@ run, never twice."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_smsww.models import Callback
+    from airflow_provider_smsww.sending.order import SendWait
 
 
 class SmsSendOperator(BaseOperator):
@@ -250,23 +251,24 @@ class SmsSendOperator(BaseOperator):
             report_send_cost(self, context, outcome.cost, failed=len(outcome.failures))
             if outcome.error is not None:
                 raise outcome.error
-        reasons = {
-            outcome.waiting_until: f"{outcome.waiting} recipient(s) outside their send window",
-            outcome.settle_at: f"{len((outcome.lookup or {}).get('messages', ()))} send(s) of unknown outcome to settle",
-        }
-        if waits := sorted(moment for moment in reasons if moment is not None):
-            reason = "; ".join(reasons[m] for m in waits)
-            self._wait_until(waits[0], reason, outcome.lookup, rounds + (outcome.lookup is not None))
+        if (wait := outcome.next_wait()) is not None:
+            self._wait_until(wait, rounds + 1 if wait.settles else rounds)
         return outcome.records
 
-    def _wait_until(self, moment: datetime, reason: str, lookup: dict[str, Any] | None, rounds: int) -> None:
-        """Defer to the triggerer until ``moment`` (the worker slot is freed), or until every unknown
-        outcome of ``lookup`` is listed; then resume in :meth:`execute_complete`. The one way this
-        operator waits."""
+    def _wait_until(self, wait: SendWait, rounds: int) -> None:
+        """Defer to the triggerer until ``wait.until`` (the worker slot is freed), or until every unknown
+        outcome of ``wait.lookup`` is listed; then resume in :meth:`execute_complete`. The one way this
+        operator waits.
+
+        :param wait: when, why and what to look up meanwhile (:meth:`.SendOutcome.next_wait`).
+        :param rounds: the settle waits of this try, this one included (handed back on resume).
+        """
         from airflow_provider_smsww.triggers.send_wait import SmsSendWaitTrigger
 
-        self.log.info("Deferring until %s: %s", moment.isoformat(timespec="seconds"), reason)
-        trigger = SmsSendWaitTrigger(moment, reason, lookup, smsww_conn_id=self.smsww_conn_id, rounds=rounds)
+        self.log.info("Deferring until %s: %s", wait.until.isoformat(timespec="seconds"), wait.reason)
+        trigger = SmsSendWaitTrigger(
+            wait.until, wait.reason, wait.lookup, smsww_conn_id=self.smsww_conn_id, rounds=rounds
+        )
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:

@@ -112,6 +112,36 @@ class SendOutcome:
     settle_at: datetime | None = None
     lookup: dict[str, Any] | None = None
 
+    def next_wait(self) -> SendWait | None:
+        """When the order must run again for what this one left (recipients outside their window,
+        unknown outcomes to settle), and why; None when nothing is left. Every reason due is named,
+        also two due at the same moment."""
+        due = []
+        if self.waiting_until is not None:
+            due.append((self.waiting_until, f"{self.waiting} recipient(s) outside their send window"))
+        if self.settle_at is not None:
+            unknown = len((self.lookup or {}).get("messages", ()))
+            due.append((self.settle_at, f"{unknown} send(s) of unknown outcome to settle"))
+        if not due:
+            return None
+        due.sort(key=lambda moment_reason: moment_reason[0])
+        reason = "; ".join(text for _, text in due)
+        return SendWait(due[0][0], reason, self.lookup, settles=self.lookup is not None)
+
+
+@dataclass(frozen=True)
+class SendWait:
+    """The wait :meth:`SendOutcome.next_wait` decided: the caller resumes the order at ``until`` (or once
+    every unknown outcome of ``lookup`` is listed)."""
+
+    until: datetime
+    #: Why, for the log (counts only: no recipients, no text).
+    reason: str
+    #: The unknown outcomes to look up meanwhile (:func:`.lookup.lookup_of`), or None to only wait.
+    lookup: dict[str, Any] | None
+    #: True when the wait settles unknown outcomes: it counts against the caller's settle waits.
+    settles: bool
+
 
 @dataclass(frozen=True)
 class _Priced:
