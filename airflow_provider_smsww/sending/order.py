@@ -44,7 +44,7 @@ from airflow_provider_smsww.exceptions import (
     SmsWwSpendingCapError,
     describe_problems,
 )
-from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
+from airflow_provider_smsww.sending.batch import check_locally, idempotency_key, refused_locally
 from airflow_provider_smsww.sending.budget import Spend, budget_spent, earlier_spend
 from airflow_provider_smsww.sending.bulk import send_all
 from airflow_provider_smsww.sending.credit import cost_summary, estimate_price, local_estimates, preflight
@@ -172,10 +172,7 @@ def check(spec: SendSpec, *task_keys: object) -> Batch:
     if window is not None and (
         problems := schedule(window, {r.e164 for r in batch.recipients}, datetime.now(UTC)).problems
     ):
-        raise SmsWwGateError(
-            describe_problems("SMS batch refused before any request; nothing was sent.", problems),
-            problems=problems,
-        )
+        raise refused_locally(problems)
     keys = {r.key: idempotency_key(*task_keys, r.key) for r in batch.recipients}
     return replace(batch, keys=keys)
 
