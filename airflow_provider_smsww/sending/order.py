@@ -46,7 +46,7 @@ from airflow_provider_smsww.exceptions import (
 )
 from airflow_provider_smsww.sending.batch import check_locally, idempotency_key, refused_locally
 from airflow_provider_smsww.sending.budget import Spend, budget_spent, earlier_spend
-from airflow_provider_smsww.sending.bulk import send_all
+from airflow_provider_smsww.sending.bulk import SendReport, send_all
 from airflow_provider_smsww.sending.credit import cost_summary, estimate_price, local_estimates, preflight
 from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.gate import GateResult, gate
@@ -204,29 +204,74 @@ async def send(
     if spend.messages or spend.unknown:
         log.info("Budget over every try: %s", spend.describe())
     priced = await _gate_and_credit(hook, batch, ledger, spec, spend, dry_run_only=False)
-    to_send, credit = priced.to_send, priced.credit
     spend = spend.hold(priced.estimates, spec.price_per_part_if_unknown)
     ledger.expect({e.recipient: estimate_price(e, spec.price_per_part_if_unknown) for e in priced.estimates})
-    waiting: dict[str, datetime] = {}
-    if spec.send_window is not None:  # the whole batch was gated: now only who is inside the window
-        opens = schedule(spec.send_window, {r.e164 for r in to_send.recipients}, now()).waiting
-        waiting = {r.key: opens[r.e164] for r in to_send.recipients if r.e164 in opens}
-        to_send = replace(to_send, recipients=tuple(r for r in to_send.recipients if r.key not in waiting))
-        batch = replace(batch, recipients=tuple(r for r in batch.recipients if r.key not in waiting))
-        if waiting:
-            log.info(
-                "%d recipient(s) outside their send window, the first window opening at %s; %d to send now",
-                len(waiting),
-                min(waiting.values()).isoformat(timespec="seconds"),
-                len(to_send.recipients),
-            )
+    batch, to_send, waiting = _inside_window(spec, batch, priced.to_send, now)
+    report, limit = await _send_capped(hook, batch, to_send, ledger, spec, spend, waiting, now)
+    cost = cost_summary(
+        priced.estimates,
+        # Matched by key: one number may have several messages, each with its own estimate.
+        [{**rec, "recipient": key} for key, rec in zip(report.keys, report.records, strict=True)],
+        price_per_part_if_unknown=spec.price_per_part_if_unknown,
+        credit=priced.credit,
+        spend=spend,
+        limit=limit,
+    )
+    records = [public(r) for r in report.records]
+    outcome = SendOutcome(records, report.failures, report.reused, cost, priced.credit)
+    outcome.waiting, outcome.waiting_until = len(waiting), min(waiting.values(), default=None)
+    if report.resume_at is not None and (started := ledger.started_at()) is not None:
+        outcome.settle_at = report.resume_at
+        outcome.lookup = lookup_of(batch, list(report.unsettled), started, ledger.settle_evidence())
+    if report.failures:
+        outcome.error = _failed(batch, records, report.failures, report.fatal, spend)
+    return outcome
+
+
+def _inside_window(
+    spec: SendSpec, batch: Batch, to_send: Batch, now: Callable[[], datetime]
+) -> tuple[Batch, Batch, dict[str, datetime]]:
+    """With a send window, steps 5-6 take only the recipients inside theirs (the whole batch was
+    gated): ``batch`` and ``to_send`` without the others, and when each other's window opens."""
+    if spec.send_window is None:
+        return batch, to_send, {}
+    opens = schedule(spec.send_window, {r.e164 for r in to_send.recipients}, now()).waiting
+    waiting = {r.key: opens[r.e164] for r in to_send.recipients if r.e164 in opens}
+    batch, to_send = _without(batch, waiting), _without(to_send, waiting)
+    if waiting:
+        log.info(
+            "%d recipient(s) outside their send window, the first window opening at %s; %d to send now",
+            len(waiting),
+            min(waiting.values()).isoformat(timespec="seconds"),
+            len(to_send.recipients),
+        )
+    return batch, to_send, waiting
+
+
+def _without(batch: Batch, keys: Mapping[str, object]) -> Batch:
+    """The batch without the recipients of ``keys``."""
+    return replace(batch, recipients=tuple(r for r in batch.recipients if r.key not in keys))
+
+
+async def _send_capped(
+    hook: SmsWwHook,
+    batch: Batch,
+    to_send: Batch,
+    ledger: Ledger,
+    spec: SendSpec,
+    spend: Spend,
+    waiting: dict[str, datetime],
+    now: Callable[[], datetime],
+) -> tuple[SendReport, str]:
+    """Steps 5-6: the bulk send of ``batch`` (whose ``to_send`` recipients are not recorded yet)
+    through a token the gateway caps at what is left of the budget. Returns the report and which
+    limit held this try's spending, for the cost line (a token-only hook logged why it has no cap)."""
     cap = hook.scoped(
         budget=spend.token_amount, requests=len(to_send.recipients), region=batch.region, ttl=spec.token_ttl
     )
     carried = _unknown_among(waiting, ledger, now)
     try:
         async with cap if to_send.recipients else nullcontext(hook) as sender:
-            # Which limit holds this try's spending (the cost line says it; a token-only hook logged why).
             limit = "gateway_token" if sender is not hook else "client_estimate" if spend.budget else "none"
             report = await send_all(
                 sender,
@@ -241,24 +286,7 @@ async def send(
         # send_all saved the round of who it sent; the waiting recipients' unknown outcomes stay in it.
         if carried and (closed := ledger.unknown_outcomes()) is not None:
             ledger.set_round({**carried, **closed}, open=False, evidence=ledger.settle_evidence())
-    cost = cost_summary(
-        priced.estimates,
-        # Matched by key: one number may have several messages, each with its own estimate.
-        [{**rec, "recipient": key} for key, rec in zip(report.keys, report.records, strict=True)],
-        price_per_part_if_unknown=spec.price_per_part_if_unknown,
-        credit=credit,
-        spend=spend,
-        limit=limit,
-    )
-    records = [public(r) for r in report.records]
-    outcome = SendOutcome(records, report.failures, report.reused, cost, credit)
-    outcome.waiting, outcome.waiting_until = len(waiting), min(waiting.values(), default=None)
-    if report.resume_at is not None and (started := ledger.started_at()) is not None:
-        outcome.settle_at = report.resume_at
-        outcome.lookup = lookup_of(batch, list(report.unsettled), started, ledger.settle_evidence())
-    if report.failures:
-        outcome.error = _failed(batch, records, report.failures, report.fatal, spend)
-    return outcome
+    return report, limit
 
 
 async def _gate_and_credit(
@@ -274,35 +302,11 @@ async def _gate_and_credit(
     to_gate = batch if dry_run_only else not_yet_recorded(batch, ledger)
     estimates: list[Estimate] = local_estimates(to_gate)
     checked: GateResult | None = None
-    unsent = [r.label for r in to_gate.recipients]
-    if spend.spent and unsent and spend.left == 0:
-        raise budget_spent(spend, unsent, "nothing is left of max_total_price for them")
+    if spend.spent and to_gate.recipients and spend.left == 0:
+        raise budget_spent(spend, _labels(to_gate), "nothing is left of max_total_price for them")
     if (spec.gate or dry_run_only) and to_gate.recipients:
-        try:
-            checked = await gate(
-                hook,
-                to_gate,
-                concurrency=spec.max_concurrency,
-                max_parts_per_message=spec.max_parts_per_message,
-                max_total_price=spec.max_total_price,
-                price_per_part_if_unknown=spec.price_per_part_if_unknown,
-                spent_before=spend.spent,
-            )
-        except SmsWwDryRunIgnoredError as exc:
-            ledger.mark_dry_run_ignored(exc.message)  # so that no retry dry-runs again
-            raise
-        except SmsWwGateError as exc:
-            if spend.spent and set(exc.problems) == {"budget"}:  # the earlier tries spent the room
-                raise budget_spent(spend, unsent, exc.problems["budget"]) from exc
-            raise
+        checked = await _gate(hook, to_gate, ledger, spec, spend)
         estimates = checked.estimates
-        total = checked.total_price
-        log.info(
-            "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
-            len(checked.estimates),
-            checked.total_parts,
-            "unknown (priced after sending)" if total is None else f"{total:.4f}",
-        )
     elif spec.gate:
         log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
     credit = None
@@ -311,6 +315,41 @@ async def _gate_and_credit(
     # The cost summary finds each message's estimate by its key (a number may have several messages).
     keyed = [replace(e, recipient=r.key) for r, e in zip(to_gate.recipients, estimates, strict=True)]
     return _Priced(to_gate, keyed, checked, credit)
+
+
+async def _gate(hook: SmsWwHook, to_gate: Batch, ledger: Ledger, spec: SendSpec, spend: Spend) -> GateResult:
+    """Step 3: the dry-run gate of the recipients not recorded yet, within what ``spend`` left of the
+    budget. An ignored dry run is written to the ledger, so that no retry dry-runs again; a budget the
+    earlier tries spent is named as such."""
+    try:
+        checked = await gate(
+            hook,
+            to_gate,
+            concurrency=spec.max_concurrency,
+            max_parts_per_message=spec.max_parts_per_message,
+            max_total_price=spec.max_total_price,
+            price_per_part_if_unknown=spec.price_per_part_if_unknown,
+            spent_before=spend.spent,
+        )
+    except SmsWwDryRunIgnoredError as exc:
+        ledger.mark_dry_run_ignored(exc.message)
+        raise
+    except SmsWwGateError as exc:
+        if spend.spent and set(exc.problems) == {"budget"}:  # the earlier tries spent the room
+            raise budget_spent(spend, _labels(to_gate), exc.problems["budget"]) from exc
+        raise
+    total = checked.total_price
+    log.info(
+        "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
+        len(checked.estimates),
+        checked.total_parts,
+        "unknown (priced after sending)" if total is None else f"{total:.4f}",
+    )
+    return checked
+
+
+def _labels(batch: Batch) -> list[str]:
+    return [r.label for r in batch.recipients]
 
 
 def _unknown_among(
