@@ -109,6 +109,16 @@ class Batch:
         """The parts of this recipient's text, counted locally."""
         return recipient.segments if isinstance(recipient, Entry) else self.segments
 
+    def summary(self) -> str:
+        """What the batch holds, for the log: its messages, their parts and the region."""
+        if self.recipients and isinstance(self.recipients[0], Entry):
+            parts = sum(self.segments_of(r).parts for r in self.recipients)
+            return f"{len(self.recipients)} personalised message(s), {parts} part(s) in all, region {self.region}"
+        return (
+            f"{len(self.recipients)} recipient(s), {self.segments.parts} {self.segments.encoding} part(s) "
+            f"each, region {self.region}"
+        )
+
 
 def idempotency_key(*parts: object) -> str:
     """A stable key for one message of one task try family (same across retries)."""

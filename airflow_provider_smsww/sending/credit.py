@@ -1,5 +1,4 @@
-"""Steps 4 and 7 of a send (:mod:`.order`): the budget inputs, the credit pre-flight and the cost
-summary.
+"""Steps 4 and 7 of a send (:mod:`.order`): the credit pre-flight and the cost summary.
 
 The gateway sends a worldwide message only while the account holds at least 1 EUR per part, and
 charges its final price after it was sent, so a batch that passes the dry-run gate can still stop
@@ -9,7 +8,6 @@ batch before its first real send unless the credit covers it. ``docs/money.md`` 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,16 +24,6 @@ if TYPE_CHECKING:
 #: A worldwide send needs this much credit on hand per message part (the gateway's rule); the
 #: pre-flight also counts a part the dry run left unpriced at this much unless told otherwise.
 MIN_CREDIT_PER_PART = Decimal(1)
-
-
-def positive_amount(name: str, value: Any) -> None:
-    """Refuse a money parameter that is not a positive finite number of EUR (``None`` is allowed):
-    a zero, negative or NaN budget or assumed price would let any batch through the budget check."""
-    if value is None:
-        return
-    number = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of EUR (or None), not {value!r}")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -50,9 +50,9 @@ from airflow_provider_smsww.sending.bulk import SendReport, send_all
 from airflow_provider_smsww.sending.credit import cost_summary, estimate_price, local_estimates, preflight
 from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.gate import GateResult, gate
-from airflow_provider_smsww.sending.ledger import not_yet_recorded, public, unknown_among
+from airflow_provider_smsww.sending.ledger import not_yet_recorded, public
 from airflow_provider_smsww.sending.lookup import lookup_of
-from airflow_provider_smsww.sending.window import schedule
+from airflow_provider_smsww.sending.window import hold_outside_window, schedule, unknown_while_waiting
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -62,6 +62,10 @@ if TYPE_CHECKING:
     from airflow_provider_smsww.sending.window import SendWindow
 
 log = logging.getLogger(__name__)
+
+#: Settle waits a try may leave to its caller (a deferral); the next is waited out in place, and what is
+#: still unknown then fails the try (the next try looks it up again), as without deferral.
+MAX_SETTLE_DEFERRALS = 3
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,15 @@ class SendSpec:
     send_window: SendWindow | None = None
     #: False: the settle wait is left to the caller (a deferral): see :attr:`SendOutcome.lookup`.
     settle_in_place: bool = True
+
+    @classmethod
+    def of(cls, settings: object, **given: Any) -> SendSpec:
+        """The spec of ``given`` fields, every other field read from the attribute of ``settings`` of
+        the same name: :class:`~airflow_provider_smsww.operators.smsww.SmsSendOperator` keeps its
+        rendered arguments under the names of these fields."""
+        return cls(
+            **{f.name: given[f.name] if f.name in given else getattr(settings, f.name) for f in fields(cls)}
+        )
 
 
 @dataclass
@@ -127,6 +140,15 @@ class SendOutcome:
         due.sort(key=lambda moment_reason: moment_reason[0])
         reason = "; ".join(text for _, text in due)
         return SendWait(due[0][0], reason, self.lookup, settles=self.lookup is not None)
+
+
+def settles_in_place(can_defer: bool, rounds: int) -> bool:
+    """Whether the try waits for its unknown outcomes itself (:attr:`SendSpec.settle_in_place`).
+
+    :param can_defer: the caller can wait elsewhere (a deferrable task with a lasting ledger).
+    :param rounds: the settle waits this try has left to its caller so far.
+    """
+    return not can_defer or rounds >= MAX_SETTLE_DEFERRALS
 
 
 @dataclass(frozen=True)
@@ -206,7 +228,7 @@ async def send(
     priced = await _gate_and_credit(hook, batch, ledger, spec, spend, dry_run_only=False)
     spend = spend.hold(priced.estimates, spec.price_per_part_if_unknown)
     ledger.expect({e.recipient: estimate_price(e, spec.price_per_part_if_unknown) for e in priced.estimates})
-    batch, to_send, waiting = _inside_window(spec, batch, priced.to_send, now)
+    batch, to_send, waiting = hold_outside_window(spec.send_window, batch, priced.to_send, now)
     report, limit = await _send_capped(hook, batch, to_send, ledger, spec, spend, waiting, now)
     cost = cost_summary(
         priced.estimates,
@@ -228,31 +250,6 @@ async def send(
     return outcome
 
 
-def _inside_window(
-    spec: SendSpec, batch: Batch, to_send: Batch, now: Callable[[], datetime]
-) -> tuple[Batch, Batch, dict[str, datetime]]:
-    """With a send window, steps 5-6 take only the recipients inside theirs (the whole batch was
-    gated): ``batch`` and ``to_send`` without the others, and when each other's window opens."""
-    if spec.send_window is None:
-        return batch, to_send, {}
-    opens = schedule(spec.send_window, {r.e164 for r in to_send.recipients}, now()).waiting
-    waiting = {r.key: opens[r.e164] for r in to_send.recipients if r.e164 in opens}
-    batch, to_send = _without(batch, waiting), _without(to_send, waiting)
-    if waiting:
-        log.info(
-            "%d recipient(s) outside their send window, the first window opening at %s; %d to send now",
-            len(waiting),
-            min(waiting.values()).isoformat(timespec="seconds"),
-            len(to_send.recipients),
-        )
-    return batch, to_send, waiting
-
-
-def _without(batch: Batch, keys: Mapping[str, object]) -> Batch:
-    """The batch without the recipients of ``keys``."""
-    return replace(batch, recipients=tuple(r for r in batch.recipients if r.key not in keys))
-
-
 async def _send_capped(
     hook: SmsWwHook,
     batch: Batch,
@@ -269,7 +266,7 @@ async def _send_capped(
     cap = hook.scoped(
         budget=spend.token_amount, requests=len(to_send.recipients), region=batch.region, ttl=spec.token_ttl
     )
-    carried = _unknown_among(waiting, ledger, now)
+    carried = unknown_while_waiting(waiting, ledger, now)
     try:
         async with cap if to_send.recipients else nullcontext(hook) as sender:
             limit = "gateway_token" if sender is not hook else "client_estimate" if spend.budget else "none"
@@ -350,17 +347,6 @@ async def _gate(hook: SmsWwHook, to_gate: Batch, ledger: Ledger, spec: SendSpec,
 
 def _labels(batch: Batch) -> list[str]:
     return [r.label for r in batch.recipients]
-
-
-def _unknown_among(
-    waiting: dict[str, datetime], ledger: Ledger, now: Callable[[], datetime]
-) -> dict[str, datetime]:
-    """The unknown outcomes an earlier round left among the recipients now waiting for their window:
-    kept in the ledger's round until their window opens, so that they are then looked up, not resent
-    blindly. A round that stopped mid-way (a crash) may have sent any of them, as late as now."""
-    if not waiting or ledger.started_at() is None:
-        return {}
-    return unknown_among(ledger, list(waiting), now)
 
 
 def _failed(
