@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_smsww.concurrency import Progress, bounded
 from airflow_provider_smsww.exceptions import SmsWwGateError, SmsWwValidationError, describe_problems
 from airflow_provider_smsww.models import Estimate
-from airflow_provider_smsww.sending.credit import estimate_price
+from airflow_provider_smsww.sending.cost import estimate_price
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook

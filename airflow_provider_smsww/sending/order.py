@@ -15,7 +15,7 @@
    ledger at once.
 6. **reconcile / settle** (:mod:`.reconcile`): an unknown outcome, and on a retry every recipient the
    ledger lacks, is looked up in ``GET /messages`` before anything is resent.
-7. **cost** (:func:`.credit.cost_summary`): what this try got accepted and its estimated price; the
+7. **cost** (:func:`.cost.cost_summary`): what this try got accepted and its estimated price; the
    caller reports it (log, XCom, metrics), then raises :attr:`SendOutcome.error` if anything failed.
 
 With a send window (quiet hours, :mod:`.window`), steps 5-6 send only the recipients inside their
@@ -47,7 +47,8 @@ from airflow_provider_smsww.exceptions import (
 from airflow_provider_smsww.sending.batch import check_locally, idempotency_key, refused_locally
 from airflow_provider_smsww.sending.budget import Spend, budget_spent, earlier_spend
 from airflow_provider_smsww.sending.bulk import SendReport, send_all
-from airflow_provider_smsww.sending.credit import cost_summary, estimate_price, local_estimates, preflight
+from airflow_provider_smsww.sending.cost import cost_summary, estimate_price, local_estimates
+from airflow_provider_smsww.sending.credit import preflight
 from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.gate import GateResult, gate
 from airflow_provider_smsww.sending.ledger import not_yet_recorded, public

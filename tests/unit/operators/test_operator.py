@@ -13,7 +13,7 @@ from airflow_provider_smsww.exceptions import SmsWwError, SmsWwGateError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sending import order
 from airflow_provider_smsww.sending.budget import Spend
-from airflow_provider_smsww.sending.credit import cost_summary
+from airflow_provider_smsww.sending.cost import cost_summary
 from airflow_provider_smsww.triggers.send_wait import SmsSendWaitTrigger
 from tests.fakes import TOKEN, FakeGateway, FakeStore, task_context
 
