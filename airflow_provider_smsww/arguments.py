@@ -105,7 +105,8 @@ def check_messages_value(value: Any, *, at_parse_time: bool = False) -> str | No
         if not isinstance(entry, Mapping):
             return f"messages[{index}] must be a dict with recipient and message, not {type(entry).__name__}"
         if unknown := sorted(str(k) for k in set(entry) - ENTRY_KEYS):
-            return f"messages[{index}] has unknown key(s) {', '.join(unknown)} (allowed: recipient, message, sender)"
+            allowed = "allowed: recipient, message, sender"
+            return f"messages[{index}] has unknown key(s) {', '.join(unknown)} ({allowed})"
         for name in ("recipient", "message"):
             if not isinstance(entry.get(name), str):
                 return f"messages[{index}] needs {name} as a string, not {type(entry.get(name)).__name__}"

@@ -1,4 +1,5 @@
-"""Step 1 of a send (:mod:`.order`): recipients and the local checks, which refuse bad input before any request."""
+"""Step 1 of a send (:mod:`.order`): recipients and the local checks, which refuse bad input before any
+request."""
 
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ class Batch:
         """What the batch holds, for the log: its messages, their parts and the region."""
         if self.recipients and isinstance(self.recipients[0], Entry):
             parts = sum(self.segments_of(r).parts for r in self.recipients)
-            return f"{len(self.recipients)} personalised message(s), {parts} part(s) in all, region {self.region}"
+            messages = f"{len(self.recipients)} personalised message(s)"
+            return f"{messages}, {parts} part(s) in all, region {self.region}"
         return (
             f"{len(self.recipients)} recipient(s), {self.segments.parts} {self.segments.encoding} part(s) "
             f"each, region {self.region}"

@@ -1,5 +1,5 @@
-"""Steps 5 and 6 of a send (:mod:`.order`): the real sends, a bounded number in flight, each accepted id recorded in the
-ledger before that slot sends again; unknown outcomes are reconciled, never resent blindly."""
+"""Steps 5 and 6 of a send (:mod:`.order`): the real sends, a bounded number in flight, each accepted id
+recorded in the ledger before that slot sends again; unknown outcomes are reconciled, never resent blindly."""
 
 from __future__ import annotations
 
@@ -89,9 +89,10 @@ async def send_all(
     out is often just slow, and may list the message a while later. The batch's accepted messages are
     the evidence (:class:`.settle.Evidence`, kept in the ledger for the next try): how long they take
     to be listed, and the gateway's clock offset their ``createdAt`` shows (used besides ``Date`` to
-    date the look-ups). At most :data:`MAX_RESENDS` such resends per recipient and try; what is still unknown then fails the try, and the next try looks again first
-    (the unknown outcomes and their send times are kept in the ledger). A try that stopped in the
-    middle of its sends (a crash) leaves every unrecorded recipient unknown as of the next try's start.
+    date the look-ups). At most :data:`MAX_RESENDS` such resends per recipient and try; what is still unknown
+    then fails the try, and the next try looks again first (the unknown outcomes and their send times are kept
+    in the ledger). A try that stopped in the middle of its sends (a crash) leaves every unrecorded recipient
+    unknown as of the next try's start.
 
     With ``wait=False`` the try does not wait for the window itself: once nothing is due, it returns
     with the unknown outcomes in :attr:`SendReport.unsettled` and the time the first may be resent in

@@ -1,5 +1,5 @@
-"""Step 3 of a send (:mod:`.order`): the dry-run gate. Every message is priced with ``dryRun`` (free) and the whole
-batch is refused, with every reason named, unless all pass and the total is within budget."""
+"""Step 3 of a send (:mod:`.order`): the dry-run gate. Every message is priced with ``dryRun`` (free) and the
+whole batch is refused, with every reason named, unless all pass and the total is within budget."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Step 6 of a send (:mod:`.order`): reconciliation. The API has no idempotency key, so a send whose outcome is unknown
-is looked up in ``GET /messages`` before anything is resent; a look-up that cannot decide fails closed."""
+"""Step 6 of a send (:mod:`.order`): reconciliation. The API has no idempotency key, so a send whose outcome
+is unknown is looked up in ``GET /messages`` before anything is resent; a look-up that cannot decide fails
+closed."""
 
 from __future__ import annotations
 
@@ -104,8 +105,8 @@ async def reconcile(
     A match has the same recipient, text and sender, is not a dry run, was created at or after
     ``since`` (on the gateway's clock: offset by its ``Date`` header or by ``clock_offset``, the lowest
     offset the batch's own messages allow (:class:`.settle.Evidence`), whichever is lower; with
-    neither, allowing :data:`CLOCK_SKEW`), and carries this batch's callback key when the batch has a callback. It
-    counts as ours only on positive evidence of a real send (:func:`is_real_send`), else the
+    neither, allowing :data:`CLOCK_SKEW`), and carries this batch's callback key when the batch has a
+    callback. It counts as ours only on positive evidence of a real send (:func:`is_real_send`), else the
     recipient is undecided (``Found.undecided``): fail closed, never taken for sent.
     The scan of ``GET /messages`` stops early only once it has passed ``since`` in a listing that is
     newest first (the spec does not promise the order, so it is checked as the scan goes). It fails

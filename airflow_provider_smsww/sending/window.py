@@ -59,8 +59,8 @@ class SendWindow:
             or not all(isinstance(t, time) and not isinstance(t, datetime) for t in window)
         ):
             raise ValueError(
-                f"send_window must be two datetime.time values (opens, closes), e.g. (time(8, 0), time(20, 0)), "
-                f"not {window!r}"
+                "send_window must be two datetime.time values (opens, closes), e.g. "
+                f"(time(8, 0), time(20, 0)), not {window!r}"
             )
         start, end = window
         if start.tzinfo is not None or end.tzinfo is not None:
