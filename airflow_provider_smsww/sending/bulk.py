@@ -156,7 +156,7 @@ class BulkSend:
         self.reused = 0
         self.started: datetime | None = None
         self.fanout = FanOut(hook, batch, concurrency, self.failures)
-        self.progress = Progress(0, "sent")
+        self.progress = Progress(0, "sent")  # counts the recipients left once the earlier tries are taken up
 
     async def run(self) -> SendReport:
         """The whole try; the ledger's round is closed on every way out but a crash (which leaves it
