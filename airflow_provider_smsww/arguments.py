@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from airflow_provider_smsww.exceptions import SmsWwGateError
@@ -104,7 +107,8 @@ def check_messages_value(value: Any, *, at_parse_time: bool = False) -> str | No
         if not isinstance(entry, Mapping):
             return f"messages[{index}] must be a dict with recipient and message, not {type(entry).__name__}"
         if unknown := sorted(str(k) for k in set(entry) - ENTRY_KEYS):
-            return f"messages[{index}] has unknown key(s) {', '.join(unknown)} (allowed: recipient, message, sender)"
+            allowed = "allowed: recipient, message, sender"
+            return f"messages[{index}] has unknown key(s) {', '.join(unknown)} ({allowed})"
         for name in ("recipient", "message"):
             if not isinstance(entry.get(name), str):
                 return f"messages[{index}] needs {name} as a string, not {type(entry.get(name)).__name__}"
@@ -170,3 +174,109 @@ def as_list(recipients: str | Iterable[str] | None) -> list[str]:
             return [str(r) for r in parsed]
         return [r for r in (p.strip() for p in text.split(",")) if r]
     return [str(r) for r in recipients]
+
+
+def positive_amount(name: str, value: Any) -> None:
+    """Refuse a money parameter that is not a positive finite number of EUR (``None`` is allowed):
+    a zero, negative or NaN budget or assumed price would let any batch through the budget check."""
+    if value is None:
+        return
+    number = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of EUR (or None), not {value!r}")
+
+
+def check_budget(max_total_price: Any, price_per_part_if_unknown: Any) -> None:
+    """The two money parameters of ``SmsSendOperator``, each a positive amount or None (checked when the
+    DAG file is parsed, for a mapped operator too). Raises ``ValueError`` naming the first bad one."""
+    positive_amount("max_total_price", max_total_price)
+    positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
+
+
+def rendered_recipients(value: Any) -> list[str]:
+    """The rendered ``recipients`` as a list (see :func:`as_list`). Raises ``SmsWwGateError`` when it is
+    no string nor list of them (an XComArg's value may be anything); nothing is sent."""
+    if problem := check_recipients_type(value):
+        from airflow_provider_smsww.exceptions import SmsWwGateError
+
+        raise SmsWwGateError(problem, problems={"recipients": problem})
+    return as_list(value)
+
+
+def as_seconds(name: str, value: float | timedelta) -> float:
+    """A duration given as seconds or a ``timedelta``, checked at DAG parse time."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
+        raise ValueError(f"{name} must be a number of seconds >= 0 or a timedelta, not {value!r}")
+    return float(seconds)
+
+
+def check_send_arguments(
+    recipients: Any,
+    message: Any,
+    messages: Any,
+    max_concurrency: Any,
+    *,
+    gate: bool,
+    dry_run: bool,
+    budgeted: bool,
+) -> None:
+    """Refuse, when the DAG file is parsed, the ``SmsSendOperator`` arguments no rendering can make
+    right. Raises ``ValueError`` naming each problem.
+
+    :param recipients: the operator's ``recipients``, as given.
+    :param message: the operator's ``message``, as given.
+    :param messages: the operator's ``messages``, as given.
+    :param max_concurrency: requests in flight at once.
+    :param gate: whether the dry-run gate runs.
+    :param dry_run: whether the task only estimates.
+    :param budgeted: ``max_total_price`` or ``price_per_part_if_unknown`` is given.
+    """
+    if messages is not None and (recipients is not None or message is not None):
+        raise ValueError("give either messages or recipients and message, not both")
+    if messages is None and recipients is None and message is None:
+        raise ValueError("give recipients and message (one text for all), or messages (a text per recipient)")
+    checks: tuple[str | None, ...]
+    if messages is not None:
+        checks = (check_messages_value(messages, at_parse_time=True),)
+    else:
+        checks = (check_recipients_type(recipients), check_message_type(message, at_parse_time=True))
+    problems = [
+        problem for problem in (*checks, check_positive_int("max_concurrency", max_concurrency)) if problem
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))
+    if not gate and not dry_run and budgeted:
+        raise ValueError(
+            "max_total_price is checked on the dry-run estimate: it needs gate=True (the default), "
+            "or it would be ignored and the batch sent whatever it costs"
+        )
+
+
+def check_send_rendered(fields: Mapping[str, Any]) -> None:
+    """The rendered templated fields of ``SmsSendOperator``: no lone surrogate anywhere, recipients a
+    string or a list, the message a non-empty string, the sender a string or None, the callback a
+    valid one (an XCom or a Variable may hand in anything). Raises ``SmsWwGateError`` naming each bad
+    field; nothing is sent.
+
+    :param fields: each templated field's name and rendered value.
+    """
+    from airflow_provider_smsww.exceptions import SmsWwGateError, describe_problems
+    from airflow_provider_smsww.validation import Problem, check_callback
+
+    problems = {name: p for name, value in fields.items() if (p := check_rendered(name, value))}
+    callback = None if fields["callback"] is None else check_callback(fields["callback"])
+    one_text = fields["messages"] is None
+    checks = {
+        "recipients": check_recipients_type(fields["recipients"]) if one_text else None,
+        "message": check_text("message", fields["message"]) if one_text else None,
+        "messages": None if one_text else messages_problem(fields["messages"]),
+        "sender": check_text("sender", fields["sender"], empty_ok=True, none_ok=True),
+        "callback": f"callback {callback.message}" if isinstance(callback, Problem) else None,
+    }
+    for name, problem in checks.items():
+        if problem:
+            problems.setdefault(name, problem)
+    if problems:
+        head = "Templated field(s) refused once rendered; nothing was sent."
+        raise SmsWwGateError(describe_problems(head, problems), problems=problems)

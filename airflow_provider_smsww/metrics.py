@@ -60,7 +60,7 @@ def emit(
 
 
 def report_send_cost(task: Any, context: Any, cost: dict[str, Any], failed: int) -> None:
-    """What a send cost (:func:`~airflow_provider_smsww.sending.credit.cost_summary`): the counters
+    """What a send cost (:func:`~airflow_provider_smsww.sending.cost.cost_summary`): the counters
     ``sent``, ``failed``, ``parts`` and ``cost_estimated_cents``, the gauges ``task_cost_cents`` and
     ``budget_left_cents``, the XCom and the log line."""
     total = cost["estimated_total_price"]

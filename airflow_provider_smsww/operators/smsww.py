@@ -4,32 +4,32 @@ run, never twice."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.arguments import (
-    check_message_type,
-    check_messages_value,
-    check_positive_int,
-    check_recipients_type,
+    as_entries,
+    as_seconds,
+    check_budget,
+    check_send_arguments,
+    check_send_rendered,
+    rendered_recipients,
 )
-from airflow_provider_smsww.exceptions import SmsWwError, SmsWwGateError
+from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.failures import SmsWwSpendingCapReachedError, failing_for_good
 from airflow_provider_smsww.metrics import report_send_cost
 
 __all__ = ["SmsSendOperator", "SmsWwSpendingCapReachedError"]
 
-#: Settle waits a deferrable try defers for; the next is waited out in the worker, and what is still
-#: unknown then fails the try (the next try looks it up again), as without deferral.
-MAX_SETTLE_DEFERRALS = 3
-
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_smsww.models import Callback
+    from airflow_provider_smsww.sending.ledger import Ledger
+    from airflow_provider_smsww.sending.order import SendSpec, SendWait
 
 
 class SmsSendOperator(BaseOperator):
@@ -119,40 +119,26 @@ class SmsSendOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        from airflow_provider_smsww.sending.credit import positive_amount
         from airflow_provider_smsww.sending.ledger_stores import clear_after_success
         from airflow_provider_smsww.sending.window import SendWindow
 
         # On Airflow < 3.3 the retry ledger lives in Variables, deleted once the task has succeeded.
         self.on_success_callback = [*(self.on_success_callback or ()), clear_after_success]
-
-        positive_amount("max_total_price", max_total_price)
-        positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
-        _check_arguments(recipients, message, messages, max_concurrency)
-        if (
-            not gate
-            and not dry_run
-            and (max_total_price is not None or price_per_part_if_unknown is not None)
-        ):
-            raise ValueError(
-                "max_total_price is checked on the dry-run estimate: it needs gate=True (the default), "
-                "or it would be ignored and the batch sent whatever it costs"
-            )
-        self.recipients = recipients
-        self.message = message
-        self.messages = messages
-        self.sender = sender
-        self.callback = callback
-        self.region = region
+        check_budget(max_total_price, price_per_part_if_unknown)
+        budgeted = max_total_price is not None or price_per_part_if_unknown is not None
+        check_send_arguments(
+            recipients, message, messages, max_concurrency, gate=gate, dry_run=dry_run, budgeted=budgeted
+        )
+        self.recipients, self.message, self.messages = recipients, message, messages
+        self.sender, self.callback, self.region = sender, callback, region
         # Stored under another name: BaseOperator.dry_run() is a method of its own.
-        self.dry_run_only = dry_run
-        self.gate = gate
+        self.dry_run_only, self.gate = dry_run, gate
         self.fail_on_multiple_messages = fail_on_multiple_messages
         self.max_parts_per_message = max_parts_per_message
         self.max_total_price = max_total_price
         self.price_per_part_if_unknown = price_per_part_if_unknown
         self.max_concurrency = max_concurrency
-        self.settle_time = None if settle_time is None else _seconds("settle_time", settle_time)
+        self.settle_time = None if settle_time is None else as_seconds("settle_time", settle_time)
         self.send_window = SendWindow.of(send_window, send_window_default_tz)
         if deferrable is None:
             from airflow_provider_smsww.compat import conf
@@ -165,10 +151,7 @@ class SmsSendOperator(BaseOperator):
     def partial(cls, **kwargs: Any) -> Any:
         """Check the budget inputs of a mapped operator when the DAG is parsed, as ``__init__`` does
         for a plain one (a mapped task's ``__init__`` runs only when it is expanded)."""
-        from airflow_provider_smsww.sending.credit import positive_amount
-
-        for name in ("max_total_price", "price_per_part_if_unknown"):
-            positive_amount(name, kwargs.get(name))
+        check_budget(kwargs.get("max_total_price"), kwargs.get("price_per_part_if_unknown"))
         return super().partial(**kwargs)
 
     def execute(self, context: Context) -> Any:
@@ -181,60 +164,16 @@ class SmsSendOperator(BaseOperator):
         return self._send(context, rounds=int((event or {}).get("rounds", 0)))
 
     def _send(self, context: Context, rounds: int = 0) -> Any:
-        from airflow_provider_smsww.arguments import as_entries, as_list
+        """Run the send order (or only its estimate, with ``dry_run``), report its cost, then defer for
+        what it left to wait for; ``rounds``: the settle waits this try has deferred for so far."""
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.sending import order
-        from airflow_provider_smsww.sending.ledger import MemoryLedger
-        from airflow_provider_smsww.sending.ledger_stores import ledger_for_task
 
         self._mask_callback_headers()
-        personalised = self.messages is not None
-        if not personalised and (problem := check_recipients_type(self.recipients)):  # an XComArg's value
-            raise SmsWwGateError(problem, problems={"recipients": problem})
-        ledger = ledger_for_task(context)
-        # A ledger that dies with this call cannot carry a deferral: outside a task runner the task
-        # settles in place, and quiet hours (which must defer) are refused before anything is sent.
-        lasting = not isinstance(ledger, MemoryLedger)
-        if self.send_window is not None and not lasting and not self.dry_run_only:
-            raise SmsWwError("send_window needs an Airflow task runner: its ledger must outlive the deferral")
-        spec = order.SendSpec(
-            recipients=as_list(self.recipients),
-            message=self.message or "",
-            messages=as_entries(self.messages) if personalised else None,
-            sender=self.sender,
-            region=self.region,
-            callback=self.callback,
-            fail_on_multiple_messages=self.fail_on_multiple_messages,
-            max_parts_per_message=self.max_parts_per_message,
-            gate=self.gate,
-            max_total_price=self.max_total_price,
-            price_per_part_if_unknown=self.price_per_part_if_unknown,
-            max_concurrency=self.max_concurrency,
-            settle_time=self.settle_time,
-            token_ttl=int(self.execution_timeout.total_seconds()) + 60 if self.execution_timeout else 3600,
-            send_window=self.send_window,
-            # After MAX_SETTLE_DEFERRALS waits in this try, the last one is waited out in place.
-            settle_in_place=not (self.deferrable and lasting) or rounds >= MAX_SETTLE_DEFERRALS,
-        )
-        ti = context.get("ti")
-        map_index = getattr(ti, "map_index", -1)
+        ledger, spec = self._prepare(context, rounds)
+        map_index = getattr(context.get("ti"), "map_index", -1)
         batch = order.check(spec, self.dag_id, self.task_id, context.get("run_id", ""), map_index)
-        if personalised:
-            parts = sum(batch.segments_of(r).parts for r in batch.recipients)
-            self.log.info(
-                "%d personalised message(s), %d part(s) in all, region %s",
-                len(batch.recipients),
-                parts,
-                batch.region,
-            )
-        else:
-            self.log.info(
-                "%d recipient(s), %d %s part(s) each, region %s",
-                len(batch.recipients),
-                batch.segments.parts,
-                batch.segments.encoding,
-                batch.region,
-            )
+        self.log.info("%s", batch.summary())
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
         # An ignored dry run, a spending cap, 401 or 403: no retry can cure it, and a retry could cost
         # money; the ledger is read inside the event loop of the send, as the task state store expects.
@@ -249,23 +188,44 @@ class SmsSendOperator(BaseOperator):
             report_send_cost(self, context, outcome.cost, failed=len(outcome.failures))
             if outcome.error is not None:
                 raise outcome.error
-        reasons = {
-            outcome.waiting_until: f"{outcome.waiting} recipient(s) outside their send window",
-            outcome.settle_at: f"{len((outcome.lookup or {}).get('messages', ()))} send(s) of unknown outcome to settle",
-        }
-        if waits := sorted(moment for moment in reasons if moment is not None):
-            reason = "; ".join(reasons[m] for m in waits)
-            self._wait_until(waits[0], reason, outcome.lookup, rounds + (outcome.lookup is not None))
+        if (wait := outcome.next_wait()) is not None:
+            self._wait_until(wait, rounds + 1 if wait.settles else rounds)
         return outcome.records
 
-    def _wait_until(self, moment: datetime, reason: str, lookup: dict[str, Any] | None, rounds: int) -> None:
-        """Defer to the triggerer until ``moment`` (the worker slot is freed), or until every unknown
-        outcome of ``lookup`` is listed; then resume in :meth:`execute_complete`. The one way this
-        operator waits."""
+    def _prepare(self, context: Context, rounds: int) -> tuple[Ledger, SendSpec]:
+        """The task's ledger, and the rendered arguments as the send order takes them. A ledger that
+        dies with this call cannot carry a deferral: outside a task runner the task settles in place,
+        and quiet hours (which must defer) are refused before anything is sent."""
+        from airflow_provider_smsww.sending.ledger import MemoryLedger
+        from airflow_provider_smsww.sending.ledger_stores import ledger_for_task
+        from airflow_provider_smsww.sending.order import SendSpec, settles_in_place
+
+        personalised = self.messages is not None
+        recipients = [] if personalised else rendered_recipients(self.recipients)
+        ledger = ledger_for_task(context)
+        lasting = not isinstance(ledger, MemoryLedger)
+        if self.send_window is not None and not lasting and not self.dry_run_only:
+            raise SmsWwError("send_window needs an Airflow task runner: its ledger must outlive the deferral")
+        timeout = self.execution_timeout
+        return ledger, SendSpec.of(
+            self,
+            recipients=recipients,
+            message=self.message or "",
+            messages=as_entries(self.messages) if personalised else None,
+            token_ttl=int(timeout.total_seconds()) + 60 if timeout else 3600,
+            settle_in_place=settles_in_place(self.deferrable and lasting, rounds),
+        )
+
+    def _wait_until(self, wait: SendWait, rounds: int) -> None:
+        """The one way this operator waits: deferred to the triggerer (the worker slot is freed) until
+        ``wait.until``, or until every unknown outcome of ``wait.lookup`` is listed, then resumed in
+        :meth:`execute_complete` with ``rounds``, the settle waits of this try, this one included."""
         from airflow_provider_smsww.triggers.send_wait import SmsSendWaitTrigger
 
-        self.log.info("Deferring until %s: %s", moment.isoformat(timespec="seconds"), reason)
-        trigger = SmsSendWaitTrigger(moment, reason, lookup, smsww_conn_id=self.smsww_conn_id, rounds=rounds)
+        self.log.info("Deferring until %s: %s", wait.until.isoformat(timespec="seconds"), wait.reason)
+        trigger = SmsSendWaitTrigger(
+            wait.until, wait.reason, wait.lookup, smsww_conn_id=self.smsww_conn_id, rounds=rounds
+        )
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
@@ -275,7 +235,7 @@ class SmsSendOperator(BaseOperator):
         ``UnicodeEncodeError``. Raises :class:`SmsWwGateError` naming each bad field; nothing is sent."""
         super().render_template_fields(context, jinja_env)
         self._mask_callback_headers()
-        _check_rendered(self)
+        check_send_rendered({name: getattr(self, name) for name in self.template_fields})
 
     def _mask_callback_headers(self) -> None:
         """Header values usually carry credentials; execute() calls this too, for direct callers."""
@@ -286,55 +246,3 @@ class SmsSendOperator(BaseOperator):
         for value in (self.callback.get("headers") or {}).values():
             if value:
                 mask_secret(str(value))
-
-
-def _seconds(name: str, value: float | timedelta) -> float:
-    """A duration given as seconds or a ``timedelta``, checked at DAG parse time."""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
-        raise ValueError(f"{name} must be a number of seconds >= 0 or a timedelta, not {value!r}")
-    return float(seconds)
-
-
-def _check_rendered(task: SmsSendOperator) -> None:
-    """The rendered templated fields: no lone surrogate anywhere, recipients a string or a list, the
-    message a non-empty string, the sender a string or None, the callback a valid one (an XCom or a
-    Variable may hand in anything)."""
-    from airflow_provider_smsww.arguments import check_rendered, check_text, messages_problem
-    from airflow_provider_smsww.exceptions import describe_problems
-    from airflow_provider_smsww.validation import Problem, check_callback
-
-    problems = {name: p for name in task.template_fields if (p := check_rendered(name, getattr(task, name)))}
-    callback = None if task.callback is None else check_callback(task.callback)
-    one_text = task.messages is None
-    checks = {
-        "recipients": check_recipients_type(task.recipients) if one_text else None,
-        "message": check_text("message", task.message) if one_text else None,
-        "messages": None if one_text else messages_problem(task.messages),
-        "sender": check_text("sender", task.sender, empty_ok=True, none_ok=True),
-        "callback": f"callback {callback.message}" if isinstance(callback, Problem) else None,
-    }
-    for name, problem in checks.items():
-        if problem:
-            problems.setdefault(name, problem)
-    if problems:
-        head = "Templated field(s) refused once rendered; nothing was sent."
-        raise SmsWwGateError(describe_problems(head, problems), problems=problems)
-
-
-def _check_arguments(recipients: Any, message: Any, messages: Any, max_concurrency: Any) -> None:
-    """Refuse, when the DAG file is parsed, what no rendering can make right."""
-    if messages is not None and (recipients is not None or message is not None):
-        raise ValueError("give either messages or recipients and message, not both")
-    if messages is None and recipients is None and message is None:
-        raise ValueError("give recipients and message (one text for all), or messages (a text per recipient)")
-    checks: tuple[str | None, ...]
-    if messages is not None:
-        checks = (check_messages_value(messages, at_parse_time=True),)
-    else:
-        checks = (check_recipients_type(recipients), check_message_type(message, at_parse_time=True))
-    problems = [
-        problem for problem in (*checks, check_positive_int("max_concurrency", max_concurrency)) if problem
-    ]
-    if problems:
-        raise ValueError("; ".join(problems))

@@ -1,4 +1,5 @@
-"""Step 1 of a send (:mod:`.order`): recipients and the local checks, which refuse bad input before any request."""
+"""Step 1 of a send (:mod:`.order`): recipients and the local checks, which refuse bad input before any
+request."""
 
 from __future__ import annotations
 
@@ -109,6 +110,17 @@ class Batch:
         """The parts of this recipient's text, counted locally."""
         return recipient.segments if isinstance(recipient, Entry) else self.segments
 
+    def summary(self) -> str:
+        """What the batch holds, for the log: its messages, their parts and the region."""
+        if self.recipients and isinstance(self.recipients[0], Entry):
+            parts = sum(self.segments_of(r).parts for r in self.recipients)
+            messages = f"{len(self.recipients)} personalised message(s)"
+            return f"{messages}, {parts} part(s) in all, region {self.region}"
+        return (
+            f"{len(self.recipients)} recipient(s), {self.segments.parts} {self.segments.encoding} part(s) "
+            f"each, region {self.region}"
+        )
+
 
 def idempotency_key(*parts: object) -> str:
     """A stable key for one message of one task try family (same across retries)."""
@@ -140,20 +152,9 @@ def check_locally(
         fail_on_multiple_messages=fail_on_multiple_messages,
         max_parts_per_message=max_parts_per_message,
     )
-    if not recipients:
-        problems["recipients"] = "no recipients given"
-    valid: dict[str, Recipient] = {}
-    for raw in recipients:
-        parsed = parse_recipient(raw, region)
-        if isinstance(parsed, Problem):
-            problems[str(raw)] = parsed.message
-        else:
-            valid.setdefault(parsed.e164, parsed)
+    valid = _parse_recipients(recipients, region, problems)
     if problems:
-        raise SmsWwGateError(
-            describe_problems("SMS batch refused before any request; nothing was sent.", problems),
-            problems=problems,
-        )
+        raise refused_locally(problems)
     assert isinstance(segments, SegmentInfo)
     assert not isinstance(parsed_callback, Problem)
     if len(valid) < len(recipients):
@@ -169,4 +170,29 @@ def check_locally(
         segments=segments,
         fail_on_multiple_messages=fail_on_multiple_messages,
         callback=parsed_callback,
+    )
+
+
+def _parse_recipients(
+    recipients: Sequence[str], region: str, problems: dict[str, str]
+) -> dict[str, Recipient]:
+    """Each valid number once, under its E.164 form (also when written differently, e.g. with spaces);
+    each invalid one goes into ``problems`` under the number as given."""
+    if not recipients:
+        problems["recipients"] = "no recipients given"
+    valid: dict[str, Recipient] = {}
+    for raw in recipients:
+        parsed = parse_recipient(raw, region)
+        if isinstance(parsed, Problem):
+            problems[str(raw)] = parsed.message
+        else:
+            valid.setdefault(parsed.e164, parsed)
+    return valid
+
+
+def refused_locally(problems: dict[str, str]) -> SmsWwGateError:
+    """The error of a batch the local checks refuse, naming every problem: nothing was sent."""
+    return SmsWwGateError(
+        describe_problems("SMS batch refused before any request; nothing was sent.", problems),
+        problems=problems,
     )

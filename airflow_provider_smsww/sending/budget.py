@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsww.exceptions import SmsWwSpendingCapError, describe_problems
 from airflow_provider_smsww.models import Estimate
-from airflow_provider_smsww.sending.credit import MIN_CREDIT_PER_PART, estimate_price
+from airflow_provider_smsww.sending.cost import estimate_price
+from airflow_provider_smsww.sending.credit import MIN_CREDIT_PER_PART
 from airflow_provider_smsww.sending.ledger import record_of, unknown_among
 from airflow_provider_smsww.sending.reconcile import reconcile
 from airflow_provider_smsww.sending.settle import Evidence

@@ -1,5 +1,5 @@
-"""Steps 5 and 6 of a send (:mod:`.order`): the real sends, a bounded number in flight, each accepted id recorded in the
-ledger before that slot sends again; unknown outcomes are reconciled, never resent blindly."""
+"""Steps 5 and 6 of a send (:mod:`.order`): the real sends, a bounded number in flight, each accepted id
+recorded in the ledger before that slot sends again; unknown outcomes are reconciled, never resent blindly."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from airflow_provider_smsww.exceptions import (
 from airflow_provider_smsww.hooks.fanout import FanOut
 from airflow_provider_smsww.models import as_utc
 from airflow_provider_smsww.sending.ledger import record_of, unknown_among
-from airflow_provider_smsww.sending.reconcile import reconcile
+from airflow_provider_smsww.sending.reconcile import Found, reconcile
 from airflow_provider_smsww.sending.settle import NO_EVIDENCE_WAIT, Evidence, resend_at, settle_window
 
 if TYPE_CHECKING:
@@ -89,9 +89,10 @@ async def send_all(
     out is often just slow, and may list the message a while later. The batch's accepted messages are
     the evidence (:class:`.settle.Evidence`, kept in the ledger for the next try): how long they take
     to be listed, and the gateway's clock offset their ``createdAt`` shows (used besides ``Date`` to
-    date the look-ups). At most :data:`MAX_RESENDS` such resends per recipient and try; what is still unknown then fails the try, and the next try looks again first
-    (the unknown outcomes and their send times are kept in the ledger). A try that stopped in the
-    middle of its sends (a crash) leaves every unrecorded recipient unknown as of the next try's start.
+    date the look-ups). At most :data:`MAX_RESENDS` such resends per recipient and try; what is still unknown
+    then fails the try, and the next try looks again first (the unknown outcomes and their send times are kept
+    in the ledger). A try that stopped in the middle of its sends (a crash) leaves every unrecorded recipient
+    unknown as of the next try's start.
 
     With ``wait=False`` the try does not wait for the window itself: once nothing is due, it returns
     with the unknown outcomes in :attr:`SendReport.unsettled` and the time the first may be resent in
@@ -102,195 +103,275 @@ async def send_all(
     messages: the batch itself adds up to one message per recipient since it started, so a scan of
     only ``scan_limit`` would miss an early uncertain send of a batch larger than that, and resend it.
     """
-    # Newest first, this batch's own messages come before anything older: scan past all of them.
-    scan_limit += len(batch.recipients)
-    previous_start = ledger.started_at()
-    started = previous_start or now()
-    if previous_start is None:
-        ledger.mark_started(started)  # also opens the first round: a crash leaves it open
+    bulk = BulkSend(
+        hook,
+        batch,
+        ledger,
+        now=now,
+        concurrency=concurrency,
+        scan_limit=scan_limit,
+        settle_time=settle_time,
+        sleep=sleep,
+        wait=wait,
+    )
+    return await bulk.run()
 
-    by_key = {r.key: r for r in batch.recipients}
 
-    async def record(recipient: str, message: Message) -> dict[str, Any]:
-        # The recipient as the batch wrote it (E.164), whatever form the gateway lists it in.
-        rec = {**record_of(message), "recipient": by_key[recipient].e164}
-        await ledger.arecord(recipient, rec)
-        return rec
+class BulkSend:
+    """One try's real sends of a batch, in the steps :meth:`run` tells: take up what the earlier tries
+    did, send, settle the unknown outcomes, close the ledger's round, report. Made and run by
+    :func:`send_all` (whose docstring tells the promise and the parameters).
 
-    records: dict[str, dict[str, Any]] = {}
-    failures: dict[str, str] = {}
-    #: Recipient -> when the send whose outcome is unknown was made (our clock).
-    unknown: dict[str, datetime] = {}
-    if previous_start is not None:  # a first try has an empty ledger: no need to read it per recipient
-        for r in batch.recipients:
-            if (known := ledger.get(r.key)) is not None:
-                records[r.key] = known
-    reused = len(records)
-    pending = [r for r in batch.recipients if r.key not in records]
-    # What earlier tries saw of the listing's lag and the gateway's clock (nothing on a first try).
-    evidence = Evidence.from_dict(ledger.settle_evidence() if previous_start is not None else None)
-    if previous_start is not None and pending:
-        # A retry: the earlier try may have been accepted for recipients it did not get to record.
-        unknown = unknown_among(ledger, [r.key for r in pending], now)
-        ledger.set_round(unknown, open=True, evidence=evidence.as_dict())  # until this try's sends are over
-        if unknown:
-            found = await reconcile(
-                hook,
-                batch,
-                list(unknown),
-                previous_start,
-                scan_limit=scan_limit,
-                clock_offset=evidence.clock_offset,
-            )
-            for recipient, message in found.items():
-                records[recipient] = await record(recipient, message)
-                del unknown[recipient]
-            reused += len(found)
-            pending = [r for r in pending if r.key not in records]
-    if reused:
-        log.info("%d recipient(s) already accepted by an earlier try: not sent again", reused)
+    The state of the try lives here, each piece written by the step that names it: ``records`` (who was
+    accepted), ``failures`` (who was not, and why), ``unknown`` (sends of unknown outcome, with when each
+    was made, on our clock), ``missed`` (when the last complete look-up that did not list each began),
+    ``attempts`` (sends per recipient in this try) and ``evidence`` (the listing's lag, the gateway's
+    clock).
+    """
 
-    progress = Progress(len(pending), "sent")
-    fanout = FanOut(hook, batch, concurrency, failures)
-    attempts: Counter[str] = Counter()
+    def __init__(
+        self,
+        hook: SmsWwHook,
+        batch: Batch,
+        ledger: Ledger,
+        *,
+        now: Callable[[], datetime],
+        concurrency: int,
+        scan_limit: int,
+        settle_time: float | None,
+        sleep: Callable[[float], Awaitable[None]],
+        wait: bool,
+    ) -> None:
+        self.hook, self.batch, self.ledger = hook, batch, ledger
+        self.now, self.sleep, self.wait, self.settle_time = now, sleep, wait, settle_time
+        # Newest first, this batch's own messages come before anything older: scan past all of them.
+        self.scan_limit = scan_limit + len(batch.recipients)
+        self.by_key = {r.key: r for r in batch.recipients}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, str] = {}
+        self.unknown: dict[str, datetime] = {}
+        self.missed: dict[str, datetime] = {}
+        self.attempts: Counter[str] = Counter()
+        self.evidence = Evidence.from_dict(None)
+        self.reused = 0
+        self.started: datetime | None = None
+        self.fanout = FanOut(hook, batch, concurrency, self.failures)
+        self.progress = Progress(0, "sent")  # counts the recipients left once the earlier tries are taken up
 
-    async def send(recipient: Recipient) -> Recipient | None:
-        """Send one; return the recipient when the outcome is uncertain."""
-        if fanout.stopped(recipient):
-            return None
-        attempts[recipient.key] += 1
-        sent_at = now()
+    async def run(self) -> SendReport:
+        """The whole try; the ledger's round is closed on every way out but a crash (which leaves it
+        open, so that the next try looks every unrecorded recipient up)."""
+        pending = await self._take_up_earlier_tries()
+        self.progress = Progress(len(pending), "sent")
         try:
-            message = await fanout.send(recipient)
-        except (SmsWwSendUncertainError, SmsWwResponseError):
-            unknown[recipient.key] = now()  # an unreadable answer is no proof that nothing was sent
-            return recipient
-        except SmsWwError as exc:
-            failures[recipient.key] = exc.message
-            return None
-        if message is None:  # refused for good (credentials, credit, cap): in failures
-            return None
-        if not message.id:
-            unknown[recipient.key] = now()  # accepted without an id: find it in GET /messages
-            return recipient
-        evidence.accepted(message.id, sent_at, now(), as_utc(message.created_at))
-        records[recipient.key] = await record(recipient.key, message)
-        progress.tick()
-        return None
+            await self.fanout.run([r for r in pending if r.key not in self.unknown], self._send_one)
+            try:
+                resume_at = await self._settle()
+            except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
+                self._close_round()
+                raise
+        except asyncio.CancelledError:  # the task's execution_timeout (run_in_new_loop): an orderly stop
+            self._close_stopped_round()
+            raise
+        # Only now is the round over: a crash before this line (e.g. the ledger failing) leaves it open.
+        self._close_round()
+        return self._report(resume_at)
 
-    async def settle() -> None:
+    async def _take_up_earlier_tries(self) -> list[Recipient]:
+        """Open the ledger's first round, or take up what the earlier tries did: the recipients they
+        recorded are not sent again, and on a retry the unrecorded ones are looked up first. Returns the
+        recipients left to send."""
+        previous_start = self.ledger.started_at()
+        self.started = previous_start or self.now()
+        if previous_start is None:  # a first try has an empty ledger: no need to read it per recipient
+            self.ledger.mark_started(self.started)  # also opens the first round: a crash leaves it open
+            return list(self.batch.recipients)
+        for r in self.batch.recipients:
+            if (known := self.ledger.get(r.key)) is not None:
+                self.records[r.key] = known
+        # What earlier tries saw of the listing's lag and the gateway's clock.
+        self.evidence = Evidence.from_dict(self.ledger.settle_evidence())
+        pending = [r for r in self.batch.recipients if r.key not in self.records]
+        if pending:
+            await self._look_up_unrecorded(pending, previous_start)
+        self.reused = len(self.records)
+        if self.reused:
+            log.info("%d recipient(s) already accepted by an earlier try: not sent again", self.reused)
+        return [r for r in pending if r.key not in self.records]
+
+    async def _look_up_unrecorded(self, pending: list[Recipient], previous_start: datetime) -> None:
+        """A retry: the earlier try may have been accepted for recipients it did not get to record. Their
+        unknown outcomes open this try's round (until its sends are over) and are looked up in
+        ``GET /messages`` before anything is sent; who is found is recorded, the rest stays unknown."""
+        self.unknown = unknown_among(self.ledger, [r.key for r in pending], self.now)
+        self.ledger.set_round(self.unknown, open=True, evidence=self.evidence.as_dict())
+        if not self.unknown:
+            return
+        found = await reconcile(
+            self.hook,
+            self.batch,
+            list(self.unknown),
+            previous_start,
+            scan_limit=self.scan_limit,
+            clock_offset=self.evidence.clock_offset,
+        )
+        for recipient, message in found.items():
+            await self._record(recipient, message)
+            del self.unknown[recipient]
+
+    async def _record(self, recipient: str, message: Message) -> None:
+        """Write an accepted message to the ledger, under the number as the batch wrote it (E.164),
+        whatever form the gateway lists it in."""
+        record = {**record_of(message), "recipient": self.by_key[recipient].e164}
+        await self.ledger.arecord(recipient, record)
+        self.records[recipient] = record
+
+    async def _send_one(self, recipient: Recipient) -> None:
+        """Send one for real: recorded when accepted, in ``failures`` when refused, in ``unknown`` when
+        the outcome is not known (an unreadable answer, or no id, is no proof that nothing was sent)."""
+        if self.fanout.stopped(recipient):
+            return
+        self.attempts[recipient.key] += 1
+        sent_at = self.now()
+        try:
+            message = await self.fanout.send(recipient)
+        except (SmsWwSendUncertainError, SmsWwResponseError):
+            self.unknown[recipient.key] = self.now()
+            return
+        except SmsWwError as exc:
+            self.failures[recipient.key] = exc.message
+            return
+        if message is None:  # refused for good (credentials, credit, cap): in failures
+            return
+        if not message.id:
+            self.unknown[recipient.key] = self.now()  # accepted without an id: find it in GET /messages
+            return
+        self.evidence.accepted(message.id, sent_at, self.now(), as_utc(message.created_at))
+        await self._record(recipient.key, message)
+        self.progress.tick()
+
+    async def _settle(self) -> datetime | None:
         """Look the unknown outcomes up until each is found, undecided, or absent for the settle window
         since its answer (then resent, at most :data:`MAX_RESENDS` times per recipient in this try);
-        what remains stays in ``unknown``. Each look-up is evidence of the listing's lag too."""
-        #: Recipient -> when the last complete look-up that did not list it began.
-        missed: dict[str, datetime] = {}
-        while unknown:
-            looked_at = now()
-            try:
-                found = await reconcile(
-                    hook,
-                    batch,
-                    list(unknown),
-                    started,
-                    scan_limit=scan_limit,
-                    clock_offset=evidence.clock_offset,
-                )
-            except SmsWwReconcileError as exc:
-                failures.update({r: f"outcome unknown; {exc.message}" for r in unknown})
-                return
-            evidence.scanned(looked_at, found.listed_ids, complete=found.complete)
-            for recipient, message in found.items():
-                evidence.found_after(unknown[recipient], missed.pop(recipient, None))
-                records[recipient] = await record(recipient, message)
-                del unknown[recipient]
-                progress.tick()
-            if found.complete:
-                missed.update({r: looked_at for r, sent_at in unknown.items() if sent_at < looked_at})
-            due_at = {r: resend_at(sent_at, evidence, settle_time) for r, sent_at in unknown.items()}
-            settled = [r for r in unknown if looked_at >= due_at[r]]
+        what remains stays in ``unknown``. Returns when the first may be resent if the caller waits for
+        it (``wait=False``), else None."""
+        while self.unknown:
+            looked_at = self.now()
+            found = await self._look_up(looked_at)
+            if found is None:
+                return None
+            await self._take_found(found, looked_at)
+            due_at = {r: resend_at(sent, self.evidence, self.settle_time) for r, sent in self.unknown.items()}
+            settled = [r for r in self.unknown if looked_at >= due_at[r]]
             for recipient in found.undecided.intersection(settled):  # settled, and still not provable
-                failures[recipient] = UNDECIDED
-                del unknown[recipient]
-            # Resent at most MAX_RESENDS times in this try; the rest is left to the next try.
-            due = [by_key[r] for r in settled if r in unknown and attempts[r] <= MAX_RESENDS]
-            give_up = timedelta(seconds=max(GIVE_UP_AFTER, settle_time or 0.0))
-            waiting = [r for r in unknown if attempts[r] <= MAX_RESENDS and looked_at - unknown[r] < give_up]
+                self.failures[recipient] = UNDECIDED
+                del self.unknown[recipient]
+            due = [self.by_key[r] for r in settled if r in self.unknown and self.attempts[r] <= MAX_RESENDS]
             if due:
-                window = settle_window(evidence, settle_time)
-                log.warning(
-                    "%d send(s) of unknown outcome absent for %g s (the settle window: %s): sending again",
-                    len(due),
-                    window,
-                    _why(evidence, settle_time),
-                )
-                for r in due:
-                    del unknown[r.key]
-                    missed.pop(r.key, None)
-                await fanout.run(due, send)
-            elif not waiting:
-                return
-            else:
-                deadline = min(due_at[r] for r in waiting)
-                if not wait:  # the caller waits (deferred); the ledger's round keeps the unknown
-                    resume.append(deadline)
-                    return
-                await sleep(min(POLL_INTERVAL, max((deadline - now()).total_seconds(), 0.0)))
+                await self._resend(due)
+                continue
+            if not (waiting := self._still_waiting(looked_at)):
+                return None
+            deadline = min(due_at[r] for r in waiting)
+            if not self.wait:  # the caller waits (deferred); the ledger's round keeps the unknown
+                return deadline
+            await self.sleep(min(POLL_INTERVAL, max((deadline - self.now()).total_seconds(), 0.0)))
+        return None
 
-    resume: list[datetime] = []
-    try:
-        await fanout.run([r for r in pending if r.key not in unknown], send)
+    async def _look_up(self, looked_at: datetime) -> Found | None:
+        """One look-up of the unknown outcomes in ``GET /messages``, which is evidence of the listing's
+        lag too; None, with each unknown outcome failed, when the look-up cannot decide."""
+        assert self.started is not None  # set by _take_up_earlier_tries
         try:
-            await settle()
-        except SmsWwError:  # e.g. GET /messages failing for good: the sends themselves are over
-            ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
-            raise
-    except asyncio.CancelledError:  # the task's execution_timeout (run_in_new_loop): an orderly stop
-        _close_stopped_round(ledger, unknown, attempts, records, now(), evidence)
-        raise
-    # Only now is the round over: a crash before this line (e.g. the ledger failing) leaves it open.
-    ledger.set_round(unknown, open=False, evidence=evidence.as_dict())
-    keys = [r.key for r in batch.recipients if r.key in records]
-    if resume:
-        return SendReport(
-            [records[k] for k in keys],
-            failures,
-            reused,
-            fanout.fatal,
-            keys=keys,
-            unsettled=dict(unknown),
-            resume_at=resume[0],
+            found = await reconcile(
+                self.hook,
+                self.batch,
+                list(self.unknown),
+                self.started,
+                scan_limit=self.scan_limit,
+                clock_offset=self.evidence.clock_offset,
+            )
+        except SmsWwReconcileError as exc:
+            self.failures.update({r: f"outcome unknown; {exc.message}" for r in self.unknown})
+            return None
+        self.evidence.scanned(looked_at, found.listed_ids, complete=found.complete)
+        return found
+
+    async def _take_found(self, found: Found, looked_at: datetime) -> None:
+        """Record the unknown outcomes a look-up found (each tells how long the listing took), and note
+        when a complete look-up missed the others."""
+        for recipient, message in found.items():
+            self.evidence.found_after(self.unknown[recipient], self.missed.pop(recipient, None))
+            await self._record(recipient, message)
+            del self.unknown[recipient]
+            self.progress.tick()
+        if found.complete:
+            self.missed.update({r: looked_at for r, sent_at in self.unknown.items() if sent_at < looked_at})
+
+    async def _resend(self, due: list[Recipient]) -> None:
+        """Send again the unknown outcomes absent for the settle window."""
+        log.warning(
+            "%d send(s) of unknown outcome absent for %g s (the settle window: %s): sending again",
+            len(due),
+            settle_window(self.evidence, self.settle_time),
+            _why(self.evidence, self.settle_time),
         )
-    for recipient in unknown:
-        failures.setdefault(
-            recipient,
-            f"outcome unknown ({_attempts(attempts[recipient])}) and not in GET /messages "
+        for r in due:
+            del self.unknown[r.key]
+            self.missed.pop(r.key, None)
+        await self.fanout.run(due, self._send_one)
+
+    def _still_waiting(self, looked_at: datetime) -> list[str]:
+        """The unknown outcomes still worth waiting for in this try: not resent :data:`MAX_RESENDS`
+        times yet, and absent for less than :data:`GIVE_UP_AFTER` (or ``settle_time``, if longer)."""
+        give_up = timedelta(seconds=max(GIVE_UP_AFTER, self.settle_time or 0.0))
+        return [
+            r
+            for r, sent_at in self.unknown.items()
+            if self.attempts[r] <= MAX_RESENDS and looked_at - sent_at < give_up
+        ]
+
+    def _close_round(self) -> None:
+        """Save the round's unknown outcomes and evidence for the next try: this try's sends are over."""
+        self.ledger.set_round(self.unknown, open=False, evidence=self.evidence.as_dict())
+
+    def _close_stopped_round(self) -> None:
+        """Close the round of a try stopped part-way (cancelled by its timeout): each recipient whose send
+        began and is not recorded is an unknown outcome as of now; one never sent is not, so the next try
+        sends it at once instead of waiting out the no-evidence window. If the ledger cannot be written
+        the round stays open, and the next try treats every unrecorded recipient as unknown (as after a
+        crash)."""
+        stopped_at = self.now()
+        held = dict(self.unknown)
+        held.update({key: stopped_at for key in self.attempts if key not in self.records and key not in held})
+        try:
+            self.ledger.set_round(held, open=False, evidence=self.evidence.as_dict())
+        except Exception:
+            log.warning("The stopped try's round could not be closed: the next try looks everyone up first")
+
+    def _report(self, resume_at: datetime | None) -> SendReport:
+        """The records in recipient order and the failures; with ``resume_at``, the unknown outcomes
+        are left for the caller to settle, else each one still unknown is a failure."""
+        keys = [r.key for r in self.batch.recipients if r.key in self.records]
+        report = SendReport(
+            [self.records[k] for k in keys], self.failures, self.reused, self.fanout.fatal, keys=keys
+        )
+        if resume_at is not None:
+            report.unsettled, report.resume_at = dict(self.unknown), resume_at
+            return report
+        for recipient in self.unknown:
+            self.failures.setdefault(recipient, self._still_unknown(recipient))
+        return report
+
+    def _still_unknown(self, recipient: str) -> str:
+        """Why a send whose outcome is still unknown fails this try, for its failure text."""
+        window = settle_window(self.evidence, self.settle_time)
+        return (
+            f"outcome unknown ({_attempts(self.attempts[recipient])}) and not in GET /messages "
             f"yet; not resent before it has been absent for the settle window "
-            f"({settle_window(evidence, settle_time):g} s: {_why(evidence, settle_time)}) since it was "
-            "sent, to avoid a duplicate (the next try looks it up again before sending)",
+            f"({window:g} s: {_why(self.evidence, self.settle_time)}) since it was "
+            "sent, to avoid a duplicate (the next try looks it up again before sending)"
         )
-    return SendReport(
-        records=[records[k] for k in keys], failures=failures, reused=reused, fatal=fanout.fatal, keys=keys
-    )
-
-
-def _close_stopped_round(
-    ledger: Ledger,
-    unknown: dict[str, datetime],
-    attempts: Counter[str],
-    records: dict[str, dict[str, Any]],
-    stopped_at: datetime,
-    evidence: Evidence,
-) -> None:
-    """Close the round of a try stopped part-way (cancelled by its timeout): each recipient whose send
-    began and is not recorded is an unknown outcome as of now; one never sent is not, so the next try
-    sends it at once instead of waiting out the no-evidence window. If the ledger cannot be written the
-    round stays open, and the next try treats every unrecorded recipient as unknown (as after a crash)."""
-    held = dict(unknown)
-    held.update({key: stopped_at for key in attempts if key not in records and key not in held})
-    try:
-        ledger.set_round(held, open=False, evidence=evidence.as_dict())
-    except Exception:
-        log.warning("The stopped try's round could not be closed: the next try looks everyone up first")
 
 
 def _attempts(count: int) -> str:

@@ -1,5 +1,4 @@
-"""Steps 4 and 7 of a send (:mod:`.order`): the budget inputs, the credit pre-flight and the cost
-summary.
+"""Step 4 of a send (:mod:`.order`): the credit pre-flight.
 
 The gateway sends a worldwide message only while the account holds at least 1 EUR per part, and
 charges its final price after it was sent, so a batch that passes the dry-run gate can still stop
@@ -9,33 +8,21 @@ batch before its first real send unless the credit covers it. ``docs/money.md`` 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_provider_smsww.exceptions import SmsWwInsufficientCreditError
+from airflow_provider_smsww.sending.cost import estimate_price
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.models import Estimate
-    from airflow_provider_smsww.sending.batch import Batch
-    from airflow_provider_smsww.sending.budget import Spend
 
 #: A worldwide send needs this much credit on hand per message part (the gateway's rule); the
 #: pre-flight also counts a part the dry run left unpriced at this much unless told otherwise.
 MIN_CREDIT_PER_PART = Decimal(1)
-
-
-def positive_amount(name: str, value: Any) -> None:
-    """Refuse a money parameter that is not a positive finite number of EUR (``None`` is allowed):
-    a zero, negative or NaN budget or assumed price would let any batch through the budget check."""
-    if value is None:
-        return
-    number = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of EUR (or None), not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -64,16 +51,6 @@ class CreditNeed:
             f"{unpriced}, plus {self.floor:.2f} EUR the last message must find on hand), shortfall "
             f"{max(self.total - credit, Decimal(0)):.2f} EUR"
         )
-
-
-def local_estimates(batch: Batch) -> list[Estimate]:
-    """Unpriced estimates from the local part count, for a batch sent without the dry-run gate."""
-    from airflow_provider_smsww.models import Estimate
-
-    return [
-        Estimate(r.e164, batch.segments_of(r).parts, batch.segments_of(r).encoding, None)
-        for r in batch.recipients
-    ]
 
 
 def credit_needed(
@@ -113,51 +90,3 @@ async def preflight(
         )
     hook.log.info("Credit pre-flight passed: %s", need.describe(credit).replace(", shortfall 0.00 EUR", ""))
     return credit
-
-
-def cost_summary(
-    estimates: Iterable[Estimate],
-    records: list[dict[str, Any]],
-    *,
-    price_per_part_if_unknown: float | Decimal | None,
-    credit: Decimal | None,
-    spend: Spend,
-    limit: str,
-) -> dict[str, Any]:
-    """The operator's ``cost`` XCom (JSON-safe): the messages this try got accepted, their parts and
-    estimated total (None when a price is unknown and nothing says what to assume); the messages the
-    earlier tries had accepted (not counted again) and what they spent (``spend``); the budget, what was
-    left of it for this try and which limit applied (``gateway_token``: the per-try token's
-    ``walletAmount``; ``client_estimate``: the dry-run estimate only, a token-only connection;
-    ``none``); and the credit read before sending."""
-    by_recipient: Mapping[str, Estimate] = {e.recipient: e for e in estimates}
-    now = [(r, by_recipient[r["recipient"]]) for r in records if r.get("recipient") in by_recipient]
-    total: Decimal | None = Decimal(0)
-    for _, estimate in now:
-        price = estimate_price(estimate, price_per_part_if_unknown)
-        total = None if total is None or price is None else total + price
-    left = spend.token_amount
-    return {
-        "currency": "EUR",
-        "messages": len(now),
-        "parts": sum(int(r.get("messageCount") or e.parts) for r, e in now),
-        "estimated_total_price": None if total is None else float(total),
-        "from_earlier_try": len(records) - len(now),
-        "earlier_tries_spent": float(spend.spent),
-        "earlier_tries_priced": spend.priced,
-        "held_for_unknown_outcomes": float(spend.held),
-        "max_total_price": None if spend.budget is None else float(spend.budget),
-        "budget_left": None if left is None else float(left),
-        "limit": limit,
-        "credit_before": None if credit is None else float(credit),
-    }
-
-
-def estimate_price(estimate: Estimate, price_per_part_if_unknown: float | Decimal | None) -> Decimal | None:
-    """One message's estimated price: the dry run's, else the assumed price per part, else None. The one
-    place the assumed price is applied (the gate's budget, the credit pre-flight, the cost summary)."""
-    if estimate.price is not None:
-        return estimate.price
-    if price_per_part_if_unknown is None:
-        return None
-    return Decimal(str(price_per_part_if_unknown)) * estimate.parts

@@ -11,10 +11,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_smsww.exceptions import SmsWwGateError, describe_problems
 from airflow_provider_smsww.models import Callback
 from airflow_provider_smsww.segments import SegmentInfo
-from airflow_provider_smsww.sending.batch import Batch, Entry
+from airflow_provider_smsww.sending.batch import Batch, Entry, refused_locally
 from airflow_provider_smsww.validation import (
     Problem,
     check_callback,
@@ -40,54 +39,25 @@ def check_entries(
     (``messages[3] (+39...)``). An exact duplicate (same number, however written, same text, same
     sender) is sent once; the same number with another text is another message.
 
-    :param messages: the entries, each ``{recipient, message, sender?}`` (see :func:`~airflow_provider_smsww.arguments.as_entries`).
+    :param messages: the entries, each ``{recipient, message, sender?}`` (see
+        :func:`~airflow_provider_smsww.arguments.as_entries`).
     :param sender: the sender of the entries that name none.
     :param region: ``WW``, ``IT`` or ``ES``.
     :param callback: the callback every message carries.
     :param fail_on_multiple_messages: refuse texts longer than one part.
     :param max_parts_per_message: refuse texts that need more parts than this.
     """
-    problems: dict[str, str] = {}
-    if problem := check_region(region):
-        problems["region"] = problem.message
-    if not messages:
-        problems["messages"] = "no messages given"
-    # The callback once, for all entries: the same object goes with every message.
-    parsed_callback = None if callback is None else check_callback(callback)
-    if isinstance(parsed_callback, Problem):
-        problems["callback"] = parsed_callback.message
-    checked: dict[tuple[str | None, str], tuple[SegmentInfo | Problem, str | None]] = {}
+    problems, parsed_callback = _batch_problems(messages, region, callback)
+    content = _ContentChecks(fail_on_multiple_messages, max_parts_per_message)
     valid: dict[str, Entry] = {}
     for index, item in enumerate(messages):
-        text, entry_sender = item["message"], item.get("sender") or sender or None
-        found: dict[str, str] = {}
-        parsed = parse_recipient(item["recipient"], region)
-        if isinstance(parsed, Problem):
-            found["recipient"] = parsed.message
-        if (entry_sender, text) not in checked:  # order confirmations share few texts: count each once
-            own: dict[str, str] = {}
-            segments, _ = check_content(
-                text,
-                own,
-                sender=entry_sender,
-                callback=None,
-                fail_on_multiple_messages=fail_on_multiple_messages,
-                max_parts_per_message=max_parts_per_message,
-            )
-            checked[(entry_sender, text)] = (segments, "; ".join(own.values()) or None)
-        segments, problem_text = checked[(entry_sender, text)]
-        if problem_text:
-            found["message"] = problem_text
-        if found or isinstance(parsed, Problem) or isinstance(segments, Problem):
-            problems[f"messages[{index}] ({item['recipient']})"] = "; ".join(found.values())
-            continue
-        entry = Entry.of(parsed, text, entry_sender, segments, index)
-        valid.setdefault(entry.key, entry)
+        entry = _check_entry(item, index, sender, region, content)
+        if isinstance(entry, Entry):
+            valid.setdefault(entry.key, entry)
+        else:
+            problems[f"messages[{index}] ({item['recipient']})"] = entry
     if problems:
-        raise SmsWwGateError(
-            describe_problems("SMS batch refused before any request; nothing was sent.", problems),
-            problems=problems,
-        )
+        raise refused_locally(problems)
     assert not isinstance(parsed_callback, Problem)
     if len(valid) < len(messages):
         log.warning(
@@ -104,3 +74,61 @@ def check_entries(
         fail_on_multiple_messages=fail_on_multiple_messages,
         callback=parsed_callback,
     )
+
+
+def _batch_problems(
+    messages: Sequence[Mapping[str, Any]], region: str, callback: Callback | dict[str, Any] | None
+) -> tuple[dict[str, str], Callback | Problem | None]:
+    """What is wrong with the batch as a whole (region, no entries, callback), and the callback parsed
+    once for all entries: the same object goes with every message."""
+    problems: dict[str, str] = {}
+    if problem := check_region(region):
+        problems["region"] = problem.message
+    if not messages:
+        problems["messages"] = "no messages given"
+    parsed_callback = None if callback is None else check_callback(callback)
+    if isinstance(parsed_callback, Problem):
+        problems["callback"] = parsed_callback.message
+    return problems, parsed_callback
+
+
+class _ContentChecks:
+    """The sender and text checks of each (sender, text) once: order confirmations share few texts."""
+
+    def __init__(self, fail_on_multiple_messages: bool, max_parts_per_message: int | None) -> None:
+        self.fail_on_multiple_messages = fail_on_multiple_messages
+        self.max_parts_per_message = max_parts_per_message
+        self.checked: dict[tuple[str | None, str], tuple[SegmentInfo | Problem, str | None]] = {}
+
+    def of(self, sender: str | None, text: str) -> tuple[SegmentInfo | Problem, str | None]:
+        """The parts of ``text`` (or its problem), and every problem of the sender and text in one line."""
+        if (sender, text) not in self.checked:
+            problems: dict[str, str] = {}
+            segments, _ = check_content(
+                text,
+                problems,
+                sender=sender,
+                callback=None,
+                fail_on_multiple_messages=self.fail_on_multiple_messages,
+                max_parts_per_message=self.max_parts_per_message,
+            )
+            self.checked[(sender, text)] = (segments, "; ".join(problems.values()) or None)
+        return self.checked[(sender, text)]
+
+
+def _check_entry(
+    item: Mapping[str, Any], index: int, sender: str | None, region: str, content: _ContentChecks
+) -> Entry | str:
+    """One entry checked: its :class:`Entry`, or why it is refused (its number's and its content's
+    problems in one line)."""
+    text, entry_sender = item["message"], item.get("sender") or sender or None
+    found: dict[str, str] = {}
+    parsed = parse_recipient(item["recipient"], region)
+    if isinstance(parsed, Problem):
+        found["recipient"] = parsed.message
+    segments, problem_text = content.of(entry_sender, text)
+    if problem_text:
+        found["message"] = problem_text
+    if found or isinstance(parsed, Problem) or isinstance(segments, Problem):
+        return "; ".join(found.values())
+    return Entry.of(parsed, text, entry_sender, segments, index)

@@ -1,5 +1,5 @@
-"""Step 3 of a send (:mod:`.order`): the dry-run gate. Every message is priced with ``dryRun`` (free) and the whole
-batch is refused, with every reason named, unless all pass and the total is within budget."""
+"""Step 3 of a send (:mod:`.order`): the dry-run gate. Every message is priced with ``dryRun`` (free) and the
+whole batch is refused, with every reason named, unless all pass and the total is within budget."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_smsww.concurrency import Progress, bounded
 from airflow_provider_smsww.exceptions import SmsWwGateError, SmsWwValidationError, describe_problems
 from airflow_provider_smsww.models import Estimate
-from airflow_provider_smsww.sending.credit import estimate_price
+from airflow_provider_smsww.sending.cost import estimate_price
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -50,57 +50,84 @@ async def gate(
     prices are only final after sending), ``price_per_part_if_unknown`` must say what to assume. On a
     retry the budget is what the earlier tries left: ``max_total_price`` less ``spent_before``.
     """
-    problems: dict[str, str] = {}
-
-    progress = Progress(len(batch.recipients), "priced (dry run)")
-
-    async def dry_run(recipient: Recipient) -> Estimate | None:
-        try:
-            return await hook.aestimate(batch.request(recipient, dry_run=True), batch.region)
-        except SmsWwValidationError as exc:
-            problems[recipient.label] = exc.message
-            return None
-        finally:
-            progress.tick()
-        # Any other error (auth, credit, transport, server) is about the account or the link, not
-        # this recipient: it propagates and stops the gate, so nothing is sent.
-
-    # One dry run alone first: if the API ignored dryRun, only that one message was sent, not
-    # ``concurrency`` of them.
-    canary, *rest = batch.recipients
-    first = await dry_run(canary)
-    answers = [first, *await bounded(rest, dry_run, concurrency)]
+    dry_runs = _DryRuns(hook, batch)
+    answers = await dry_runs.price_all(concurrency)
+    problems = dry_runs.refused
     estimates = [e for e in answers if e is not None]
-    for recipient, estimate in zip(batch.recipients, answers, strict=True):
-        if (
-            estimate is not None
-            and max_parts_per_message is not None
-            and estimate.parts > max_parts_per_message
-        ):
-            problems[recipient.label] = (
-                f"the API counts {estimate.parts} parts; max_parts_per_message is {max_parts_per_message}"
-            )
+    if max_parts_per_message is not None:
+        problems.update(_too_many_parts(batch, answers, max_parts_per_message))
     total_parts = sum(e.parts for e in estimates)
-    unpriced = [e for e in estimates if e.price is None]
+    unpriced = sum(1 for e in estimates if e.price is None)
     total: Decimal | None = None
     if not unpriced or price_per_part_if_unknown is not None:
         prices = (estimate_price(e, price_per_part_if_unknown) or Decimal(0) for e in estimates)
         total = sum(prices, Decimal(0))
-    if max_total_price is not None and not problems:
-        if total is None:
-            problems["budget"] = (
-                f"the API did not price {len(unpriced)} message(s) in dry run (worldwide prices are final "
-                "only after sending); set price_per_part_if_unknown to check max_total_price"
-            )
-        elif total > Decimal(str(max_total_price)) - spent_before:
-            problems["budget"] = (
-                f"estimated total {total:.4f} EUR for {total_parts} part(s) exceeds max_total_price "
-                f"{max_total_price}"
-                + (f" less the {spent_before:.4f} EUR earlier tries spent" if spent_before else "")
-            )
+    if max_total_price is not None and not problems:  # the budget is judged on a whole estimate
+        over = _over_budget(total, unpriced, total_parts, max_total_price, spent_before)
+        problems.update({"budget": over} if over else {})
     if problems:
         raise SmsWwGateError(
             describe_problems("SMS batch refused by the dry-run gate; nothing was sent.", problems),
             problems=problems,
         )
     return GateResult(estimates=estimates, total_parts=total_parts, total_price=total)
+
+
+class _DryRuns:
+    """The dry runs of a batch's messages; each one the API refuses goes into ``refused`` under its
+    label. Errors that are not about one message propagate and stop the gate."""
+
+    def __init__(self, hook: SmsWwHook, batch: Batch) -> None:
+        self.hook, self.batch = hook, batch
+        self.refused: dict[str, str] = {}
+        self.progress = Progress(len(batch.recipients), "priced (dry run)")
+
+    async def price_all(self, concurrency: int) -> list[Estimate | None]:
+        """Every message's estimate (None if refused), in recipient order. One dry run alone first: if
+        the API ignored dryRun, only that one message was sent, not ``concurrency`` of them."""
+        canary, *rest = self.batch.recipients
+        first = await self.price(canary)
+        return [first, *await bounded(rest, self.price, concurrency)]
+
+    async def price(self, recipient: Recipient) -> Estimate | None:
+        try:
+            return await self.hook.aestimate(self.batch.request(recipient, dry_run=True), self.batch.region)
+        except SmsWwValidationError as exc:
+            self.refused[recipient.label] = exc.message
+            return None
+        finally:
+            self.progress.tick()
+        # Any other error (auth, credit, transport, server) is about the account or the link, not
+        # this recipient: it propagates and stops the gate, so nothing is sent.
+
+
+def _too_many_parts(
+    batch: Batch, answers: list[Estimate | None], max_parts_per_message: int
+) -> dict[str, str]:
+    """The messages the API counts more parts for than allowed, by label."""
+    return {
+        recipient.label: (
+            f"the API counts {estimate.parts} parts; max_parts_per_message is {max_parts_per_message}"
+        )
+        for recipient, estimate in zip(batch.recipients, answers, strict=True)
+        if estimate is not None and estimate.parts > max_parts_per_message
+    }
+
+
+def _over_budget(
+    total: Decimal | None, unpriced: int, total_parts: int, max_total_price: float, spent_before: Decimal
+) -> str | None:
+    """Why the estimate does not fit what is left of the budget, or None. Fails closed: an unknown total
+    (messages the dry run left unpriced, nothing to assume for them) does not fit."""
+    if total is None:
+        return (
+            f"the API did not price {unpriced} message(s) in dry run (worldwide prices are final "
+            "only after sending); set price_per_part_if_unknown to check max_total_price"
+        )
+    if total > Decimal(str(max_total_price)) - spent_before:
+        return (
+            f"estimated total {total:.4f} EUR for {total_parts} part(s) exceeds max_total_price "
+            f"{max_total_price}"
+            + (f" less the {spent_before:.4f} EUR earlier tries spent" if spent_before else "")
+        )
+    return None

@@ -1,5 +1,5 @@
-"""Steps 2 and 5 of a send (:mod:`.order`): the ledger of accepted message ids, which survives task retries so that a
-retry never sends again to a recipient an earlier try had accepted."""
+"""Steps 2 and 5 of a send (:mod:`.order`): the ledger of accepted message ids, which survives task retries so
+that a retry never sends again to a recipient an earlier try had accepted."""
 
 from __future__ import annotations
 
@@ -201,10 +201,11 @@ class TaskStateLedger:
 
     Writes run in a worker thread (the event loop stays free while the supervisor answers), unless the
     last one took under :data:`INLINE_WRITE_MAX` (a fast store: the thread hop would cost more than
-    the write; a slow write sends the next ones back to the thread), under one lock: the worker's socket comms are thread-safe, but the in-process comms of ``dag.test()`` are
-    not (it unsets ``SUPERVISOR_COMMS`` while it handles a request, and a concurrent write then fails).
-    A write that fails stops every later one: the keys must stay contiguous for a retry to read them
-    all, and a try that cannot record what it sent must stop sending.
+    the write; a slow write sends the next ones back to the thread), under one lock: the worker's socket comms
+    are thread-safe, but the in-process comms of ``dag.test()`` are not (it unsets ``SUPERVISOR_COMMS`` while
+    it handles a request, and a concurrent write then fails). A write that fails stops every later one: the
+    keys must stay contiguous for a retry to read them all, and a try that cannot record what it sent must
+    stop sending.
     """
 
     def __init__(self, store: Any) -> None:

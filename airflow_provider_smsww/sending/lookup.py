@@ -1,6 +1,7 @@
-"""The look-ups of a deferred settle wait: what :class:`~airflow_provider_smsww.triggers.send_wait.SmsSendWaitTrigger`
-needs to find a batch's unknown outcomes in ``GET /messages`` from the triggerer, written as JSON-safe
-trigger kwargs (no callback headers: reconciliation matches on the per-recipient key alone).
+"""The look-ups of a deferred settle wait: what
+:class:`~airflow_provider_smsww.triggers.send_wait.SmsSendWaitTrigger` needs to find a batch's unknown
+outcomes in ``GET /messages`` from the triggerer, written as JSON-safe trigger kwargs (no callback headers:
+reconciliation matches on the per-recipient key alone).
 
 The trigger only looks; it records and sends nothing. The task resumes when every unknown outcome is
 listed or the first is due (:func:`.settle.resend_at`), and its own send order looks them up again before

@@ -15,7 +15,7 @@
    ledger at once.
 6. **reconcile / settle** (:mod:`.reconcile`): an unknown outcome, and on a retry every recipient the
    ledger lacks, is looked up in ``GET /messages`` before anything is resent.
-7. **cost** (:func:`.credit.cost_summary`): what this try got accepted and its estimated price; the
+7. **cost** (:func:`.cost.cost_summary`): what this try got accepted and its estimated price; the
    caller reports it (log, XCom, metrics), then raises :attr:`SendOutcome.error` if anything failed.
 
 With a send window (quiet hours, :mod:`.window`), steps 5-6 send only the recipients inside their
@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -44,15 +44,16 @@ from airflow_provider_smsww.exceptions import (
     SmsWwSpendingCapError,
     describe_problems,
 )
-from airflow_provider_smsww.sending.batch import check_locally, idempotency_key
+from airflow_provider_smsww.sending.batch import check_locally, idempotency_key, refused_locally
 from airflow_provider_smsww.sending.budget import Spend, budget_spent, earlier_spend
-from airflow_provider_smsww.sending.bulk import send_all
-from airflow_provider_smsww.sending.credit import cost_summary, estimate_price, local_estimates, preflight
+from airflow_provider_smsww.sending.bulk import SendReport, send_all
+from airflow_provider_smsww.sending.cost import cost_summary, estimate_price, local_estimates
+from airflow_provider_smsww.sending.credit import preflight
 from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.gate import GateResult, gate
-from airflow_provider_smsww.sending.ledger import not_yet_recorded, public, unknown_among
+from airflow_provider_smsww.sending.ledger import not_yet_recorded, public
 from airflow_provider_smsww.sending.lookup import lookup_of
-from airflow_provider_smsww.sending.window import schedule
+from airflow_provider_smsww.sending.window import hold_outside_window, schedule, unknown_while_waiting
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -62,6 +63,10 @@ if TYPE_CHECKING:
     from airflow_provider_smsww.sending.window import SendWindow
 
 log = logging.getLogger(__name__)
+
+#: Settle waits a try may leave to its caller (a deferral); the next is waited out in place, and what is
+#: still unknown then fails the try (the next try looks it up again), as without deferral.
+MAX_SETTLE_DEFERRALS = 3
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,15 @@ class SendSpec:
     #: False: the settle wait is left to the caller (a deferral): see :attr:`SendOutcome.lookup`.
     settle_in_place: bool = True
 
+    @classmethod
+    def of(cls, settings: object, **given: Any) -> SendSpec:
+        """The spec of ``given`` fields, every other field read from the attribute of ``settings`` of
+        the same name: :class:`~airflow_provider_smsww.operators.smsww.SmsSendOperator` keeps its
+        rendered arguments under the names of these fields."""
+        return cls(
+            **{f.name: given[f.name] if f.name in given else getattr(settings, f.name) for f in fields(cls)}
+        )
+
 
 @dataclass
 class SendOutcome:
@@ -111,6 +125,45 @@ class SendOutcome:
     #: up meanwhile (:func:`.lookup.lookup_of`); None when nothing is left to settle.
     settle_at: datetime | None = None
     lookup: dict[str, Any] | None = None
+
+    def next_wait(self) -> SendWait | None:
+        """When the order must run again for what this one left (recipients outside their window,
+        unknown outcomes to settle), and why; None when nothing is left. Every reason due is named,
+        also two due at the same moment."""
+        due = []
+        if self.waiting_until is not None:
+            due.append((self.waiting_until, f"{self.waiting} recipient(s) outside their send window"))
+        if self.settle_at is not None:
+            unknown = len((self.lookup or {}).get("messages", ()))
+            due.append((self.settle_at, f"{unknown} send(s) of unknown outcome to settle"))
+        if not due:
+            return None
+        due.sort(key=lambda moment_reason: moment_reason[0])
+        reason = "; ".join(text for _, text in due)
+        return SendWait(due[0][0], reason, self.lookup, settles=self.lookup is not None)
+
+
+def settles_in_place(can_defer: bool, rounds: int) -> bool:
+    """Whether the try waits for its unknown outcomes itself (:attr:`SendSpec.settle_in_place`).
+
+    :param can_defer: the caller can wait elsewhere (a deferrable task with a lasting ledger).
+    :param rounds: the settle waits this try has left to its caller so far.
+    """
+    return not can_defer or rounds >= MAX_SETTLE_DEFERRALS
+
+
+@dataclass(frozen=True)
+class SendWait:
+    """The wait :meth:`SendOutcome.next_wait` decided: the caller resumes the order at ``until`` (or once
+    every unknown outcome of ``lookup`` is listed)."""
+
+    until: datetime
+    #: Why, for the log (counts only: no recipients, no text).
+    reason: str
+    #: The unknown outcomes to look up meanwhile (:func:`.lookup.lookup_of`), or None to only wait.
+    lookup: dict[str, Any] | None
+    #: True when the wait settles unknown outcomes: it counts against the caller's settle waits.
+    settles: bool
 
 
 @dataclass(frozen=True)
@@ -142,10 +195,7 @@ def check(spec: SendSpec, *task_keys: object) -> Batch:
     if window is not None and (
         problems := schedule(window, {r.e164 for r in batch.recipients}, datetime.now(UTC)).problems
     ):
-        raise SmsWwGateError(
-            describe_problems("SMS batch refused before any request; nothing was sent.", problems),
-            problems=problems,
-        )
+        raise refused_locally(problems)
     keys = {r.key: idempotency_key(*task_keys, r.key) for r in batch.recipients}
     return replace(batch, keys=keys)
 
@@ -177,29 +227,49 @@ async def send(
     if spend.messages or spend.unknown:
         log.info("Budget over every try: %s", spend.describe())
     priced = await _gate_and_credit(hook, batch, ledger, spec, spend, dry_run_only=False)
-    to_send, credit = priced.to_send, priced.credit
     spend = spend.hold(priced.estimates, spec.price_per_part_if_unknown)
     ledger.expect({e.recipient: estimate_price(e, spec.price_per_part_if_unknown) for e in priced.estimates})
-    waiting: dict[str, datetime] = {}
-    if spec.send_window is not None:  # the whole batch was gated: now only who is inside the window
-        opens = schedule(spec.send_window, {r.e164 for r in to_send.recipients}, now()).waiting
-        waiting = {r.key: opens[r.e164] for r in to_send.recipients if r.e164 in opens}
-        to_send = replace(to_send, recipients=tuple(r for r in to_send.recipients if r.key not in waiting))
-        batch = replace(batch, recipients=tuple(r for r in batch.recipients if r.key not in waiting))
-        if waiting:
-            log.info(
-                "%d recipient(s) outside their send window, the first window opening at %s; %d to send now",
-                len(waiting),
-                min(waiting.values()).isoformat(timespec="seconds"),
-                len(to_send.recipients),
-            )
+    batch, to_send, waiting = hold_outside_window(spec.send_window, batch, priced.to_send, now)
+    report, limit = await _send_capped(hook, batch, to_send, ledger, spec, spend, waiting, now)
+    cost = cost_summary(
+        priced.estimates,
+        # Matched by key: one number may have several messages, each with its own estimate.
+        [{**rec, "recipient": key} for key, rec in zip(report.keys, report.records, strict=True)],
+        price_per_part_if_unknown=spec.price_per_part_if_unknown,
+        credit=priced.credit,
+        spend=spend,
+        limit=limit,
+    )
+    records = [public(r) for r in report.records]
+    outcome = SendOutcome(records, report.failures, report.reused, cost, priced.credit)
+    outcome.waiting, outcome.waiting_until = len(waiting), min(waiting.values(), default=None)
+    if report.resume_at is not None and (started := ledger.started_at()) is not None:
+        outcome.settle_at = report.resume_at
+        outcome.lookup = lookup_of(batch, list(report.unsettled), started, ledger.settle_evidence())
+    if report.failures:
+        outcome.error = _failed(batch, records, report.failures, report.fatal, spend)
+    return outcome
+
+
+async def _send_capped(
+    hook: SmsWwHook,
+    batch: Batch,
+    to_send: Batch,
+    ledger: Ledger,
+    spec: SendSpec,
+    spend: Spend,
+    waiting: dict[str, datetime],
+    now: Callable[[], datetime],
+) -> tuple[SendReport, str]:
+    """Steps 5-6: the bulk send of ``batch`` (whose ``to_send`` recipients are not recorded yet)
+    through a token the gateway caps at what is left of the budget. Returns the report and which
+    limit held this try's spending, for the cost line (a token-only hook logged why it has no cap)."""
     cap = hook.scoped(
         budget=spend.token_amount, requests=len(to_send.recipients), region=batch.region, ttl=spec.token_ttl
     )
-    carried = _unknown_among(waiting, ledger, now)
+    carried = unknown_while_waiting(waiting, ledger, now)
     try:
         async with cap if to_send.recipients else nullcontext(hook) as sender:
-            # Which limit holds this try's spending (the cost line says it; a token-only hook logged why).
             limit = "gateway_token" if sender is not hook else "client_estimate" if spend.budget else "none"
             report = await send_all(
                 sender,
@@ -214,24 +284,7 @@ async def send(
         # send_all saved the round of who it sent; the waiting recipients' unknown outcomes stay in it.
         if carried and (closed := ledger.unknown_outcomes()) is not None:
             ledger.set_round({**carried, **closed}, open=False, evidence=ledger.settle_evidence())
-    cost = cost_summary(
-        priced.estimates,
-        # Matched by key: one number may have several messages, each with its own estimate.
-        [{**rec, "recipient": key} for key, rec in zip(report.keys, report.records, strict=True)],
-        price_per_part_if_unknown=spec.price_per_part_if_unknown,
-        credit=credit,
-        spend=spend,
-        limit=limit,
-    )
-    records = [public(r) for r in report.records]
-    outcome = SendOutcome(records, report.failures, report.reused, cost, credit)
-    outcome.waiting, outcome.waiting_until = len(waiting), min(waiting.values(), default=None)
-    if report.resume_at is not None and (started := ledger.started_at()) is not None:
-        outcome.settle_at = report.resume_at
-        outcome.lookup = lookup_of(batch, list(report.unsettled), started, ledger.settle_evidence())
-    if report.failures:
-        outcome.error = _failed(batch, records, report.failures, report.fatal, spend)
-    return outcome
+    return report, limit
 
 
 async def _gate_and_credit(
@@ -247,35 +300,11 @@ async def _gate_and_credit(
     to_gate = batch if dry_run_only else not_yet_recorded(batch, ledger)
     estimates: list[Estimate] = local_estimates(to_gate)
     checked: GateResult | None = None
-    unsent = [r.label for r in to_gate.recipients]
-    if spend.spent and unsent and spend.left == 0:
-        raise budget_spent(spend, unsent, "nothing is left of max_total_price for them")
+    if spend.spent and to_gate.recipients and spend.left == 0:
+        raise budget_spent(spend, _labels(to_gate), "nothing is left of max_total_price for them")
     if (spec.gate or dry_run_only) and to_gate.recipients:
-        try:
-            checked = await gate(
-                hook,
-                to_gate,
-                concurrency=spec.max_concurrency,
-                max_parts_per_message=spec.max_parts_per_message,
-                max_total_price=spec.max_total_price,
-                price_per_part_if_unknown=spec.price_per_part_if_unknown,
-                spent_before=spend.spent,
-            )
-        except SmsWwDryRunIgnoredError as exc:
-            ledger.mark_dry_run_ignored(exc.message)  # so that no retry dry-runs again
-            raise
-        except SmsWwGateError as exc:
-            if spend.spent and set(exc.problems) == {"budget"}:  # the earlier tries spent the room
-                raise budget_spent(spend, unsent, exc.problems["budget"]) from exc
-            raise
+        checked = await _gate(hook, to_gate, ledger, spec, spend)
         estimates = checked.estimates
-        total = checked.total_price
-        log.info(
-            "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
-            len(checked.estimates),
-            checked.total_parts,
-            "unknown (priced after sending)" if total is None else f"{total:.4f}",
-        )
     elif spec.gate:
         log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
     credit = None
@@ -286,15 +315,39 @@ async def _gate_and_credit(
     return _Priced(to_gate, keyed, checked, credit)
 
 
-def _unknown_among(
-    waiting: dict[str, datetime], ledger: Ledger, now: Callable[[], datetime]
-) -> dict[str, datetime]:
-    """The unknown outcomes an earlier round left among the recipients now waiting for their window:
-    kept in the ledger's round until their window opens, so that they are then looked up, not resent
-    blindly. A round that stopped mid-way (a crash) may have sent any of them, as late as now."""
-    if not waiting or ledger.started_at() is None:
-        return {}
-    return unknown_among(ledger, list(waiting), now)
+async def _gate(hook: SmsWwHook, to_gate: Batch, ledger: Ledger, spec: SendSpec, spend: Spend) -> GateResult:
+    """Step 3: the dry-run gate of the recipients not recorded yet, within what ``spend`` left of the
+    budget. An ignored dry run is written to the ledger, so that no retry dry-runs again; a budget the
+    earlier tries spent is named as such."""
+    try:
+        checked = await gate(
+            hook,
+            to_gate,
+            concurrency=spec.max_concurrency,
+            max_parts_per_message=spec.max_parts_per_message,
+            max_total_price=spec.max_total_price,
+            price_per_part_if_unknown=spec.price_per_part_if_unknown,
+            spent_before=spend.spent,
+        )
+    except SmsWwDryRunIgnoredError as exc:
+        ledger.mark_dry_run_ignored(exc.message)
+        raise
+    except SmsWwGateError as exc:
+        if spend.spent and set(exc.problems) == {"budget"}:  # the earlier tries spent the room
+            raise budget_spent(spend, _labels(to_gate), exc.problems["budget"]) from exc
+        raise
+    total = checked.total_price
+    log.info(
+        "Dry-run gate passed: %d message(s), %d part(s), estimated %s EUR",
+        len(checked.estimates),
+        checked.total_parts,
+        "unknown (priced after sending)" if total is None else f"{total:.4f}",
+    )
+    return checked
+
+
+def _labels(batch: Batch) -> list[str]:
+    return [r.label for r in batch.recipients]
 
 
 def _failed(

@@ -1,9 +1,11 @@
-"""Step 6 of a send (:mod:`.order`): reconciliation. The API has no idempotency key, so a send whose outcome is unknown
-is looked up in ``GET /messages`` before anything is resent; a look-up that cannot decide fails closed."""
+"""Step 6 of a send (:mod:`.order`): reconciliation. The API has no idempotency key, so a send whose outcome
+is unknown is looked up in ``GET /messages`` before anything is resent; a look-up that cannot decide fails
+closed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -103,8 +105,8 @@ async def reconcile(
     A match has the same recipient, text and sender, is not a dry run, was created at or after
     ``since`` (on the gateway's clock: offset by its ``Date`` header or by ``clock_offset``, the lowest
     offset the batch's own messages allow (:class:`.settle.Evidence`), whichever is lower; with
-    neither, allowing :data:`CLOCK_SKEW`), and carries this batch's callback key when the batch has a callback. It
-    counts as ours only on positive evidence of a real send (:func:`is_real_send`), else the
+    neither, allowing :data:`CLOCK_SKEW`), and carries this batch's callback key when the batch has a
+    callback. It counts as ours only on positive evidence of a real send (:func:`is_real_send`), else the
     recipient is undecided (``Found.undecided``): fail closed, never taken for sent.
     The scan of ``GET /messages`` stops early only once it has passed ``since`` in a listing that is
     newest first (the spec does not promise the order, so it is checked as the scan goes). It fails
@@ -112,70 +114,149 @@ async def reconcile(
     raises :class:`SmsWwReconcileError` rather than report them as not sent, which would send them
     again.
     """
-    wanted = set(recipients)
-    # Each wanted key under its number: one number may have several texts in a personalised batch.
-    by_number: dict[str, list[Recipient]] = {}
-    for r in batch.recipients:
-        if r.key in wanted:
-            by_number.setdefault(r.e164, []).append(r)
-    texts = {batch.text_of(r) for group in by_number.values() for r in group}
-    found = Found()
-    undecided: set[str] = set()
     client = await hook.get_async_conn()
-
-    def floor() -> datetime:
-        """``since`` on the gateway's clock (measured from its ``Date`` header as the listing is read,
-        and from the batch's own messages)."""
-        date = None if client.clock_offset is None else client.clock_offset - DATE_TOLERANCE
-        offsets = [o for o in (date, clock_offset) if o is not None]
-        return since - CLOCK_SKEW if not offsets else since + min(offsets)
-
-    order = NewestFirst()
-    scanned = 0
-    listed: set[str] = set()
+    scan = _Scan(_Wanted.of(batch, set(recipients)), since, clock_offset, lambda: client.clock_offset)
     async for message in hook.alist_messages(max_items=scan_limit):
-        scanned += 1
+        if scan.stops_at(message):
+            break
+    else:
+        if scan.read >= scan_limit:
+            raise _scan_exhausted(scan.missing, scan_limit, scan.order.in_order)
+    return scan.found()
+
+
+class _Scan:
+    """One pass of :func:`reconcile` over ``GET /messages``: the messages read, the wanted ones found,
+    those that could not be decided, and whether the listing is newest first.
+
+    :param wanted: what the pass looks for.
+    :param since: when the batch started, on our clock.
+    :param clock_offset: the lowest gateway clock offset the batch's own messages allow, if known.
+    :param date_offset: the gateway clock's offset as its ``Date`` header shows it, measured as the
+        listing is read (None until known).
+    """
+
+    def __init__(
+        self,
+        wanted: _Wanted,
+        since: datetime,
+        clock_offset: timedelta | None,
+        date_offset: Callable[[], timedelta | None],
+    ) -> None:
+        self.wanted, self.since, self.clock_offset, self.date_offset = (
+            wanted,
+            since,
+            clock_offset,
+            date_offset,
+        )
+        self.order = NewestFirst()
+        self.read = 0
+        self.listed: set[str] = set()
+        self.matched: dict[str, Message] = {}
+        self.undecided: set[str] = set()
+        self.complete = True
+
+    @property
+    def missing(self) -> int:
+        return len(self.wanted.keys) - len(self.matched)
+
+    def stops_at(self, message: Message) -> bool:
+        """Take one listed message; True once the scan may stop: every wanted message found, or a
+        newest-first listing gone past ``since`` (everything after is older still)."""
+        self.read += 1
         if message.id:
-            listed.add(message.id)
-        created = as_utc(message.created_at)
-        if created is not None:
-            order.see(created)
-            if created < floor():
-                if order.in_order and order.seen_descending:
-                    break  # a newest-first listing: everything after this is older still
-                continue
+            self.listed.add(message.id)
+        if _older_than(
+            message, _gateway_floor(self.since, self.date_offset(), self.clock_offset), self.order
+        ):
+            return self.order.in_order and self.order.seen_descending
+        candidates, decided = self.wanted.matches(message)
+        if not decided:
+            self.undecided |= candidates
+            return False
+        if not candidates or (recipient := candidates.pop()) in self.matched:
+            return False
+        self.matched[recipient] = message
+        # Stopped before the end: what the scan did not read is not proven absent.
+        self.complete = self.missing > 0
+        return not self.complete
+
+    def found(self) -> Found:
+        found = Found(self.matched)
+        found.undecided = frozenset(self.undecided - set(self.matched))
+        found.listed_ids = frozenset(self.listed)
+        found.complete = self.complete
+        return found
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """What a reconciliation looks for: each wanted key under its number (one number may have several
+    texts in a personalised batch), and the texts, checked before any number is parsed."""
+
+    batch: Batch
+    keys: frozenset[str]
+    by_number: dict[str, list[Recipient]]
+    texts: frozenset[str]
+
+    @classmethod
+    def of(cls, batch: Batch, keys: set[str]) -> _Wanted:
+        by_number: dict[str, list[Recipient]] = {}
+        for r in batch.recipients:
+            if r.key in keys:
+                by_number.setdefault(r.e164, []).append(r)
+        texts = frozenset(batch.text_of(r) for group in by_number.values() for r in group)
+        return cls(batch, frozenset(keys), by_number, texts)
+
+    def matches(self, message: Message) -> tuple[set[str], bool]:
+        """The wanted keys a listed message can be (same number, text, sender and callback key), and
+        whether that is decided: False when it matches but is not provably a real send, or when its
+        number or its match is ambiguous. A dry run, or a message without an id, matches none."""
         if not message.id or (message.options is not None and message.options.dry_run):
-            continue
-        if message.message not in texts:
-            continue  # not a text this batch still looks for (checked before parsing any number)
+            return set(), True
+        if message.message not in self.texts:
+            return set(), True
         numbers = listed_numbers(message)
         candidates = {
             r.key
             for number in numbers
-            for r in by_number.get(number, ())
-            if _same_text(batch, message, r) and _same_key(batch, message, r.key)
+            for r in self.by_number.get(number, ())
+            if _same_text(self.batch, message, r) and _same_key(self.batch, message, r.key)
         }
-        if candidates and (len(numbers) > 1 or len(candidates) > 1 or not is_real_send(message)):
-            undecided |= candidates
-            continue
-        recipient = candidates.pop() if candidates else None
-        if recipient is None or recipient in found:
-            continue
-        found[recipient] = message
-        if len(found) == len(wanted):
-            found.complete = False
-            break
-    else:
-        if scanned >= scan_limit:
-            disorder = "" if order.in_order else " (and the listing is not newest first)"
-            raise SmsWwReconcileError(
-                f"GET /messages: {len(wanted) - len(found)} earlier send(s) could not be confirmed or ruled "
-                f"out within {scan_limit} listed messages{disorder}; not sending them again, to avoid a "
-                "duplicate. Check the account's messages, then run the task again."
-            )
-    found.undecided = frozenset(undecided - set(found))
-    found.listed_ids = frozenset(listed)
-    return found
+        if not candidates:
+            return candidates, True
+        return candidates, len(numbers) == 1 and len(candidates) == 1 and is_real_send(message)
+
+
+def _gateway_floor(
+    since: datetime, date_offset: timedelta | None, clock_offset: timedelta | None
+) -> datetime:
+    """``since`` on the gateway's clock: offset by the lower of its ``Date`` header's offset (measured
+    as the listing is read, less :data:`DATE_TOLERANCE`) and the batch's own messages' ``clock_offset``;
+    with neither, :data:`CLOCK_SKEW` earlier."""
+    date = None if date_offset is None else date_offset - DATE_TOLERANCE
+    offsets = [o for o in (date, clock_offset) if o is not None]
+    return since - CLOCK_SKEW if not offsets else since + min(offsets)
+
+
+def _older_than(message: Message, floor: datetime, order: NewestFirst) -> bool:
+    """The listed message was created before ``floor``; its creation time, when it has one, is shown
+    to ``order`` first."""
+    created = as_utc(message.created_at)
+    if created is None:
+        return False
+    order.see(created)
+    return created < floor
+
+
+def _scan_exhausted(missing: int, scan_limit: int, in_order: bool) -> SmsWwReconcileError:
+    """Fail closed: sends the scan could neither confirm nor rule out are not sent again."""
+    disorder = "" if in_order else " (and the listing is not newest first)"
+    return SmsWwReconcileError(
+        f"GET /messages: {missing} earlier send(s) could not be confirmed or ruled "
+        f"out within {scan_limit} listed messages{disorder}; not sending them again, to avoid a "
+        "duplicate. Check the account's messages, then run the task again."
+    )
 
 
 def _same_text(batch: Batch, message: Message, recipient: Recipient) -> bool:

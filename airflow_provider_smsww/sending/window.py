@@ -8,12 +8,21 @@ share, so nobody in any of them is texted outside the window. A window may wrap 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from airflow_provider_smsww.sending.ledger import unknown_among
+
+if TYPE_CHECKING:
+    from airflow_provider_smsww.sending.batch import Batch
+    from airflow_provider_smsww.sending.ledger import Ledger
+
+log = logging.getLogger(__name__)
 
 #: How far ahead an opening is looked for: every window opens within a day in each zone, so a week is
 #: plenty, and a number whose zones share no hour at all is found out within it.
@@ -50,8 +59,8 @@ class SendWindow:
             or not all(isinstance(t, time) and not isinstance(t, datetime) for t in window)
         ):
             raise ValueError(
-                f"send_window must be two datetime.time values (opens, closes), e.g. (time(8, 0), time(20, 0)), "
-                f"not {window!r}"
+                "send_window must be two datetime.time values (opens, closes), e.g. "
+                f"(time(8, 0), time(20, 0)), not {window!r}"
             )
         start, end = window
         if start.tzinfo is not None or end.tzinfo is not None:
@@ -165,3 +174,39 @@ def schedule(window: SendWindow, numbers: Iterable[str], now: datetime) -> Sched
         elif opening > now:
             waiting[number] = opening
     return Schedule(waiting, problems)
+
+
+def hold_outside_window(
+    window: SendWindow | None, batch: Batch, to_send: Batch, now: Callable[[], datetime]
+) -> tuple[Batch, Batch, dict[str, datetime]]:
+    """With a send window, a round sends only the recipients inside theirs (the whole batch was
+    gated): ``batch`` and ``to_send`` without the others, and when each other's window opens."""
+    if window is None:
+        return batch, to_send, {}
+    opens = schedule(window, {r.e164 for r in to_send.recipients}, now()).waiting
+    waiting = {r.key: opens[r.e164] for r in to_send.recipients if r.e164 in opens}
+    batch, to_send = _without(batch, waiting), _without(to_send, waiting)
+    if waiting:
+        log.info(
+            "%d recipient(s) outside their send window, the first window opening at %s; %d to send now",
+            len(waiting),
+            min(waiting.values()).isoformat(timespec="seconds"),
+            len(to_send.recipients),
+        )
+    return batch, to_send, waiting
+
+
+def _without(batch: Batch, keys: Mapping[str, object]) -> Batch:
+    """The batch without the recipients of ``keys``."""
+    return replace(batch, recipients=tuple(r for r in batch.recipients if r.key not in keys))
+
+
+def unknown_while_waiting(
+    waiting: dict[str, datetime], ledger: Ledger, now: Callable[[], datetime]
+) -> dict[str, datetime]:
+    """The unknown outcomes an earlier round left among the recipients now waiting for their window:
+    kept in the ledger's round until their window opens, so that they are then looked up, not resent
+    blindly. A round that stopped mid-way (a crash) may have sent any of them, as late as now."""
+    if not waiting or ledger.started_at() is None:
+        return {}
+    return unknown_among(ledger, list(waiting), now)

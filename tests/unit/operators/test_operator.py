@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, time
 from typing import Any
 
 import pytest
 
+from airflow_provider_smsww.compat import TaskDeferred
 from airflow_provider_smsww.exceptions import SmsWwError, SmsWwGateError
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
+from airflow_provider_smsww.sending import order
+from airflow_provider_smsww.sending.budget import Spend
+from airflow_provider_smsww.sending.cost import cost_summary
+from airflow_provider_smsww.triggers.send_wait import SmsSendWaitTrigger
 from tests.fakes import TOKEN, FakeGateway, FakeStore, task_context
 
 GOOD = ["+393331234567", "+393331234568", "+393331234569"]
@@ -161,3 +167,31 @@ def test_invalid_callback_url_is_refused_before_any_request(httpx_mock: Any) -> 
 def test_a_budget_without_the_gate_is_refused_at_parse_time() -> None:
     with pytest.raises(ValueError, match="needs gate=True"):
         SmsSendOperator(task_id="t", recipients=GOOD[0], message="Hi", gate=False, max_total_price=1.0)
+
+
+def test_a_window_and_a_settle_due_at_the_same_moment_defer_once_naming_both(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both waits end at the same moment: the one deferral says both reasons, and counts as a settle
+    round (an int the trigger hands back)."""
+    moment = datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
+    lookup = {"messages": [{"recipient": GOOD[1]}]}
+    cost = cost_summary([], [], price_per_part_if_unknown=None, credit=None, spend=Spend(None), limit="none")
+
+    async def both_waits(*_: Any, **__: Any) -> order.SendOutcome:
+        outcome = order.SendOutcome([], {}, 0, cost, None, waiting=1, waiting_until=moment)
+        outcome.settle_at, outcome.lookup = moment, lookup
+        return outcome
+
+    monkeypatch.setattr(order, "send", both_waits)
+    with pytest.raises(TaskDeferred) as info:
+        op(send_window=(time(8), time(20)), deferrable=True).execute(task_context(FakeStore()))
+    trigger = info.value.trigger
+    assert isinstance(trigger, SmsSendWaitTrigger)
+    assert trigger.moment == moment
+    assert trigger.reason == (
+        "1 recipient(s) outside their send window; 1 send(s) of unknown outcome to settle"
+    )
+    assert trigger.lookup == lookup
+    assert trigger.rounds == 1
+    assert type(trigger.rounds) is int

@@ -174,3 +174,12 @@ async def test_a_personalised_batch_waits_per_number_and_sends_each_text_once(ga
         await hook.aclose()
     assert gateway.real_sends() == [ROME, NEW_YORK, NEW_YORK]
     assert [r["recipient"] for r in second.records] == [ROME, NEW_YORK, NEW_YORK]
+
+
+async def test_a_round_leaves_a_wait_for_the_next_window_that_is_no_settle_round(
+    gateway: FakeGateway,
+) -> None:
+    ledger = MemoryLedger()
+    first = (await send_at(MORNING_IN_ROME, ledger)).next_wait()
+    assert first == order.SendWait(NY_OPENS, "1 recipient(s) outside their send window", None, settles=False)
+    assert (await send_at(NY_OPENS, ledger)).next_wait() is None
