@@ -65,7 +65,9 @@ HEAVY = (
 )
 REFERENCES = {
     "sdk": "import airflow.sdk",
-    "bases": "import airflow.sdk; from airflow.sdk import BaseOperator, BaseSensorOperator, BaseNotifier, BaseHook",
+    "bases": (
+        "import airflow.sdk; from airflow.sdk import BaseOperator, BaseSensorOperator, BaseNotifier, BaseHook"
+    ),
 }
 
 PROBE = """
@@ -151,14 +153,16 @@ def main() -> int:
         print(json.dumps(result))
     else:
         print(
-            f"import airflow.sdk:                        {sdk['reference_ms']:8.1f} ms (median of {args.runs})"
+            f"import airflow.sdk:                        {sdk['reference_ms']:8.1f} ms "
+            f"(median of {args.runs})"
         )
         print(
             f"+ operator, sensor, notifier modules:      {sdk['added_ms']:8.1f} ms "
             f"(max {sdk['added_ms_max']}; budget {args.budget_ms:g} ms)"
         )
         print(
-            f"  of which the provider's own code:        {bases['added_ms']:8.1f} ms (after the SDK base classes)"
+            f"  of which the provider's own code:        {bases['added_ms']:8.1f} ms "
+            "(after the SDK base classes)"
         )
         print(f"  first import, compiling from source:     {result['cold_added_ms']:8.1f} ms (no .pyc yet)")
         print(f"heavy modules loaded at import:            {result['heavy_loaded'] or 'none'}")

@@ -135,7 +135,8 @@ def test_a_killed_worker_and_its_retries_stay_within_the_budget(
     assert "worker killed" in output
     sent = assert_within_budget_and_named(slow_gateway, run, output)
     print(
-        f"\nBUDGET killed worker: tries={the_send(run).try_number} sent={len(sent)} charged={charged(slow_gateway)}"
+        f"\nBUDGET killed worker: tries={the_send(run).try_number} sent={len(sent)} "
+        f"charged={charged(slow_gateway)}"
     )
 
 
