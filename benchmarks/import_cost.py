@@ -7,8 +7,7 @@ provider modules. The figure is the median of the second timing. Timing both ste
 interpreter is what makes the comparison fair and precise: ``import airflow.sdk`` alone takes ~3 s
 here and varies by hundreds of milliseconds from one interpreter to the next (2 cores shared with
 other work), so the difference of two whole-interpreter medians cannot resolve a 50 ms budget; the
-in-process split excludes interpreter start-up and the baseline's own noise. (An earlier version of
-this script did exactly that whole-interpreter difference.)
+in-process split excludes interpreter start-up and the baseline's own noise.
 
 Two references, alternated sample by sample so that machine noise hits both alike:
 
