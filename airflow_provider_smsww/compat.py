@@ -2,10 +2,11 @@
 these names from here and never checks a version itself.
 
 Each name is taken from where the newest Airflow keeps it, falling back to where the older ones do, as
-``apache-airflow-providers-common-compat``'s ``sdk`` module does. That module is not used because it
-arrived after Airflow 3.0.6's constraints were cut (they pin common-compat 1.7.3, which has no ``sdk``):
-depending on it would make a user on 3.0 upgrade a provider to install this one. A feature that needs a
-newer Airflow is refused when the DAG is parsed (:func:`require`). Nothing here rules out Airflow 2.11 later: it would be one more fallback per name.
+``apache-airflow-providers-common-compat``'s ``sdk`` module does. That module is not used because it arrived
+after Airflow 3.0.6's constraints were cut (they pin common-compat 1.7.3, which has no ``sdk``): depending on
+it would make a user on 3.0 upgrade a provider to install this one. A feature that needs a newer Airflow is
+refused when the DAG is parsed (:func:`require`). Nothing here rules out Airflow 2.11 later: it would be one
+more fallback per name.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def require(feature: str, needs: tuple[int, int]) -> None:
     """
     if needs > AIRFLOW_VERSION:
         raise RuntimeError(
-            f"{feature} needs Airflow {needs[0]}.{needs[1]} or newer; this is Airflow {AIRFLOW_VERSION_STRING}"
+            f"{feature} needs Airflow {needs[0]}.{needs[1]} or newer; "
+            f"this is Airflow {AIRFLOW_VERSION_STRING}"
         )
 
 

@@ -121,7 +121,8 @@ class DeliveryProgress:
         if self.required < len(self.ids):
             head = (
                 f"SMS delivery cannot reach min_delivered={self.required}: {len(failed)} of "
-                f"{len(self.ids)} message(s) failed, so at most {len(self.ids) - len(failed)} can be delivered"
+                f"{len(self.ids)} message(s) failed, so at most {len(self.ids) - len(failed)} "
+                "can be delivered"
             )
         else:
             head = f"{len(failed)} of {len(self.ids)} SMS message(s) will not be delivered"

@@ -116,7 +116,10 @@ def report_actual_cost(task: Any, context: Any, records: list[dict[str, Any]]) -
         "parts": sum(int(r.get("messageCount") or 0) for r in records),
         "actual_total_price": float(total),
     }
-    line = f"Cost: {len(records)} message(s), {cost['parts']} part(s), actual total {float(total):.4f} EUR (totalPrice)"
+    line = (
+        f"Cost: {len(records)} message(s), {cost['parts']} part(s), "
+        f"actual total {float(total):.4f} EUR (totalPrice)"
+    )
     _publish(task, context, cost, {"cost_actual_cents": cents(total)}, line)
     return cost
 

@@ -99,7 +99,8 @@ def parse_recipient(raw: str, region: str = "WW") -> Recipient | Problem:
     expected = REGION_COUNTRY.get(region)
     if expected and country != expected:
         return Problem(
-            f"{raw!r} is a {country or 'non-geographic'} number; the {region} endpoint only sends to {expected}",
+            f"{raw!r} is a {country or 'non-geographic'} number; "
+            f"the {region} endpoint only sends to {expected}",
             CODE_WRONG_COUNTRY,
         )
     return Recipient(

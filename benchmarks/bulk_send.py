@@ -215,9 +215,9 @@ def cpu_pass(args: argparse.Namespace, say: Any) -> dict[str, Any]:
                 "ratio_max": round(max(ratios), 2),
             }
             say(
-                f"  CPU per 1,000 messages, {key}: operator {result[key]['operator_cpu_s_per_1000']} s, raw httpx "
-                f"{result[key]['raw_httpx_cpu_s_per_1000']} s: {result[key]['ratio']}x median, pairs "
-                f"{result[key]['ratio_min']}-{result[key]['ratio_max']}x ({result[key]['ratios']})"
+                f"  CPU per 1,000 messages, {key}: operator {result[key]['operator_cpu_s_per_1000']} s, "
+                f"raw httpx {result[key]['raw_httpx_cpu_s_per_1000']} s: {result[key]['ratio']}x median, "
+                f"pairs {result[key]['ratio_min']}-{result[key]['ratio_max']}x ({result[key]['ratios']})"
             )
     result["exactly_once"] = ok
     return result
@@ -252,7 +252,8 @@ def latency_pass(args: argparse.Namespace, say: Any) -> dict[str, Any]:
             sweep[str(level)] = round(len(numbers) / run["wall"], 1)
             sweep_cpu[str(level)] = round(run["cpu"] * 1000 / len(numbers), 2)
             say(
-                f"  max_concurrency={level}: {sweep[str(level)]} msg/s, {sweep_cpu[str(level)]} CPU s per 1,000"
+                f"  max_concurrency={level}: {sweep[str(level)]} msg/s, "
+                f"{sweep_cpu[str(level)]} CPU s per 1,000"
             )
     return {
         "latency_s": args.latency,
@@ -292,7 +293,8 @@ def main() -> int:
             print(line, flush=True)
 
     say(
-        f"bulk send, {os.cpu_count()} CPU(s): client CPU at 0 ms, then end to end at {args.latency * 1000:g} ms"
+        f"bulk send, {os.cpu_count()} CPU(s): client CPU at 0 ms, "
+        f"then end to end at {args.latency * 1000:g} ms"
     )
     cpu = cpu_pass(args, say)
     lat = latency_pass(args, say)

@@ -7,8 +7,7 @@ provider modules. The figure is the median of the second timing. Timing both ste
 interpreter is what makes the comparison fair and precise: ``import airflow.sdk`` alone takes ~3 s
 here and varies by hundreds of milliseconds from one interpreter to the next (2 cores shared with
 other work), so the difference of two whole-interpreter medians cannot resolve a 50 ms budget; the
-in-process split excludes interpreter start-up and the baseline's own noise. (An earlier version of
-this script did exactly that whole-interpreter difference.)
+in-process split excludes interpreter start-up and the baseline's own noise.
 
 Two references, alternated sample by sample so that machine noise hits both alike:
 
@@ -65,7 +64,9 @@ HEAVY = (
 )
 REFERENCES = {
     "sdk": "import airflow.sdk",
-    "bases": "import airflow.sdk; from airflow.sdk import BaseOperator, BaseSensorOperator, BaseNotifier, BaseHook",
+    "bases": (
+        "import airflow.sdk; from airflow.sdk import BaseOperator, BaseSensorOperator, BaseNotifier, BaseHook"
+    ),
 }
 
 PROBE = """
@@ -151,14 +152,16 @@ def main() -> int:
         print(json.dumps(result))
     else:
         print(
-            f"import airflow.sdk:                        {sdk['reference_ms']:8.1f} ms (median of {args.runs})"
+            f"import airflow.sdk:                        {sdk['reference_ms']:8.1f} ms "
+            f"(median of {args.runs})"
         )
         print(
             f"+ operator, sensor, notifier modules:      {sdk['added_ms']:8.1f} ms "
             f"(max {sdk['added_ms_max']}; budget {args.budget_ms:g} ms)"
         )
         print(
-            f"  of which the provider's own code:        {bases['added_ms']:8.1f} ms (after the SDK base classes)"
+            f"  of which the provider's own code:        {bases['added_ms']:8.1f} ms "
+            "(after the SDK base classes)"
         )
         print(f"  first import, compiling from source:     {result['cold_added_ms']:8.1f} ms (no .pyc yet)")
         print(f"heavy modules loaded at import:            {result['heavy_loaded'] or 'none'}")

@@ -7,13 +7,13 @@ recipients at 10 ms per write would need at least 10 s of writes, one after anot
 concurrency. The ledger writes in groups instead (the records that arrive during one write go in the
 next), so a slower store gets fewer, larger writes.
 
-Measured in one run, against the fake gateway at ``--latency`` (default 100 ms) per request, gate off
-(the sends are what write the ledger): the operator's rate with an instant in-memory store (the
-baseline) and with a store that takes ``--store-latency`` (default 10 ms) per read and write (a sleep,
-as a socket wait is). Target: the slow store keeps >= 0.8x the baseline's rate (a slot waits for its
-own group's write, and for the one under way, before it sends again: about 1.5 writes per send at
-most). Also printed: store writes per 1,000 messages, and the floor of one write per recipient. Exit 1 when the target is missed, 2 when a recipient was not sent exactly
-once.
+Measured in one run, against the fake gateway at ``--latency`` (default 100 ms) per request, gate off (the
+sends are what write the ledger): the operator's rate with an instant in-memory store (the baseline) and with
+a store that takes ``--store-latency`` (default 10 ms) per read and write (a sleep, as a socket wait is).
+Target: the slow store keeps >= 0.8x the baseline's rate (a slot waits for its own group's write, and for the
+one under way, before it sends again: about 1.5 writes per send at most). Also printed: store writes per 1,000
+messages, and the floor of one write per recipient. Exit 1 when the target is missed, 2 when a recipient was
+not sent exactly once.
 
     python benchmarks/ledger_cost.py [--recipients 1000] [--latency 0.1] [--store-latency 0.01]
         [--repeats 2] [--json]
@@ -113,10 +113,12 @@ def main() -> int:
         print(json.dumps(report))
     else:
         print(
-            f"{len(numbers):,} sends at {args.latency * 1000:g} ms: instant store {result['instant']['msgs_per_s']} "
-            f"msg/s ({result['instant']['writes_per_1000']} writes per 1,000), store at "
+            f"{len(numbers):,} sends at {args.latency * 1000:g} ms: "
+            f"instant store {result['instant']['msgs_per_s']} msg/s "
+            f"({result['instant']['writes_per_1000']} writes per 1,000), store at "
             f"{args.store_latency * 1000:g} ms per write {result['slow']['msgs_per_s']} msg/s "
-            f"({result['slow']['writes_per_1000']} writes per 1,000): {ratio}x (target >= {TARGET_RATE_RATIO}x)"
+            f"({result['slow']['writes_per_1000']} writes per 1,000): "
+            f"{ratio}x (target >= {TARGET_RATE_RATIO}x)"
         )
         print(f"exactly once per recipient: {'yes' if verified else 'NO'}")
         print("OK" if report["ok"] else "MISSED")

@@ -4,11 +4,13 @@ Each benchmark runs in its own interpreter (``--json``), one after another (the 
 running them side by side would measure them against each other). The exit status is non-zero when
 any benchmark misses a target or fails, so ``make bench`` checks the claims it prints.
 
-    python benchmarks/run_all.py [--json] [--save FILE] [--only bulk_send,ledger_cost,import_cost,sensor_cost,scale]
+    python benchmarks/run_all.py [--json] [--save FILE]
+        [--only bulk_send,ledger_cost,import_cost,sensor_cost,scale]
 
-Budget: about 8.5 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~5 min: two one-text and two personalised batches, settle slot ~0.5 min, ledger
-cost ~0.5 min, import cost ~0.3 min). Every target is a ratio or a count measured in one run (CPU seconds, calls, MB), not an
-absolute time, so a slower machine changes the figures but not the verdicts.
+Budget: about 8.5 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~5 min: two one-text and two
+personalised batches, settle slot ~0.5 min, ledger cost ~0.5 min, import cost ~0.3 min). Every target is a
+ratio or a count measured in one run (CPU seconds, calls, MB), not an absolute time, so a slower machine
+changes the figures but not the verdicts.
 """
 
 from __future__ import annotations
@@ -67,18 +69,22 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
         for key, label in (("gate_on", "gate on: dry run + send"), ("gate_off", "gate off: send only")):
             r = cpu[key]
             rows.append(
-                f"| bulk send ({cpu['recipients']:,}, c={cpu['concurrency']}) | client CPU per 1,000 messages, "
-                f"{label}: operator {r['operator_cpu_s_per_1000']} s / raw httpx {r['raw_httpx_cpu_s_per_1000']} s "
+                f"| bulk send ({cpu['recipients']:,}, c={cpu['concurrency']}) | "
+                f"client CPU per 1,000 messages, {label}: operator {r['operator_cpu_s_per_1000']} s / "
+                f"raw httpx {r['raw_httpx_cpu_s_per_1000']} s "
                 f"| {r['ratio']}x (pairs {r.get('ratio_min', '?')}-{r.get('ratio_max', '?')}x) "
                 f"| <= {t['cpu_ratio_max']:g}x | {_mark(r['ratio'] <= t['cpu_ratio_max'])} |"
             )
         ms = f"{lat['latency_s'] * 1000:g} ms"
         rows += [
-            f"| bulk send ({lat['recipients']:,}, {ms}/request) | SmsSendOperator, gate on, c={lat['concurrency']} "
+            f"| bulk send ({lat['recipients']:,}, {ms}/request) | "
+            f"SmsSendOperator, gate on, c={lat['concurrency']} "
             f"({lat['operator_msgs_per_s']} msg/s) vs HttpOperator sequential, same 2 POSTs/message "
             f"({lat['baseline_msgs_per_s']} msg/s) | {lat['operator_vs_baseline']}x | "
-            f">= {t['operator_vs_baseline_min']:g}x | {_mark(lat['operator_vs_baseline'] >= t['operator_vs_baseline_min'])} |",
-            f"| bulk send ({ms}) | raw httpx, same requests, same concurrency | {lat['raw_httpx_msgs_per_s']} msg/s | | |",
+            f">= {t['operator_vs_baseline_min']:g}x | "
+            f"{_mark(lat['operator_vs_baseline'] >= t['operator_vs_baseline_min'])} |",
+            f"| bulk send ({ms}) | raw httpx, same requests, same concurrency | "
+            f"{lat['raw_httpx_msgs_per_s']} msg/s | | |",
             f"| bulk send ({ms}) | operator by max_concurrency: msg/s (client CPU s per 1,000) | "
             + ", ".join(
                 f"{k}: {v} ({lat['sweep_cpu_s_per_1000'][k]})" for k, v in lat["sweep_msgs_per_s"].items()
@@ -91,9 +97,10 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
     if ledger:
         instant, slow = ledger["instant"], ledger["slow"]
         rows += [
-            f"| ledger ({ledger['recipients']:,} sends, {ledger['latency_s'] * 1000:g} ms/request, gate off) | "
-            f"store at {ledger['store_latency_s'] * 1000:g} ms per write ({slow['msgs_per_s']} msg/s, "
-            f"{slow['writes_per_1000']} writes per 1,000; one write per recipient would need >= "
+            f"| ledger ({ledger['recipients']:,} sends, {ledger['latency_s'] * 1000:g} ms/request, "
+            f"gate off) | store at {ledger['store_latency_s'] * 1000:g} ms per write "
+            f"({slow['msgs_per_s']} msg/s, {slow['writes_per_1000']} writes per 1,000; "
+            f"one write per recipient would need >= "
             f"{ledger['one_key_per_recipient_min_s']:g} s) vs instant store ({instant['msgs_per_s']} msg/s, "
             f"{instant['writes_per_1000']} writes) | {ledger['rate_ratio']}x | "
             f">= {ledger['target_rate_ratio_min']:g}x | {_mark(ledger['ok'])} |"
@@ -105,21 +112,24 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
             f"baseline ({scale['baseline_rss_mb']} MB); {scale['msgs_per_s']} msg/s at 0 ms | "
             f"{scale['peak_over_baseline_mb']} MB | < {scale['target_mb']:g} MB | "
             f"{_mark(scale['peak_over_baseline_mb'] < scale['target_mb'])} |",
-            f"| scale | progress lines in the log (every 5 s), exactly once | {scale['progress_lines']} lines, "
-            f"{'yes' if scale['exactly_once'] else 'no'} | >= 1, yes | {_mark(scale['exactly_once'] and scale['progress_lines'] >= 1)} |",
+            f"| scale | progress lines in the log (every 5 s), exactly once | "
+            f"{scale['progress_lines']} lines, {'yes' if scale['exactly_once'] else 'no'} | >= 1, yes | "
+            f"{_mark(scale['exactly_once'] and scale['progress_lines'] >= 1)} |",
         ]
         pers = scale.get("personalised")
         if pers and "peak_over_baseline_mb" in pers:
             ratio, target = scale["throughput_ratio"], scale["target_throughput_ratio"]
             rows += [
-                f"| scale ({pers['recipients']:,} personalised entries, one task, gate on) | peak RSS over the "
-                f"worker's baseline ({pers['baseline_rss_mb']} MB); {pers['msgs_per_s']} msg/s at 0 ms | "
+                f"| scale ({pers['recipients']:,} personalised entries, one task, gate on) | "
+                f"peak RSS over the worker's baseline ({pers['baseline_rss_mb']} MB); "
+                f"{pers['msgs_per_s']} msg/s at 0 ms | "
                 f"{pers['peak_over_baseline_mb']} MB | < {pers['target_mb']:g} MB | "
                 f"{_mark(pers['peak_over_baseline_mb'] < pers['target_mb'])} |",
                 f"| scale (personalised) | msg per worker CPU s ({pers['msgs_per_cpu_s']}) over the one-text "
                 f"batch's ({scale['msgs_per_cpu_s']}); progress lines, exactly once | "
                 f"{ratio}x; {pers['progress_lines']} lines, {'yes' if pers['exactly_once'] else 'no'} | "
-                f">= {target:g}x; >= 1, yes | {_mark(ratio is not None and ratio >= target and pers['ok'])} |",
+                f">= {target:g}x; >= 1, yes | "
+                f"{_mark(ratio is not None and ratio >= target and pers['ok'])} |",
             ]
     sensor = reports.get("sensor_cost")
     if sensor:

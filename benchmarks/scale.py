@@ -1,7 +1,7 @@
-"""Scale: one ``SmsSendOperator`` task sends to 10,000 recipients (gate on: 10,000 dry runs, then
-10,000 sends) against the fake gateway (``fake_gateway.py``, its own process), with bounded memory and
-progress in the log; then one task sends 10,000 personalised entries (``messages=``, a text per
-recipient: an order number and a day each), each run in its own process so that each has its own peak (two runs of each mode, A B B A).
+"""Scale: one ``SmsSendOperator`` task sends to 10,000 recipients (gate on: 10,000 dry runs, then 10,000
+sends) against the fake gateway (``fake_gateway.py``, its own process), with bounded memory and progress in
+the log; then one task sends 10,000 personalised entries (``messages=``, a text per recipient: an order number
+and a day each), each run in its own process so that each has its own peak (two runs of each mode, A B B A).
 
 Measured in this process (the worker): peak RSS over the baseline, where the baseline is the resident
 size just before ``execute()`` (Airflow, the provider and httpx imported, one small warm-up send done)

@@ -5,8 +5,8 @@ Send one notice to a long list, in batches that run as mapped tasks, after previ
 
 - `preview_cost` runs **SmsSendOperator** with `dry_run=True`: every number is checked and every message
   priced (free); the task returns the estimate and sends nothing. Its log and XCom show the cost.
-- `split` removes duplicate numbers from the whole list (compared in E.164; the first occurrence is
-  kept, in order) and cuts it into batches of `BATCH_SIZE`. The operator only drops duplicates *within* the batch it is
+- `split` removes duplicate numbers from the whole list (compared in E.164; the first occurrence is kept, in
+  order) and cuts it into batches of `BATCH_SIZE`. The operator only drops duplicates *within* the batch it is
   given, so without this a number listed twice could land in two batches and get the notice twice.
 - `send_batch` is mapped over the batches with `.expand()`, each batch gated again and sent with a
   bounded number of requests in flight. Each mapped task has its own idempotency ledger, so retrying

@@ -127,7 +127,8 @@ def print_report(result: DagRunResult, sandbox: Any) -> None:
             f"{view['messageCount']:>5} {float(view['totalPrice']):>9.4f}"
         )
     print(
-        f"{len(result.messages)} message(s), total cost {total:.4f} EUR (sandbox credit left: {sandbox.credit:.2f})"
+        f"{len(result.messages)} message(s), total cost {total:.4f} EUR "
+        f"(sandbox credit left: {sandbox.credit:.2f})"
     )
 
 

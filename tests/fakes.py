@@ -297,8 +297,8 @@ class FakeGateway:
 
 
 class StatsRecorder(NoStatsLogger):
-    """A Stats backend keeping every counter increment and gauge (everything else does nothing); install it with
-    the ``metrics`` fixture of the test modules that check Airflow metrics."""
+    """A Stats backend keeping every counter increment and gauge (everything else does nothing); install it
+    with the ``metrics`` fixture of the test modules that check Airflow metrics."""
 
     def __init__(self) -> None:
         self.counts: list[tuple[str, int, dict[str, Any]]] = []

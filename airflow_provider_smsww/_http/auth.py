@@ -110,7 +110,8 @@ class TokenMinter:
         self._token = None
 
     def get(self, http: httpx.Client, retrying: Retrying, sleep: Callable[[float], None]) -> str:
-        """The live token, or a new one minted with the calling client's ``http``, ``retrying`` and ``sleep``."""
+        """The live token, or a new one minted with the calling client's ``http``, ``retrying`` and
+        ``sleep``."""
         with self._lock:
             if cached := self._fresh():
                 return cached

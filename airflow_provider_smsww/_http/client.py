@@ -1,10 +1,10 @@
 """HTTP clients for the SMS Worldwide API. No Airflow import.
 
-:class:`SmsWwClient` (sync) and :class:`AsyncSmsWwClient` (async) share everything but their attempt:
-the request plan, the retry decision and the retry loops are in :mod:`~airflow_provider_smsww._http.retry`
+:class:`SmsWwClient` (sync) and :class:`AsyncSmsWwClient` (async) share everything but their attempt: the
+request plan, the retry decision and the retry loops are in :mod:`~airflow_provider_smsww._http.retry`
 (OAuth's calls in :mod:`~airflow_provider_smsww._http.auth` use them too), the error mapping in
-:mod:`~airflow_provider_smsww._http.responses` and token minting in :mod:`~airflow_provider_smsww._http.auth`, so
-both clients behave the same by construction. Only ``hooks/`` imports the ``_http`` package.
+:mod:`~airflow_provider_smsww._http.responses` and token minting in :mod:`~airflow_provider_smsww._http.auth`,
+so both clients behave the same by construction. Only ``hooks/`` imports the ``_http`` package.
 
 Retries. Reads (``GET``) and dry-run sends are retried with exponential backoff and full jitter on 429
 (waiting at least ``Retry-After``), 5xx and transport errors: they cost nothing and change nothing. A
@@ -15,8 +15,9 @@ established, or a 429 (the rate limiter refused it). When a real send may have r
 API has no idempotency key and a blind retry could deliver (and bill) the SMS twice. The operator then
 looks the message up in ``GET /messages`` and resends only if it is not there.
 
-Rate. Every attempt first waits for its turn at a :class:`~airflow_provider_smsww._http.ratelimit.RateLimiter`: an optional
-rate, and the pause of a retried 429 (its ``Retry-After``), honoured by every request sharing the limiter.
+Rate. Every attempt first waits for its turn at a
+:class:`~airflow_provider_smsww._http.ratelimit.RateLimiter`: an optional rate, and the pause of a retried 429
+(its ``Retry-After``), honoured by every request sharing the limiter.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class SmsWwClient:
     :param token: a Bearer token; or give ``minter`` to mint tokens from an email + API key.
     :param transport: an httpx transport (tests and the in-process sandbox).
     :param sleep: how to wait between retries (tests pass a recorder instead of sleeping).
-    :param rate_limiter: the rate and 429 pauses to share (:mod:`~airflow_provider_smsww._http.ratelimit`); default private.
+    :param rate_limiter: the rate and 429 pauses to share (:mod:`~airflow_provider_smsww._http.ratelimit`);
+        default private.
     """
 
     def __init__(

@@ -32,8 +32,8 @@ class SmsSendWaitTrigger(BaseTrigger):
 
     :param moment: when the task should resume (timezone-aware).
     :param reason: why the task waits, for the triggerer's log (no recipients, no text).
-    :param lookup: the unknown outcomes to look up meanwhile (:func:`~airflow_provider_smsww.sending.lookup.lookup_of`),
-        or None to only wait.
+    :param lookup: the unknown outcomes to look up meanwhile
+        (:func:`~airflow_provider_smsww.sending.lookup.lookup_of`), or None to only wait.
     :param smsww_conn_id: the ``smsww`` connection of the look-ups.
     :param poll_interval: seconds between look-ups.
     :param rounds: how many settle waits this try has deferred for so far (handed back in the event).

@@ -25,8 +25,8 @@ CLASSPATH = "airflow_provider_smsww.triggers.smsww.SmsDeliveryTrigger"
 
 
 class SmsDeliveryTrigger(BaseTrigger):
-    """Poll a set of SMS (listing pages, then ``GET /messages/{id}`` for what they miss) until they are delivered, one fails, or
-    ``min_delivered`` is met or out of reach; then fire exactly one event.
+    """Poll a set of SMS (listing pages, then ``GET /messages/{id}`` for what they miss) until they are
+    delivered, one fails, or ``min_delivered`` is met or out of reach; then fire exactly one event.
 
     All ids share one pooled async client; each round reads only the ids not final yet, at most
     ``max_concurrency`` at a time, and rounds are ``poll_interval`` seconds apart. There is no timeout
@@ -42,7 +42,8 @@ class SmsDeliveryTrigger(BaseTrigger):
     :param message_ids: the ids to watch (already validated by the sensor).
     :param smsww_conn_id: the ``smsww`` connection.
     :param poll_interval: seconds between rounds.
-    :param min_delivered: succeed once this many are delivered (see :class:`~airflow_provider_smsww.delivery.DeliveryProgress`).
+    :param min_delivered: succeed once this many are delivered (see
+        :class:`~airflow_provider_smsww.delivery.DeliveryProgress`).
     :param max_concurrency: requests in flight at once within a round.
     :param not_before: no round before this (timezone-aware), or None for at once. The sensor sets it
         one ``poll_interval`` after its own check: looking again at once would repeat that check, and an

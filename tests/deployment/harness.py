@@ -251,7 +251,8 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "SMSWW_EXAMPLE_POLL_SECONDS": "3",  # the first trigger look 3 s after the deferral (docs/sensor.md)
+            # the first trigger look 3 s after the deferral (docs/sensor.md)
+            "SMSWW_EXAMPLE_POLL_SECONDS": "3",
             **({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn} if sql_alchemy_conn else {}),
             **(extra_env or {}),
         }

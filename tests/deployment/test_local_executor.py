@@ -103,7 +103,8 @@ def explain(runs: dict[str, Any], stack: AirflowStack) -> str:
     for name, run in runs["runs"].items():
         lines.append(f"{name} {run}: {runs['final'][run]}")
         lines += [
-            f"  {task}[{index}]: {ti['state']} (try {ti['try_number']}, {ti['start_date']} - {ti['end_date']})"
+            f"  {task}[{index}]: {ti['state']} "
+            f"(try {ti['try_number']}, {ti['start_date']} - {ti['end_date']})"
             for (task, index), ti in runs["tis"][name].items()
         ]
     for name, run in runs["runs"].items():

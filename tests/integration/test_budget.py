@@ -1,12 +1,12 @@
 """One budget for the whole task instance, over every try (issue 23), in real Airflow runs (``dag.test()``)
 against the sandbox, on the ledger of this Airflow (``task_state_store`` on 3.3, Variables before).
 
-The measured failure: 30 Italian numbers on the WW route (real price 0.065 EUR per part, known only once
-sent; the dry run is unpriced and 0.01 EUR per part is assumed), ``max_total_price=1.20``, requests
-slowed to 0.1 s and sent one at a time, ``execution_timeout=4.5 s``, ``retries=4``: every try timed out
-part-way, each retry got a fresh token capped at the whole budget, and the account was charged 1.95 EUR.
-Now each try is capped at what the earlier ones left, so the task stays within 1.20 EUR, texts nobody
-twice, and fails for good naming who was not sent.
+The case: 30 Italian numbers on the WW route (real price 0.065 EUR per part, known only once sent; the
+dry run is unpriced and 0.01 EUR per part is assumed), ``max_total_price=1.20``, requests slowed to 0.1 s
+and sent one at a time, ``execution_timeout=4.5 s``, ``retries=4``, so that tries time out part-way. If
+each retry got a fresh token capped at the whole budget, the account would be charged 1.95 EUR (as
+measured). So each try is capped at what the earlier ones left: the task stays within 1.20 EUR, texts
+nobody twice, and fails for good naming who was not sent.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def test_a_killed_worker_and_its_retries_stay_within_the_budget(
     assert "worker killed" in output
     sent = assert_within_budget_and_named(slow_gateway, run, output)
     print(
-        f"\nBUDGET killed worker: tries={the_send(run).try_number} sent={len(sent)} charged={charged(slow_gateway)}"
+        f"\nBUDGET killed worker: tries={the_send(run).try_number} sent={len(sent)} "
+        f"charged={charged(slow_gateway)}"
     )
 
 

@@ -369,9 +369,10 @@ def test_without_a_task_state_store_a_retry_reconciles_since_the_run_started(
 async def test_uncertain_send_older_than_the_scan_limit_is_found_not_resent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Regression: uncertain sends are reconciled after the whole round, newest first. In a batch larger
-    than ``scan_limit`` an early uncertain send lies deeper than ``scan_limit`` messages, was not found
-    and was sent again: a duplicate. The scan now covers the batch's own messages plus ``scan_limit``."""
+    """Uncertain sends are reconciled after the whole round, newest first. In a batch larger than
+    ``scan_limit`` an early uncertain send lies deeper than ``scan_limit`` messages: a scan of
+    ``scan_limit`` alone would not find it and would send it again, a duplicate. So the scan covers the
+    batch's own messages plus ``scan_limit``."""
     recipients = RECIPIENTS[:30]
     with in_process_sandbox(credit=1000) as box:
         # The first send is processed and stored, then answered 503: its outcome is unknown.

@@ -126,8 +126,8 @@ async def test_a_gateway_clock_6_minutes_behind_without_date_texts_nobody_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The gateway's ``createdAt`` is 6 minutes behind ours and its answers carry no ``Date``: the
-    batch's accepted messages show the offset, so the unknown outcomes it stored are found (before,
-    a fixed 5-minute allowance missed them all and resent them)."""
+    batch's accepted messages show the offset, so the unknown outcomes it stored are found (a fixed
+    5-minute allowance would miss them all and resend them)."""
     clock = SkippingClock()
     faults = FaultConfig(rate_5xx=0.1, rate_5xx_after=0.05, seed=6)
 

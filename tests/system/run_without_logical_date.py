@@ -1,7 +1,8 @@
-"""Run one DAG as a REST, UI or CLI trigger makes it: a run with no logical date (``dag.test(logical_date=None)``).
+"""Run one DAG as a REST, UI or CLI trigger makes it: a run with no logical date
+(``dag.test(logical_date=None)``).
 
-``airflow dags test`` always sets one (now), which hides templates that need it (``{{ ds }}``). Usage, in
-an environment prepared by ``scripts/demo.py``'s ``airflow_home``: ``python run_without_logical_date.py DAG_ID``.
+``airflow dags test`` always sets one (now), which hides templates that need it (``{{ ds }}``). Usage, in an
+environment prepared by ``scripts/demo.py``'s ``airflow_home``: ``python run_without_logical_date.py DAG_ID``.
 Exit code 0 when the run succeeded, 1 otherwise; the last line names the run, its logical date and state.
 """
 

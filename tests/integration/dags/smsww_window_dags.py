@@ -1,6 +1,9 @@
-"""DAGs of the tests that wait: quiet hours, and a deferred settle wait. Quiet hours: a send window opening in New York ``OPENS_IN`` after the
-file is parsed and lasting 7 hours, so already open in Rome (5 or 6 hours ahead) whatever the date.
-The test reloads this module right before its run, so the window is relative to the run."""
+"""DAGs of the tests that wait: quiet hours, and a deferred settle wait.
+
+Quiet hours: a send window opening in New York ``OPENS_IN`` after the file is parsed and lasting 7 hours, so
+already open in Rome (5 or 6 hours ahead) whatever the date. The test reloads this module right before its
+run, so the window is relative to the run.
+"""
 
 from __future__ import annotations
 

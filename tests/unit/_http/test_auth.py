@@ -112,8 +112,9 @@ def test_a_minted_token_is_reused_until_it_nears_expiry(httpx_mock: HTTPXMock) -
 
 
 def test_a_short_lived_token_is_renewed_relative_to_its_ttl(httpx_mock: HTTPXMock) -> None:
-    """Regression (issue 12 item 6): a token of a 30 s ttl, inside the fixed 60 s margin from the
-    start, was minted anew for every request. It is now reused until a quarter of its life is left."""
+    """A token of a 30 s ttl is inside the 60 s ``refresh_margin`` from the moment it is minted: a margin
+    that ignored the ttl would have it minted anew for every request (issue 12 item 6), so it is reused
+    until a quarter of its life is left."""
     httpx_mock.add_response(url=TOKENS_URL, json=token_body(expire_in=30), is_reusable=True)
     httpx_mock.add_response(method="GET", json={"data": message_json()}, is_reusable=True)
     shared = minter(refresh_margin=60)

@@ -58,7 +58,9 @@ ERRORS = [
         422,
         {
             "code": 2013,
-            "message": "The recipient number does not belong to the supported country for this endpoint (IT).",
+            "message": (
+                "The recipient number does not belong to the supported country for this endpoint (IT)."
+            ),
         },
         SmsWwValidationError,
         2013,

@@ -102,8 +102,8 @@ async def test_a_retry_after_a_crash_waits_the_settle_time_before_sending_unreco
 
 
 async def test_the_gateway_clock_is_read_from_its_date_header(gateway: FakeGateway) -> None:
-    """A gateway clock 6 minutes behind: its createdAt is before our batch start by more than the
-    old fixed 5-minute allowance; the Date header says by how much."""
+    """A gateway clock 6 minutes behind: its createdAt is before our batch start by more than a fixed
+    5-minute allowance would cover; the Date header says by how much."""
     clock = Clock()
     gateway.clock_behind = timedelta(minutes=6)
     since = datetime.now(UTC)
