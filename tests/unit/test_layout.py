@@ -1,6 +1,7 @@
 """The import directions of docs/architecture.md, checked on the source: only the hook reaches the HTTP
 layer (the whole ``_http`` package), and the hook never reaches ``sending/`` (what the operator adds
-over the hook sits above it). Modules are split by concept, so no rule counts lines or modules."""
+over the hook sits above it). Modules are split by concept, so no rule counts a module's lines or the
+modules; a function stays short enough to read at once (80 lines at most)."""
 
 from __future__ import annotations
 
@@ -106,3 +107,27 @@ def airflow_modules_loaded_by(*modules: str) -> list[str]:
 def test_the_parts_tested_only_on_the_newest_airflow_and_the_floor_import_no_airflow() -> None:
     assert airflow_modules_loaded_by("airflow_provider_smsww.hooks.smsww")  # the probe sees an import
     assert airflow_modules_loaded_by(*AIRFLOW_INDEPENDENT_MODULES) == []
+
+
+#: Functions short enough to read at once; the provider info is one literal, read as data.
+LONGEST_FUNCTION = 80
+LITERALS = {"__init__.py:get_provider_info"}
+
+
+def long_functions(source: str, name: str) -> dict[str, int]:
+    """Each function of ``source`` (module ``name``) over :data:`LONGEST_FUNCTION` lines, and its length."""
+    return {
+        f"{name}:{node.name}": length
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (length := (node.end_lineno or node.lineno) - node.lineno + 1) > LONGEST_FUNCTION
+    }
+
+
+def test_no_function_is_over_80_lines() -> None:
+    too_long = "def f():\n" + "    x = 1\n" * LONGEST_FUNCTION
+    assert long_functions(too_long, "probe.py") == {"probe.py:f": LONGEST_FUNCTION + 1}  # the check sees one
+    found: dict[str, int] = {}
+    for path in PACKAGE.rglob("*.py"):
+        found.update(long_functions(path.read_text(), path.relative_to(PACKAGE).as_posix()))
+    assert {name: n for name, n in found.items() if name not in LITERALS} == {}
