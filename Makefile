@@ -31,11 +31,11 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-# The unit and sandbox tests in one process (their timing tests want the machine to themselves), then
-# the integration and system tests side by side (XDIST, below).
+# In one process the unit and sandbox tests and the tests marked `timing` (they race a timer and want
+# the machine to themselves), then the other integration and system tests side by side (XDIST, below).
 pytest: $(BIN)/.installed
-	$(BIN)/pytest tests/unit tests/sandbox
-	$(BIN)/pytest tests/integration tests/system $(XDIST)
+	$(BIN)/pytest $(ALL_TESTS) -m 'not side_by_side'
+	$(BIN)/pytest $(ALL_TESTS) -m side_by_side $(XDIST)
 
 ## Every Airflow the package claims, each with the libraries of its own time (constraints-<minor>.txt,
 ## made by scripts/constraints.sh): the newest patch of 3.1 and 3.2 (3.3 is `make test`), and the floor
@@ -52,21 +52,22 @@ OLD_AIRFLOWS := 3.1 3.2
 .PRECIOUS: .venv-%/bin/.installed
 test-airflows: $(OLD_AIRFLOWS:%=test-airflow-%) test-min
 
-# The tests that import no Airflow (the HTTP client, parts, input rules, models, the sandbox) run on the
-# newest Airflow and on the floor only; everything that touches Airflow runs on every release.
-AIRFLOW_TOUCHING := -m 'not airflow_independent'
+# The tests marked `airflow_independent` (the HTTP client, parts, input rules, models: tests/conftest.py)
+# run on the newest Airflow and on the floor only; everything that touches Airflow runs on every release.
+ALL_TESTS := tests/unit tests/sandbox tests/integration tests/system
+AIRFLOW_TESTS := tests/unit tests/integration tests/system
 # The integration and system tests run side by side (pytest-xdist): each worker has its own AIRFLOW_HOME,
 # each sandbox its own port, and most of their time is Airflow starting up or waiting on the sandbox.
 XDIST := -n 3 --dist loadgroup
 test-airflow-%: .venv-%/bin/.installed
 	.venv-$*/bin/python -c "import airflow; print('Airflow', airflow.__version__)"
-	.venv-$*/bin/pytest tests/unit $(AIRFLOW_TOUCHING) -q -p no:cacheprovider
-	.venv-$*/bin/pytest tests/integration tests/system $(XDIST) -q -p no:cacheprovider
+	.venv-$*/bin/pytest $(AIRFLOW_TESTS) -m 'not side_by_side and not airflow_independent' -q -p no:cacheprovider
+	.venv-$*/bin/pytest $(AIRFLOW_TESTS) -m side_by_side $(XDIST) -q -p no:cacheprovider
 
 test-min: .venv-min/bin/.installed
 	.venv-min/bin/python -c "import airflow; assert airflow.__version__ == '3.0.6', airflow.__version__"
-	.venv-min/bin/pytest tests/unit -q -p no:cacheprovider
-	.venv-min/bin/pytest tests/integration tests/system $(XDIST) -q -p no:cacheprovider
+	.venv-min/bin/pytest $(AIRFLOW_TESTS) -m 'not side_by_side' -q -p no:cacheprovider
+	.venv-min/bin/pytest $(AIRFLOW_TESTS) -m side_by_side $(XDIST) -q -p no:cacheprovider
 
 ## A real deployment (docs/deployment.md): the example DAGs through the REST API on LocalExecutor, a
 ## killed Celery worker on CeleryExecutor (Redis, PostgreSQL), the connection form's Test in chromium.

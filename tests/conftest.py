@@ -38,11 +38,21 @@ AIRFLOW_INDEPENDENT = (
 )
 
 
+#: Where the tests run real Airflow against the sandbox, each worker on its own AIRFLOW_HOME and each
+#: sandbox on its own port: marked ``side_by_side``, the Makefile runs them under pytest-xdist, except
+#: those marked ``timing`` (a try racing its execution_timeout, a wall-clock bound), which want the
+#: machine to themselves and run in the one-process pass with the unit tests.
+SIDE_BY_SIDE = ("integration/", "system/")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).parent
     for item in items:
-        if item.path.relative_to(tests).as_posix().startswith(AIRFLOW_INDEPENDENT):
+        where = item.path.relative_to(tests).as_posix()
+        if where.startswith(AIRFLOW_INDEPENDENT):
             item.add_marker(pytest.mark.airflow_independent)
+        if where.startswith(SIDE_BY_SIDE) and item.get_closest_marker("timing") is None:
+            item.add_marker(pytest.mark.side_by_side)
 
 
 @pytest.fixture(scope="session")

@@ -88,6 +88,7 @@ def assert_within_budget_and_named(handle: SandboxHandle, run: Any, output: str)
     return dict(sent)
 
 
+@pytest.mark.timing
 def test_tries_cut_short_by_their_timeout_stay_within_the_budget(
     airflow_db: str, slow_gateway: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:

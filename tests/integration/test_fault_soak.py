@@ -176,6 +176,7 @@ def run_until_done(
     raise AssertionError(f"not done after {max_tries} further tries: {errors}")
 
 
+@pytest.mark.timing
 def test_soak_1000_sends_with_faults_a_crash_and_retries(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
