@@ -1,4 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
+# Venvs are installed with --compile-bytecode: every Airflow process (a `dags test`, each task runner) then
+# reads bytecode instead of compiling thousands of modules again where PYTHONDONTWRITEBYTECODE is set.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,11 +12,11 @@ BIN := $(VENV)/bin
 $(BIN)/.runtime: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[sandbox]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[sandbox]'
 	touch $@
 
 $(BIN)/.installed: $(BIN)/.runtime pyproject.toml constraints.txt
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[sandbox,test]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[sandbox,test]'
 	touch $@
 
 ## Run example DAG 1 end to end against the embedded sandbox (no account, no cost, loopback only).
@@ -45,7 +47,7 @@ OLD_AIRFLOWS := 3.1 3.2
 .venv-%/bin/.installed: pyproject.toml constraints-%.txt
 	$(PYTHON) -m venv .venv-$*
 	.venv-$*/bin/python -m pip install -q --disable-pip-version-check uv
-	.venv-$*/bin/uv pip install -q --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test]'
+	.venv-$*/bin/uv pip install -q --compile-bytecode --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test]'
 	touch $@
 
 .PHONY: test-airflows
@@ -73,7 +75,7 @@ test-min: .venv-min/bin/.installed
 ## killed Celery worker on CeleryExecutor (Redis, PostgreSQL), the connection form's Test in chromium.
 ## Installs what it needs: Debian packages when missing (root or sudo), the `deployment` extra.
 $(BIN)/.deployment: $(BIN)/.installed pyproject.toml constraints.txt
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[test,deployment]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[test,deployment]'
 	touch $@
 
 test-deployment: $(BIN)/.deployment
@@ -83,7 +85,7 @@ test-deployment: $(BIN)/.deployment
 ## The same deployment tests on the floor, Airflow 3.0.6: make test-deployment-min.
 .PRECIOUS: .venv-%/bin/.deployment
 .venv-%/bin/.deployment: .venv-%/bin/.installed
-	.venv-$*/bin/uv pip install -q --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test,deployment]'
+	.venv-$*/bin/uv pip install -q --compile-bytecode --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test,deployment]'
 	touch $@
 
 test-deployment-%: .venv-%/bin/.deployment
@@ -130,7 +132,7 @@ constraints-all: $(BIN)/.installed
 .venv-build/bin/.tools: requirements/release.txt
 	$(PYTHON) -m venv .venv-build
 	.venv-build/bin/python -m pip install -q --disable-pip-version-check uv
-	.venv-build/bin/uv pip install -q --python .venv-build/bin/python -r requirements/release.txt
+	.venv-build/bin/uv pip install -q --compile-bytecode --python .venv-build/bin/python -r requirements/release.txt
 	touch $@
 
 release-check: .venv-build/bin/.tools
@@ -140,7 +142,7 @@ release-check: .venv-build/bin/.tools
 .venv-docs/bin/.tools: requirements/docs.txt
 	$(PYTHON) -m venv .venv-docs
 	.venv-docs/bin/python -m pip install -q --disable-pip-version-check uv
-	.venv-docs/bin/uv pip install -q --python .venv-docs/bin/python -r requirements/docs.txt
+	.venv-docs/bin/uv pip install -q --compile-bytecode --python .venv-docs/bin/python -r requirements/docs.txt
 	touch $@
 
 docs: .venv-docs/bin/.tools

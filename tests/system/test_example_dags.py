@@ -121,6 +121,7 @@ def test_taskflow_hook_sends_one_notice_and_waits_for_it(env_and_sandbox: Any) -
     assert "Pausing task as DEFERRED" in log
 
 
+@pytest.mark.timing  # the window opens OPENS_IN after the test starts: a task must start before
 def test_quiet_hours_texts_rome_at_once_and_new_york_when_its_window_opens(env_and_sandbox: Any) -> None:
     env, server = env_and_sandbox
     if env["RUN_MODE"] != "dags test":
