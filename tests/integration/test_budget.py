@@ -24,6 +24,7 @@ from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sending import ledger as ledger_module
 from airflow_provider_smsww.sending.ledger_stores import VARIABLE_PREFIX
 from tests.airflow_versions import plain
+from tests.fakes import connect
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ def slow_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
     """The sandbox with every send (and dry run) slowed to 0.1 s, on an email + API key connection
     (credit, per-try capped tokens); WW messages priced 0.05 s after they are accepted."""
     with run_sandbox(faults=FaultConfig(latency=0.1), pending_after=0.05, delivered_after=0.15) as handle:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.oauth_conn_json)
+        connect(monkeypatch, handle, oauth=True)
         yield handle
 
 

@@ -17,7 +17,7 @@ from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendingCapReachedError
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
-from tests.fakes import StatsRecorder, XComTI, recorded_metrics
+from tests.fakes import StatsRecorder, XComTI, connect, recorded_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def server() -> Iterator[SandboxHandle]:
 def oauth(server: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
     """The sandbox, reset, with ``smsww_default`` on email + API key (credit and caps enabled)."""
     server.reset()
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", server.oauth_conn_json)
+    connect(monkeypatch, server, oauth=True)
     yield server
     server.reset()
 
@@ -57,7 +57,7 @@ def test_credit_2_eur_and_40_italians_send_nothing_and_name_the_credit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with run_sandbox(credit=2.0) as handle:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.oauth_conn_json)
+        connect(monkeypatch, handle, oauth=True)
         with pytest.raises(SmsWwInsufficientCreditError) as info:
             SmsSendOperator(task_id="send", recipients=ITALIAN, message="Service notice").execute(ctx())
         assert "credit 2.00 EUR" in str(info.value)
@@ -70,7 +70,7 @@ def test_credit_2_eur_and_40_italians_send_nothing_and_name_the_credit(
 def test_without_the_pre_flight_the_same_batch_stops_half_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     """The measured failure the pre-flight prevents: a token-only connection cannot read the credit."""
     with run_sandbox(credit=2.0, pending_after=0.0) as handle:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.conn_json)
+        connect(monkeypatch, handle)
         with pytest.raises(SmsWwError, match=r"(?i)credit"):
             SmsSendOperator(
                 task_id="send", recipients=ITALIAN, message="Service notice", max_concurrency=1
@@ -120,7 +120,7 @@ def test_notifier_warns_below_the_threshold_and_still_sends(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with run_sandbox(credit=5.0) as handle:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.oauth_conn_json)
+        connect(monkeypatch, handle, oauth=True)
         SmsWwNotifier(recipients=ITALIAN[:1], message="FAILED load")({"ti": XComTI(), "run_id": "x"})
         assert len(handle.sandbox.accepted()) == 1
         assert "LOW SMS CREDIT: 5.00 EUR" in capsys.readouterr().out
