@@ -1,4 +1,5 @@
-"""Stand-ins for Airflow pieces that the operator tests drive by hand (imported, not fixtures)."""
+"""Stand-ins for Airflow pieces that the operator tests drive by hand, and the connections the tests set
+(imported, not fixtures)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.airflow_versions import NoStatsLogger, stats_backend
+
+if TYPE_CHECKING:
+    from airflow_provider_smsww.sandbox.server import SandboxHandle
 
 API = "https://sms.example.test"
 TOKEN = "unit-test-token-0123456789"
@@ -34,6 +38,33 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = "smsww_defaul
     unit tests set up a connection."""
     conn = json.dumps({"conn_type": "smsww", **fields})
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn)
+
+
+def sandbox_connection(
+    handle: SandboxHandle,
+    *,
+    oauth: bool = False,
+    token: str | None = None,
+    api_key: str | None = None,
+    **extra: Any,
+) -> str:
+    """The connection JSON to the sandbox ``handle``: its static token (``token`` instead, if given), or
+    with ``oauth`` its email and API key (``api_key`` instead, if given); ``extra`` is added to the
+    connection's extra. Built from the handle's own ``conn_json``/``oauth_conn_json``."""
+    conn = json.loads(handle.oauth_conn_json if oauth else handle.conn_json)
+    if token is not None:
+        conn["password"] = token
+    if api_key is not None:
+        conn["extra"] = {**conn["extra"], "api_key": api_key}
+    if extra:
+        conn["extra"] = {**conn.get("extra", {}), **extra}
+    return json.dumps(conn)
+
+
+def connect(monkeypatch: pytest.MonkeyPatch, handle: SandboxHandle, **kwargs: Any) -> None:
+    """Point ``smsww_default`` at the sandbox ``handle`` (``kwargs`` as in :func:`sandbox_connection`):
+    the one way the integration tests connect to a sandbox."""
+    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", sandbox_connection(handle, **kwargs))
 
 
 class FakeStore:

@@ -24,6 +24,7 @@ from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sending import ledger as ledger_module
 from airflow_provider_smsww.sending.ledger_stores import VARIABLE_PREFIX
 from tests.airflow_versions import plain
+from tests.fakes import connect
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +33,11 @@ BUDGET = 1.20
 
 
 @pytest.fixture
-def slow_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
+def slow_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
     """The sandbox with every send (and dry run) slowed to 0.1 s, on an email + API key connection
     (credit, per-try capped tokens); WW messages priced 0.05 s after they are accepted."""
     with run_sandbox(faults=FaultConfig(latency=0.1), pending_after=0.05, delivered_after=0.15) as handle:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.oauth_conn_json)
+        connect(monkeypatch, handle, oauth=True)
         yield handle
 
 
@@ -90,14 +91,14 @@ def assert_within_budget_and_named(handle: SandboxHandle, run: Any, output: str)
 
 @pytest.mark.timing
 def test_tries_cut_short_by_their_timeout_stay_within_the_budget(
-    airflow_db: str, slow_gateway: SandboxHandle, capsys: pytest.CaptureFixture[str]
+    airflow_db: str, slow_sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = dag_budget.test(run_conf={"recipients": ITALIAN})
     output = plain("".join(capsys.readouterr()))
-    sent = assert_within_budget_and_named(slow_gateway, run, output)
+    sent = assert_within_budget_and_named(slow_sandbox, run, output)
     cost = cost_xcom(run)
     tries = the_send(run).try_number
-    print(f"\nBUDGET timeouts: tries={tries} sent={len(sent)} charged={charged(slow_gateway)}")
+    print(f"\nBUDGET timeouts: tries={tries} sent={len(sent)} charged={charged(slow_sandbox)}")
     print("cost XCom of the last try:", json.dumps(cost, sort_keys=True))
     assert cost["limit"] == "gateway_token"
     assert cost["max_total_price"] == BUDGET
@@ -116,7 +117,7 @@ def test_tries_cut_short_by_their_timeout_stay_within_the_budget(
 
 def test_a_killed_worker_and_its_retries_stay_within_the_budget(
     airflow_db: str,
-    slow_gateway: SandboxHandle,
+    slow_sandbox: SandboxHandle,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -135,15 +136,15 @@ def test_a_killed_worker_and_its_retries_stay_within_the_budget(
     run = dag_budget_killed.test(run_conf={"recipients": ITALIAN})
     output = plain("".join(capsys.readouterr()))
     assert "worker killed" in output
-    sent = assert_within_budget_and_named(slow_gateway, run, output)
+    sent = assert_within_budget_and_named(slow_sandbox, run, output)
     print(
         f"\nBUDGET killed worker: tries={the_send(run).try_number} sent={len(sent)} "
-        f"charged={charged(slow_gateway)}"
+        f"charged={charged(slow_sandbox)}"
     )
 
 
 def test_the_cost_of_a_batch_that_needed_three_tries(
-    airflow_db: str, slow_gateway: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+    airflow_db: str, slow_sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two tries killed part-way, the third sends the rest: its cost XCom tells all three (printed, -s)."""
     recipients = ITALIAN[:12]  # 12 x 0.065 = 0.78 EUR, within the budget
@@ -161,11 +162,11 @@ def test_the_cost_of_a_batch_that_needed_three_tries(
     ti = the_send(run)
     assert str(ti.state) == "success"
     assert ti.try_number == 3
-    sent = Counter(m.recipient.e164 for m in slow_gateway.sandbox.accepted())
+    sent = Counter(m.recipient.e164 for m in slow_sandbox.sandbox.accepted())
     assert sent == dict.fromkeys(recipients, 1)
     cost = cost_xcom(run)
     print("\nBUDGET cost XCom after three tries:", json.dumps(cost, sort_keys=True))
-    print(f"charged {charged(slow_gateway)} EUR")
+    print(f"charged {charged(slow_sandbox)} EUR")
     assert cost["from_earlier_try"] + cost["messages"] == 12
     assert cost["earlier_tries_spent"] == pytest.approx(0.065 * cost["from_earlier_try"])
     assert cost["limit"] == "gateway_token"

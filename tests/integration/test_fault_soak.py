@@ -40,7 +40,7 @@ from airflow_provider_smsww.sandbox.server import SandboxHandle, in_process_sand
 from airflow_provider_smsww.sending import bulk as bulk_module
 from airflow_provider_smsww.sending.batch import check_locally
 from airflow_provider_smsww.sending.ledger import MemoryLedger
-from tests.fakes import FakeStore, task_context
+from tests.fakes import FakeStore, connect, task_context
 
 pytestmark = pytest.mark.integration
 
@@ -105,10 +105,8 @@ async def _crash(*args: Any, **kwargs: Any) -> Any:
 
 
 def use(monkeypatch: pytest.MonkeyPatch, handle: SandboxHandle, max_retries: int = 12) -> None:
-    conn = json.loads(handle.conn_json)
     # A short backoff keeps the soak fast; the retry decisions are the production ones.
-    conn["extra"] = {"max_retries": max_retries, "backoff_base": 0.002, "backoff_max": 0.05}
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+    connect(monkeypatch, handle, max_retries=max_retries, backoff_base=0.002, backoff_max=0.05)
 
 
 def operator(**kwargs: Any) -> SmsSendOperator:

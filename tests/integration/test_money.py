@@ -17,7 +17,7 @@ from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendingCapReachedError
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
-from tests.fakes import StatsRecorder, XComTI, recorded_metrics
+from tests.fakes import StatsRecorder, XComTI, connect, recorded_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +37,10 @@ def server() -> Iterator[SandboxHandle]:
 
 
 @pytest.fixture
-def oauth(server: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
+def oauth_sandbox(server: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
     """The sandbox, reset, with ``smsww_default`` on email + API key (credit and caps enabled)."""
     server.reset()
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", server.oauth_conn_json)
+    connect(monkeypatch, server, oauth=True)
     yield server
     server.reset()
 
@@ -57,7 +57,7 @@ def test_credit_2_eur_and_40_italians_send_nothing_and_name_the_credit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with run_sandbox(credit=2.0) as handle:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.oauth_conn_json)
+        connect(monkeypatch, handle, oauth=True)
         with pytest.raises(SmsWwInsufficientCreditError) as info:
             SmsSendOperator(task_id="send", recipients=ITALIAN, message="Service notice").execute(ctx())
         assert "credit 2.00 EUR" in str(info.value)
@@ -70,7 +70,7 @@ def test_credit_2_eur_and_40_italians_send_nothing_and_name_the_credit(
 def test_without_the_pre_flight_the_same_batch_stops_half_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     """The measured failure the pre-flight prevents: a token-only connection cannot read the credit."""
     with run_sandbox(credit=2.0, pending_after=0.0) as handle:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.conn_json)
+        connect(monkeypatch, handle)
         with pytest.raises(SmsWwError, match=r"(?i)credit"):
             SmsSendOperator(
                 task_id="send", recipients=ITALIAN, message="Service notice", max_concurrency=1
@@ -78,7 +78,9 @@ def test_without_the_pre_flight_the_same_batch_stops_half_sent(monkeypatch: pyte
         assert 0 < len(handle.sandbox.accepted()) < len(ITALIAN)
 
 
-def test_the_per_task_cap_stops_a_batch_whose_real_prices_exceed_the_budget(oauth: SandboxHandle) -> None:
+def test_the_per_task_cap_stops_a_batch_whose_real_prices_exceed_the_budget(
+    oauth_sandbox: SandboxHandle,
+) -> None:
     # The estimate assumes 0.01 EUR per part; the sandbox charges Italy 0.065: the dry-run gate passes
     # (10 x 0.01 = 0.10 <= 0.20) and only the gateway's cap on the per-task token stops the spending.
     recipients = ITALIAN[:10]
@@ -90,19 +92,19 @@ def test_the_per_task_cap_stops_a_batch_whose_real_prices_exceed_the_budget(oaut
             max_total_price=0.20,
             price_per_part_if_unknown=0.01,
         ).execute(ctx())
-    accepted = oauth.sandbox.accepted()
+    accepted = oauth_sandbox.sandbox.accepted()
     assert len(accepted) == 3  # 3 x 0.065 = 0.195 <= 0.20 < 4 x 0.065
     text = str(info.value)
     assert "3 of 10 message(s) accepted; 7 failed" in text
     not_sent = set(recipients) - {m.recipient.e164 for m in accepted}
     assert all(r in text for r in not_sent)
     assert "2035" in text
-    oauth.wait_for(lambda: len(oauth.transactions()) == 3)
-    assert -sum(t["amount"] for t in oauth.transactions()) <= 0.20
-    assert [status for *_, status in revocations(oauth)] == [200]
+    oauth_sandbox.wait_for(lambda: len(oauth_sandbox.transactions()) == 3)
+    assert -sum(t["amount"] for t in oauth_sandbox.transactions()) <= 0.20
+    assert [status for *_, status in revocations(oauth_sandbox)] == [200]
 
 
-def test_the_per_task_token_is_limited_and_revoked_after_a_success(oauth: SandboxHandle) -> None:
+def test_the_per_task_token_is_limited_and_revoked_after_a_success(oauth_sandbox: SandboxHandle) -> None:
     records = SmsSendOperator(
         task_id="send",
         recipients=ITALIAN[:2],
@@ -111,22 +113,24 @@ def test_the_per_task_token_is_limited_and_revoked_after_a_success(oauth: Sandbo
         price_per_part_if_unknown=0.07,
     ).execute(ctx())
     assert len(records) == 2
-    minted = [t for t in oauth.sandbox.tokens.values() if t.limits]
+    minted = [t for t in oauth_sandbox.sandbox.tokens.values() if t.limits]
     assert minted == []  # the capped token is gone (revoked); only the connection's own token remains
-    assert [status for *_, status in revocations(oauth)] == [200]
+    assert [status for *_, status in revocations(oauth_sandbox)] == [200]
 
 
 def test_notifier_warns_below_the_threshold_and_still_sends(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with run_sandbox(credit=5.0) as handle:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", handle.oauth_conn_json)
+        connect(monkeypatch, handle, oauth=True)
         SmsWwNotifier(recipients=ITALIAN[:1], message="FAILED load")({"ti": XComTI(), "run_id": "x"})
         assert len(handle.sandbox.accepted()) == 1
         assert "LOW SMS CREDIT: 5.00 EUR" in capsys.readouterr().out
 
 
-def test_closing_figures_cost_in_xcom_and_metrics(oauth: SandboxHandle, metrics: StatsRecorder) -> None:
+def test_closing_figures_cost_in_xcom_and_metrics(
+    oauth_sandbox: SandboxHandle, metrics: StatsRecorder
+) -> None:
     """One run: the operator's estimate, the sensor's actual cost and every metric, printed (-s)."""
     send_ti, wait_ti = XComTI(), XComTI()
     recipients = ITALIAN[:5]
@@ -140,10 +144,12 @@ def test_closing_figures_cost_in_xcom_and_metrics(oauth: SandboxHandle, metrics:
     final = SmsDeliverySensor(task_id="wait", message_ids=records, poke_interval=0.1, timeout=30).execute(
         ctx(wait_ti)
     )
-    charged = -sum(t["amount"] for t in oauth.transactions())
+    charged = -sum(t["amount"] for t in oauth_sandbox.transactions())
     print("\noperator XCom 'cost':", json.dumps(send_ti.xcom["cost"]))
     print("sensor XCom 'cost':  ", json.dumps(wait_ti.xcom["cost"]))
-    print("wallet transactions total:", round(charged, 4), "EUR; credit now", oauth.wallet()["credit"])
+    print(
+        "wallet transactions total:", round(charged, 4), "EUR; credit now", oauth_sandbox.wallet()["credit"]
+    )
     for name, count, tags in metrics.counts:
         print(f"metric {name} +{count} {tags}")
     assert send_ti.xcom["cost"]["estimated_total_price"] == pytest.approx(0.35)
@@ -161,7 +167,7 @@ def test_closing_figures_cost_in_xcom_and_metrics(oauth: SandboxHandle, metrics:
 
 
 def test_one_dag_run_carries_both_costs_in_xcom(
-    oauth: SandboxHandle, airflow_db: str, metrics: StatsRecorder
+    oauth_sandbox: SandboxHandle, airflow_db: str, metrics: StatsRecorder
 ) -> None:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session

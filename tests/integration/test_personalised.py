@@ -5,7 +5,6 @@ all, and the delivery sensor sees every one delivered."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from smsww_personalised_dags import dag_personalised, dag_personalised_mapped, e
 
 from airflow_provider_smsww.sandbox.faults import FaultConfig
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
+from tests.fakes import connect
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +25,7 @@ def failing_sandbox(monkeypatch: pytest.MonkeyPatch, seed: int) -> Iterator[Sand
     client does not retry (Airflow's retries and the settle rule do)."""
     faults = FaultConfig(rate_5xx=0.3, rate_5xx_after=0.1, seed=seed)
     with run_sandbox(faults=faults, credit=1000) as handle:
-        conn = json.loads(handle.conn_json)
-        conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+        connect(monkeypatch, handle, max_retries=0)
         yield handle
 
 

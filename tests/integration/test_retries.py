@@ -4,7 +4,6 @@ Airflow 3.3, Variables before, deleted once the task has succeeded)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -15,6 +14,7 @@ from airflow_provider_smsww.sandbox.faults import FaultConfig
 from airflow_provider_smsww.sandbox.server import run_sandbox
 from airflow_provider_smsww.sending import ledger_stores as ledger_module
 from tests.airflow_versions import HAS_TASK_STATE_STORE
+from tests.fakes import connect
 
 pytestmark = pytest.mark.integration
 
@@ -34,9 +34,7 @@ def test_tries_failing_part_way_text_each_recipient_once(
     monkeypatch.setattr(ledger_module.VariableStore, "set", counted_set)
     faults = FaultConfig(rate_5xx=0.3, rate_5xx_after=0.1, seed=3)
     with run_sandbox(faults=faults, credit=1000) as handle:
-        conn = json.loads(handle.conn_json)
-        conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}
-        monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+        connect(monkeypatch, handle, max_retries=0)
         run = dag_retries.test(run_conf={"recipients": RECIPIENTS})
 
         assert str(run.state) == "success"

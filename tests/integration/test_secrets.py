@@ -38,6 +38,7 @@ from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
+from tests.fakes import connect, sandbox_connection
 from tests.sandbox.helpers import Receiver, serve_receiver
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
@@ -86,21 +87,6 @@ def sandbox(server: SandboxHandle, receiver: Receiver) -> Iterator[SandboxHandle
     server.reset()
 
 
-def static_conn(handle: SandboxHandle, token: str = TOKEN, **extra: Any) -> str:
-    return json.dumps({"conn_type": "smsww", "host": handle.url, "password": token, "extra": extra})
-
-
-def oauth_conn(handle: SandboxHandle, api_key: str = API_KEY, **extra: Any) -> str:
-    return json.dumps(
-        {
-            "conn_type": "smsww",
-            "host": handle.url,
-            "login": EMAIL,
-            "extra": {"api_key": api_key, "oauth_host": handle.url, **extra},
-        }
-    )
-
-
 def secrets_of(handle: SandboxHandle) -> list[str]:
     """Every secret of the run: the fixed ones, the Basic credentials and each token the sandbox minted."""
     basic = base64.b64encode(f"{EMAIL}:{API_KEY}".encode()).decode()
@@ -146,8 +132,7 @@ def test_send_wait_alert_leak_nothing(
     capfd: pytest.CaptureFixture[str],
     kind: str,
 ) -> None:
-    conn = static_conn(sandbox) if kind == "static-token" else oauth_conn(sandbox)
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", conn)
+    connect(monkeypatch, sandbox, oauth=kind == "minted-token")
 
     sent = SmsSendOperator(
         task_id="send", recipients=NUMBERS, message="Report ready", callback=callback(receiver)
@@ -209,13 +194,13 @@ def test_failures_leak_nothing(
     kwargs: dict[str, Any],
     expected: type[Exception],
 ) -> None:
-    conn = {
-        "static": static_conn(sandbox, max_retries=1),
-        "minted": oauth_conn(sandbox, max_retries=1),
-        "wrong-token": static_conn(sandbox, WRONG_TOKEN),
-        "wrong-api-key": oauth_conn(sandbox, WRONG_KEY),
+    connection: dict[str, Any] = {
+        "static": {"max_retries": 1},
+        "minted": {"oauth": True, "max_retries": 1},
+        "wrong-token": {"token": WRONG_TOKEN},
+        "wrong-api-key": {"oauth": True, "api_key": WRONG_KEY},
     }[conn_kind]
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", conn)
+    connect(monkeypatch, sandbox, **connection)
     if fault := kwargs.pop("fault", None):
         sandbox.faults.inject(*[fault] * 20, path="/WW-messages")
     kwargs.setdefault("recipients", NUMBERS)
@@ -319,9 +304,9 @@ def dag_run(server: SandboxHandle, receiver: Receiver, tmp_path_factory: pytest.
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
-        "AIRFLOW_CONN_SMSWW_DEFAULT": oauth_conn(server),
-        "AIRFLOW_CONN_SMSWW_STATIC": static_conn(server),
-        "AIRFLOW_CONN_SMSWW_WRONG": static_conn(server, WRONG_TOKEN, max_retries=0),
+        "AIRFLOW_CONN_SMSWW_DEFAULT": sandbox_connection(server, oauth=True),
+        "AIRFLOW_CONN_SMSWW_STATIC": sandbox_connection(server),
+        "AIRFLOW_CONN_SMSWW_WRONG": sandbox_connection(server, token=WRONG_TOKEN, max_retries=0),
         "SMSWW_TEST_CALLBACK_URL": receiver.url,
         "SMSWW_TEST_CALLBACK_SECRET": CB_SECRET,
     }

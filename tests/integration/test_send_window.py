@@ -5,7 +5,6 @@ window opens, and the New York number is texted then, once."""
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from smsww_window_dags import NEW_YORK, OPENS_IN, ROME
 
 from tests.airflow_versions import plain
+from tests.fakes import connect
 from tests.integration.test_dag_runs import task_states, xcom
 
 pytestmark = pytest.mark.integration
@@ -46,9 +46,7 @@ def test_a_deferrable_send_settles_an_unknown_outcome_in_the_triggerer_and_sends
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.INFO)
-    conn = json.loads(smsww_sandbox.conn_json)
-    conn["extra"] = {**conn.get("extra", {}), "max_retries": 0}  # a 503 is an unknown outcome at once
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+    connect(monkeypatch, smsww_sandbox, max_retries=0)  # a 503 is an unknown outcome at once
     smsww_sandbox.faults.inject("none", "503", path="/WW-messages", method="POST")  # the second send
     dags = importlib.import_module("smsww_window_dags")
     run = dags.dag_settle.test()

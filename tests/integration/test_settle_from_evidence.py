@@ -11,7 +11,6 @@ same clock. The sandbox's own count per number is the judge.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from airflow_provider_smsww.sandbox.server import InProcessSandbox, in_process_s
 from airflow_provider_smsww.sending import bulk
 from airflow_provider_smsww.sending.batch import check_locally
 from airflow_provider_smsww.sending.ledger import MemoryLedger
+from tests.fakes import connect
 
 pytestmark = pytest.mark.integration
 
@@ -50,9 +50,7 @@ class SkippingClock:
 
 def use(monkeypatch: pytest.MonkeyPatch, box: InProcessSandbox) -> None:
     """The hook's clients talk to the in-process app (no socket, hence no ``Date`` header)."""
-    conn = json.loads(box.conn_json)
-    conn["extra"] = {"backoff_base": 0.001, "backoff_max": 0.01}
-    monkeypatch.setenv("AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps(conn))
+    connect(monkeypatch, box, backoff_base=0.001, backoff_max=0.01)
     monkeypatch.setattr(
         "airflow_provider_smsww._http.client.AsyncSmsWwClient",
         functools.partial(AsyncSmsWwClient, transport=box.async_transport),

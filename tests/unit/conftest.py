@@ -11,7 +11,9 @@ path across hook, operator, sensor and notifier.
 
 One fixture per concept: a connection is set with :func:`tests.fakes.set_connection` (here, for every
 test), the fake SMS API is ``gateway`` (:class:`tests.fakes.FakeGateway`; a test scripts it through its
-attributes), and the HTTP layer's tests have their own ``harness`` in ``_http/conftest.py``."""
+attributes), and the HTTP layer's tests have their own ``harness`` in ``_http/conftest.py``. Other
+concepts have other names: ``capped_gateway`` (``test_spending.py``: the same fake, real sends only with a
+per-task capped token) and ``otp_gateway`` (``operators/test_approval.py``: the OTP API)."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from airflow_provider_smsww.operators.smsww import SmsSendOperator, SmsWwSpendin
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
 from tests.airflow_versions import log_level, task_log_lines
 from tests.fakes import (
+    API,
     IDS,
     TOKEN,
     FakeGateway,
@@ -36,10 +37,10 @@ from tests.fakes import (
     StatsRecorder,
     XComTI,
     recorded_metrics,
+    set_connection,
     task_context,
 )
 
-API = "https://sms.example.test"
 OAUTH = "https://oauth.example.test"
 
 MINTED = "pertask0minted0token0abc"
@@ -49,19 +50,17 @@ BASIC = "Basic " + base64.b64encode(f"{EMAIL}:{API_KEY}".encode()).decode()
 ITALIAN = [f"+39333{n:07d}" for n in range(1_000_100, 1_000_140)]  # 40 numbers
 
 
-def set_conn(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
-    fields.setdefault("host", API)
-    extra = {"max_retries": 0, **fields.pop("extra", {})}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMSWW_DEFAULT", json.dumps({"conn_type": "smsww", **fields, "extra": extra})
-    )
-
-
 @pytest.fixture(autouse=True)
 def connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """A static token for the SMS API plus the account email and API key: credit and caps work."""
-    set_conn(monkeypatch, password=TOKEN, login=EMAIL, extra={"api_key": API_KEY, "oauth_host": OAUTH})
+    extra = {"max_retries": 0, "api_key": API_KEY, "oauth_host": OAUTH}
+    set_connection(monkeypatch, host=API, password=TOKEN, login=EMAIL, extra=extra)
     monkeypatch.setattr(money_module, "mask_secret", lambda secret: None)
+
+
+def set_token_only_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The static token alone, without the account's email and API key: no credit, no gateway cap."""
+    set_connection(monkeypatch, host=API, password=TOKEN, extra={"max_retries": 0})
 
 
 class Account:
@@ -117,9 +116,10 @@ def account(httpx_mock: Any) -> Account:
 
 
 @pytest.fixture
-def gateway(httpx_mock: Any, account: Account) -> FakeGateway:
-    """Dry runs with the connection's token; real sends only with the per-task token, refused with 402
-    code 2035 once its ``walletAmount`` would be passed (as the sandbox does)."""
+def capped_gateway(httpx_mock: Any, account: Account) -> FakeGateway:
+    """The unit tests' fake SMS API with a per-task cap: dry runs with the connection's token; real sends
+    only with the per-task token, refused with 402 code 2035 once its ``walletAmount`` would be passed
+    (as the sandbox does)."""
     fake = FakeGateway()
     fake.send_token = MINTED
     fake.wallet_cap = lambda: account.limits().get("walletAmount")
@@ -162,7 +162,7 @@ async def test_aget_credit_reads_the_wallet_with_basic_auth(account: Account) ->
 def test_token_only_connection_has_no_credit_and_says_how_once(
     monkeypatch: pytest.MonkeyPatch, httpx_mock: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    set_conn(monkeypatch, password=TOKEN)
+    set_token_only_connection(monkeypatch)
     hook = SmsWwHook()
     assert hook.get_credit() is None
     assert hook.get_credit() is None
@@ -183,7 +183,7 @@ def test_wallet_refusal_names_the_call_and_the_credentials(account: Account) -> 
 
 
 async def test_scoped_mints_a_limited_token_for_the_send_paths_and_revokes_it(
-    account: Account, gateway: FakeGateway
+    account: Account, capped_gateway: FakeGateway
 ) -> None:
     hook = SmsWwHook()
     async with hook.scoped(budget=1.5, requests=3, region="WW", ttl=600) as capped:
@@ -191,7 +191,7 @@ async def test_scoped_mints_a_limited_token_for_the_send_paths_and_revokes_it(
         message = await capped.asend_message(ITALIAN[0], "hello")
         assert account.revoked == []
     assert message.id
-    assert gateway.sent_to() == [ITALIAN[0]]
+    assert capped_gateway.sent_to() == [ITALIAN[0]]
     (mint,) = account.mints
     assert mint["limits"] == {"walletAmount": 1.5, "walletRequests": 3}
     assert mint["ttl"] == 600
@@ -204,7 +204,9 @@ async def test_scoped_mints_a_limited_token_for_the_send_paths_and_revokes_it(
     await hook.aclose()
 
 
-async def test_scoped_token_is_revoked_when_the_block_fails(account: Account, gateway: FakeGateway) -> None:
+async def test_scoped_token_is_revoked_when_the_block_fails(
+    account: Account, capped_gateway: FakeGateway
+) -> None:
     hook = SmsWwHook()
     with pytest.raises(RuntimeError):
         async with hook.scoped(budget=1.0):
@@ -216,7 +218,7 @@ async def test_scoped_token_is_revoked_when_the_block_fails(account: Account, ga
 async def test_scoped_with_a_token_only_connection_yields_the_hook_itself(
     monkeypatch: pytest.MonkeyPatch, httpx_mock: Any
 ) -> None:
-    set_conn(monkeypatch, password=TOKEN)
+    set_token_only_connection(monkeypatch)
     hook = SmsWwHook()
     async with hook.scoped(budget=1.0) as capped:
         assert capped is hook
@@ -224,15 +226,15 @@ async def test_scoped_with_a_token_only_connection_yields_the_hook_itself(
     await hook.aclose()
 
 
-async def test_a_spent_cap_is_a_spending_cap_error(account: Account, gateway: FakeGateway) -> None:
-    gateway.real_price = 0.6
+async def test_a_spent_cap_is_a_spending_cap_error(account: Account, capped_gateway: FakeGateway) -> None:
+    capped_gateway.real_price = 0.6
     hook = SmsWwHook()
     async with hook.scoped(budget=1.0) as capped:
         await capped.asend_message(ITALIAN[0], "hello")
         with pytest.raises(SmsWwSpendingCapError, match="2035") as info:
             await capped.asend_message(ITALIAN[1], "hello")
     assert isinstance(info.value, SmsWwInsufficientCreditError)  # fatal for bulk sends and alerts alike
-    assert gateway.sent_to() == [ITALIAN[0]]
+    assert capped_gateway.sent_to() == [ITALIAN[0]]
     await hook.aclose()
 
 
@@ -256,8 +258,10 @@ def test_zero_price_no_longer_lets_a_batch_through_the_budget() -> None:
 # -- credit pre-flight --------------------------------------------------------------------------------
 
 
-def test_credit_short_for_40_unpriced_italians_sends_nothing(account: Account, gateway: FakeGateway) -> None:
-    account.credit, gateway.price = 2.0, 0.0  # worldwide dry runs come back unpriced
+def test_credit_short_for_40_unpriced_italians_sends_nothing(
+    account: Account, capped_gateway: FakeGateway
+) -> None:
+    account.credit, capped_gateway.price = 2.0, 0.0  # worldwide dry runs come back unpriced
     with pytest.raises(SmsWwInsufficientCreditError) as info:
         op(recipients=ITALIAN, max_concurrency=10).execute(task_context(FakeStore()))
     text = str(info.value)
@@ -265,14 +269,14 @@ def test_credit_short_for_40_unpriced_italians_sends_nothing(account: Account, g
     assert "needed 41.00 EUR" in text  # 40 parts at 1 EUR (unpriced) + 1 EUR on hand for the last
     assert "shortfall 39.00 EUR" in text
     assert "nothing was sent" in text
-    assert gateway.sent_to() == []
+    assert capped_gateway.sent_to() == []
     assert account.mints == []
 
 
 def test_credit_short_with_an_assumed_price_names_estimate_and_shortfall(
-    account: Account, gateway: FakeGateway
+    account: Account, capped_gateway: FakeGateway
 ) -> None:
-    account.credit, gateway.price = 2.0, 0.0
+    account.credit, capped_gateway.price = 2.0, 0.0
     with pytest.raises(SmsWwInsufficientCreditError) as info:
         op(recipients=ITALIAN, price_per_part_if_unknown=0.065, max_concurrency=10).execute(
             task_context(FakeStore())
@@ -281,11 +285,11 @@ def test_credit_short_with_an_assumed_price_names_estimate_and_shortfall(
     assert "estimated total 2.60 EUR" in text
     assert "needed 3.60 EUR" in text
     assert "shortfall 1.60 EUR" in text
-    assert gateway.sent_to() == []
+    assert capped_gateway.sent_to() == []
 
 
 def test_priced_batch_needs_its_total_plus_one_eur_per_part_of_the_last(
-    account: Account, gateway: FakeGateway
+    account: Account, capped_gateway: FakeGateway
 ) -> None:
     account.credit = 1.14  # 3 x 0.05 + 1.00 = 1.15 needed
     with pytest.raises(SmsWwInsufficientCreditError, match=r"shortfall 0\.01 EUR"):
@@ -294,18 +298,18 @@ def test_priced_batch_needs_its_total_plus_one_eur_per_part_of_the_last(
     assert len(op().execute(task_context(FakeStore()))) == 3
 
 
-def test_dry_run_only_shows_the_credit(account: Account, gateway: FakeGateway) -> None:
+def test_dry_run_only_shows_the_credit(account: Account, capped_gateway: FakeGateway) -> None:
     result = op(dry_run=True).execute(task_context(FakeStore()))
     assert result["credit"] == 100.0
     assert result["estimated_total_price"] == pytest.approx(0.15)
-    assert gateway.sent_to() == []
+    assert capped_gateway.sent_to() == []
     assert account.mints == []
 
 
 # -- the cap the gateway enforces ---------------------------------------------------------------------
 
 
-def test_sends_use_a_capped_token_that_is_revoked(account: Account, gateway: FakeGateway) -> None:
+def test_sends_use_a_capped_token_that_is_revoked(account: Account, capped_gateway: FakeGateway) -> None:
     records = op(max_total_price=1.0).execute(task_context(FakeStore()))
     assert [r["recipient"] for r in records] == ITALIAN[:3]
     assert account.mints[0]["limits"] == {"walletAmount": 1.0, "walletRequests": 3}
@@ -313,15 +317,15 @@ def test_sends_use_a_capped_token_that_is_revoked(account: Account, gateway: Fak
 
 
 def test_the_cap_stops_a_batch_whose_real_prices_exceed_the_budget(
-    account: Account, gateway: FakeGateway
+    account: Account, capped_gateway: FakeGateway
 ) -> None:
-    gateway.price, gateway.real_price = 0.01, 0.10  # the price changed after the dry run
+    capped_gateway.price, capped_gateway.real_price = 0.01, 0.10  # the price changed after the dry run
     recipients = ITALIAN[:5]
     with pytest.raises(SmsWwSpendingCapReachedError) as info:
         op(recipients=recipients, max_total_price=0.25).execute(task_context(FakeStore()))
     assert isinstance(info.value, AirflowFailException)  # no retry: a retry would get a fresh cap
-    assert gateway.sent_to() == recipients[:2]
-    assert gateway.spent <= Decimal("0.25")
+    assert capped_gateway.sent_to() == recipients[:2]
+    assert capped_gateway.spent <= Decimal("0.25")
     text = str(info.value)
     assert "2 of 5 message(s) accepted; 3 failed" in text
     assert all(r in text for r in recipients[2:])  # who was not sent
@@ -330,9 +334,9 @@ def test_the_cap_stops_a_batch_whose_real_prices_exceed_the_budget(
 
 
 def test_token_is_revoked_when_the_send_fails(
-    account: Account, gateway: FakeGateway, httpx_mock: Any
+    account: Account, capped_gateway: FakeGateway, httpx_mock: Any
 ) -> None:
-    gateway.real_price = 5.0
+    capped_gateway.real_price = 5.0
     with pytest.raises(SmsWwError):
         op(max_total_price=1.0).execute(task_context(FakeStore()))
     assert account.revoked == [MINTED]
@@ -343,7 +347,7 @@ def test_token_is_revoked_when_the_send_fails(
 
 def test_cost_in_xcom_last_log_line_and_metrics(
     account: Account,
-    gateway: FakeGateway,
+    capped_gateway: FakeGateway,
     metrics: StatsRecorder,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -383,9 +387,9 @@ def test_cost_in_xcom_last_log_line_and_metrics(
 
 
 def test_failures_are_counted_in_metrics(
-    account: Account, gateway: FakeGateway, metrics: StatsRecorder
+    account: Account, capped_gateway: FakeGateway, metrics: StatsRecorder
 ) -> None:
-    gateway.price, gateway.real_price = 0.01, 0.10
+    capped_gateway.price, capped_gateway.real_price = 0.01, 0.10
     with pytest.raises(SmsWwSpendingCapReachedError):
         op(recipients=ITALIAN[:5], max_total_price=0.25).execute(task_context(FakeStore()))
     counted = {name: count for name, count, _ in metrics.counts}
@@ -463,24 +467,27 @@ def test_a_mapped_operator_checks_its_budget_when_the_dag_is_parsed() -> None:
 # -- one budget over every try ------------------------------------------------------------------------
 
 
-def refuse_sends(gateway: FakeGateway, recipients: list[str]) -> None:
+def refuse_sends(capped_gateway: FakeGateway, recipients: list[str]) -> None:
     """Refuse the real sends to ``recipients`` with a 422 (nothing stored): the try fails part-way."""
     for r in recipients:
-        gateway.fail_sends[r] = httpx.Response(
+        capped_gateway.fail_sends[r] = httpx.Response(
             422, json={"code": 2011, "message": "Invalid mobile phone number."}
         )
 
 
 def test_a_retry_is_capped_at_what_the_earlier_tries_left(
     account: Account,
-    gateway: FakeGateway,
+    capped_gateway: FakeGateway,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gateway.price, gateway.real_price = 0.0, 0.2  # unpriced dry runs, 0.20 EUR per part once sent
+    capped_gateway.price, capped_gateway.real_price = (
+        0.0,
+        0.2,
+    )  # unpriced dry runs, 0.20 EUR per part once sent
     recipients = ITALIAN[:5]
     store = FakeStore()
-    refuse_sends(gateway, recipients[3:])
+    refuse_sends(capped_gateway, recipients[3:])
     with pytest.raises(SmsWwError, match="3 of 5 message"):
         op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.1).execute(
             task_context(store)
@@ -488,8 +495,8 @@ def test_a_retry_is_capped_at_what_the_earlier_tries_left(
     assert account.limits()["walletAmount"] == 1.0  # the first try has the whole budget
     assert {r["price"] for r in store.recorded().values()} == {0.2}  # the real price, for the next try
     assert {r["estimate"] for r in store.recorded().values()} == {0.1}  # and the estimate it was sent at
-    gateway.fail_sends.clear()
-    gateway.spent = Decimal(0)  # what the next token has spent
+    capped_gateway.fail_sends.clear()
+    capped_gateway.spent = Decimal(0)  # what the next token has spent
     ti = XComTI(try_number=2)
     records = op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.1).execute(
         task_context(store, try_number=2, ti=ti)
@@ -509,17 +516,17 @@ def test_a_retry_is_capped_at_what_the_earlier_tries_left(
 
 
 def test_a_retry_with_the_budget_spent_fails_for_good_naming_who_was_not_sent(
-    account: Account, gateway: FakeGateway
+    account: Account, capped_gateway: FakeGateway
 ) -> None:
-    gateway.price, gateway.real_price = 0.0, 0.3
+    capped_gateway.price, capped_gateway.real_price = 0.0, 0.3
     recipients = ITALIAN[:5]
     store = FakeStore()
-    refuse_sends(gateway, recipients[3:])
+    refuse_sends(capped_gateway, recipients[3:])
     with pytest.raises(SmsWwError):
         op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.05).execute(
             task_context(store)
         )
-    gateway.fail_sends.clear()
+    capped_gateway.fail_sends.clear()
     mints = len(account.mints)
     # 0.90 spent, 0.10 left: the two remaining recipients' estimate (2 x 0.05) fits, but not the real price.
     with pytest.raises(SmsWwSpendingCapReachedError) as info:
@@ -531,25 +538,25 @@ def test_a_retry_with_the_budget_spent_fails_for_good_naming_who_was_not_sent(
     assert all(r in text for r in recipients[3:])
     assert "earlier tries spent 0.9000 EUR" in text
     assert len(account.mints) == mints  # refused before a token was minted
-    assert len(gateway.stored) == 3
+    assert len(capped_gateway.stored) == 3
 
 
 def test_a_token_only_retry_checks_the_estimate_against_what_is_left(
-    monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway
+    monkeypatch: pytest.MonkeyPatch, capped_gateway: FakeGateway
 ) -> None:
-    set_conn(monkeypatch, password=TOKEN)  # no account: no gateway cap
-    gateway.send_token = TOKEN
-    gateway.price, gateway.real_price = 0.0, 0.3
+    set_token_only_connection(monkeypatch)  # no account: no gateway cap
+    capped_gateway.send_token = TOKEN
+    capped_gateway.price, capped_gateway.real_price = 0.0, 0.3
     recipients = ITALIAN[:5]
     store = FakeStore()
-    refuse_sends(gateway, recipients[3:])
+    refuse_sends(capped_gateway, recipients[3:])
     with pytest.raises(SmsWwError):
         op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.06).execute(
             task_context(store)
         )
-    gateway.fail_sends.clear()
+    capped_gateway.fail_sends.clear()
     with pytest.raises(SmsWwSpendingCapReachedError, match="max_total_price is spent"):
         op(recipients=recipients, max_total_price=1.0, price_per_part_if_unknown=0.06).execute(
             task_context(store, try_number=2)
         )
-    assert len(gateway.stored) == 3
+    assert len(capped_gateway.stored) == 3

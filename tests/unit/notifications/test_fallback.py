@@ -21,14 +21,7 @@ from tests.unit.notifications.test_storm_guard import MemoryStore
 
 ON_CALL = ["+393331234567", "+393331234568"]
 BACKUP = "+447400123456"
-FORBIDDEN = "casino"
-
-
-@pytest.fixture
-def gateway(gateway: FakeGateway) -> FakeGateway:
-    """The unit tests' fake gateway, refusing texts with the forbidden word (422 code 2044)."""
-    gateway.forbidden.add(FORBIDDEN)
-    return gateway
+FORBIDDEN = "casino"  # a word the tests that need it make the gateway refuse (422 code 2044)
 
 
 class TI:
@@ -165,6 +158,7 @@ def test_an_empty_text_sends_the_fallback(gateway: FakeGateway) -> None:
 def test_a_text_the_dry_run_refuses_falls_back(
     gateway: FakeGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    gateway.forbidden.add(FORBIDDEN)
     alert(message=f"FAILED {{{{ dag.dag_id }}}}: {FORBIDDEN} feed down")(task_context())
     assert [b["message"] for b in gateway.bodies] == [FALLBACK, FALLBACK]
     assert len(gateway.dry_runs) == 1  # the fallback's; the refused one is not stored
@@ -174,6 +168,7 @@ def test_a_text_the_dry_run_refuses_falls_back(
 
 
 def test_a_fallback_the_dry_run_refuses_too_sends_nothing(gateway: FakeGateway) -> None:
+    gateway.forbidden.add(FORBIDDEN)
     ctx = task_context(exception=RuntimeError(f"{FORBIDDEN} table locked"))
     with pytest.raises(SmsWwError, match=r"(?s)2 of 2 recipient\(s\).*refused the dry run"):
         alert(message=f"{FORBIDDEN}")(ctx)

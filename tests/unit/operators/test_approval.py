@@ -26,8 +26,9 @@ CODE = "Q7Z4K9X2"
 OTP_ID = "633aabe3e4a9a0e69811ad7f"
 
 
-class Gateway:
-    """``POST /otp`` (answers :data:`CODE`), ``GET /messages/{id}`` (the code again, unless
+class OtpGateway:
+    """The OTP side of the API, which the unit tests' ``gateway`` (:class:`tests.fakes.FakeGateway`) does
+    not speak: ``POST /otp`` (answers :data:`CODE`), ``GET /messages/{id}`` (the code again, unless
     ``withhold``), and the notifier's ``POST /WW-messages`` (dry run, then the real send)."""
 
     def __init__(self) -> None:
@@ -70,8 +71,9 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(httpx_mock: Any) -> Gateway:
-    fake = Gateway()
+def otp_gateway(httpx_mock: Any) -> OtpGateway:
+    """The fake OTP API of these tests (see :class:`OtpGateway`)."""
+    fake = OtpGateway()
     httpx_mock.add_callback(fake, is_reusable=True, is_optional=True)
     return fake
 
@@ -128,13 +130,16 @@ def response(code: str | None, option: str = "Approve", at: datetime | None = No
 
 @needs_hitl
 def test_the_right_code_approves_and_the_response_returned_has_no_code(
-    gateway: Gateway, requests_opened: list[dict[str, Any]], capsys: Any, caplog: pytest.LogCaptureFixture
+    otp_gateway: OtpGateway,
+    requests_opened: list[dict[str, Any]],
+    capsys: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     op = operator()
     ctx = context_for(op)
     wait = wait_of(lambda: op.execute(ctx))
-    assert gateway.otp_sends == 1
+    assert otp_gateway.otp_sends == 1
     assert wait.method_name == "execute_complete"
     assert wait.kwargs["message_id"] == OTP_ID
     assert wait.kwargs["attempt"] == 1
@@ -149,7 +154,7 @@ def test_the_right_code_approves_and_the_response_returned_has_no_code(
     result = op.execute_complete(ctx, response(" q7z4 k9x2 "), **wait.kwargs)  # spaces, case: no matter
     assert result["chosen_options"] == ["Approve"]
     assert result["params_input"] == {"one_time_password": None}
-    assert gateway.reads == 1
+    assert otp_gateway.reads == 1
     assert CODE not in json.dumps(result, default=str)
     assert CODE not in str(redact(f"typed {CODE}"))  # masked in the task log from the first read
     lines = task_log_lines(capsys, caplog)
@@ -160,7 +165,10 @@ def test_the_right_code_approves_and_the_response_returned_has_no_code(
 
 @needs_hitl
 def test_a_wrong_code_asks_again_then_the_right_one_approves(
-    gateway: Gateway, requests_opened: list[dict[str, Any]], capsys: Any, caplog: pytest.LogCaptureFixture
+    otp_gateway: OtpGateway,
+    requests_opened: list[dict[str, Any]],
+    capsys: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 
@@ -172,17 +180,17 @@ def test_a_wrong_code_asks_again_then_the_right_one_approves(
     assert again.kwargs["message_id"] == OTP_ID
     assert again.kwargs["expires_at"] == first.kwargs["expires_at"]  # the same code, the same expiry
     assert len(requests_opened) == 2  # the request opened again, in the same task
-    assert len(gateway.texts) == 2  # and the approver texted again
+    assert len(otp_gateway.texts) == 2  # and the approver texted again
     lines = task_log_lines(capsys, caplog)
     assert any("attempt 1 of 3) is wrong; asking again" in line for line in lines)
     result = op.execute_complete(ctx, response(CODE), **again.kwargs)
     assert result["chosen_options"] == ["Approve"]
-    assert gateway.otp_sends == 1  # one code for every attempt
+    assert otp_gateway.otp_sends == 1  # one code for every attempt
 
 
 @needs_hitl
 def test_attempts_run_out_and_the_task_fails_for_good(
-    gateway: Gateway, requests_opened: list[dict[str, Any]]
+    otp_gateway: OtpGateway, requests_opened: list[dict[str, Any]]
 ) -> None:
     op = operator(max_attempts=2)
     ctx = context_for(op)
@@ -196,7 +204,7 @@ def test_attempts_run_out_and_the_task_fails_for_good(
 
 @needs_hitl
 def test_a_code_past_its_validity_does_not_approve(
-    gateway: Gateway, requests_opened: list[dict[str, Any]]
+    otp_gateway: OtpGateway, requests_opened: list[dict[str, Any]]
 ) -> None:
     op = operator(code_valid_for=timedelta(minutes=5))
     ctx = context_for(op)
@@ -211,7 +219,7 @@ def test_a_code_past_its_validity_does_not_approve(
     past = {**wait.kwargs, "attempt": 2, "expires_at": (datetime.now(UTC) - timedelta(1)).isoformat()}
     with pytest.raises(AirflowFailException, match="expired"):
         op._ask(ctx, message_id=OTP_ID, attempt=2, expires_at=datetime.fromisoformat(past["expires_at"]))
-    assert gateway.reads == 0  # nothing to compare once expired
+    assert otp_gateway.reads == 0  # nothing to compare once expired
 
 
 @needs_hitl
@@ -229,20 +237,20 @@ def test_params_of_ones_own_keep_their_definitions(as_params_dict: bool) -> None
 
 
 @needs_hitl
-def test_reject_needs_no_code(gateway: Gateway, requests_opened: list[dict[str, Any]]) -> None:
+def test_reject_needs_no_code(otp_gateway: OtpGateway, requests_opened: list[dict[str, Any]]) -> None:
     op = operator()
     ctx = context_for(op)
     wait = wait_of(lambda: op.execute(ctx))
     result = op.execute_complete(ctx, response(None, option="Reject"), **wait.kwargs)
     assert result["chosen_options"] == ["Reject"]
-    assert gateway.reads == 0
+    assert otp_gateway.reads == 0
 
 
 @needs_hitl
 def test_no_code_from_the_gateway_fails_closed(
-    gateway: Gateway, requests_opened: list[dict[str, Any]]
+    otp_gateway: OtpGateway, requests_opened: list[dict[str, Any]]
 ) -> None:
-    gateway.withhold = True
+    otp_gateway.withhold = True
     op = operator()
     ctx = context_for(op)
     wait = wait_of(lambda: op.execute(ctx))
@@ -252,12 +260,12 @@ def test_no_code_from_the_gateway_fails_closed(
 
 @needs_hitl
 def test_a_code_too_short_to_mask_is_refused_before_sending(
-    gateway: Gateway, requests_opened: list[dict[str, Any]]
+    otp_gateway: OtpGateway, requests_opened: list[dict[str, Any]]
 ) -> None:
     op = operator(code_length=4)
     with pytest.raises(AirflowFailException, match="min_length_masked_secret"):
         op.execute(context_for(op))
-    assert gateway.otp_sends == 0
+    assert otp_gateway.otp_sends == 0
 
 
 @needs_hitl
