@@ -352,12 +352,13 @@ def test_a_real_dag_run_leaks_nothing(dag_run: DagRun, server: SandboxHandle, re
     assert "answered 401" in output
     assert "[debug" in output  # DEBUG really was on, for httpcore too
     assert "httpcore" in output
-    assert_no_secret(
-        server,
-        task_output=output,
-        log_files=dag_run.log_files,
-        xcom=json.dumps({k: str(v) for k, v in dag_run.xcoms.items()}),
-    )
+    xcom = json.dumps({k: str(v) for k, v in dag_run.xcoms.items()})
+    assert "send_minted" in output  # the texts searched hold the run's own values
+    assert "DELIVERED" in xcom
+    # `airflow dags test` writes task log files on some releases only: searched where there are some,
+    # since a search of nothing would prove nothing.
+    files = {"log_files": dag_run.log_files} if dag_run.log_files.strip() else {}
+    assert_no_secret(server, task_output=output, xcom=xcom, **files)
 
 
 def test_rendered_callback_headers_are_masked_in_the_metadata_db(

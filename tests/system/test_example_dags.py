@@ -31,8 +31,9 @@ from tests.airflow_versions import plain
 pytestmark = [pytest.mark.system, pytest.mark.integration]
 NO_LOGICAL_DATE = Path(__file__).with_name("run_without_logical_date.py")
 #: How long after the test starts the quiet-hours example's New York window opens: longer than
-#: ``airflow dags test`` takes to start the task on a busy 2-core machine (20 s seen under load).
-OPENS_IN = timedelta(seconds=40)
+#: ``airflow dags test`` takes to start the task on a 2-core machine busy with the other tests running
+#: side by side (20 s seen under load); the test waits on the window, which leaves the cores to them.
+OPENS_IN = timedelta(seconds=60)
 
 
 @pytest.fixture(scope="module", params=["dags test", "no logical date"])
@@ -121,12 +122,11 @@ def test_taskflow_hook_sends_one_notice_and_waits_for_it(env_and_sandbox: Any) -
     assert "Pausing task as DEFERRED" in log
 
 
-@pytest.mark.timing  # the window opens OPENS_IN after the test starts: a task must start before
 def test_quiet_hours_texts_rome_at_once_and_new_york_when_its_window_opens(env_and_sandbox: Any) -> None:
     env, server = env_and_sandbox
     if env["RUN_MODE"] != "dags test":
-        pytest.skip("one run shows the rounds; the example's templates use no date (each round waits 40 s)")
-    # A window opening in New York 20 s from now and lasting 7 h: open in Rome already, whatever the date.
+        pytest.skip("one run shows the rounds; the example's templates use no date (a round waits OPENS_IN)")
+    # A window opening in New York OPENS_IN from now and lasting 7 h: open in Rome already, whatever the date.
     ny_now = datetime.now(ZoneInfo("America/New_York")).replace(microsecond=0)
     window = f"{(ny_now + OPENS_IN).time()}-{(ny_now + timedelta(hours=7)).time()}"
     started = datetime.now(UTC)
