@@ -59,7 +59,8 @@ test-airflows: $(OLD_AIRFLOWS:%=test-airflow-%) test-min
 ALL_TESTS := tests/unit tests/sandbox tests/integration tests/system
 AIRFLOW_TESTS := tests/unit tests/integration tests/system
 # The integration and system tests run side by side (pytest-xdist): each worker has its own AIRFLOW_HOME,
-# each sandbox its own port, and most of their time is Airflow starting up or waiting on the sandbox.
+# each sandbox its own port, and each test's Airflow processes (a `dags test`, its task runners) keep both
+# cores busy where one process at a time would leave one idle.
 XDIST := -n 3 --dist loadgroup
 test-airflow-%: .venv-%/bin/.installed
 	.venv-$*/bin/python -c "import airflow; print('Airflow', airflow.__version__)"
