@@ -325,12 +325,11 @@ class SmsWwHook(BaseHook):
         :class:`~airflow_provider_smsww.exceptions.SmsWwSendUncertainError`; a dry run is retried like a read.
 
         :param recipient: E.164 number (spaces and dashes allowed).
-        :param length: characters of the code, 4 to 10 (default 5).
-        :param alphanumeric: digits and capital letters instead of digits only (default False).
-        :param cache_seconds: 0 to 600 (default 0): within this many seconds the same number gets the
-            same code again.
-        :param dry_run: validate and price only (free; nothing is sent, the code in the answer is not cached).
-        :param callback: the API's callback object, checked as for sends.
+        :param params: ``length``: characters of the code, 4 to 10 (default 5); ``alphanumeric``: digits
+            and capital letters instead of digits only (default False); ``cache_seconds``: 0 to 600
+            (default 0), within which the same number gets the same code again; ``dry_run``: validate
+            and price only (free; nothing is sent, the code in the answer is not cached); ``callback``:
+            the API's callback object, checked as for sends.
         """
         # Checked before the client is built: bad input reads no connection.
         request = build_otp_request(recipient, **params)
@@ -396,11 +395,9 @@ class SmsWwHook(BaseHook):
         fail_on_multiple_messages: bool = False,
         callback: Callback | dict[str, Any] | None = None,
     ) -> list[Message | SmsWwError]:
-        """Async twin of :meth:`send_many`, with the same parameters.
+        """Async twin of :meth:`send_many`, with the same parameters (each as :meth:`send_many` says).
 
         :param messages: the entries, each ``{recipient, message, sender?}``.
-        :param params: ``sender``, ``region``, ``max_concurrency``, ``dry_run``,
-            ``fail_on_multiple_messages``, ``callback``, as for :meth:`send_many`.
         """
         entries = as_entries(messages)
         results: list[Message | SmsWwError | None] = [None] * len(entries)
