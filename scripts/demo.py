@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -95,13 +95,18 @@ def _migrate_into(template: Path) -> None:
         partial.replace(template)
 
 
-def run_example_dag(dag_id: str, env: dict[str, str], sandbox: Any, log_dir: Path) -> DagRunResult:
-    """``airflow dags test <dag_id>``, its output kept in a log file; the sandbox's messages after it."""
+def run_example_dag(
+    dag_id: str, env: dict[str, str], sandbox: Any, log_dir: Path, airflow: Sequence[str] = ()
+) -> DagRunResult:
+    """``airflow dags test <dag_id>``, its output kept in a log file; the sandbox's messages after it.
+
+    :param airflow: the command that runs ``airflow``: the venv's by default (the tests pass theirs).
+    """
     log_path = log_dir / f"{dag_id}.log"
     before = {m.id for m in sandbox.messages.values()} if hasattr(sandbox.messages, "values") else set()
     with log_path.open("w") as out:
         proc = subprocess.run(
-            [str(BIN / "airflow"), "dags", "test", dag_id],
+            [*(airflow or [str(BIN / "airflow")]), "dags", "test", dag_id],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

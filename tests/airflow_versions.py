@@ -4,10 +4,13 @@ the metrics backend, the dag bag, import_string); the package's own differences 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ except ImportError:  # Airflow 3.0, 3.1
     from airflow.utils.module_loading import import_string  # type: ignore[no-redef]
 
 __all__ = [
+    "AIRFLOW_COMMAND",
     "DAG_TEST_CALLBACKS_GET_THE_EXCEPTION",
     "HAS_TASK_STATE_STORE",
     "NoStatsLogger",
@@ -34,6 +38,7 @@ __all__ = [
     "make_dag_test_runs",
     "needs_deadline_alerts",
     "plain",
+    "reuse_the_in_process_execution_api",
     "stats_backend",
     "task_log_lines",
 ]
@@ -78,6 +83,23 @@ def stats_backend(factory: Callable[[], Any]) -> Iterator[None]:
         yield
     finally:
         stats._factory, stats._backend, stats._export_legacy_names = saved
+
+
+#: ``airflow`` for the tests' subprocesses: the console script's ``main`` with
+#: ``reuse_the_in_process_execution_api`` applied (tests/airflow_cli.py).
+AIRFLOW_COMMAND = (sys.executable, str(Path(__file__).with_name("airflow_cli.py")))
+
+
+def reuse_the_in_process_execution_api() -> None:
+    """``dag.test()`` answers each task's calls with an Execution API app run in-process. Airflow 3.3 builds
+    that app once per process (``functools.lru_cache`` on ``supervisor.in_process_api_server``); 3.0-3.2
+    build it again for every task, 3-6 s of CPU each (Cadwyn generating its versioned routes), which made
+    the tests on 3.2 twice as slow as on 3.3. The tests give every release 3.3's behaviour: the same app,
+    answering the same calls, made once. Idempotent."""
+    from airflow.sdk.execution_time import supervisor
+
+    if not hasattr(supervisor.in_process_api_server, "cache_info"):  # Airflow 3.0-3.2
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
 
 
 def plain(text: str) -> str:

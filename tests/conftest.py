@@ -59,5 +59,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def airflow_db() -> str:
     """A migrated sqlite metadata DB in the session's AIRFLOW_HOME, for ``dag.test()``: a copy of the
     venv's migrated one (``scripts/demo.py``)."""
+    from tests.airflow_versions import reuse_the_in_process_execution_api
+
     migrated_database(Path(os.environ["AIRFLOW_HOME"]))
+    reuse_the_in_process_execution_api()
     return os.environ["AIRFLOW_HOME"]

@@ -38,6 +38,7 @@ from airflow_provider_smsww.notifications.smsww import SmsWwNotifier
 from airflow_provider_smsww.operators.smsww import SmsSendOperator
 from airflow_provider_smsww.sandbox.server import SandboxHandle, run_sandbox
 from airflow_provider_smsww.sensors.smsww import SmsDeliverySensor
+from tests.airflow_versions import AIRFLOW_COMMAND
 from tests.fakes import connect, sandbox_connection
 from tests.sandbox.helpers import Receiver, serve_receiver
 
@@ -286,9 +287,8 @@ class DagRun:
 
 
 def airflow(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("airflow")
     return subprocess.run(
-        [str(exe), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [*AIRFLOW_COMMAND, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script:
 from airflow.models.asset import AssetEvent, AssetModel
 from sqlalchemy import select
 
-from tests.airflow_versions import get_dag, make_dag_test_runs
+from tests.airflow_versions import get_dag, make_dag_test_runs, reuse_the_in_process_execution_api
 
 
 def attach_newest_events(run: Any, session: Any, dag: Any) -> None:
@@ -44,6 +44,7 @@ def main(dag_id: str, manual: bool = False) -> int:
     if not manual:
         make_dag_test_runs("asset_triggered", setattr, logical_date=False, then=attach_newest_events)
     dag = get_dag(dag_id)
+    reuse_the_in_process_execution_api()
     run = dag.test(logical_date=None)
     print(f"DAG RUN {run.run_id} run_type={run.run_type} logical_date={run.logical_date} state={run.state}")
     return 0 if run.state == "success" else 1

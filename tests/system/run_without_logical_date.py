@@ -13,11 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the tests' helpers
 
-from tests.airflow_versions import get_dag
+from tests.airflow_versions import get_dag, reuse_the_in_process_execution_api
 
 
 def main(dag_id: str) -> int:
     dag = get_dag(dag_id)
+    reuse_the_in_process_execution_api()
     run = dag.test(logical_date=None)
     print(f"DAG RUN {run.run_id} logical_date={run.logical_date} state={run.state}", flush=True)
     return 0 if run.state == "success" else 1

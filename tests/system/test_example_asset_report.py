@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
 
 from demo import BIN, airflow_home, run_example_dag
 
+from tests.airflow_versions import AIRFLOW_COMMAND
+
 pytestmark = [pytest.mark.system, pytest.mark.integration]
 HERE = Path(__file__).parent
 READERS = ["+393331234567", "+447400123456"]
@@ -62,7 +64,7 @@ def test_an_asset_update_texts_the_readers_the_link_from_the_event(env_and_sandb
     env, server = env_and_sandbox
     server.reset()
     published = run_example_dag(
-        "example_smsww_report_publish", env, server.sandbox, Path(env["AIRFLOW_HOME"])
+        "example_smsww_report_publish", env, server.sandbox, Path(env["AIRFLOW_HOME"]), AIRFLOW_COMMAND
     )
     assert published.returncode == 0, published.log_path.read_text()[-3000:]
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
 
 from demo import BIN, DagRunResult, airflow_home, run_example_dag
 
-from tests.airflow_versions import plain
+from tests.airflow_versions import AIRFLOW_COMMAND, plain
 
 pytestmark = [pytest.mark.system, pytest.mark.integration]
 NO_LOGICAL_DATE = Path(__file__).with_name("run_without_logical_date.py")
@@ -50,7 +50,7 @@ def run(dag_id: str, env_and_sandbox: tuple[dict[str, str], Any]) -> tuple[Any, 
     env, server = env_and_sandbox
     server.reset()
     if env["RUN_MODE"] == "dags test":
-        result = run_example_dag(dag_id, env, server.sandbox, Path(env["AIRFLOW_HOME"]))
+        result = run_example_dag(dag_id, env, server.sandbox, Path(env["AIRFLOW_HOME"]), AIRFLOW_COMMAND)
     else:
         result = run_without_logical_date(dag_id, env, server.sandbox)
     return result, server.sandbox, plain(result.log_path.read_text())
