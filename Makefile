@@ -33,10 +33,10 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-# In one process the unit and sandbox tests and the tests marked `timing` (they race a timer and want
-# the machine to themselves), then the other integration and system tests side by side (XDIST, below).
+# Two passes: the unit and sandbox tests on two workers, with the tests marked `timing` (they race a
+# timer) first on one of them; then the integration and system tests side by side (XDIST, below).
 pytest: $(BIN)/.installed
-	$(BIN)/pytest $(ALL_TESTS) -m 'not side_by_side'
+	$(BIN)/pytest $(ALL_TESTS) -m 'not side_by_side' $(UNIT_XDIST)
 	$(BIN)/pytest $(ALL_TESTS) -m side_by_side $(XDIST)
 
 ## Every Airflow the package claims, each with the libraries of its own time (constraints-<minor>.txt,
@@ -62,14 +62,16 @@ AIRFLOW_TESTS := tests/unit tests/integration tests/system
 # each sandbox its own port, and each test's Airflow processes (a `dags test`, its task runners) keep both
 # cores busy where one process at a time would leave one idle.
 XDIST := -n 3 --dist loadgroup
+# The unit tests' pass: one worker per core (tests/conftest.py keeps the `timing` tests on one of them).
+UNIT_XDIST := -n 2 --dist loadgroup
 test-airflow-%: .venv-%/bin/.installed
 	.venv-$*/bin/python -c "import airflow; print('Airflow', airflow.__version__)"
-	.venv-$*/bin/pytest $(AIRFLOW_TESTS) -m 'not side_by_side and not airflow_independent' -q -p no:cacheprovider
+	.venv-$*/bin/pytest $(AIRFLOW_TESTS) -m 'not side_by_side and not airflow_independent' $(UNIT_XDIST) -q -p no:cacheprovider
 	.venv-$*/bin/pytest $(AIRFLOW_TESTS) -m side_by_side $(XDIST) -q -p no:cacheprovider
 
 test-min: .venv-min/bin/.installed
 	.venv-min/bin/python -c "import airflow; assert airflow.__version__ == '3.0.6', airflow.__version__"
-	.venv-min/bin/pytest $(AIRFLOW_TESTS) -m 'not side_by_side' -q -p no:cacheprovider
+	.venv-min/bin/pytest $(AIRFLOW_TESTS) -m 'not side_by_side' $(UNIT_XDIST) -q -p no:cacheprovider
 	.venv-min/bin/pytest $(AIRFLOW_TESTS) -m side_by_side $(XDIST) -q -p no:cacheprovider
 
 ## A real deployment (docs/deployment.md): the example DAGs through the REST API on LocalExecutor, a

@@ -39,9 +39,10 @@ AIRFLOW_INDEPENDENT = (
 
 
 #: Where the tests run real Airflow against the sandbox, each worker on its own AIRFLOW_HOME and each
-#: sandbox on its own port: marked ``side_by_side``, the Makefile runs them under pytest-xdist, except
-#: those marked ``timing`` (a try racing its execution_timeout, a wall-clock bound), which want the
-#: machine to themselves and run in the one-process pass with the unit tests.
+#: sandbox on its own port: marked ``side_by_side``, the Makefile runs them three at a time, except those
+#: marked ``timing`` (a try racing its execution_timeout, a wall-clock bound). Those run in the pass of
+#: the unit tests (two workers), first and one after the other on one worker (``xdist_group``): never
+#: beside an Airflow run, only beside the other worker's unit tests, which use one core.
 SIDE_BY_SIDE = ("integration/", "system/")
 
 
@@ -51,8 +52,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         where = item.path.relative_to(tests).as_posix()
         if where.startswith(AIRFLOW_INDEPENDENT):
             item.add_marker(pytest.mark.airflow_independent)
-        if where.startswith(SIDE_BY_SIDE) and item.get_closest_marker("timing") is None:
+        if item.get_closest_marker("timing") is not None:
+            item.add_marker(pytest.mark.xdist_group("timing"))
+        elif where.startswith(SIDE_BY_SIDE):
             item.add_marker(pytest.mark.side_by_side)
+    items.sort(key=lambda item: item.get_closest_marker("timing") is None)  # stable: the rest keep order
 
 
 @pytest.fixture(scope="session")
