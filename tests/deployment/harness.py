@@ -101,11 +101,19 @@ class Service:
         return len(pids)
 
     def stop(self, timeout: float = 20) -> None:
+        self.terminate()
+        self.finish(timeout)
+
+    def terminate(self) -> None:
+        """SIGTERM the session: the service begins its graceful shutdown (:meth:`finish` waits for it)."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
+
+    def finish(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the shutdown, then SIGKILL whatever is left of the session."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
         for pid in session_pids(self.pid):  # whatever is left of it, also in other process groups
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -317,8 +325,12 @@ class AirflowStack:
 
     def __exit__(self, *exc: Any) -> None:
         with phase(f"{self.name}: services stopped"):
-            for service in reversed(self.services):
-                service.stop()
+            # All at once, as a host shutting down does: each service's graceful stop overlaps the others'.
+            for service in self.services:
+                service.terminate()
+            deadline = time.monotonic() + 20
+            for service in self.services:
+                service.finish(max(deadline - time.monotonic(), 0))
             self.api.http.close()
         if exc[0] is None:
             shutil.rmtree(self.home, ignore_errors=True)
