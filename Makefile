@@ -105,7 +105,7 @@ test-approval-%: .venv-%/bin/.deployment
 ## (downloads and installs wait on the network and the disk, not on each other).
 .PHONY: venvs system-deps
 venvs: $(BIN)/.deployment $(OLD_AIRFLOWS:%=.venv-%/bin/.deployment) .venv-min/bin/.deployment \
-  .venv-docs/bin/.tools .venv-build/bin/.tools system-deps
+  .venv-docs/bin/.tools release-venv system-deps
 
 system-deps:
 	scripts/deployment/install-system-deps.sh
@@ -140,6 +140,11 @@ constraints-all: $(BIN)/.installed
 
 release-check: .venv-build/bin/.tools
 	PYTHON=$(PYTHON) scripts/release_check.sh
+
+# The release check's clean venv with the wheel of this tree (scripts/release_check.sh --venv-only).
+.PHONY: release-venv
+release-venv: .venv-build/bin/.tools
+	PYTHON=$(PYTHON) scripts/release_check.sh --venv-only
 
 ## The docs site from docs/ (mkdocs.yml) into site/, warnings as errors; the tools live in .venv-docs.
 .venv-docs/bin/.tools: requirements/docs.txt

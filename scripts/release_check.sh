@@ -6,7 +6,8 @@
 #      package with py.typed, the sandbox and the licence, and no tests.
 #   4. The wheel (not editable) installed with plain pip into a clean venv (.venv-release) next to the
 #      newest supported Airflow, pinned by constraints.txt; pip check; its metadata, and Airflow's
-#      providers list showing its version and documentation link.
+#      providers list showing its version and documentation link. `release_check.sh --venv-only` does
+#      steps 1 and 4's install only (`make venvs`); the venv is kept for as long as the wheel is the same.
 #   5. System tests (two example DAGs against the sandbox, each run both ways) run from the unpacked sdist, copied
 #      outside the checkout, on that venv: the package they import is the installed wheel (pytest's
 #      header prints its path, and the run stops if it is anything else).
@@ -32,6 +33,26 @@ VERSION=$("$PYTHON" -c 'import re,sys; print(re.search(r"__version__ = \"(.+)\""
 SDIST=dist/airflow_provider_smsww-$VERSION.tar.gz
 WHEEL=dist/airflow_provider_smsww-$VERSION-py3-none-any.whl
 ls -l "$SDIST" "$WHEEL"
+
+# The clean venv, made once per wheel: `make venvs` makes it beside the others (--venv-only), and this
+# check then finds the same wheel (the build is reproducible) already installed there.
+install_wheel() {
+  local sum
+  sum=$(sha256sum "$WHEEL" | cut -d' ' -f1)
+  if [ "$(cat "$VENV/.wheel-sha256" 2>/dev/null)" = "$sum" ]; then
+    echo "$VENV already holds this wheel ($sum), installed by make venvs"
+    return
+  fi
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  quiet_pip "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
+    "$WHEEL[sandbox]" "apache-airflow==$AIRFLOW" pytest pytest-asyncio pytest-xdist
+  echo "$sum" >"$VENV/.wheel-sha256"
+}
+if [ "${1:-}" = "--venv-only" ]; then
+  install_wheel
+  exit 0
+fi
 
 echo "--- 2. twine check --strict"
 "$TOOLS/twine" check --strict "$SDIST" "$WHEEL"
@@ -76,10 +97,7 @@ print(f"sdist: {len(in_sdist)} entries; wheel: {len(in_wheel)} files, with py.ty
 EOF
 
 echo "--- 4. the wheel in a clean venv next to Airflow $AIRFLOW (plain pip, constraints.txt)"
-rm -rf "$VENV"
-"$PYTHON" -m venv "$VENV"
-quiet_pip "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
-  "$WHEEL[sandbox]" "apache-airflow==$AIRFLOW" pytest pytest-asyncio
+install_wheel
 quiet_pip "$VENV/bin/python" -m pip check
 WORK=$(mktemp -d -t smsww-release-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -127,6 +145,6 @@ def pytest_report_header(config):
     return f"airflow_provider_smsww.__file__: {airflow_provider_smsww.__file__}"
 EOF
 cd "$WORK/run"
-# Two example DAGs (the operator and sensor; the hook from a @task), each run both ways: what the wheel must
-# prove is that it is whole; every example runs from the checkout in the test steps.
-"$VENV/bin/python" -m pytest -p installed_wheel_probe -p no:cacheprovider -v tests/system -k "report_ready or taskflow"
+# Two example DAGs (the operator and sensor; the hook from a @task), each run both ways, two at a time:
+# what the wheel must prove is that it is whole; every example runs from the checkout in the test steps.
+"$VENV/bin/python" -m pytest -p installed_wheel_probe -p no:cacheprovider -v -n 2 tests/system -k "report_ready or taskflow"
