@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
 
-pytest.register_assert_rewrite("approval")  # a helper module: its asserts explain themselves too
+pytest.register_assert_rewrite("approval", "browser")  # helper modules: their asserts explain themselves too
 
 from harness import FAILED, FIGURES, TIMINGS  # noqa: E402
 

@@ -217,17 +217,16 @@ class RunWatcher:
 class AirflowStack:
     """A temporary AIRFLOW_HOME and the Airflow services on it. Use as a context manager."""
 
+    components = ("api-server", "scheduler", "dag-processor", "triggerer")
+
     def __init__(
         self,
         *,
         executor: str = "LocalExecutor",
-        name: str | None = None,
         sql_alchemy_conn: str | None = None,
         dags: list[Path] = (),  # type: ignore[assignment]
         extra_env: dict[str, str] | None = None,
-        components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer"),
     ) -> None:
-        self.components = components
         self.home = Path(tempfile.mkdtemp(prefix="smsww-deploy-"))
         self.dags_folder = self.home / "dags"
         self.dags_folder.mkdir()
@@ -235,7 +234,7 @@ class AirflowStack:
             shutil.copy(dag, self.dags_folder)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.executor, self.name = executor, name or executor
+        self.executor = self.name = executor
         self.services: list[Service] = []
         self.env = {
             **os.environ,

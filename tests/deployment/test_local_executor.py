@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import approval
+import browser
 import pytest
 from harness import FIGURES, REPO, AirflowStack, Postgres, RunWatcher, phase
 
@@ -213,3 +214,18 @@ def test_approval_code_is_in_no_log_xcom_rendered_field_or_audit_log(
     approved: dict[str, Any], stack: AirflowStack
 ) -> None:
     approval.check_the_code_is_nowhere(approved, stack)
+
+
+# -- the connection form in chromium (tests/deployment/browser.py), on this stack, last ------------------
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest) -> Iterator[Any]:
+    with browser.open_page(request) as page:
+        yield page
+
+
+def test_a_connection_made_in_the_form_passes_the_test_button(
+    page: Any, stack: AirflowStack, sandbox: Any
+) -> None:
+    browser.check_a_connection_made_in_the_form_passes_the_test_button(page, stack, sandbox)

@@ -1,4 +1,5 @@
-"""The connection form and its Test button in a real browser, as a user makes an smsww connection.
+"""The connection form and its Test button in a real browser, as a user makes an smsww connection: run by
+``test_local_executor.py`` on its stack (one Airflow started for the example runs, the approval and this).
 
 Debian's chromium, headless, driven by playwright-python (``executable_path``: no browser is downloaded),
 on a new empty profile, against a real api-server with ``[core] test_connection = Enabled``. The user
@@ -14,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +25,6 @@ from harness import FAILED, REPO, AirflowStack, phase
 
 from airflow_provider_smsww.compat import AIRFLOW_VERSION
 
-pytestmark = pytest.mark.deployment
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -38,24 +39,9 @@ FLAGS = [
 SCREENSHOTS = Path(os.environ.get("SMSWW_SCREENSHOTS", REPO / "deployment-screenshots"))
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Any]:
-    from airflow_provider_smsww.sandbox.server import run_sandbox
-
-    with run_sandbox() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[AirflowStack]:
-    with AirflowStack(
-        name="browser", components=("api-server",)
-    ) as stack:  # the form and the Test run in the api-server
-        yield stack
-
-
-@pytest.fixture
-def page(request: pytest.FixtureRequest) -> Iterator[Any]:
+@contextmanager
+def open_page(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page of a headless chromium on a new empty profile; its screenshots kept when the test failed."""
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="smsww-chromium-")
@@ -86,7 +72,7 @@ def page(request: pytest.FixtureRequest) -> Iterator[Any]:
             shutil.rmtree(shots, ignore_errors=True)
 
 
-def test_a_connection_made_in_the_form_passes_the_test_button(
+def check_a_connection_made_in_the_form_passes_the_test_button(
     page: Any, stack: AirflowStack, sandbox: Any
 ) -> None:
     shot = lambda name: page.screenshot(path=str(page.shots / f"{name}.png"), full_page=True)  # noqa: E731
@@ -121,7 +107,8 @@ def test_a_connection_made_in_the_form_passes_the_test_button(
             assert result["status"] is True, result
         else:
             with page.expect_response(lambda r: r.url.endswith("/api/v2/connections/test")) as answer:
-                page.get_by_role("button", name="Test Connection").click()
+                row = page.get_by_role("row").filter(has_text="smsww_from_the_form")
+                row.get_by_role("button", name="Test Connection").click()
             shot("03-tested")
             assert answer.value.status == 200, answer.value.text()
             assert answer.value.json()["status"] is True, answer.value.json()
