@@ -23,7 +23,7 @@ from demo import migrated_database
 
 #: Tests of the parts that import no Airflow (the HTTP client, parts, input rules, models): marked
 #: ``airflow_independent``, they run on the newest Airflow and on the floor only (the Makefile's
-#: ``test-airflow-*`` deselect them); tests/unit/test_layout.py checks those parts import no Airflow.
+#: ``test-airflow-*`` deselect them); tests/unit/test_layout.py checks these modules import no Airflow.
 AIRFLOW_INDEPENDENT = (
     "unit/_http/test_anyio_lock.py",
     "unit/_http/test_auth.py",

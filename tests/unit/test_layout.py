@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).parents[2] / "airflow_provider_smsww"
+REPO = Path(__file__).parents[2]
+PACKAGE = REPO / "airflow_provider_smsww"
 ROLES = ["operators", "sensors", "triggers", "notifications"]
 HTTP_LAYER = "airflow_provider_smsww._http"
 SEND_PATH = "airflow_provider_smsww.sending"
@@ -76,19 +77,19 @@ def test_the_hook_never_imports_the_send_path() -> None:
     assert importers == []
 
 
-#: What the tests marked ``airflow_independent`` (tests/conftest.py) test: CI runs them on the newest
-#: Airflow and the floor only, which holds only while these import no Airflow.
-AIRFLOW_INDEPENDENT_MODULES = [
-    "airflow_provider_smsww._http.anyio_lock",
-    "airflow_provider_smsww._http.auth",
-    "airflow_provider_smsww._http.client",
-    "airflow_provider_smsww._http.ratelimit",
-    "airflow_provider_smsww._http.responses",
-    "airflow_provider_smsww._http.retry",
-    "airflow_provider_smsww.models",
-    "airflow_provider_smsww.segments",
-    "airflow_provider_smsww.validation",
-]
+def airflow_independent_test_modules() -> list[str]:
+    """The test modules marked ``airflow_independent`` (``AIRFLOW_INDEPENDENT`` in tests/conftest.py),
+    by module name: CI runs them on the newest Airflow and the floor only, which holds only while they,
+    and all they import of the package, import no Airflow."""
+    conftest = ast.parse((REPO / "tests" / "conftest.py").read_text())
+    (listed,) = [
+        node.value
+        for node in conftest.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "AIRFLOW_INDEPENDENT"
+    ]
+    files = ast.literal_eval(listed)
+    assert files and all((REPO / "tests" / f).is_file() for f in files), files
+    return ["tests." + f.removesuffix(".py").replace("/", ".") for f in files]
 
 
 def airflow_modules_loaded_by(*modules: str) -> list[str]:
@@ -100,13 +101,15 @@ def airflow_modules_loaded_by(*modules: str) -> list[str]:
             "print([m for m in sys.modules if m.split('.')[0] == 'airflow'])",
         ]
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
     return list(ast.literal_eval(done.stdout.strip()))
 
 
-def test_the_parts_tested_only_on_the_newest_airflow_and_the_floor_import_no_airflow() -> None:
-    assert airflow_modules_loaded_by("airflow_provider_smsww.hooks.smsww")  # the probe sees an import
-    assert airflow_modules_loaded_by(*AIRFLOW_INDEPENDENT_MODULES) == []
+def test_the_tests_run_only_on_the_newest_airflow_and_the_floor_import_no_airflow() -> None:
+    assert airflow_modules_loaded_by("tests.unit.hooks.test_hook")  # the probe sees an import
+    assert airflow_modules_loaded_by(*airflow_independent_test_modules()) == []
 
 
 #: Functions short enough to read at once; the provider info is one literal, read as data.
