@@ -88,7 +88,8 @@ def airflow_independent_test_modules() -> list[str]:
         if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "AIRFLOW_INDEPENDENT"
     ]
     files = ast.literal_eval(listed)
-    assert files and all((REPO / "tests" / f).is_file() for f in files), files
+    assert files
+    assert all((REPO / "tests" / f).is_file() for f in files), files
     return ["tests." + f.removesuffix(".py").replace("/", ".") for f in files]
 
 
@@ -101,9 +102,7 @@ def airflow_modules_loaded_by(*modules: str) -> list[str]:
             "print([m for m in sys.modules if m.split('.')[0] == 'airflow'])",
         ]
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
-    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     return list(ast.literal_eval(done.stdout.strip()))
 
 
