@@ -104,8 +104,9 @@ test-approval-%: .venv-%/bin/.deployment
 ## Every venv CI uses and the Debian packages of the deployment tests, made side by side: `make -j4 venvs`
 ## (downloads and installs wait on the network and the disk, not on each other).
 .PHONY: venvs system-deps
-venvs: $(BIN)/.deployment $(OLD_AIRFLOWS:%=.venv-%/bin/.deployment) .venv-min/bin/.deployment \
-  .venv-docs/bin/.tools release-venv system-deps
+# The release venv first: its chain (build tools, the wheel, Airflow by plain pip) is the longest.
+venvs: release-venv $(BIN)/.deployment $(OLD_AIRFLOWS:%=.venv-%/bin/.deployment) .venv-min/bin/.deployment \
+  .venv-docs/bin/.tools system-deps
 
 system-deps:
 	scripts/deployment/install-system-deps.sh
