@@ -77,6 +77,10 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
+#: Seconds a service has to stop after SIGTERM before what is left of its session is SIGKILLed.
+GRACEFUL_STOP = 20
+
+
 class Service:
     """One process started in its own session, its output in ``log``; :meth:`stop` ends the session."""
 
@@ -100,7 +104,7 @@ class Service:
         self.proc.wait(10)
         return len(pids)
 
-    def stop(self, timeout: float = 20) -> None:
+    def stop(self, timeout: float = GRACEFUL_STOP) -> None:
         self.terminate()
         self.finish(timeout)
 
@@ -327,7 +331,7 @@ class AirflowStack:
             # All at once, as a host shutting down does: each service's graceful stop overlaps the others'.
             for service in self.services:
                 service.terminate()
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + GRACEFUL_STOP
             for service in self.services:
                 service.finish(max(deadline - time.monotonic(), 0))
             self.api.http.close()

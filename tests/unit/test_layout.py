@@ -80,7 +80,8 @@ def test_the_hook_never_imports_the_send_path() -> None:
 def airflow_independent_test_modules() -> list[str]:
     """The test modules marked ``airflow_independent`` (``AIRFLOW_INDEPENDENT`` in tests/conftest.py),
     by module name: CI runs them on the newest Airflow and the floor only, which holds only while they,
-    and all they import of the package, import no Airflow."""
+    and all they import of the package, import no Airflow. Read, not imported: importing the conftest
+    again would run its set-up (a new AIRFLOW_HOME) a second time."""
     conftest = ast.parse((REPO / "tests" / "conftest.py").read_text())
     (listed,) = [
         node.value
