@@ -46,7 +46,7 @@ AIRFLOW_INDEPENDENT = (
 SIDE_BY_SIDE = ("integration/", "system/")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tests = Path(__file__).parent
     for item in items:
         where = item.path.relative_to(tests).as_posix()
@@ -56,7 +56,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("timing"))
         elif where.startswith(SIDE_BY_SIDE):
             item.add_marker(pytest.mark.side_by_side)
-    items.sort(key=lambda item: item.get_closest_marker("timing") is None)  # stable: the rest keep order
+    # The tests that race a timer first, then the system tests (the longest, started first, end first).
+    items.sort(
+        key=lambda item: (not item.get_closest_marker("timing"), not item.get_closest_marker("system"))
+    )
+    if getattr(config.option, "loadgroup", False):  # a pytest-xdist worker under --dist loadgroup
+        for item in items:
+            name_its_xdist_group(item)
+
+
+def name_its_xdist_group(item: pytest.Item) -> None:
+    """Append the test's ``xdist_group`` to its node id, which is how ``--dist loadgroup`` sends a group to
+    one worker. pytest-xdist 3.8 does it itself, but too early for the group marked above, and with no
+    effect on pytest >= 9.2, which keeps node ids in ``_id`` (pytest-dev/pytest-xdist#1386): without this,
+    each test of a group runs on any worker."""
+    groups = {
+        str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+        for m in item.iter_markers("xdist_group")
+    }
+    if not groups:
+        return
+    nodeid = item.nodeid
+    if nodeid.rfind("@") > nodeid.rfind("]"):  # named already (pytest < 9.2), as xdist reads it back
+        return
+    grouped = f"{nodeid}@{'_'.join(sorted(groups))}"
+    try:  # pytest >= 9.2
+        from _pytest.nodeid import NodeId
+    except ImportError:
+        item._nodeid = grouped
+    else:
+        item._id = NodeId.parse(grouped)
 
 
 @pytest.fixture(scope="session")

@@ -340,6 +340,11 @@ def airflow_lines(output: str) -> tuple[str, str]:
     return "\n".join(ours), "\n".join(theirs)
 
 
+#: The tests of one ``dag_run`` on one worker: the run is a whole ``airflow dags test``, made once.
+on_one_worker = pytest.mark.xdist_group("secrets_dag_run")
+
+
+@on_one_worker
 def test_a_real_dag_run_leaks_nothing(dag_run: DagRun, server: SandboxHandle, receiver: Receiver) -> None:
     # It ran for real: both sends and the alert were accepted, the header reached the receiver, a token
     # was minted, and the wrong-token task failed with the auth error in its log.
@@ -361,6 +366,7 @@ def test_a_real_dag_run_leaks_nothing(dag_run: DagRun, server: SandboxHandle, re
     assert_no_secret(server, task_output=output, xcom=xcom, **files)
 
 
+@on_one_worker
 def test_rendered_callback_headers_are_masked_in_the_metadata_db(
     dag_run: DagRun, server: SandboxHandle
 ) -> None:

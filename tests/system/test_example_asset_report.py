@@ -22,7 +22,8 @@ from demo import BIN, airflow_home, run_example_dag
 
 from tests.airflow_versions import AIRFLOW_COMMAND
 
-pytestmark = [pytest.mark.system, pytest.mark.integration]
+# One worker runs both tests: the module's set-up (`airflow dags reserialize`) is a whole Airflow process.
+pytestmark = [pytest.mark.system, pytest.mark.integration, pytest.mark.xdist_group("example_asset_report")]
 HERE = Path(__file__).parent
 READERS = ["+393331234567", "+447400123456"]
 

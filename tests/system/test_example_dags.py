@@ -1,18 +1,22 @@
 """System tests: every example DAG end to end, the way ``make demo`` runs DAG 1.
 
-Each runs twice in a subprocess (a real Airflow: task runner, XCom, task_state_store, the triggerer path
+Each runs twice outside pytest (a real Airflow: task runner, XCom, task_state_store, the triggerer path
 for deferrable sensors) on a throw-away sqlite AIRFLOW_HOME whose ``smsww_default`` connection points at
 the sandbox on loopback: as ``airflow dags test <dag_id>`` (which always sets a logical date), and as the
-REST API, the UI and ``airflow dags trigger`` run it, with no logical date (``run_without_logical_date.py``),
-where ``{{ ds }}`` is undefined. The sandbox's records are the judge. tests/deployment runs them again
-through a real scheduler, triggerer and REST API.
+REST API, the UI and ``airflow dags trigger`` run it, with no logical date (``run_without_logical_date.py``,
+one process for all of them), where ``{{ ds }}`` is undefined. The sandbox's records are the judge.
+tests/deployment runs them again through a real scheduler, triggerer and REST API.
 """
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
 from demo import BIN, DagRunResult, airflow_home, run_example_dag
 
 from tests.airflow_versions import AIRFLOW_COMMAND, plain
+from tests.system.run_without_logical_date import DAG_RUN
 
 pytestmark = [pytest.mark.system, pytest.mark.integration]
 NO_LOGICAL_DATE = Path(__file__).with_name("run_without_logical_date.py")
@@ -36,43 +41,113 @@ NO_LOGICAL_DATE = Path(__file__).with_name("run_without_logical_date.py")
 OPENS_IN = timedelta(seconds=60)
 
 
-@pytest.fixture(scope="module", params=["dags test", "no logical date"])
-def env_and_sandbox(request: pytest.FixtureRequest) -> Iterator[tuple[dict[str, str], Any]]:
+@dataclass
+class Setup:
+    """A module's Airflow home and sandbox, and how its DAGs run there."""
+
+    env: dict[str, str]
+    server: Any
+    runner: NoLogicalDateRunner | None  # None: each DAG runs as its own ``airflow dags test``
+
+
+class NoLogicalDateRunner:
+    """One ``run_without_logical_date.py`` process for all the module's runs with no logical date: it runs
+    the DAG ids written to its stdin in turn, each run's output ending with a ``DAG RUN`` line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [str(BIN / "python"), str(NO_LOGICAL_DATE)],
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read_output, daemon=True).start()
+
+    def _read_output(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)  # the process ended
+
+    def run(self, dag_id: str, log_path: Path, timeout: float = 600) -> str:
+        """Run ``dag_id``, its output kept in ``log_path``; its last line, the one that names the run."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(dag_id + "\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        with log_path.open("w") as out:
+            while (line := self.lines.get(timeout=max(deadline - time.monotonic(), 0))) is not None:
+                out.write(line)
+                if line.startswith(DAG_RUN):
+                    return line
+        pytest.fail(f"{NO_LOGICAL_DATE.name} ended during {dag_id}: {log_path.read_text()[-3000:]}")
+
+    def close(self) -> None:
+        """Stop it: every run has ended and its output has been read (Airflow's exit hooks take seconds)."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(
+    scope="module",
+    # One worker runs every test without a logical date, so that one runner process serves them all.
+    params=["dags test", pytest.param("no logical date", marks=pytest.mark.xdist_group("no_logical_date"))],
+)
+def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
     from airflow_provider_smsww.sandbox.server import run_sandbox
 
     # Delivered at a client's second look: the sensors find their messages in flight and defer, and the
     # trigger's first look finds them delivered, however long a task takes to start on a busy machine.
     with run_sandbox(final_at_look=2) as server, airflow_home(server.conn_json) as env:
-        yield {**env, "RUN_MODE": request.param}, server
+        runner = NoLogicalDateRunner(env) if request.param == "no logical date" else None
+        try:
+            yield Setup(env, server, runner)
+        finally:
+            if runner is not None:
+                runner.close()
 
 
-def run(dag_id: str, env_and_sandbox: tuple[dict[str, str], Any]) -> tuple[Any, Any, str]:
-    env, server = env_and_sandbox
-    server.reset()
-    if env["RUN_MODE"] == "dags test":
-        result = run_example_dag(dag_id, env, server.sandbox, Path(env["AIRFLOW_HOME"]), AIRFLOW_COMMAND)
+def run(dag_id: str, setup: Setup, **extra_env: str) -> tuple[Any, Any, str]:
+    setup.server.reset()
+    sandbox = setup.server.sandbox
+    home = Path(setup.env["AIRFLOW_HOME"])
+    if setup.runner is None:
+        result = run_example_dag(dag_id, {**setup.env, **extra_env}, sandbox, home, AIRFLOW_COMMAND)
     else:
-        result = run_without_logical_date(dag_id, env, server.sandbox)
-    return result, server.sandbox, plain(result.log_path.read_text())
+        assert not extra_env, "the runner's environment is set when it starts"
+        log_path = home / f"{dag_id}.no-logical-date.log"
+        last_line = setup.runner.run(dag_id, log_path)
+        assert "logical_date=None" in last_line, last_line
+        returncode = 0 if "state=success" in last_line else 1
+        result = DagRunResult(dag_id, returncode, log_path, list(sandbox.messages.values()))
+    return result, sandbox, plain(result.log_path.read_text())
 
 
-def run_without_logical_date(dag_id: str, env: dict[str, str], sandbox: Any) -> DagRunResult:
-    log_path = Path(env["AIRFLOW_HOME"]) / f"{dag_id}.no-logical-date.log"
-    with log_path.open("w") as out:
-        proc = subprocess.run(
-            [str(BIN / "python"), str(NO_LOGICAL_DATE), dag_id],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=600,
-        )
-    log = log_path.read_text()
-    assert "logical_date=None" in log.splitlines()[-1], log[-2000:]
-    return DagRunResult(dag_id, proc.returncode, log_path, list(sandbox.messages.values()))
+# First: it waits OPENS_IN, and tests side by side (pytest-xdist) start in the order they are collected.
+def test_quiet_hours_texts_rome_at_once_and_new_york_when_its_window_opens(setup: Setup) -> None:
+    if setup.runner is not None:
+        pytest.skip("one run shows the rounds; the example's templates use no date (a round waits OPENS_IN)")
+    # A window opening in New York OPENS_IN from now and lasting 7 h: open in Rome already, whatever the date.
+    ny_now = datetime.now(ZoneInfo("America/New_York")).replace(microsecond=0)
+    window = f"{(ny_now + OPENS_IN).time()}-{(ny_now + timedelta(hours=7)).time()}"
+    started = datetime.now(UTC)
+    result, sandbox, log = run("example_smsww_quiet_hours", setup, SMSWW_EXAMPLE_SEND_WINDOW=window)
+
+    assert result.returncode == 0, log[-3000:]
+    assert sandbox.per_recipient() == {"+393331234567": 1, "+12125551234": 1}
+    sent_at = {m.recipient.e164: m.created_at for m in result.messages}
+    assert sent_at["+12125551234"] - started >= OPENS_IN - timedelta(seconds=3)
+    assert sent_at["+12125551234"] - sent_at["+393331234567"] >= timedelta(seconds=5)
+    assert "1 recipient(s) outside their send window" in log
+    assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
 
 
-def test_report_ready_sends_once_and_waits_for_delivery(env_and_sandbox: Any) -> None:
-    result, sandbox, log = run("example_smsww_report_ready", env_and_sandbox)
+def test_report_ready_sends_once_and_waits_for_delivery(setup: Setup) -> None:
+    result, sandbox, log = run("example_smsww_report_ready", setup)
 
     assert result.returncode == 0, log[-3000:]
     assert sandbox.per_recipient() == {"+393331234567": 1, "+447400123456": 1}
@@ -84,8 +159,8 @@ def test_report_ready_sends_once_and_waits_for_delivery(env_and_sandbox: Any) ->
     assert all(m.text.endswith(f"/daily/{day}") for m in result.messages)
 
 
-def test_failure_alert_texts_the_on_call_engineer(env_and_sandbox: Any) -> None:
-    result, sandbox, log = run("example_smsww_failure_alert", env_and_sandbox)
+def test_failure_alert_texts_the_on_call_engineer(setup: Setup) -> None:
+    result, sandbox, log = run("example_smsww_failure_alert", setup)
 
     assert "warehouse refused 42 rows (simulated failure)" in log  # the DAG fails on purpose
     (alert,) = result.messages
@@ -96,8 +171,8 @@ def test_failure_alert_texts_the_on_call_engineer(env_and_sandbox: Any) -> None:
     assert ("Log: http" in view["message"]) is (AIRFLOW_VERSION >= (3, 1))  # 3.0: no ti.log_url
 
 
-def test_bulk_campaign_previews_then_sends_each_number_once(env_and_sandbox: Any) -> None:
-    result, sandbox, log = run("example_smsww_bulk_campaign", env_and_sandbox)
+def test_bulk_campaign_previews_then_sends_each_number_once(setup: Setup) -> None:
+    result, sandbox, log = run("example_smsww_bulk_campaign", setup)
 
     assert result.returncode == 0, log[-3000:]
     counts = sandbox.per_recipient()
@@ -107,8 +182,8 @@ def test_bulk_campaign_previews_then_sends_each_number_once(env_and_sandbox: Any
     assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
 
 
-def test_taskflow_hook_sends_one_notice_and_waits_for_it(env_and_sandbox: Any) -> None:
-    result, sandbox, log = run("example_smsww_taskflow", env_and_sandbox)
+def test_taskflow_hook_sends_one_notice_and_waits_for_it(setup: Setup) -> None:
+    result, sandbox, log = run("example_smsww_taskflow", setup)
 
     assert result.returncode == 0, log[-3000:]
     assert sandbox.per_recipient() == {"+393331234567": 1}
@@ -122,29 +197,8 @@ def test_taskflow_hook_sends_one_notice_and_waits_for_it(env_and_sandbox: Any) -
     assert "Pausing task as DEFERRED" in log
 
 
-def test_quiet_hours_texts_rome_at_once_and_new_york_when_its_window_opens(env_and_sandbox: Any) -> None:
-    env, server = env_and_sandbox
-    if env["RUN_MODE"] != "dags test":
-        pytest.skip("one run shows the rounds; the example's templates use no date (a round waits OPENS_IN)")
-    # A window opening in New York OPENS_IN from now and lasting 7 h: open in Rome already, whatever the date.
-    ny_now = datetime.now(ZoneInfo("America/New_York")).replace(microsecond=0)
-    window = f"{(ny_now + OPENS_IN).time()}-{(ny_now + timedelta(hours=7)).time()}"
-    started = datetime.now(UTC)
-    result, sandbox, log = run(
-        "example_smsww_quiet_hours", ({**env, "SMSWW_EXAMPLE_SEND_WINDOW": window}, server)
-    )
-
-    assert result.returncode == 0, log[-3000:]
-    assert sandbox.per_recipient() == {"+393331234567": 1, "+12125551234": 1}
-    sent_at = {m.recipient.e164: m.created_at for m in result.messages}
-    assert sent_at["+12125551234"] - started >= OPENS_IN - timedelta(seconds=3)
-    assert sent_at["+12125551234"] - sent_at["+393331234567"] >= timedelta(seconds=5)
-    assert "1 recipient(s) outside their send window" in log
-    assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
-
-
-def test_order_confirmations_send_a_text_per_order_once(env_and_sandbox: Any) -> None:
-    result, sandbox, log = run("example_smsww_order_confirmations", env_and_sandbox)
+def test_order_confirmations_send_a_text_per_order_once(setup: Setup) -> None:
+    result, sandbox, log = run("example_smsww_order_confirmations", setup)
 
     assert result.returncode == 0, log[-3000:]
     # Five entries: one listed twice (sent once), one number with two orders (both sent).
