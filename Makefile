@@ -1,22 +1,30 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
-# Venvs are installed with --compile-bytecode: every Airflow process (a `dags test`, each task runner) then
-# reads bytecode instead of compiling thousands of modules again where PYTHONDONTWRITEBYTECODE is set.
+# Python writes each module's bytecode the first time it imports it, even where the environment says not
+# to (PYTHONDONTWRITEBYTECODE, set in some containers): every later Airflow process (a `dags test`, each
+# task runner) reads it instead of compiling the module again. Only what is imported is compiled: a third
+# of an Airflow venv, where compiling all of it at install (uv's --compile-bytecode) took 36 s of CPU each.
+unexport PYTHONDONTWRITEBYTECODE
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
 
 .PHONY: demo test test-min test-deployment lint typecheck pytest constraints constraints-all bench clean
 
-# One .venv, two markers, so that `make demo` and `make test` work in either order: .runtime is the
-# package and its sandbox extra (all `make demo` needs), .installed adds the test stack on top of it.
-$(BIN)/.runtime: pyproject.toml constraints.txt
+# uv, in .venv: it makes and fills every venv (`uv venv` makes one in milliseconds; `python -m venv`
+# takes 6 s of CPU to install a pip that only fetches uv again).
+$(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[sandbox]'
+
+# One .venv, two markers, so that `make demo` and `make test` work in either order: .runtime is the
+# package and its sandbox extra (all `make demo` needs), .installed adds the test stack on top of it.
+$(BIN)/.runtime: pyproject.toml constraints.txt | $(UV)
+	$(UV) pip install -q --python $(BIN)/python -c constraints.txt -e '.[sandbox]'
 	touch $@
 
 $(BIN)/.installed: $(BIN)/.runtime pyproject.toml constraints.txt
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[sandbox,test]'
+	$(UV) pip install -q --python $(BIN)/python -c constraints.txt -e '.[sandbox,test]'
 	touch $@
 
 ## Run example DAG 1 end to end against the embedded sandbox (no account, no cost, loopback only).
@@ -44,10 +52,9 @@ pytest: $(BIN)/.installed
 ## (constraints-min.txt: Airflow 3.0.6 with httpx 0.28.0, pydantic 2.11.0, phonenumbers 8.13.0).
 ## `make test-airflow-3.1`, `make test-airflow-3.2`, `make test-min`.
 OLD_AIRFLOWS := 3.1 3.2
-.venv-%/bin/.installed: pyproject.toml constraints-%.txt
-	$(PYTHON) -m venv .venv-$*
-	.venv-$*/bin/python -m pip install -q --disable-pip-version-check uv
-	.venv-$*/bin/uv pip install -q --compile-bytecode --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test]'
+.venv-%/bin/.installed: pyproject.toml constraints-%.txt | $(UV)
+	$(UV) venv -q --allow-existing --no-python-downloads --python $(PYTHON) .venv-$*
+	$(UV) pip install -q --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test]'
 	touch $@
 
 .PHONY: test-airflows
@@ -78,7 +85,7 @@ test-min: .venv-min/bin/.installed
 ## killed Celery worker on CeleryExecutor (Redis, PostgreSQL), the connection form's Test in chromium.
 ## Installs what it needs: Debian packages when missing (root or sudo), the `deployment` extra.
 $(BIN)/.deployment: $(BIN)/.installed pyproject.toml constraints.txt
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[test,deployment]'
+	$(UV) pip install -q --python $(BIN)/python -c constraints.txt -e '.[test,deployment]'
 	touch $@
 
 test-deployment: $(BIN)/.deployment
@@ -88,7 +95,7 @@ test-deployment: $(BIN)/.deployment
 ## The same deployment tests on the floor, Airflow 3.0.6: make test-deployment-min.
 .PRECIOUS: .venv-%/bin/.deployment
 .venv-%/bin/.deployment: .venv-%/bin/.installed
-	.venv-$*/bin/uv pip install -q --compile-bytecode --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test,deployment]'
+	$(UV) pip install -q --python .venv-$*/bin/python -c constraints-$*.txt -e '.[test,deployment]'
 	touch $@
 
 test-deployment-%: .venv-%/bin/.deployment
@@ -115,7 +122,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
 
 constraints: $(BIN)/.installed
-	$(BIN)/uv pip freeze --python $(BIN)/python | grep -v airflow-provider-smsww > constraints.txt
+	$(UV) pip freeze --python $(BIN)/python | grep -v airflow-provider-smsww > constraints.txt
 
 ## The constraints of every claimed Airflow but the newest: Airflow's libraries as of about three
 ## weeks after the release, the test tools as of TOOLS_DATE (scripts/constraints.sh).
@@ -133,10 +140,10 @@ constraints-all: $(BIN)/.installed
 ## what each holds; installs the wheel (not editable) with plain pip into a clean venv next to Airflow
 ## 3.3.2 (constraints.txt) and runs the system tests from the unpacked sdist, outside the checkout,
 ## against it (scripts/release_check.sh). The build tools live in .venv-build.
-.venv-build/bin/.tools: requirements/release.txt
-	$(PYTHON) -m venv .venv-build
-	.venv-build/bin/python -m pip install -q --disable-pip-version-check uv
-	.venv-build/bin/uv pip install -q --compile-bytecode --python .venv-build/bin/python -r requirements/release.txt
+# --seed: pip in it too, for `python -m build`'s isolated build environments.
+.venv-build/bin/.tools: requirements/release.txt | $(UV)
+	$(UV) venv -q --allow-existing --no-python-downloads --seed --python $(PYTHON) .venv-build
+	$(UV) pip install -q --python .venv-build/bin/python -r requirements/release.txt
 	touch $@
 
 release-check: .venv-build/bin/.tools
@@ -148,10 +155,9 @@ release-venv: .venv-build/bin/.tools
 	PYTHON=$(PYTHON) scripts/release_check.sh --venv-only
 
 ## The docs site from docs/ (mkdocs.yml) into site/, warnings as errors; the tools live in .venv-docs.
-.venv-docs/bin/.tools: requirements/docs.txt
-	$(PYTHON) -m venv .venv-docs
-	.venv-docs/bin/python -m pip install -q --disable-pip-version-check uv
-	.venv-docs/bin/uv pip install -q --compile-bytecode --python .venv-docs/bin/python -r requirements/docs.txt
+.venv-docs/bin/.tools: requirements/docs.txt | $(UV)
+	$(UV) venv -q --allow-existing --no-python-downloads --python $(PYTHON) .venv-docs
+	$(UV) pip install -q --python .venv-docs/bin/python -r requirements/docs.txt
 	touch $@
 
 docs: .venv-docs/bin/.tools
@@ -160,7 +166,7 @@ docs: .venv-docs/bin/.tools
 ## requirements/*.txt (the docs and release tools) pinned anew from the .in files beside them.
 requirements: $(BIN)/.runtime
 	cd requirements && for f in *.in; do \
-	  ../$(BIN)/uv pip compile -q --python ../$(BIN)/python --custom-compile-command "make requirements" \
+	  ../$(UV) pip compile -q --python ../$(BIN)/python --custom-compile-command "make requirements" \
 	    --upgrade $$f -o $${f%.in}.txt; done
 
 clean:

@@ -45,8 +45,9 @@ install_wheel() {
   fi
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
-  quiet_pip "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
-    "$WHEEL[sandbox]" "apache-airflow==$AIRFLOW" pytest pytest-asyncio pytest-xdist
+  # --no-compile: Python writes the bytecode of what is imported when it imports it (Makefile).
+  quiet_pip "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-compile \
+    -c constraints.txt "$WHEEL[sandbox]" "apache-airflow==$AIRFLOW" pytest pytest-asyncio pytest-xdist
   echo "$sum" >"$VENV/.wheel-sha256"
 }
 if [ "${1:-}" = "--venv-only" ]; then
