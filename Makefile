@@ -67,8 +67,9 @@ ALL_TESTS := tests/unit tests/sandbox tests/integration tests/system
 AIRFLOW_TESTS := tests/unit tests/integration tests/system
 # The integration and system tests run side by side (pytest-xdist): each worker has its own AIRFLOW_HOME,
 # each sandbox its own port, and each test's Airflow processes (a `dags test`, its task runners) keep both
-# cores busy where one process at a time would leave one idle.
-XDIST := -n 3 --dist loadgroup
+# cores busy where one process at a time would leave one idle. They start in the order tests/conftest.py
+# sorts them (the longest first), not xdist's largest-group-first.
+XDIST := -n 3 --dist loadgroup --no-loadscope-reorder
 # The unit tests' pass: one worker per core (tests/conftest.py keeps the `timing` tests on one of them).
 UNIT_XDIST := -n 2 --dist loadgroup
 test-airflow-%: .venv-%/bin/.installed

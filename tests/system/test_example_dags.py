@@ -1,11 +1,13 @@
 """System tests: every example DAG end to end, the way ``make demo`` runs DAG 1.
 
-Each runs twice outside pytest (a real Airflow: task runner, XCom, task_state_store, the triggerer path
-for deferrable sensors) on a throw-away sqlite AIRFLOW_HOME whose ``smsww_default`` connection points at
-the sandbox on loopback: as ``airflow dags test <dag_id>`` (which always sets a logical date), and as the
-REST API, the UI and ``airflow dags trigger`` run it, with no logical date (``run_without_logical_date.py``,
-one process for all of them), where ``{{ ds }}`` is undefined. The sandbox's records are the judge.
-tests/deployment runs them again through a real scheduler, triggerer and REST API.
+Each runs in a real Airflow outside pytest (task runner, XCom, task_state_store, the triggerer path for
+deferrable sensors) on a throw-away sqlite AIRFLOW_HOME whose ``smsww_default`` connection points at the
+sandbox on loopback, twice: with a logical date, as ``airflow dags test`` sets one, and with none, as the
+REST API, the UI and ``airflow dags trigger`` make a run (where ``{{ ds }}`` is undefined). Each way runs
+its DAGs in one process (``run_dags.py``: ``dag.test()``, which is what ``airflow dags test`` calls); the
+demo's DAG and the quiet-hours example also run through the ``airflow dags test`` command itself. The
+sandbox's records are the judge. tests/deployment runs them again through a real scheduler, triggerer
+and REST API.
 """
 
 from __future__ import annotations
@@ -31,32 +33,40 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
 from demo import BIN, DagRunResult, airflow_home, run_example_dag
 
 from tests.airflow_versions import AIRFLOW_COMMAND, plain
-from tests.system.run_without_logical_date import DAG_RUN
+from tests.system.run_dags import DAG_RUN
 
 pytestmark = [pytest.mark.system, pytest.mark.integration]
-NO_LOGICAL_DATE = Path(__file__).with_name("run_without_logical_date.py")
+RUN_DAGS = Path(__file__).with_name("run_dags.py")
 #: How long after the test starts the quiet-hours example's New York window opens: longer than
 #: ``airflow dags test`` takes to start the task on a 2-core machine busy with the other tests running
 #: side by side (20 s seen under load); the test waits on the window, which leaves the cores to them.
 OPENS_IN = timedelta(seconds=60)
 
+#: The ways a DAG runs here (the ``setup`` fixture's parameter). Each way of ``run_dags.py`` is one
+#: xdist_group, so that one worker runs all its DAGs in one process.
+CLI = "airflow dags test"
+LOGICAL_DATE = pytest.param("logical date", marks=pytest.mark.xdist_group("example_dags_logical_date"))
+NO_LOGICAL_DATE = pytest.param("no logical date", marks=pytest.mark.xdist_group("example_dags_no_date"))
+BOTH_DATES = [LOGICAL_DATE, NO_LOGICAL_DATE]
+
 
 @dataclass
 class Setup:
-    """A module's Airflow home and sandbox, and how its DAGs run there."""
+    """An Airflow home and a sandbox, and how DAGs run there."""
 
     env: dict[str, str]
     server: Any
-    runner: NoLogicalDateRunner | None  # None: each DAG runs as its own ``airflow dags test``
+    runner: DagRunner | None  # None: each DAG runs as its own ``airflow dags test``
 
 
-class NoLogicalDateRunner:
-    """One ``run_without_logical_date.py`` process for all the module's runs with no logical date: it runs
-    the DAG ids written to its stdin in turn, each run's output ending with a ``DAG RUN`` line."""
+class DagRunner:
+    """One ``run_dags.py`` process for all the runs of one way: it runs the DAG ids written to its stdin
+    in turn, each run's output ending with a ``DAG RUN`` line."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, logical_date: bool) -> None:
+        self.logical_date = logical_date
         self.proc = subprocess.Popen(
-            [str(BIN / "python"), str(NO_LOGICAL_DATE)],
+            [str(BIN / "python"), str(RUN_DAGS), *(["--logical-date"] if logical_date else [])],
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -84,7 +94,7 @@ class NoLogicalDateRunner:
                 out.write(line)
                 if line.startswith(DAG_RUN):
                     return line
-        pytest.fail(f"{NO_LOGICAL_DATE.name} ended during {dag_id}: {log_path.read_text()[-3000:]}")
+        pytest.fail(f"{RUN_DAGS.name} ended during {dag_id}: {log_path.read_text()[-3000:]}")
 
     def close(self) -> None:
         """Stop it: every run has ended and its output has been read (Airflow's exit hooks take seconds)."""
@@ -92,18 +102,18 @@ class NoLogicalDateRunner:
         self.proc.wait()
 
 
-@pytest.fixture(
-    scope="module",
-    # One worker runs every test without a logical date, so that one runner process serves them all.
-    params=["dags test", pytest.param("no logical date", marks=pytest.mark.xdist_group("no_logical_date"))],
-)
+@pytest.fixture(scope="module")
 def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
+    """A sandbox and an Airflow home for one way (``request.param``: :data:`CLI` or a way of
+    ``run_dags.py``); tests choose theirs with ``parametrize("setup", [...], indirect=True)``."""
     from airflow_provider_smsww.sandbox.server import run_sandbox
 
     # Delivered at a client's second look: the sensors find their messages in flight and defer, and the
     # trigger's first look finds them delivered, however long a task takes to start on a busy machine.
     with run_sandbox(final_at_look=2) as server, airflow_home(server.conn_json) as env:
-        runner = NoLogicalDateRunner(env) if request.param == "no logical date" else None
+        runner = (
+            None if request.param == CLI else DagRunner(env, logical_date=request.param == "logical date")
+        )
         try:
             yield Setup(env, server, runner)
         finally:
@@ -119,18 +129,18 @@ def run(dag_id: str, setup: Setup, **extra_env: str) -> tuple[Any, Any, str]:
         result = run_example_dag(dag_id, {**setup.env, **extra_env}, sandbox, home, AIRFLOW_COMMAND)
     else:
         assert not extra_env, "the runner's environment is set when it starts"
-        log_path = home / f"{dag_id}.no-logical-date.log"
+        log_path = home / f"{dag_id}.run_dags.log"
         last_line = setup.runner.run(dag_id, log_path)
-        assert "logical_date=None" in last_line, last_line
+        assert ("logical_date=None" in last_line) is not setup.runner.logical_date, last_line
         returncode = 0 if "state=success" in last_line else 1
         result = DagRunResult(dag_id, returncode, log_path, list(sandbox.messages.values()))
     return result, sandbox, plain(result.log_path.read_text())
 
 
 # First: it waits OPENS_IN, and tests side by side (pytest-xdist) start in the order they are collected.
+# One run shows the rounds: the example's templates use no date.
+@pytest.mark.parametrize("setup", [CLI], indirect=True)
 def test_quiet_hours_texts_rome_at_once_and_new_york_when_its_window_opens(setup: Setup) -> None:
-    if setup.runner is not None:
-        pytest.skip("one run shows the rounds; the example's templates use no date (a round waits OPENS_IN)")
     # A window opening in New York OPENS_IN from now and lasting 7 h: open in Rome already, whatever the date.
     ny_now = datetime.now(ZoneInfo("America/New_York")).replace(microsecond=0)
     window = f"{(ny_now + OPENS_IN).time()}-{(ny_now + timedelta(hours=7)).time()}"
@@ -146,6 +156,7 @@ def test_quiet_hours_texts_rome_at_once_and_new_york_when_its_window_opens(setup
     assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
 
 
+@pytest.mark.parametrize("setup", [CLI, NO_LOGICAL_DATE], indirect=True)  # the demo's DAG, as it runs
 def test_report_ready_sends_once_and_waits_for_delivery(setup: Setup) -> None:
     result, sandbox, log = run("example_smsww_report_ready", setup)
 
@@ -159,6 +170,7 @@ def test_report_ready_sends_once_and_waits_for_delivery(setup: Setup) -> None:
     assert all(m.text.endswith(f"/daily/{day}") for m in result.messages)
 
 
+@pytest.mark.parametrize("setup", BOTH_DATES, indirect=True)
 def test_failure_alert_texts_the_on_call_engineer(setup: Setup) -> None:
     result, sandbox, log = run("example_smsww_failure_alert", setup)
 
@@ -171,6 +183,7 @@ def test_failure_alert_texts_the_on_call_engineer(setup: Setup) -> None:
     assert ("Log: http" in view["message"]) is (AIRFLOW_VERSION >= (3, 1))  # 3.0: no ti.log_url
 
 
+@pytest.mark.parametrize("setup", BOTH_DATES, indirect=True)
 def test_bulk_campaign_previews_then_sends_each_number_once(setup: Setup) -> None:
     result, sandbox, log = run("example_smsww_bulk_campaign", setup)
 
@@ -182,6 +195,7 @@ def test_bulk_campaign_previews_then_sends_each_number_once(setup: Setup) -> Non
     assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
 
 
+@pytest.mark.parametrize("setup", BOTH_DATES, indirect=True)
 def test_taskflow_hook_sends_one_notice_and_waits_for_it(setup: Setup) -> None:
     result, sandbox, log = run("example_smsww_taskflow", setup)
 
@@ -197,6 +211,7 @@ def test_taskflow_hook_sends_one_notice_and_waits_for_it(setup: Setup) -> None:
     assert "Pausing task as DEFERRED" in log
 
 
+@pytest.mark.parametrize("setup", BOTH_DATES, indirect=True)
 def test_order_confirmations_send_a_text_per_order_once(setup: Setup) -> None:
     result, sandbox, log = run("example_smsww_order_confirmations", setup)
 
