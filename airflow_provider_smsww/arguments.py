@@ -3,7 +3,8 @@ is parsed (each ``check_*`` returns why a value is refused, naming the parameter
 templated value reads once Airflow rendered it (a list may arrive as a Python list, an XComArg's
 value, or, without ``render_template_as_native_obj``, as the string Jinja made of it).
 
-Plain Python: no pydantic, no HTTP stack, no phone metadata, so that DAG files stay cheap to import.
+Plain Python: no pydantic, no HTTP stack, no phone metadata (the list of countries only for a DAG that
+sets ``default_country``), so that DAG files stay cheap to import.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -191,6 +193,22 @@ def check_budget(max_total_price: Any, price_per_part_if_unknown: Any) -> None:
     DAG file is parsed, for a mapped operator too). Raises ``ValueError`` naming the first bad one."""
     positive_amount("max_total_price", max_total_price)
     positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
+
+
+def check_default_country(value: Any) -> None:
+    """``default_country`` of ``SmsSendOperator``: None, or the ISO 3166 alpha-2 code of a country with
+    phone numbers (``"IT"``), checked when the DAG file is parsed (for a mapped operator too): a typo
+    would read every national number as another country's. Raises ``ValueError``."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not re.fullmatch("[A-Z]{2}", value):
+        raise ValueError(
+            f"default_country must be an ISO 3166 alpha-2 code in capitals, e.g. 'IT', not {_shown(value)}"
+        )
+    import phonenumbers
+
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"default_country {value!r} is no country with phone numbers (ISO 3166 alpha-2)")
 
 
 def rendered_recipients(value: Any) -> list[str]:

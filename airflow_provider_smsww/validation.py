@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_smsww.arguments import check_text, lone_surrogate
 from airflow_provider_smsww.exceptions import (
@@ -25,9 +25,14 @@ from airflow_provider_smsww.exceptions import (
 from airflow_provider_smsww.models import REGIONS, Callback, MessageOptions, SendOtpRequest, SendRequest
 from airflow_provider_smsww.segments import SegmentInfo, analyse
 
+if TYPE_CHECKING:
+    from phonenumbers import PhoneNumber
+
 #: Characters people put in phone numbers for readability; removed before checking E.164.
 _READABILITY = re.compile(r"[\s\-().]")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+#: A number as dialled in one country: digits only (its international prefix included, if any).
+_DIGITS = re.compile(r"^[0-9]{3,18}$")
 _SENDER = re.compile(r"^[A-Za-z0-9 ]{3,11}$")
 #: What the API's ids look like (24 hex characters today): nothing that could change a request path.
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
@@ -68,31 +73,25 @@ class Recipient:
         return self.e164
 
 
-def parse_recipient(raw: str, region: str = "WW") -> Recipient | Problem:
+def parse_recipient(raw: str, region: str = "WW", default_country: str | None = None) -> Recipient | Problem:
     """Normalise ``raw`` to E.164 and check that it is a valid number (and in the region's country).
 
-    Spaces, dashes, dots and brackets are dropped; a number without a leading ``+`` is refused
-    rather than guessed at, since a national number means different things in different countries.
+    Spaces, dashes, dots and brackets are dropped. A number without a leading ``+`` is read as dialled
+    in ``default_country``; without one it is refused rather than guessed at, since a national number
+    means different things in different countries.
+
+    :param raw: the number as given.
+    :param region: ``WW``, ``IT`` or ``ES``: the last two take their own country's numbers only.
+    :param default_country: ISO 3166 alpha-2 code (``"IT"``) of the country whose national numbers
+        (``"333 555 1000"``) and international prefix (``"0044..."``) the numbers without ``+`` use.
     """
     import phonenumbers
 
     if not isinstance(raw, str) or not raw.strip():
         return Problem("recipient is empty", CODE_BAD_RECIPIENT)
-    compact = _READABILITY.sub("", raw.strip())
-    if compact.startswith("00"):
-        return Problem(
-            f"{raw!r} is not E.164: write it with a leading '+' instead of '00' ('+{compact[2:]}')",
-            CODE_BAD_RECIPIENT,
-        )
-    if not _E164.match(compact):
-        return Problem(
-            f"{raw!r} is not an E.164 number: expected '+' and 7 to 15 digits, e.g. '+393331234567'",
-            CODE_BAD_RECIPIENT,
-        )
-    try:
-        number = phonenumbers.parse(compact, None)
-    except phonenumbers.NumberParseException:
-        return Problem(f"{raw!r} is not a phone number", CODE_BAD_RECIPIENT)
+    number = _read_number(raw, _READABILITY.sub("", raw.strip()), default_country)
+    if isinstance(number, Problem):
+        return number
     if not phonenumbers.is_valid_number(number):
         return Problem(f"{raw!r} is not a valid phone number for its country code", CODE_BAD_RECIPIENT)
     country = phonenumbers.region_code_for_number(number) or ""
@@ -108,6 +107,31 @@ def parse_recipient(raw: str, region: str = "WW") -> Recipient | Problem:
         country_code=country,
         international_prefix=str(number.country_code),
     )
+
+
+def _read_number(raw: str, compact: str, default_country: str | None) -> PhoneNumber | Problem:
+    """``compact`` (``raw`` without readability characters) as a ``phonenumbers.PhoneNumber``: E.164
+    with its ``+``, else as dialled in ``default_country``; or the :class:`Problem` why not."""
+    import phonenumbers
+
+    e164_expected = f"{raw!r} is not an E.164 number: expected '+' and 7 to 15 digits, e.g. '+393331234567'"
+    if compact.startswith("+"):
+        if not _E164.match(compact):
+            return Problem(e164_expected, CODE_BAD_RECIPIENT)
+    elif default_country is None:
+        if compact.startswith("00"):
+            return Problem(
+                f"{raw!r} is not E.164: write it with a leading '+' instead of '00' ('+{compact[2:]}')",
+                CODE_BAD_RECIPIENT,
+            )
+        hint = " (or set default_country to read national numbers)" if compact.isdigit() else ""
+        return Problem(e164_expected + hint, CODE_BAD_RECIPIENT)
+    elif not _DIGITS.match(compact):
+        return Problem(f"{raw!r} is not a phone number", CODE_BAD_RECIPIENT)
+    try:
+        return phonenumbers.parse(compact, None if compact.startswith("+") else default_country)
+    except phonenumbers.NumberParseException:
+        return Problem(f"{raw!r} is not a phone number", CODE_BAD_RECIPIENT)
 
 
 def check_sender(sender: str | None) -> Problem | None:

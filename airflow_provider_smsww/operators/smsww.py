@@ -14,6 +14,7 @@ from airflow_provider_smsww.arguments import (
     as_entries,
     as_seconds,
     check_budget,
+    check_default_country,
     check_send_arguments,
     check_send_rendered,
     rendered_recipients,
@@ -44,6 +45,8 @@ class SmsSendOperator(BaseOperator):
     :param recipients: one E.164 number, a comma-separated string, or a list (templated; an XComArg
         works, as does ``.expand(recipients=[...])``). Spaces and dashes are allowed; duplicates are
         sent once.
+    :param default_country: ISO 3166 alpha-2 code (``"IT"``): numbers without ``+`` are read as that
+        country's (``"333 555 1000"``, ``"0044 7400 123456"``). None (default): they are refused.
     :param message: the text (templated).
     :param messages: instead of ``recipients`` and ``message``, a text per recipient (templated; an
         XComArg works): a list of ``{"recipient": ..., "message": ..., "sender": ...}`` (``sender``
@@ -104,6 +107,7 @@ class SmsSendOperator(BaseOperator):
         sender: str | None = None,
         callback: dict[str, Any] | Callback | None = None,
         region: str = "WW",
+        default_country: str | None = None,
         dry_run: bool = False,
         gate: bool = True,
         fail_on_multiple_messages: bool = False,
@@ -125,12 +129,14 @@ class SmsSendOperator(BaseOperator):
         # On Airflow < 3.3 the retry ledger lives in Variables, deleted once the task has succeeded.
         self.on_success_callback = [*(self.on_success_callback or ()), clear_after_success]
         check_budget(max_total_price, price_per_part_if_unknown)
+        check_default_country(default_country)
         budgeted = max_total_price is not None or price_per_part_if_unknown is not None
         check_send_arguments(
             recipients, message, messages, max_concurrency, gate=gate, dry_run=dry_run, budgeted=budgeted
         )
         self.recipients, self.message, self.messages = recipients, message, messages
-        self.sender, self.callback, self.region = sender, callback, region
+        self.sender, self.callback = sender, callback
+        self.region, self.default_country = region, default_country
         # Stored under another name: BaseOperator.dry_run() is a method of its own.
         self.dry_run_only, self.gate = dry_run, gate
         self.fail_on_multiple_messages = fail_on_multiple_messages
@@ -149,9 +155,10 @@ class SmsSendOperator(BaseOperator):
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
-        """Check the budget inputs of a mapped operator when the DAG is parsed, as ``__init__`` does
-        for a plain one (a mapped task's ``__init__`` runs only when it is expanded)."""
+        """Check the budget and the default country of a mapped operator when the DAG is parsed, as
+        ``__init__`` does for a plain one (a mapped task's ``__init__`` runs only when it is expanded)."""
         check_budget(kwargs.get("max_total_price"), kwargs.get("price_per_part_if_unknown"))
+        check_default_country(kwargs.get("default_country"))
         return super().partial(**kwargs)
 
     def execute(self, context: Context) -> Any:

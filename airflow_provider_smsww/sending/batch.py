@@ -136,10 +136,12 @@ def check_locally(
     callback: Callback | dict[str, Any] | None = None,
     fail_on_multiple_messages: bool = False,
     max_parts_per_message: int | None = None,
+    default_country: str | None = None,
 ) -> Batch:
     """Validate everything that can be validated without the API; raise one error naming every problem.
 
-    Duplicate recipients (also when written differently, e.g. with spaces) are sent once.
+    Duplicate recipients (also when written differently, e.g. with spaces, or nationally) are sent once.
+    ``default_country``: see :func:`~airflow_provider_smsww.validation.parse_recipient`.
     """
     problems: dict[str, str] = {}
     if problem := check_region(region):
@@ -152,7 +154,7 @@ def check_locally(
         fail_on_multiple_messages=fail_on_multiple_messages,
         max_parts_per_message=max_parts_per_message,
     )
-    valid = _parse_recipients(recipients, region, problems)
+    valid = _parse_recipients(recipients, region, default_country, problems)
     if problems:
         raise refused_locally(problems)
     assert isinstance(segments, SegmentInfo)
@@ -174,7 +176,7 @@ def check_locally(
 
 
 def _parse_recipients(
-    recipients: Sequence[str], region: str, problems: dict[str, str]
+    recipients: Sequence[str], region: str, default_country: str | None, problems: dict[str, str]
 ) -> dict[str, Recipient]:
     """Each valid number once, under its E.164 form (also when written differently, e.g. with spaces);
     each invalid one goes into ``problems`` under the number as given."""
@@ -182,7 +184,7 @@ def _parse_recipients(
         problems["recipients"] = "no recipients given"
     valid: dict[str, Recipient] = {}
     for raw in recipients:
-        parsed = parse_recipient(raw, region)
+        parsed = parse_recipient(raw, region, default_country)
         if isinstance(parsed, Problem):
             problems[str(raw)] = parsed.message
         else:

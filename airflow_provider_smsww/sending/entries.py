@@ -33,6 +33,7 @@ def check_entries(
     callback: Callback | dict[str, Any] | None = None,
     fail_on_multiple_messages: bool = False,
     max_parts_per_message: int | None = None,
+    default_country: str | None = None,
 ) -> Batch:
     """Check every entry as :func:`~airflow_provider_smsww.sending.batch.check_locally` checks a
     one-text batch, and raise one :class:`SmsWwGateError` naming every problem by its entry
@@ -46,12 +47,13 @@ def check_entries(
     :param callback: the callback every message carries.
     :param fail_on_multiple_messages: refuse texts longer than one part.
     :param max_parts_per_message: refuse texts that need more parts than this.
+    :param default_country: the country of the numbers written without ``+`` (ISO 3166 alpha-2).
     """
     problems, parsed_callback = _batch_problems(messages, region, callback)
     content = _ContentChecks(fail_on_multiple_messages, max_parts_per_message)
     valid: dict[str, Entry] = {}
     for index, item in enumerate(messages):
-        entry = _check_entry(item, index, sender, region, content)
+        entry = _check_entry(item, index, sender, (region, default_country), content)
         if isinstance(entry, Entry):
             valid.setdefault(entry.key, entry)
         else:
@@ -117,13 +119,17 @@ class _ContentChecks:
 
 
 def _check_entry(
-    item: Mapping[str, Any], index: int, sender: str | None, region: str, content: _ContentChecks
+    item: Mapping[str, Any],
+    index: int,
+    sender: str | None,
+    numbering: tuple[str, str | None],
+    content: _ContentChecks,
 ) -> Entry | str:
     """One entry checked: its :class:`Entry`, or why it is refused (its number's and its content's
-    problems in one line)."""
+    problems in one line). ``numbering``: the region and the default country, which read its number."""
     text, entry_sender = item["message"], item.get("sender") or sender or None
     found: dict[str, str] = {}
-    parsed = parse_recipient(item["recipient"], region)
+    parsed = parse_recipient(item["recipient"], *numbering)
     if isinstance(parsed, Problem):
         found["recipient"] = parsed.message
     segments, problem_text = content.of(entry_sender, text)

@@ -81,6 +81,8 @@ class SendSpec:
     #: per entry (:mod:`.entries`); ``sender`` is then the default of the entries that name none.
     messages: Sequence[Mapping[str, Any]] | None = None
     region: str = "WW"
+    #: The country of the numbers written without ``+`` (ISO 3166 alpha-2); None: they are refused.
+    default_country: str | None = None
     callback: Callback | dict[str, Any] | None = None
     fail_on_multiple_messages: bool = False
     max_parts_per_message: int | None = None
@@ -186,6 +188,7 @@ def check(spec: SendSpec, *task_keys: object) -> Batch:
         "callback": spec.callback,
         "fail_on_multiple_messages": spec.fail_on_multiple_messages,
         "max_parts_per_message": spec.max_parts_per_message,
+        "default_country": spec.default_country,
     }
     if spec.messages is not None:
         batch = check_entries(spec.messages, **rules)

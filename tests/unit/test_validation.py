@@ -87,6 +87,43 @@ def test_a_00_prefix_is_refused_with_a_hint(raw: str) -> None:
     assert "('+393331234567')" in problem.message  # the number it probably meant
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("333 555 1000", "+393335551000", id="national-mobile"),
+        pytest.param("06 6988 1234", "+390669881234", id="national-landline"),
+        pytest.param("0044 7400 123456", "+447400123456", id="international-prefix"),
+        pytest.param("+44 7400 123456", "+447400123456", id="e164-unchanged"),
+    ],
+)
+def test_a_default_country_reads_numbers_without_a_plus_as_dialled_there(raw: str, expected: str) -> None:
+    parsed = parse_recipient(raw, default_country="IT")
+    assert isinstance(parsed, Recipient), parsed
+    assert parsed.e164 == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        pytest.param("333 555", "not a valid phone number", id="too-short"),
+        pytest.param("n/a", "not a phone number", id="no-number"),
+        pytest.param("333-CALL-ME", "not a phone number", id="letters"),
+    ],
+)
+def test_a_default_country_still_refuses_what_is_no_number(raw: str, text: str) -> None:
+    problem = parse_recipient(raw, default_country="IT")
+    assert isinstance(problem, Problem)
+    assert text in problem.message
+    assert problem.code == CODE_BAD_RECIPIENT
+
+
+def test_without_a_default_country_a_national_number_is_refused_naming_it() -> None:
+    problem = parse_recipient("333 555 1000")
+    assert isinstance(problem, Problem)
+    assert "not an E.164 number" in problem.message
+    assert "set default_country" in problem.message
+
+
 def test_not_a_string_is_refused() -> None:
     problem = parse_recipient(393331234567)  # type: ignore[arg-type]
     assert isinstance(problem, Problem)

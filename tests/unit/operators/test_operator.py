@@ -169,6 +169,21 @@ def test_a_budget_without_the_gate_is_refused_at_parse_time() -> None:
         SmsSendOperator(task_id="t", recipients=GOOD[0], message="Hi", gate=False, max_total_price=1.0)
 
 
+def test_numbers_written_nationally_are_sent_once_with_a_default_country(gateway: FakeGateway) -> None:
+    recipients = ["333 123 4567", "+39 333 1234567", "0044 7400 123456", "+393331234568"]
+    result = op(recipients=recipients, default_country="IT").execute(task_context(FakeStore()))
+    assert sorted(gateway.sent_to()) == ["+393331234567", "+393331234568", "+447400123456"]
+    assert [r["recipient"] for r in result] == ["+393331234567", "+447400123456", "+393331234568"]
+
+
+@pytest.mark.parametrize("country", ["Italy", "it", "XX", 39])
+def test_a_bad_default_country_is_refused_at_parse_time(country: Any) -> None:
+    with pytest.raises(ValueError, match="default_country"):
+        op(default_country=country)
+    with pytest.raises(ValueError, match="default_country"):
+        SmsSendOperator.partial(task_id="mapped", message="Hi", default_country=country)
+
+
 def test_a_window_and_a_settle_due_at_the_same_moment_defer_once_naming_both(
     gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -161,3 +161,11 @@ def test_dry_run_estimates_every_entry(gateway: FakeGateway) -> None:
     assert [e["recipient"] for e in estimate["recipients"]] == [ALICE, BOB, ALICE, CAROL]
     assert estimate["total_parts"] == 4
     assert gateway.stored == []
+
+
+def test_entries_written_nationally_are_read_in_the_default_country(gateway: FakeGateway) -> None:
+    national = [
+        {**entry, "recipient": "333 123 4567"} if entry["recipient"] == ALICE else entry for entry in ENTRIES
+    ]
+    op(national, default_country="IT").execute(task_context(FakeStore()))
+    assert sent(gateway) == EXPECTED  # "333 123 4567" is ALICE: the exact duplicate is still dropped
