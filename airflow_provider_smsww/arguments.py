@@ -188,11 +188,16 @@ def positive_amount(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive number of EUR (or None), not {value!r}")
 
 
-def check_budget(max_total_price: Any, price_per_part_if_unknown: Any) -> None:
-    """The two money parameters of ``SmsSendOperator``, each a positive amount or None (checked when the
-    DAG file is parsed, for a mapped operator too). Raises ``ValueError`` naming the first bad one."""
+def check_mappable(
+    max_total_price: Any = None, price_per_part_if_unknown: Any = None, default_country: Any = None, **_: Any
+) -> None:
+    """The ``SmsSendOperator`` arguments checked when the DAG file is parsed, for a mapped operator too
+    (its ``__init__`` runs only when it is expanded): the two money parameters, each a positive amount or
+    None, and :func:`check_default_country`. Raises ``ValueError`` naming the first bad one; the other
+    keyword arguments are ignored (``partial`` hands in all of its own)."""
     positive_amount("max_total_price", max_total_price)
     positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
+    check_default_country(default_country)
 
 
 def check_default_country(value: Any) -> None:

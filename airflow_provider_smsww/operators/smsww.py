@@ -13,8 +13,7 @@ from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.arguments import (
     as_entries,
     as_seconds,
-    check_budget,
-    check_default_country,
+    check_mappable,
     check_send_arguments,
     check_send_rendered,
     rendered_recipients,
@@ -128,22 +127,20 @@ class SmsSendOperator(BaseOperator):
 
         # On Airflow < 3.3 the retry ledger lives in Variables, deleted once the task has succeeded.
         self.on_success_callback = [*(self.on_success_callback or ()), clear_after_success]
-        check_budget(max_total_price, price_per_part_if_unknown)
-        check_default_country(default_country)
+        check_mappable(max_total_price, price_per_part_if_unknown, default_country)
         budgeted = max_total_price is not None or price_per_part_if_unknown is not None
         check_send_arguments(
             recipients, message, messages, max_concurrency, gate=gate, dry_run=dry_run, budgeted=budgeted
         )
         self.recipients, self.message, self.messages = recipients, message, messages
-        self.sender, self.callback = sender, callback
-        self.region, self.default_country = region, default_country
+        self.sender, self.callback, self.region = sender, callback, region
         # Stored under another name: BaseOperator.dry_run() is a method of its own.
         self.dry_run_only, self.gate = dry_run, gate
         self.fail_on_multiple_messages = fail_on_multiple_messages
         self.max_parts_per_message = max_parts_per_message
         self.max_total_price = max_total_price
         self.price_per_part_if_unknown = price_per_part_if_unknown
-        self.max_concurrency = max_concurrency
+        self.max_concurrency, self.default_country = max_concurrency, default_country
         self.settle_time = None if settle_time is None else as_seconds("settle_time", settle_time)
         self.send_window = SendWindow.of(send_window, send_window_default_tz)
         if deferrable is None:
@@ -155,19 +152,16 @@ class SmsSendOperator(BaseOperator):
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
-        """Check the budget and the default country of a mapped operator when the DAG is parsed, as
-        ``__init__`` does for a plain one (a mapped task's ``__init__`` runs only when it is expanded)."""
-        check_budget(kwargs.get("max_total_price"), kwargs.get("price_per_part_if_unknown"))
-        check_default_country(kwargs.get("default_country"))
+        """Check a mapped operator's arguments when the DAG is parsed, as ``__init__`` does a plain one's."""
+        check_mappable(**kwargs)
         return super().partial(**kwargs)
 
     def execute(self, context: Context) -> Any:
         return self._send(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Resume after a wait (a send window opening, unknown outcomes settling): the same order
-        again, which skips whoever the ledger shows sent, looks the unknown outcomes up before sending
-        what is proven unsent, and waits again for whoever is still outside a window."""
+        """Resume after a wait (a window opening, unknown outcomes settling): the same order again, which
+        skips who the ledger shows sent, sends only what is proven unsent, and waits again if it must."""
         return self._send(context, rounds=int((event or {}).get("rounds", 0)))
 
     def _send(self, context: Context, rounds: int = 0) -> Any:

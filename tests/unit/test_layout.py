@@ -112,6 +112,20 @@ def test_the_tests_run_only_on_the_newest_airflow_and_the_floor_import_no_airflo
     assert airflow_modules_loaded_by(*airflow_independent_test_modules()) == []
 
 
+@pytest.mark.xdist_group("probe")
+def test_an_xdist_group_reaches_the_node_id_that_sends_it_to_one_worker(
+    request: pytest.FixtureRequest,
+) -> None:
+    """``make test`` relies on ``--dist loadgroup`` to run a group on one worker (tests/conftest.py names
+    the group in the node id: pytest-xdist 3.8 no longer can on pytest 9.2). A plain ``pytest`` has no
+    groups."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not a pytest-xdist worker under --dist loadgroup")
+    assert request.node.nodeid.endswith(
+        "::test_an_xdist_group_reaches_the_node_id_that_sends_it_to_one_worker@probe"
+    )
+
+
 #: Functions short enough to read at once; the provider info is one literal, read as data.
 LONGEST_FUNCTION = 80
 LITERALS = {"__init__.py:get_provider_info"}
