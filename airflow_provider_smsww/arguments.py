@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from airflow_provider_smsww.exceptions import SmsWwGateError
+from airflow_provider_smsww.sending.refusals import MAX_REFUSED_FRACTION, ON_INVALID
 
 
 def _shown(value: object) -> str:
@@ -189,15 +190,30 @@ def positive_amount(name: str, value: Any) -> None:
 
 
 def check_mappable(
-    max_total_price: Any = None, price_per_part_if_unknown: Any = None, default_country: Any = None, **_: Any
+    max_total_price: Any = None,
+    price_per_part_if_unknown: Any = None,
+    default_country: Any = None,
+    on_invalid: Any = "fail",
+    max_refused_fraction: Any = MAX_REFUSED_FRACTION,
+    **_: Any,
 ) -> None:
     """The ``SmsSendOperator`` arguments checked when the DAG file is parsed, for a mapped operator too
     (its ``__init__`` runs only when it is expanded): the two money parameters, each a positive amount or
-    None, and :func:`check_default_country`. Raises ``ValueError`` naming the first bad one; the other
-    keyword arguments are ignored (``partial`` hands in all of its own)."""
+    None, :func:`check_default_country`, ``on_invalid`` and ``max_refused_fraction`` (a share from 0 to 1).
+    Raises ``ValueError`` naming the first bad one; the other keyword arguments are ignored (``partial``
+    hands in all of its own)."""
     positive_amount("max_total_price", max_total_price)
     positive_amount("price_per_part_if_unknown", price_per_part_if_unknown)
     check_default_country(default_country)
+    if on_invalid not in ON_INVALID:
+        choices = " or ".join(map(repr, ON_INVALID))
+        raise ValueError(f"on_invalid must be {choices}, not {_shown(on_invalid)}")
+    share = isinstance(max_refused_fraction, int | float) and not isinstance(max_refused_fraction, bool)
+    if not share or not 0 <= max_refused_fraction <= 1:
+        raise ValueError(
+            "max_refused_fraction must be a share of the rows from 0 to 1 (0.1: a tenth), "
+            f"not {_shown(max_refused_fraction)}"
+        )
 
 
 def check_default_country(value: Any) -> None:

@@ -4,6 +4,7 @@ dashboard can show what SMS cost per DAG and task. Counters, tagged ``dag_id`` a
 
 - ``smsww.sent``: messages the gateway accepted (a retry does not count an earlier try's again);
 - ``smsww.failed``: recipients the operator could not send to;
+- ``smsww.refused``: rows ``on_invalid="skip"`` left out (a bad number, an entry refused);
 - ``smsww.parts``: SMS parts of the accepted messages (what the gateway bills);
 - ``smsww.cost_estimated_cents``: the dry-run estimate of the accepted messages, in euro cents;
 - ``smsww.cost_actual_cents``: the ``totalPrice`` of the messages a delivery sensor saw final, in cents.
@@ -85,6 +86,21 @@ def report_send_cost(task: Any, context: Any, cost: dict[str, Any], failed: int)
         + ("" if credit is None else f" (credit before {Decimal(str(credit)):.2f} EUR)"),
         gauges,
     )
+
+
+def report_refused(task: Any, context: Any, refused: list[dict[str, Any]]) -> None:
+    """The rows ``on_invalid="skip"`` left out (:class:`~airflow_provider_smsww.sending.refusals.Refused`):
+    the counter ``refused``, the XCom key ``refused`` (empty when none was) and a warning naming them."""
+    emit({"refused": len(refused)}, dag_id=task.dag_id, task_id=task.task_id)
+    if push := getattr(context.get("ti"), "xcom_push", None):
+        push(key="refused", value=refused)
+    if refused:
+        from airflow_provider_smsww.exceptions import describe_problems
+        from airflow_provider_smsww.sending.refusals import row_label
+
+        head = "Rows left out, not sent (on_invalid='skip'):"
+        named = {row_label(row["recipient"], row.get("index")): row["reason"] for row in refused}
+        task.log.warning("%s", describe_problems(head, named, limit=20))
 
 
 #: How the cost line names each ``limit`` of the ``cost`` XCom.

@@ -20,7 +20,8 @@ from airflow_provider_smsww.arguments import (
 )
 from airflow_provider_smsww.exceptions import SmsWwError
 from airflow_provider_smsww.failures import SmsWwSpendingCapReachedError, failing_for_good
-from airflow_provider_smsww.metrics import report_send_cost
+from airflow_provider_smsww.metrics import report_refused, report_send_cost
+from airflow_provider_smsww.sending.refusals import MAX_REFUSED_FRACTION
 
 __all__ = ["SmsSendOperator", "SmsWwSpendingCapReachedError"]
 
@@ -42,23 +43,25 @@ class SmsSendOperator(BaseOperator):
     steps and the guarantees are told in ``docs/operator.md``.
 
     :param recipients: one E.164 number, a comma-separated string, or a list (templated; an XComArg
-        works, as does ``.expand(recipients=[...])``). Spaces and dashes are allowed; duplicates are
-        sent once.
+        works, as does ``.expand(recipients=[...])``). Duplicates, however written, are sent once.
     :param default_country: ISO 3166 alpha-2 code (``"IT"``): numbers without ``+`` are read as that
         country's (``"333 555 1000"``, ``"0044 7400 123456"``). None (default): they are refused.
+    :param on_invalid: ``"fail"`` (default): one refused row (a bad number, an entry refused locally or,
+        for its number, by the dry run) refuses the batch. ``"skip"``: those rows are left out, named in
+        the XCom key ``refused`` (``{recipient, reason}`` each), the rest is sent. See ``docs/campaigns.md``.
+    :param max_refused_fraction: with ``"skip"``, the share of rows that may be refused (default 0.1);
+        above it nothing is sent and the task fails naming the share.
     :param message: the text (templated).
     :param messages: instead of ``recipients`` and ``message``, a text per recipient (templated; an
         XComArg works): a list of ``{"recipient": ..., "message": ..., "sender": ...}`` (``sender``
         optional, default the operator's). Each (number, sender, text) is sent once: the same number
         with two texts gets both, an exact duplicate is dropped. See ``docs/operator.md``.
-    :param sender: alias of 3-11 letters, digits or spaces, not all digits (templated); default
-        "Openapi".
+    :param sender: alias of 3-11 letters, digits or spaces, not all digits (templated; default "Openapi").
     :param callback: the API's callback object (``url``, ``method``, ``retry``, ``headers``,
         ``custom``), templated. Header values are masked in logs and never returned.
     :param region: ``WW`` (worldwide, default), ``IT`` or ``ES``.
     :param dry_run: only run the checks and the dry-run gate; return the estimate, send nothing.
-    :param gate: run the dry-run gate before sending (default True). Turning it off saves one request
-        per recipient; local checks still run.
+    :param gate: run the dry-run gate before sending (default True; without it local checks still run).
     :param fail_on_multiple_messages: refuse texts longer than one SMS part (locally and in the API).
     :param max_parts_per_message: refuse texts that need more parts than this.
     :param max_total_price: budget in EUR for the whole batch (a positive number) over every try of the
@@ -70,27 +73,17 @@ class SmsSendOperator(BaseOperator):
         in that case, and used by the credit pre-flight (which otherwise assumes 1 EUR per part).
     :param max_concurrency: requests in flight at once.
     :param send_window: quiet hours: ``(opens, closes)``, two ``datetime.time`` in each recipient's local
-        time (from the number; a window may wrap past midnight). Recipients inside their window are
-        sent at once; for the others the task defers (no worker slot held) until their window opens,
-        and sends them then, as many rounds as the time zones need. Checked at parse time.
-    :param deferrable: wait for unknown outcomes to settle in the triggerer, not in the worker: the
-        task defers while they are looked up and resumes only to send what is proven unsent (default:
-        ``[operators] default_deferrable``). Quiet hours always defer.
+        time (from the number; it may wrap past midnight). The others wait, deferred, for their window.
+    :param deferrable: wait for unknown outcomes to settle in the triggerer, not in the worker
+        (default: ``[operators] default_deferrable``). Quiet hours always defer.
     :param send_window_default_tz: the IANA zone of a number whose time zone the number does not
         tell; without it such a number is refused before any request.
-    :param settle_time: how long a send whose outcome is unknown (5xx, dropped connection) must at
-        least be absent from ``GET /messages``, since it was made, before it is sent again (seconds or
-        a ``timedelta``). Default None: from evidence, 3 times the longest listing lag the batch's own
-        messages showed, at least 15 s, 5 minutes while none of them is listed yet. Given, it replaces
-        the 15 s floor and the 5-minute wait; a longer observed lag still lengthens it. The task looks
-        it up every few seconds meanwhile, holding its worker slot; see ``docs/operator.md``.
+    :param settle_time: the least time a send of unknown outcome (5xx, dropped connection) must be
+        absent from ``GET /messages`` before it is sent again (seconds or a ``timedelta``). Default None:
+        from the listing's observed lag (``docs/operator.md``); a longer observed lag lengthens it.
     :returns: (XCom) a list of ``{recipient, id, state, messageCount, encoding}``, one per message in
-        recipient (entry) order, ready for
-        :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`; with ``dry_run=True`` the
-        estimate ``{dry_run, recipients, total_parts, estimated_total_price, credit}``. A real send
-        also pushes the XCom key ``cost``: ``{currency, messages, parts, estimated_total_price,
-        from_earlier_try, earlier_tries_spent, earlier_tries_priced, held_for_unknown_outcomes,
-        max_total_price, budget_left, limit, credit_before}``, and its last log line says the same.
+        recipient (entry) order, ready for :class:`~airflow_provider_smsww.sensors.smsww.SmsDeliverySensor`;
+        with ``dry_run=True`` the estimate. A real send also pushes the XCom key ``cost`` (``docs/money.md``).
     """
 
     template_fields: Sequence[str] = ("recipients", "message", "messages", "sender", "callback")
@@ -107,6 +100,8 @@ class SmsSendOperator(BaseOperator):
         callback: dict[str, Any] | Callback | None = None,
         region: str = "WW",
         default_country: str | None = None,
+        on_invalid: str = "fail",
+        max_refused_fraction: float = MAX_REFUSED_FRACTION,
         dry_run: bool = False,
         gate: bool = True,
         fail_on_multiple_messages: bool = False,
@@ -127,7 +122,9 @@ class SmsSendOperator(BaseOperator):
 
         # On Airflow < 3.3 the retry ledger lives in Variables, deleted once the task has succeeded.
         self.on_success_callback = [*(self.on_success_callback or ()), clear_after_success]
-        check_mappable(max_total_price, price_per_part_if_unknown, default_country)
+        check_mappable(
+            max_total_price, price_per_part_if_unknown, default_country, on_invalid, max_refused_fraction
+        )
         budgeted = max_total_price is not None or price_per_part_if_unknown is not None
         check_send_arguments(
             recipients, message, messages, max_concurrency, gate=gate, dry_run=dry_run, budgeted=budgeted
@@ -141,6 +138,7 @@ class SmsSendOperator(BaseOperator):
         self.max_total_price = max_total_price
         self.price_per_part_if_unknown = price_per_part_if_unknown
         self.max_concurrency, self.default_country = max_concurrency, default_country
+        self.on_invalid, self.max_refused_fraction = on_invalid, max_refused_fraction
         self.settle_time = None if settle_time is None else as_seconds("settle_time", settle_time)
         self.send_window = SendWindow.of(send_window, send_window_default_tz)
         if deferrable is None:
@@ -187,6 +185,8 @@ class SmsSendOperator(BaseOperator):
                     "%d message(s) accepted (%d from an earlier try)", len(outcome.records), outcome.reused
                 )
             report_send_cost(self, context, outcome.cost, failed=len(outcome.failures))
+            if spec.skips_invalid:
+                report_refused(self, context, outcome.refused)
             if outcome.error is not None:
                 raise outcome.error
         if (wait := outcome.next_wait()) is not None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_smsww.exceptions import SmsWwGateError, describe_problems
 from airflow_provider_smsww.models import Callback, Region, SendRequest
 from airflow_provider_smsww.segments import SegmentInfo
+from airflow_provider_smsww.sending.refusals import Refused
 from airflow_provider_smsww.validation import (
     Problem,
     Recipient,
@@ -82,6 +83,24 @@ class Batch:
     callback: Callback | None = None
     #: Deterministic per-message keys (dag, task, run, map index, ``Recipient.key``), put in callback.custom.
     keys: dict[str, str] = field(default_factory=dict)
+    #: With ``on_invalid="skip"``: the rows left out (:mod:`.refusals`), and how many rows were given.
+    refused: tuple[Refused, ...] = ()
+    rows: int = 0
+    #: Each message's key -> its number as given, to name a row the gateway refuses as the user wrote it.
+    given: dict[str, str] = field(default_factory=dict)
+
+    def without(self, reasons: Mapping[str, str]) -> Batch:
+        """The batch less the messages of ``reasons`` (key or number -> why), each added to ``refused``."""
+        kept: list[Recipient] = []
+        refused: list[Refused] = []
+        for recipient in self.recipients:
+            why = reasons.get(recipient.key) or reasons.get(recipient.e164)
+            if why is None:
+                kept.append(recipient)
+            else:
+                given = self.given.get(recipient.key, recipient.e164)
+                refused.append(Refused(given, why, _index(recipient)))
+        return replace(self, recipients=tuple(kept), refused=self.refused + tuple(refused))
 
     def request(self, recipient: Recipient, *, dry_run: bool) -> SendRequest:
         """The request for one recipient, its idempotency key in ``callback.custom``."""
@@ -111,15 +130,20 @@ class Batch:
         return recipient.segments if isinstance(recipient, Entry) else self.segments
 
     def summary(self) -> str:
-        """What the batch holds, for the log: its messages, their parts and the region."""
+        """What the batch holds, for the log: its messages, their parts, the region, the rows left out."""
+        left_out = f"; {len(self.refused)} refused row(s) left out" if self.refused else ""
         if self.recipients and isinstance(self.recipients[0], Entry):
             parts = sum(self.segments_of(r).parts for r in self.recipients)
             messages = f"{len(self.recipients)} personalised message(s)"
-            return f"{messages}, {parts} part(s) in all, region {self.region}"
+            return f"{messages}, {parts} part(s) in all, region {self.region}{left_out}"
         return (
             f"{len(self.recipients)} recipient(s), {self.segments.parts} {self.segments.encoding} part(s) "
-            f"each, region {self.region}"
+            f"each, region {self.region}{left_out}"
         )
+
+
+def _index(recipient: Recipient) -> int | None:
+    return recipient.index if isinstance(recipient, Entry) else None
 
 
 def idempotency_key(*parts: object) -> str:
@@ -137,11 +161,13 @@ def check_locally(
     fail_on_multiple_messages: bool = False,
     max_parts_per_message: int | None = None,
     default_country: str | None = None,
+    skip_invalid: bool = False,
 ) -> Batch:
     """Validate everything that can be validated without the API; raise one error naming every problem.
 
     Duplicate recipients (also when written differently, e.g. with spaces, or nationally) are sent once.
-    ``default_country``: see :func:`~airflow_provider_smsww.validation.parse_recipient`.
+    ``default_country``: see :func:`~airflow_provider_smsww.validation.parse_recipient`. With
+    ``skip_invalid`` a bad number is left out (:attr:`Batch.refused`) instead of refusing the batch.
     """
     problems: dict[str, str] = {}
     if problem := check_region(region):
@@ -154,15 +180,18 @@ def check_locally(
         fail_on_multiple_messages=fail_on_multiple_messages,
         max_parts_per_message=max_parts_per_message,
     )
-    valid = _parse_recipients(recipients, region, default_country, problems)
-    if problems:
-        raise refused_locally(problems)
+    if not recipients:
+        problems["recipients"] = "no recipients given"
+    valid, given, bad_numbers = _parse_recipients(recipients, region, default_country)
+    refused = tuple(Refused(raw, why) for raw, why in bad_numbers.items()) if skip_invalid else ()
+    if problems or (bad_numbers and not skip_invalid):
+        raise refused_locally({**problems, **({} if skip_invalid else bad_numbers)})
     assert isinstance(segments, SegmentInfo)
     assert not isinstance(parsed_callback, Problem)
-    if len(valid) < len(recipients):
+    if len(valid) + len(refused) < len(recipients):
         log.warning(
             "%d duplicate recipient(s) dropped: each number gets the message once",
-            len(recipients) - len(valid),
+            len(recipients) - len(valid) - len(refused),
         )
     return Batch(
         recipients=tuple(valid.values()),
@@ -172,24 +201,27 @@ def check_locally(
         segments=segments,
         fail_on_multiple_messages=fail_on_multiple_messages,
         callback=parsed_callback,
+        refused=refused,
+        rows=len(recipients),
+        given=given,
     )
 
 
 def _parse_recipients(
-    recipients: Sequence[str], region: str, default_country: str | None, problems: dict[str, str]
-) -> dict[str, Recipient]:
-    """Each valid number once, under its E.164 form (also when written differently, e.g. with spaces);
-    each invalid one goes into ``problems`` under the number as given."""
-    if not recipients:
-        problems["recipients"] = "no recipients given"
+    recipients: Sequence[str], region: str, default_country: str | None
+) -> tuple[dict[str, Recipient], dict[str, str], dict[str, str]]:
+    """Each valid number once, under its E.164 form (also when written differently, e.g. with spaces),
+    each one's first form as given, and why each invalid number (as given) is refused."""
     valid: dict[str, Recipient] = {}
+    given: dict[str, str] = {}
+    bad: dict[str, str] = {}
     for raw in recipients:
         parsed = parse_recipient(raw, region, default_country)
         if isinstance(parsed, Problem):
-            problems[str(raw)] = parsed.message
-        else:
-            valid.setdefault(parsed.e164, parsed)
-    return valid
+            bad[str(raw)] = parsed.message
+        elif parsed.e164 not in valid:
+            valid[parsed.e164], given[parsed.e164] = parsed, str(raw)
+    return valid, given, bad
 
 
 def refused_locally(problems: dict[str, str]) -> SmsWwGateError:

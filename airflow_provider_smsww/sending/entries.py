@@ -14,6 +14,7 @@ from typing import Any
 from airflow_provider_smsww.models import Callback
 from airflow_provider_smsww.segments import SegmentInfo
 from airflow_provider_smsww.sending.batch import Batch, Entry, refused_locally
+from airflow_provider_smsww.sending.refusals import Refused
 from airflow_provider_smsww.validation import (
     Problem,
     check_callback,
@@ -23,6 +24,9 @@ from airflow_provider_smsww.validation import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The parts of a batch whose every entry was refused (it fails its share check before any request).
+_NO_TEXT = SegmentInfo("GSM-7", 0, 0)
 
 
 def check_entries(
@@ -34,6 +38,7 @@ def check_entries(
     fail_on_multiple_messages: bool = False,
     max_parts_per_message: int | None = None,
     default_country: str | None = None,
+    skip_invalid: bool = False,
 ) -> Batch:
     """Check every entry as :func:`~airflow_provider_smsww.sending.batch.check_locally` checks a
     one-text batch, and raise one :class:`SmsWwGateError` naming every problem by its entry
@@ -48,23 +53,26 @@ def check_entries(
     :param fail_on_multiple_messages: refuse texts longer than one part.
     :param max_parts_per_message: refuse texts that need more parts than this.
     :param default_country: the country of the numbers written without ``+`` (ISO 3166 alpha-2).
+    :param skip_invalid: leave a refused entry out (:attr:`Batch.refused`) instead of refusing the batch.
     """
     problems, parsed_callback = _batch_problems(messages, region, callback)
     content = _ContentChecks(fail_on_multiple_messages, max_parts_per_message)
     valid: dict[str, Entry] = {}
+    given: dict[str, str] = {}
+    refused: list[Refused] = []
     for index, item in enumerate(messages):
         entry = _check_entry(item, index, sender, (region, default_country), content)
-        if isinstance(entry, Entry):
-            valid.setdefault(entry.key, entry)
-        else:
-            problems[f"messages[{index}] ({item['recipient']})"] = entry
-    if problems:
-        raise refused_locally(problems)
+        if isinstance(entry, str):
+            refused.append(Refused(str(item["recipient"]), entry, index))
+        elif entry.key not in valid:
+            valid[entry.key], given[entry.key] = entry, str(item["recipient"])
+    if problems or (refused and not skip_invalid):
+        raise refused_locally({**problems, **({} if skip_invalid else {r.label: r.reason for r in refused})})
     assert not isinstance(parsed_callback, Problem)
-    if len(valid) < len(messages):
+    if len(valid) + len(refused) < len(messages):
         log.warning(
             "%d duplicate message(s) dropped: each (number, sender, text) is sent once",
-            len(messages) - len(valid),
+            len(messages) - len(valid) - len(refused),
         )
     entries = tuple(valid.values())
     return Batch(
@@ -72,9 +80,12 @@ def check_entries(
         message="",
         sender=sender or None,
         region=region,  # type: ignore[arg-type]
-        segments=max((e.segments for e in entries), key=lambda s: s.parts),
+        segments=max((e.segments for e in entries), key=lambda s: s.parts, default=_NO_TEXT),
         fail_on_multiple_messages=fail_on_multiple_messages,
         callback=parsed_callback,
+        refused=tuple(refused),
+        rows=len(messages),
+        given=given,
     )
 
 

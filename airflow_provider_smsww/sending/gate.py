@@ -3,7 +3,7 @@ whole batch is refused, with every reason named, unless all pass and the total i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ from airflow_provider_smsww.concurrency import Progress, bounded
 from airflow_provider_smsww.exceptions import SmsWwGateError, SmsWwValidationError, describe_problems
 from airflow_provider_smsww.models import Estimate
 from airflow_provider_smsww.sending.cost import estimate_price
+from airflow_provider_smsww.sending.refusals import RECIPIENT_CODES
 
 if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
@@ -23,6 +24,8 @@ class GateResult:
     estimates: list[Estimate]
     total_parts: int
     total_price: Decimal | None
+    #: With ``skip_recipients``: the messages whose number the gateway refused (key -> why), left out.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +45,7 @@ async def gate(
     max_total_price: float | None = None,
     price_per_part_if_unknown: float | None = None,
     spent_before: Decimal = Decimal(0),
+    skip_recipients: bool = False,
 ) -> GateResult:
     """Dry-run every message; raise :class:`SmsWwGateError` naming each refused message, or return the
     estimate. Errors that are not about one message (auth, credit, transport) propagate as they are.
@@ -49,8 +53,10 @@ async def gate(
     The budget fails closed: when a budget is set and the API leaves a price at 0 in dry run (worldwide
     prices are only final after sending), ``price_per_part_if_unknown`` must say what to assume. On a
     retry the budget is what the earlier tries left: ``max_total_price`` less ``spent_before``.
+    With ``skip_recipients`` (``on_invalid="skip"``) a message refused for its number is left out
+    (:attr:`GateResult.skipped`) and the budget is judged on the rest.
     """
-    dry_runs = _DryRuns(hook, batch)
+    dry_runs = _DryRuns(hook, batch, skip_recipients)
     answers = await dry_runs.price_all(concurrency)
     problems = dry_runs.refused
     estimates = [e for e in answers if e is not None]
@@ -70,16 +76,18 @@ async def gate(
             describe_problems("SMS batch refused by the dry-run gate; nothing was sent.", problems),
             problems=problems,
         )
-    return GateResult(estimates=estimates, total_parts=total_parts, total_price=total)
+    return GateResult(estimates, total_parts, total, dry_runs.skipped)
 
 
 class _DryRuns:
     """The dry runs of a batch's messages; each one the API refuses goes into ``refused`` under its
-    label. Errors that are not about one message propagate and stop the gate."""
+    label, or with ``skip_recipients`` into ``skipped`` under its key when the refusal is about its number.
+    Errors that are not about one message propagate and stop the gate."""
 
-    def __init__(self, hook: SmsWwHook, batch: Batch) -> None:
-        self.hook, self.batch = hook, batch
+    def __init__(self, hook: SmsWwHook, batch: Batch, skip_recipients: bool = False) -> None:
+        self.hook, self.batch, self.skip_recipients = hook, batch, skip_recipients
         self.refused: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}
         self.progress = Progress(len(batch.recipients), "priced (dry run)")
 
     async def price_all(self, concurrency: int) -> list[Estimate | None]:
@@ -93,7 +101,10 @@ class _DryRuns:
         try:
             return await self.hook.aestimate(self.batch.request(recipient, dry_run=True), self.batch.region)
         except SmsWwValidationError as exc:
-            self.refused[recipient.label] = exc.message
+            if self.skip_recipients and exc.code in RECIPIENT_CODES:
+                self.skipped[recipient.key] = exc.message
+            else:
+                self.refused[recipient.label] = exc.message
             return None
         finally:
             self.progress.tick()

@@ -53,6 +53,7 @@ from airflow_provider_smsww.sending.entries import check_entries
 from airflow_provider_smsww.sending.gate import GateResult, gate
 from airflow_provider_smsww.sending.ledger import not_yet_recorded, public
 from airflow_provider_smsww.sending.lookup import lookup_of
+from airflow_provider_smsww.sending.refusals import MAX_REFUSED_FRACTION, OnInvalid, check_share
 from airflow_provider_smsww.sending.window import hold_outside_window, schedule, unknown_while_waiting
 
 if TYPE_CHECKING:
@@ -98,6 +99,14 @@ class SendSpec:
     send_window: SendWindow | None = None
     #: False: the settle wait is left to the caller (a deferral): see :attr:`SendOutcome.lookup`.
     settle_in_place: bool = True
+    #: ``"skip"``: leave out the rows refused for their number or entry, up to ``max_refused_fraction``
+    #: of them (:mod:`.refusals`); ``"fail"``: refuse the whole batch.
+    on_invalid: OnInvalid = "fail"
+    max_refused_fraction: float = MAX_REFUSED_FRACTION
+
+    @property
+    def skips_invalid(self) -> bool:
+        return self.on_invalid == "skip"
 
     @classmethod
     def of(cls, settings: object, **given: Any) -> SendSpec:
@@ -120,6 +129,8 @@ class SendOutcome:
     cost: dict[str, Any]
     credit: Decimal | None
     error: SmsWwError | None = field(default=None)
+    #: The rows left out (``on_invalid="skip"``), each :meth:`.refusals.Refused.as_dict`.
+    refused: list[dict[str, Any]] = field(default_factory=list)
     #: Recipients left for their send window to open, and when the first of those windows opens.
     waiting: int = 0
     waiting_until: datetime | None = None
@@ -174,6 +185,8 @@ class _Priced:
     did not run) and the credit read before sending (None when it cannot be read)."""
 
     to_send: Batch
+    #: The whole batch less the messages the gate left out (``on_invalid="skip"``).
+    batch: Batch
     estimates: list[Estimate]
     gated: GateResult | None
     credit: Decimal | None
@@ -189,6 +202,7 @@ def check(spec: SendSpec, *task_keys: object) -> Batch:
         "fail_on_multiple_messages": spec.fail_on_multiple_messages,
         "max_parts_per_message": spec.max_parts_per_message,
         "default_country": spec.default_country,
+        "skip_invalid": spec.skips_invalid,
     }
     if spec.messages is not None:
         batch = check_entries(spec.messages, **rules)
@@ -198,7 +212,10 @@ def check(spec: SendSpec, *task_keys: object) -> Batch:
     if window is not None and (
         problems := schedule(window, {r.e164 for r in batch.recipients}, datetime.now(UTC)).problems
     ):
-        raise refused_locally(problems)
+        if not spec.skips_invalid:
+            raise refused_locally(problems)
+        batch = batch.without(problems)
+    check_share(batch.refused, batch.rows, spec.max_refused_fraction)
     keys = {r.key: idempotency_key(*task_keys, r.key) for r in batch.recipients}
     return replace(batch, keys=keys)
 
@@ -207,7 +224,8 @@ async def estimate(hook: SmsWwHook, batch: Batch, ledger: Ledger, spec: SendSpec
     """Steps 2-4 only (``dry_run=True``): the dry-run estimate of every recipient and the credit."""
     priced = await _gate_and_credit(hook, batch, ledger, spec, Spend(None), dry_run_only=True)
     assert priced.gated is not None  # an estimate always runs the gate
-    return {**priced.gated.as_dict(), "credit": None if priced.credit is None else float(priced.credit)}
+    credit = None if priced.credit is None else float(priced.credit)
+    return {**priced.gated.as_dict(), "credit": credit, "refused": _refused(priced.batch)}
 
 
 async def send(
@@ -230,6 +248,7 @@ async def send(
     if spend.messages or spend.unknown:
         log.info("Budget over every try: %s", spend.describe())
     priced = await _gate_and_credit(hook, batch, ledger, spec, spend, dry_run_only=False)
+    batch = priced.batch
     spend = spend.hold(priced.estimates, spec.price_per_part_if_unknown)
     ledger.expect({e.recipient: estimate_price(e, spec.price_per_part_if_unknown) for e in priced.estimates})
     batch, to_send, waiting = hold_outside_window(spec.send_window, batch, priced.to_send, now)
@@ -244,7 +263,9 @@ async def send(
         limit=limit,
     )
     records = [public(r) for r in report.records]
-    outcome = SendOutcome(records, report.failures, report.reused, cost, priced.credit)
+    outcome = SendOutcome(
+        records, report.failures, report.reused, cost, priced.credit, refused=_refused(batch)
+    )
     outcome.waiting, outcome.waiting_until = len(waiting), min(waiting.values(), default=None)
     if report.resume_at is not None and (started := ledger.started_at()) is not None:
         outcome.settle_at = report.resume_at
@@ -308,6 +329,9 @@ async def _gate_and_credit(
     if (spec.gate or dry_run_only) and to_gate.recipients:
         checked = await _gate(hook, to_gate, ledger, spec, spend)
         estimates = checked.estimates
+        if checked.skipped:  # numbers the gateway refused, left out (on_invalid="skip")
+            batch, to_gate = batch.without(checked.skipped), to_gate.without(checked.skipped)
+            check_share(batch.refused, batch.rows, spec.max_refused_fraction)
     elif spec.gate:
         log.info("Every recipient was accepted by an earlier try: no dry-run gate needed.")
     credit = None
@@ -315,7 +339,7 @@ async def _gate_and_credit(
         credit = await preflight(hook, estimates, batch.region, spec.price_per_part_if_unknown)
     # The cost summary finds each message's estimate by its key (a number may have several messages).
     keyed = [replace(e, recipient=r.key) for r, e in zip(to_gate.recipients, estimates, strict=True)]
-    return _Priced(to_gate, keyed, checked, credit)
+    return _Priced(to_gate, batch, keyed, checked, credit)
 
 
 async def _gate(hook: SmsWwHook, to_gate: Batch, ledger: Ledger, spec: SendSpec, spend: Spend) -> GateResult:
@@ -331,6 +355,7 @@ async def _gate(hook: SmsWwHook, to_gate: Batch, ledger: Ledger, spec: SendSpec,
             max_total_price=spec.max_total_price,
             price_per_part_if_unknown=spec.price_per_part_if_unknown,
             spent_before=spend.spent,
+            skip_recipients=spec.skips_invalid,
         )
     except SmsWwDryRunIgnoredError as exc:
         ledger.mark_dry_run_ignored(exc.message)
@@ -347,6 +372,10 @@ async def _gate(hook: SmsWwHook, to_gate: Batch, ledger: Ledger, spec: SendSpec,
         "unknown (priced after sending)" if total is None else f"{total:.4f}",
     )
     return checked
+
+
+def _refused(batch: Batch) -> list[dict[str, Any]]:
+    return [r.as_dict() for r in batch.refused]
 
 
 def _labels(batch: Batch) -> list[str]:
