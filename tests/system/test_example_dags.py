@@ -189,9 +189,11 @@ def test_bulk_campaign_previews_then_sends_each_number_once(setup: Setup) -> Non
 
     assert result.returncode == 0, log[-3000:]
     counts = sandbox.per_recipient()
-    assert len(counts) == 30
+    assert len(counts) == 30  # the 2 rows of the export that are no number are left out
     assert set(counts.values()) == {1}
     assert sandbox.dry_runs >= 60  # the preview prices all 30, each mapped batch gates its 10 again
+    assert "  - n/a: 'n/a' is not a phone number" in log
+    assert "  - ask at the desk: 'ask at the desk' is not a phone number" in log
     assert {sandbox.view(m)["state"] for m in result.messages} == {"DELIVERED"}
 
 
