@@ -3,7 +3,8 @@
 The API has no idempotency key, so an unknown outcome is resent only once ``GET /messages`` has not
 listed it for long enough. How long is measured, not assumed: the batch's own accepted messages (ids
 and our request/answer times known) show how long the listing takes to list a message (its lag) and
-the offset of the gateway's clock (their ``createdAt`` against our send times). :class:`Evidence`
+the offset of the gateway's clock (their ``createdAt`` against our send times). On a retry the earlier
+tries' accepted messages (ids in the ledger) are evidence too, dated on this try's clock. :class:`Evidence`
 gathers both, with no I/O; :func:`settle_window` and :func:`resend_at` turn it into a time, so the bulk
 send and a trigger apply the one rule. ``docs/operator.md`` tells the rule and its window.
 """
