@@ -189,8 +189,12 @@ class BulkSend:
         for r in self.batch.recipients:
             if (known := self.ledger.get(r.key)) is not None:
                 self.records[r.key] = known
-        # What earlier tries saw of the listing's lag and the gateway's clock.
+        # What earlier tries saw of the listing's lag and the gateway's clock, and their accepted
+        # messages: how soon the listing shows them is this try's own evidence of its lag.
         self.evidence = Evidence.from_dict(self.ledger.settle_evidence())
+        self.evidence.recorded_before(
+            (str(rec["id"]) for rec in self.records.values() if rec.get("id")), self.now()
+        )
         pending = [r for r in self.batch.recipients if r.key not in self.records]
         if pending:
             await self._look_up_unrecorded(pending, previous_start)
@@ -207,6 +211,7 @@ class BulkSend:
         self.ledger.set_round(self.unknown, open=True, evidence=self.evidence.as_dict())
         if not self.unknown:
             return
+        looked_at = self.now()
         found = await reconcile(
             self.hook,
             self.batch,
@@ -215,6 +220,7 @@ class BulkSend:
             scan_limit=self.scan_limit,
             clock_offset=self.evidence.clock_offset,
         )
+        self.evidence.scanned(looked_at, found.listed_ids, complete=found.complete)
         for recipient, message in found.items():
             await self._record(recipient, message)
             del self.unknown[recipient]

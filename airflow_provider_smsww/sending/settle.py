@@ -3,7 +3,8 @@
 The API has no idempotency key, so an unknown outcome is resent only once ``GET /messages`` has not
 listed it for long enough. How long is measured, not assumed: the batch's own accepted messages (ids
 and our request/answer times known) show how long the listing takes to list a message (its lag) and
-the offset of the gateway's clock (their ``createdAt`` against our send times). :class:`Evidence`
+the offset of the gateway's clock (their ``createdAt`` against our send times). On a retry the earlier
+tries' accepted messages (ids in the ledger) are evidence too, dated on this try's clock. :class:`Evidence`
 gathers both, with no I/O; :func:`settle_window` and :func:`resend_at` turn it into a time, so the bulk
 send and a trigger apply the one rule. ``docs/operator.md`` tells the rule and its window.
 """
@@ -29,9 +30,9 @@ CREATED_TOLERANCE = timedelta(seconds=2)
 class Evidence:
     """What the batch's own messages showed about the gateway's listing and clock (our clock for times).
 
-    Feed it each accepted message (:meth:`accepted`) and each complete scan of the listing
-    (:meth:`scanned`); an unknown outcome found listed after some absence is evidence too
-    (:meth:`found_after`).
+    Feed it each accepted message (:meth:`accepted`), on a retry the messages the earlier tries recorded
+    (:meth:`recorded_before`), and each complete scan of the listing (:meth:`scanned`); an unknown
+    outcome found listed after some absence is evidence too (:meth:`found_after`).
     """
 
     #: Messages of the batch seen listed: none means there is no evidence of the lag at all.
@@ -42,7 +43,8 @@ class Evidence:
     #: Bounds of the gateway's clock minus ours, from ``createdAt`` against request and answer times.
     offset_low: timedelta | None = None
     offset_high: timedelta | None = None
-    #: Accepted message id -> when its answer came, while it has not been seen listed.
+    #: Accepted message id -> a time on this try's clock by which it was stored (its answer, or for an
+    #: earlier try's message the moment this try read it in the ledger), while not seen listed.
     awaited: dict[str, datetime] = field(default_factory=dict)
 
     def accepted(
@@ -56,6 +58,19 @@ class Evidence:
         low, high = created_at - answered, created_at - requested
         self.offset_low = low if self.offset_low is None else max(self.offset_low, low)
         self.offset_high = high if self.offset_high is None else min(self.offset_high, high)
+
+    def recorded_before(self, message_ids: Iterable[str], read_at: datetime) -> None:
+        """Messages an earlier try recorded, awaited in the listing as if answered at ``read_at``: when
+        this try read them in the ledger, on its own clock (the earlier try's times are on another
+        worker's clock, which this one cannot trust). Each was stored before then, so an absence
+        counted from ``read_at`` never overstates its real one; the unknown outcomes of a killed try
+        are dated no earlier either (``docs/operator.md``, "A resumed try").
+
+        :param message_ids: the ids the ledger holds for this batch.
+        :param read_at: this try's clock, taken once the ledger was read.
+        """
+        for message_id in message_ids:
+            self.awaited.setdefault(message_id, read_at)
 
     def scanned(self, started: datetime, listed_ids: Iterable[str], *, complete: bool) -> None:
         """A scan of the listing that began at ``started`` listed ``listed_ids``. Awaited messages it

@@ -6,6 +6,10 @@ behind and a gateway clock 6 minutes behind with no ``Date`` header text nobody 
 The clock is real time plus every wait skipped: the sends and look-ups take the time they take, the
 waits between look-ups cost nothing, and the sandbox (its listing lag, its ``createdAt``) runs on the
 same clock. The sandbox's own count per number is the judge.
+
+Issue 28 item 4: a try killed at half of 400 recipients, resumed at once behind a listing 30 s and
+120 s late, texts nobody twice (the resumed try's speed on a consistent listing is timed with a real
+killed process in ``test_resume_after_kill.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from airflow_provider_smsww.sandbox.faults import FaultConfig
 from airflow_provider_smsww.sandbox.server import InProcessSandbox, in_process_sandbox
 from airflow_provider_smsww.sending import bulk
 from airflow_provider_smsww.sending.batch import check_locally
-from airflow_provider_smsww.sending.ledger import MemoryLedger
-from tests.fakes import connect
+from airflow_provider_smsww.sending.ledger import MemoryLedger, TaskStateLedger
+from tests.fakes import FakeStore, connect
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +142,81 @@ async def test_a_gateway_clock_6_minutes_behind_without_date_texts_nobody_twice(
         texted_once(box)
         stored_then_5xx = [f for f in box.faults.log if f.fault == "503-after"]
     assert len(stored_then_5xx) >= 10
+
+
+#: The batch of the killed-try tests (issue 28 item 4), and the accepted messages at which the try dies.
+RESUMED = [f"+39348{i:07d}" for i in range(400)]
+HALF = len(RESUMED) // 2
+
+
+class DiesAtHalf(FakeStore):
+    """The task state store of a try that dies once half the batch is recorded: the write that would
+    go past half fails, and with it the try, as a killed worker would (its round stays open; what was
+    accepted but not yet written is unrecorded). Once ``dead``, writes go through again (the next try)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dead = False
+
+    def set(self, key: str, value: Any) -> None:
+        if not self.dead and key.startswith("smsww:accepted:") and len(self.recorded()) + len(value) > HALF:
+            self.dead = True
+            raise RuntimeError("worker killed")
+        super().set(key, value)
+
+
+@pytest.mark.parametrize("lag", [30.0, 120.0])
+async def test_a_try_killed_at_half_resumes_behind_a_lagging_listing_texting_nobody_twice(
+    monkeypatch: pytest.MonkeyPatch, lag: float
+) -> None:
+    """400 recipients, the try dies at half the batch, the next starts at once; the listing shows a
+    message ``lag`` s after it is stored. The resumed try takes every unrecorded recipient for an
+    unknown outcome sent as late as its own start, and its evidence is the earlier try's accepted
+    messages: none is listed for about ``lag`` s, so nothing is resent before they are (and the window
+    grows with their absence); those the killed try had stored unrecorded are found, not resent."""
+    clock = SkippingClock()
+    config = {"credit": 10_000, "clock": clock.seconds, "wall_clock": clock.now, "listing_lag": lag}
+    with in_process_sandbox(**config) as box:
+        use(monkeypatch, box)
+        store = DiesAtHalf()
+        with pytest.raises(RuntimeError, match="worker killed"):
+            await one_try(store, clock)
+        stored_at_kill = len(box.sandbox.accepted())
+        store.dead = True
+        windows = resend_windows(monkeypatch)
+        resumed_at = clock.now()
+        report = await one_try(store, clock)
+        resumed_for = (clock.now() - resumed_at).total_seconds()
+        assert box.sandbox.per_recipient() == dict.fromkeys(RESUMED, 1)
+    assert not report.failures
+    assert len(report.records) == len(RESUMED)
+    # Some the killed try had stored were unrecorded: resent early, they would be texted twice.
+    assert report.reused < HALF <= stored_at_kill < len(RESUMED)
+    assert windows
+    assert min(windows) >= lag  # never resent before the listing could have shown it
+    print(f"\nRESUMED lag={lag:g}s stored_at_kill={stored_at_kill} window={min(windows):g}s", end="")
+    print(f" resumed_try={resumed_for:.0f}s (simulated)")
+
+
+async def one_try(store: FakeStore, clock: SkippingClock) -> Any:
+    """One try of the 400 on the task state store ``store``, through its own hook."""
+    hook = SmsWwHook()
+    try:
+        batch = check_locally(RESUMED, TEXT)
+        return await bulk.send_all(hook, batch, TaskStateLedger(store), now=clock.now, sleep=clock.sleep)
+    finally:
+        await hook.aclose()
+
+
+def resend_windows(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The settle window of each resend the bulk send logs from now on."""
+    windows: list[float] = []
+    original = bulk.log.warning
+
+    def warning(msg: str, *args: Any) -> None:
+        if "sending again" in msg:
+            windows.append(args[1])
+        original(msg, *args)
+
+    monkeypatch.setattr(bulk.log, "warning", warning)
+    return windows

@@ -81,6 +81,24 @@ def test_a_scan_that_stopped_early_is_no_evidence_of_absence() -> None:
     assert evidence.longest_absence == 0.0
 
 
+def test_an_earlier_trys_messages_are_evidence_dated_from_the_resume() -> None:
+    """Issue 28 item 4: a resumed try awaits the earlier try's messages from when it read the ledger (at
+    100 s here), on its own clock: listed at once, they settle after the floor; one still missing keeps
+    the window past every look-up that misses it, its absence counted from the resume, never before."""
+    listed = Evidence()
+    listed.recorded_before(["a", "b"], at(100))
+    listed.scanned(at(100), ["a", "b"], complete=True)
+    assert (listed.listed, settle_window(listed)) == (2, FLOOR)
+    lagging = Evidence()
+    lagging.recorded_before(["a", "b"], at(100))
+    lagging.scanned(at(100), ["a"], complete=True)
+    assert resend_at(at(100), lagging) > at(100)
+    for look in (103, 110, 140):
+        lagging.scanned(at(look), [], complete=True)
+        assert lagging.longest_absence == look - 100
+        assert resend_at(at(100), lagging) > at(look)  # nothing resent while "b" is missing
+
+
 def test_an_unknown_outcome_found_late_is_lag_evidence() -> None:
     evidence = Evidence()
     evidence.found_after(answered=at(0), last_missed=at(40))
