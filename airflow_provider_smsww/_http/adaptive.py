@@ -12,7 +12,8 @@ How, after the AWS SDKs' adaptive retry mode (botocore's ``ClientRateLimiter`` a
 calculator): a process starts at the configured ``rate_limit`` (alone, it keeps it and never hears a 429).
 A 429 cuts its rate to the lower of :data:`BACKOFF` times the current rate and the rate the gateway
 actually accepted from it over the last :data:`ACCEPTED_WINDOW` seconds (so N processes that start
-together land near their share in one step, not in halvings). After a cut the rate climbs back on a
+together land near their share in a step or two, not in many halvings; never below
+:data:`DEEPEST_CUT` of the current rate at once). After a cut the rate climbs back on a
 cubic curve: fast at first, flat around the rate that was throttled, then faster again, so a process
 whose neighbours have finished takes their share. Never above ``rate_limit``, never below
 :data:`FLOOR_SHARE` of it. One cut per pause: a 429 for a request that started before the last cut
@@ -33,6 +34,9 @@ BACKOFF = 0.7
 CUBIC_SCALE = 0.005
 #: Seconds over which the accepted rate is measured when a 429 cuts the rate.
 ACCEPTED_WINDOW = 2.0
+#: One 429 cuts the rate to no less than this share of it (a process whose first request was throttled
+#: has accepted nothing yet: that says little about its share).
+DEEPEST_CUT = 0.1
 #: The rate never drops below this share of ``rate_limit`` (50 processes sharing it evenly).
 FLOOR_SHARE = 0.02
 
@@ -88,7 +92,7 @@ class AdaptiveRate:
         :param climb_from: when the climb starts.
         """
         current = self.rate(now)
-        cut = max(self.floor, min(BACKOFF * current, self.accepted_rate(now)))
+        cut = max(self.floor, DEEPEST_CUT * current, min(BACKOFF * current, self.accepted_rate(now)))
         self._throttled_at_rate = current
         self._cut_to = cut
         self._plateau_after = ((current - cut) / self._steepness) ** (1 / 3)

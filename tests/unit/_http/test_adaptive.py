@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_smsww._http.adaptive import BACKOFF, FLOOR_SHARE, AdaptiveRate
+from airflow_provider_smsww._http.adaptive import BACKOFF, DEEPEST_CUT, FLOOR_SHARE, AdaptiveRate
 from airflow_provider_smsww._http.ratelimit import RateLimiter
 
 
@@ -59,6 +59,13 @@ def test_the_climb_back_starts_when_the_pause_ends_and_reaches_the_throttled_rat
     rising = [rate.rate(end + 1.0 + t) for t in (1, 2, 4, 8)]
     assert cut < rising[0] < rising[1] < rising[2] <= rising[3]
     assert rate.rate(end + 60) == before  # back at the ceiling in the end
+
+
+def test_one_429_cuts_to_a_tenth_at_most_even_when_nothing_was_accepted() -> None:
+    rate = AdaptiveRate(20)
+    rate.rate(0.0)  # the first request starts...
+    rate.throttled(0.01, climb_from=0.01)  # ...and is throttled: nothing accepted yet
+    assert rate.rate(0.01) == pytest.approx(20 * DEEPEST_CUT)
 
 
 def test_never_above_the_configured_rate_nor_below_the_floor() -> None:
