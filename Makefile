@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 
-.PHONY: demo test test-min test-deployment lint typecheck pytest constraints constraints-all bench clean
+.PHONY: demo test test-min test-deployment lint typecheck pytest constraints constraints-all bench bench-rate-limit clean
 
 # uv, in .venv: it makes and fills every venv (`uv venv` makes one in milliseconds; `python -m venv`
 # takes 6 s of CPU to install a pip that only fetches uv again).
@@ -121,6 +121,10 @@ system-deps:
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
+
+## One account's rate limit shared by 4 and 8 processes: per-process pacing vs adaptive (about 3 minutes).
+bench-rate-limit: $(BIN)/.installed
+	$(BIN)/python benchmarks/shared_account.py
 
 constraints: $(BIN)/.installed
 	$(UV) pip freeze --python $(BIN)/python | grep -v airflow-provider-smsww > constraints.txt

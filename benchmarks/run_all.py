@@ -5,10 +5,11 @@ running them side by side would measure them against each other). The exit statu
 any benchmark misses a target or fails, so ``make bench`` checks the claims it prints.
 
     python benchmarks/run_all.py [--json] [--save FILE]
-        [--only bulk_send,ledger_cost,import_cost,sensor_cost,scale]
+        [--only bulk_send,ledger_cost,import_cost,sensor_cost,scale,settle_slot,shared_account]
 
-Budget: about 8.5 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~5 min: two one-text and two
-personalised batches, settle slot ~0.5 min, ledger cost ~0.5 min, import cost ~0.3 min). Every target is a
+Budget: about 11.5 minutes on 2 cores (bulk send ~2 min, sensor cost ~1 min, scale ~5 min: two
+one-text and two personalised batches, settle slot ~0.5 min, ledger cost ~0.5 min, import cost ~0.3 min,
+shared account ~3 min). Every target is a
 ratio or a count measured in one run (CPU seconds, calls, MB), not an absolute time, so a slower machine
 changes the figures but not the verdicts.
 """
@@ -25,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("import_cost", "bulk_send", "ledger_cost", "sensor_cost", "scale", "settle_slot")
+BENCHMARKS = (
+    "import_cost",
+    "bulk_send",
+    "ledger_cost",
+    "sensor_cost",
+    "scale",
+    "settle_slot",
+    "shared_account",
+)
 
 
 def run(name: str) -> tuple[int, dict[str, Any] | None, float]:
@@ -166,7 +175,27 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
             f"trigger {d['trigger_wall_s']} s), each once: {w['exactly_once'] and d['exactly_once']} | "
             f"{settle['slot_ratio']}x | >= {settle['target_min_ratio']:g}x | {_mark(settle['ok'])} |"
         )
+    rows += _shared_account_rows(reports.get("shared_account"))
     return "\n".join(rows)
+
+
+def _shared_account_rows(shared: dict[str, Any] | None) -> list[str]:
+    """The shared account's rows: per-process pacing vs adaptive, for each process count."""
+    if not shared:
+        return []
+    rows = []
+    thr, thr_target = shared["target_throughput_share"], shared["target_throttled_share"]
+    for c in shared["cases"]:
+        old, new = c["per_process"], c["adaptive"]
+        rows.append(
+            f"| shared account ({c['processes']} processes, {new['texts']} texts, "
+            f"{shared['rate_limit']:g} req/s) | adaptive vs per-process pacing: share of the limit "
+            f"{new['throughput_share']} vs {old['throughput_share']} ({c['throughput_ratio']}x); requests "
+            f"throttled {new['throttled_share']} vs {old['throttled_share']} ({c['throttled_ratio']}x); "
+            f"exactly once {new['exactly_once']} | {new['throughput_share']}; {new['throttled_share']} | "
+            f">= {thr:g}; <= {thr_target:g} | {_mark(c['ok'])} |"
+        )
+    return rows
 
 
 def machine() -> str:

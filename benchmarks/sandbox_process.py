@@ -9,8 +9,9 @@ benchmarks tell "the client is slow" from "the sandbox is the bottleneck".
 The child serves on 127.0.0.1 only (a free port), prints one JSON line (url, token, conn_json, pid),
 then answers one JSON command per stdin line with one JSON line on stdout:
 
-- ``{"cmd": "stats"}``: accepted messages, duplicates, dry runs, requests by route and status, and
-  the child's CPU seconds (``time.process_time``: the uvicorn thread included);
+- ``{"cmd": "stats"}``: accepted messages, duplicates, dry runs, requests by route and status, the
+  seconds from the first accepted message to the last as the sandbox stored them (``stored_span``),
+  and the child's CPU seconds (``time.process_time``: the uvicorn thread included);
 - ``{"cmd": "per_recipient"}``: accepted messages per recipient (the judge of "exactly once");
 - ``{"cmd": "reset"}``: forget messages, logs and charges, back to the configured credit;
 - ``{"cmd": "seed", "recipients": [...], "message": str, "deliver_from": s, "deliver_to": s}``:
@@ -157,7 +158,9 @@ def _child(config: dict[str, Any]) -> None:
             elif cmd == "stats":
                 counts = box.per_recipient()
                 routes = Counter(f"{m} {_route(p)} {s}" for m, p, s in list(box.requests))
+                created = [m.created for m in box.accepted()]
                 reply = {
+                    "stored_span": max(created) - min(created) if created else 0.0,
                     "accepted": sum(counts.values()),
                     "recipients": len(counts),
                     "duplicates": sum(1 for n in counts.values() if n > 1),

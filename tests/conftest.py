@@ -25,6 +25,7 @@ from demo import migrated_database
 #: ``airflow_independent``, they run on the newest Airflow and on the floor only (the Makefile's
 #: ``test-airflow-*`` deselect them); tests/unit/test_layout.py checks these modules import no Airflow.
 AIRFLOW_INDEPENDENT = (
+    "unit/_http/test_adaptive.py",
     "unit/_http/test_anyio_lock.py",
     "unit/_http/test_auth.py",
     "unit/_http/test_client_otp.py",

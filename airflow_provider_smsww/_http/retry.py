@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from airflow_provider_smsww import __version__
-from airflow_provider_smsww._http.ratelimit import RateLimiter
+from airflow_provider_smsww._http.ratelimit import RateLimiter, Turn
 from airflow_provider_smsww._http.responses import error_from_response, parse_retry_after
 from airflow_provider_smsww.exceptions import SmsWwAuthError, SmsWwSendUncertainError, SmsWwTransportError
 
@@ -64,8 +64,9 @@ class Outcome:
 @dataclass
 class Retrying:
     """The retries of one host's calls: the policy, the jitter, and the limiter every attempt waits for
-    (its pace, and the pause a retried 429 sets). Needs no credentials, so the SMS clients and OAuth
-    (which has a limiter of its own: another host, not paced by the SMS rate) use the same rules.
+    (its pace, which every answer adapts, and the pause a retried 429 sets). Needs no credentials, so the
+    SMS clients and OAuth (which has a limiter of its own: another host, not paced by the SMS rate) use
+    the same rules.
 
     A call is named by ``call`` in the log lines (e.g. ``GET /messages/{id}`` or ``DELETE /tokens/...``:
     never a secret), and ``safe`` is True for calls that may be repeated freely (reads, dry runs).
@@ -97,14 +98,21 @@ class Retrying:
         log.warning("%s %s; retry %d/%d in %.2fs", call, what, attempt + 1, self.policy.max_retries, wait)
         return wait
 
-    def hold_others(self, outcome: Outcome, wait: float) -> float:
-        """After a retried 429, pause the limiter's requests for its ``Retry-After`` (else this wait); the
-        pause's end, which this request's own wait covers (0 when nothing was paused)."""
+    def note_answer(self, outcome: Outcome, wait: float | None, turn: Turn) -> float:
+        """Tell the limiter what the gateway answered the attempt that started at ``turn``. After a
+        retried 429 (``wait`` set), first pause the limiter's requests for its ``Retry-After`` (else this
+        wait), so that the adaptive rate cut by the 429 climbs back from the pause's end; the pause's end,
+        which this request's own wait covers (0 when nothing was paused)."""
         response = outcome.response
-        if response is None or response.status_code != 429:
+        if response is None:
             return 0.0
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self.limiter.pause(wait if retry_after is None else retry_after)
+        throttled = response.status_code == 429
+        pause_end = 0.0
+        if throttled and wait is not None:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            pause_end = self.limiter.pause(wait if retry_after is None else retry_after)
+        self.limiter.answered(turn, throttled)
+        return pause_end
 
     def run(
         self, call: str, safe: bool, attempt: Callable[[], Outcome], sleep: Callable[[float], None]
@@ -112,12 +120,12 @@ class Retrying:
         """Make ``attempt`` until :meth:`decide` stops; the last outcome (sync callers)."""
         tries, own_pause = 0, 0.0
         while True:
-            self.limiter.wait(sleep, own_pause)
+            turn = self.limiter.wait(sleep, own_pause)
             outcome = attempt()
             wait = self.decide(call, outcome, tries, safe)
+            own_pause = max(own_pause, self.note_answer(outcome, wait, turn))
             if wait is None:
                 return outcome
-            own_pause = max(own_pause, self.hold_others(outcome, wait))
             sleep(wait)
             tries += 1
 
@@ -131,12 +139,12 @@ class Retrying:
         """Async twin of :meth:`run`."""
         tries, own_pause = 0, 0.0
         while True:
-            await self.limiter.await_turn(sleep, own_pause)
+            turn = await self.limiter.await_turn(sleep, own_pause)
             outcome = await attempt()
             wait = self.decide(call, outcome, tries, safe)
+            own_pause = max(own_pause, self.note_answer(outcome, wait, turn))
             if wait is None:
                 return outcome
-            own_pause = max(own_pause, self.hold_others(outcome, wait))
             await sleep(wait)
             tries += 1
 

@@ -3,6 +3,7 @@
 Example::
 
     smsww-sandbox --port 8765 --credit 20 --fault-5xx-rate 0.1 --fault-seed 7
+    smsww-sandbox --rate-limit 20   # the account's rate limit, shared by every process that sends
     export AIRFLOW_CONN_SMSWW_DEFAULT='<the JSON printed>'
 
 The connection JSON contains the sandbox's token (a throw-away value, printed on purpose so that it
@@ -35,6 +36,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--delivered-after", type=float, default=d.delivered_after, help="seconds -> final")
     p.add_argument("--seed", type=int, default=0, help="seed for ids and random faults")
     p.add_argument("--oauth-envelope", action="store_true", help='wrap POST /tokens answers in {"data": ...}')
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        help="the account's rate limit, requests per second to the SMS API (a token bucket holding one "
+        "second of them; 429 with Retry-After beyond it; default none)",
+    )
     p.add_argument("--fault-5xx-rate", type=float, default=0.0, help="5xx before processing")
     p.add_argument("--fault-5xx-after-rate", type=float, default=0.0, help="5xx after storing the message")
     p.add_argument("--fault-5xx-status", type=int, default=503)
@@ -80,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "oauth_envelope": args.oauth_envelope,
         "state_file": args.state_file,
+        "rate_limit": args.rate_limit,
         **({"forbidden_words": tuple(args.forbidden_words)} if args.forbidden_words else {}),
     }
     from airflow_provider_smsww.sandbox.server import run_sandbox

@@ -95,6 +95,9 @@ class SandboxConfig:
     callback_timeout: float = 5.0
     callback_hosts: frozenset[str] | None = LOOPBACK_HOSTS  # None allows any host (never in tests)
     state_file: str | None = None  # a sqlite file that keeps the state across restarts; None: memory only
+    # The account's rate limit, requests per second over the SMS API's paths (a token bucket, 429 with
+    # Retry-After beyond it: .ratelimit); None: unlimited.
+    rate_limit: float | None = None
 
     def price_for(self, country: str) -> Decimal:
         return Decimal(str(self.prices.get(country, self.default_price)))

@@ -1,5 +1,6 @@
-"""The outermost ASGI layer around the sandbox's app: it records every request as answered, injects the
-faults :mod:`.faults` chooses, and starts the callback runner on the first request (a server whose
+"""The outermost ASGI layer around the sandbox's app: it records every request as answered, answers 429
+beyond the account's rate limit (:mod:`.ratelimit`, when one is set), injects the faults :mod:`.faults`
+chooses, and starts the callback runner on the first request (a server whose
 lifespan never ran still delivers callbacks).
 
 'Before' faults answer without calling the app; 'after' faults let the app process (and store) the
@@ -54,6 +55,11 @@ class FaultMiddleware:
             return
         self.runner.ensure_started()
         method, path = scope["method"], scope["path"]
+        limit = self.sandbox.account_rate_limit
+        retry_after = limit.admit(path) if limit is not None else None
+        if retry_after is not None:
+            await self._too_many(send, scope, retry_after)
+            return
         try:
             chosen = self.injector.choose(method, path, _fault_header(scope))
         except FaultSyntaxError as exc:
@@ -84,12 +90,18 @@ class FaultMiddleware:
         if fault.action == "drop":
             await self._drop(send, scope, fault)
         elif fault.action == "429":
-            retry_after = f"{fault.retry_after or 0:g}".encode()
-            too_many = {"code": 429, "message": "Too many requests."}
-            await self._answer(send, scope, 429, too_many, [(b"retry-after", retry_after)])
+            await self._too_many(send, scope, fault.retry_after or 0)
         else:
             error = {"code": fault.status, "message": "Sandbox injected server error."}
             await self._answer(send, scope, fault.status, error)
+
+    async def _too_many(self, send: Send, scope: Scope, retry_after: float) -> None:
+        """Answer 429 with ``Retry-After``: an injected fault's, or the account's rate limit's.
+
+        :param retry_after: the seconds the client should wait.
+        """
+        too_many = {"code": 429, "message": "Too many requests."}
+        await self._answer(send, scope, 429, too_many, [(b"retry-after", f"{retry_after:g}".encode())])
 
     async def _drop(self, send: Send, scope: Scope, fault: Fault) -> None:
         """Send a head that promises a body, then break the connection (logged with status 0).

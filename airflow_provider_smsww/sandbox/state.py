@@ -45,6 +45,7 @@ from airflow_provider_smsww.sandbox.messages import (
     render_message,
 )
 from airflow_provider_smsww.sandbox.otp import OtpCodes, read_otp
+from airflow_provider_smsww.sandbox.ratelimit import AccountRateLimit
 from airflow_provider_smsww.sandbox.store import StateFile
 from airflow_provider_smsww.sandbox.tokens import MintedToken, Tokens
 from airflow_provider_smsww.sandbox.wallet import CreditAccount
@@ -96,6 +97,8 @@ class Sandbox:
             self.pending_callbacks: list[Transition] = []
             self.callback_attempts: list[Any] = []  # CallbackAttempt records, see .callbacks
             self._otp = OtpCodes()
+            rate = self.config.rate_limit
+            self.account_rate_limit = AccountRateLimit(rate, self.config.clock) if rate else None
 
     def _load(self) -> None:
         """The state written to the state file, read back at start (see :mod:`.store`).
