@@ -22,8 +22,8 @@ task state store on Airflow 3.3, in Variables before: ``pg_stat_user_tables``, n
 instrumented).
 
 Target (issue 28): >= 90% of R from the first send to the last, 0 duplicates and 0 lost; exit 1 if
-missed. Until the sandbox enforces a rate limit (``SANDBOX_RATE_FIELD``), the report says "gateway not
-enforcing" and the share is what the client's own pacing reached. Outside CI: ``make bench-campaign``.
+missed. Where the sandbox has no rate limit yet (``SANDBOX_RATE_FIELD``), the report says "gateway not
+enforcing" and the share is what the clients' own pacing reached. Outside CI: ``make bench-campaign``.
 
     python benchmarks/campaign.py [--recipients 100000] [--rate 150] [--batch-size 1000]
         [--send-slots 2] [--poll-seconds 10] [--json]
@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,14 @@ from sandbox_process import SandboxProcess, throwaway_airflow_home  # noqa: E402
 throwaway_airflow_home()  # before the DAG module imports Airflow: never ~/airflow
 from smsww_campaign import DAG_ID, audience  # noqa: E402
 
+from airflow_provider_smsww.sandbox.config import SandboxConfig  # noqa: E402
+
 DAG_FILE = HERE / "dags" / "smsww_campaign.py"
 TARGET_SHARE = 0.9
-#: The sandbox setting that makes it enforce a rate limit (requests per second), once it has one:
-#: the one line to wire when the sandbox's rate limit lands. None: the gateway does not enforce R.
-SANDBOX_RATE_FIELD: str | None = None
+#: The sandbox setting that makes it enforce the account's rate limit (requests per second, sends and
+#: reads): ``SandboxConfig.rate_limit`` on the rate-limit branch; None (the report says "gateway not
+#: enforcing") where the sandbox has no such setting. The one line to change if the name does.
+SANDBOX_RATE_FIELD = "rate_limit" if "rate_limit" in {f.name for f in fields(SandboxConfig)} else None
 SEND_ROUTE = ("POST", "/WW-messages")
 READ_ROUTES = ("/messages", "/messages/{id}")
 
