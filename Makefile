@@ -126,6 +126,16 @@ bench: $(BIN)/.installed
 bench-rate-limit: $(BIN)/.installed
 	$(BIN)/python benchmarks/shared_account.py
 
+## The campaign benchmark, outside `make test`, `make bench` and CI (benchmarks/campaign.py): 100,000
+## recipients in mapped batches over 2 Celery workers (PostgreSQL, Redis) against the sandbox enforcing
+## a rate limit, then deferrable sensors until every message is delivered; about 30 minutes at 150
+## requests/s. Options: make bench-campaign CAMPAIGN_ARGS="--recipients 5000 --rate 150".
+.PHONY: bench-campaign
+CAMPAIGN_ARGS ?=
+bench-campaign: $(BIN)/.deployment
+	scripts/deployment/install-system-deps.sh
+	$(BIN)/python benchmarks/campaign.py $(CAMPAIGN_ARGS)
+
 constraints: $(BIN)/.installed
 	$(UV) pip freeze --python $(BIN)/python | grep -v airflow-provider-smsww > constraints.txt
 

@@ -18,6 +18,9 @@ then answers one JSON command per stdin line with one JSON line on stdout:
   store one real WW message per recipient directly in the sandbox state (no HTTP, so seeding costs the
   sensor benchmark nothing) and spread their delivery evenly over ``[deliver_from, deliver_to]``
   seconds from now; answers the ids;
+- ``{"cmd": "timeline"}`` (started with ``timeline=True``): one ``[t, method, route, first_page, status]``
+  per HTTP request in arrival order, ``t`` the arrival in ``time.time()`` seconds and ``first_page`` whether
+  it asked ``GET /messages`` for ``skip=0`` (a listing walk, that is a poll round, begins there);
 - ``{"cmd": "quit"}``.
 
 Parent side: :class:`SandboxProcess` (a context manager), plus the set-up every benchmark shares:
@@ -132,11 +135,55 @@ def _route(path: str) -> str:
     return "/messages/{id}" if path.startswith("/messages/") else path
 
 
+class _Timeline:
+    """Wraps the sandbox's ASGI app to note each HTTP request's arrival (wall clock, so that the parent
+    can compare it with Airflow's times), route, whether it is a listing's first page, and the status
+    it was answered with. Outside the app, so that it sees every answer, a refusal by any middleware too,
+    and the sandbox's own code stays as it is."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.state = app, app.state
+        self.requests: list[list[Any]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode()
+        first_page = scope["path"] == "/messages" and "skip=0" in query.split("&")
+        row: list[Any] = [time.time(), scope["method"], _route(scope["path"]), first_page, 0]
+        self.requests.append(row)
+
+        async def noting(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                row[4] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, noting)
+
+
+def _timed_build(timelines: list[_Timeline]) -> None:
+    """Make ``run_sandbox`` serve its app behind a :class:`_Timeline` (kept in ``timelines``)."""
+    from airflow_provider_smsww.sandbox import server
+
+    build = server.build
+
+    def timed(**kwargs: Any) -> tuple[Any, Any, Any]:
+        app, sandbox, injector = build(**kwargs)
+        timelines.append(_Timeline(app))
+        return timelines[-1], sandbox, injector
+
+    server.build = timed
+
+
 def _child(config: dict[str, Any]) -> None:
     # Imported here: the parent side of this module must stay light.
     from airflow_provider_smsww.sandbox.faults import FaultConfig
     from airflow_provider_smsww.sandbox.server import run_sandbox
 
+    timelines: list[_Timeline] = []
+    if config.pop("timeline", False):
+        _timed_build(timelines)
     latency = float(config.pop("latency", 0.0))
     paths = tuple(config.pop("latency_paths", ("/WW-messages", "/messages")))
     faults = FaultConfig(latency=latency, paths=paths)
@@ -170,6 +217,8 @@ def _child(config: dict[str, Any]) -> None:
                 }
             elif cmd == "per_recipient":
                 reply = dict(box.per_recipient())
+            elif cmd == "timeline":
+                reply = timelines[0].requests if timelines else []
             elif cmd == "seed":
                 reply = _seed(box, **command)
             else:

@@ -13,6 +13,7 @@ Every wait is bounded; :func:`phase` records how long each step took (printed at
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -311,8 +312,12 @@ class AirflowStack:
             for dag_id in dag_ids:
                 assert self.api.call("GET", f"/dags/{dag_id}")["is_paused"], f"{dag_id} did not start paused"
 
-    def add_connection(self, conn_id: str, conn_type: str, host: str, password: str) -> None:
+    def add_connection(
+        self, conn_id: str, conn_type: str, host: str, password: str, extra: dict[str, Any] | None = None
+    ) -> None:
         body = {"connection_id": conn_id, "conn_type": conn_type, "host": host, "password": password}
+        if extra:
+            body["extra"] = json.dumps(extra)
         self.api.call("POST", "/connections", json=body)
 
     def files_containing(self, needle: str) -> list[Path]:
@@ -411,3 +416,37 @@ class Redis:
     def __exit__(self, *exc: Any) -> None:
         self.service.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def celery_stack(
+    dags: list[Path], extra_env: dict[str, str], workers: tuple[str, ...] = ("worker1", "worker2")
+) -> Iterator[tuple[AirflowStack, dict[str, Service], Postgres]]:
+    """CeleryExecutor as docs/deployment.md sets it up: PostgreSQL (metadata database and Celery results)
+    and Redis (broker) on loopback, the Airflow services, and ``workers`` (each a ``celery worker`` in its
+    own session, so that it and the task processes it forks can be killed or measured as one), ready.
+    ``extra_env`` adds to or overrides the Celery settings below (two task slots per worker)."""
+    with contextlib.ExitStack() as stack:
+        with phase("CeleryExecutor: PostgreSQL and Redis up"):
+            postgres = stack.enter_context(Postgres())
+            redis = stack.enter_context(Redis())
+        env = {
+            "AIRFLOW__CELERY__BROKER_URL": redis.url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres.url,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            **extra_env,
+        }
+        airflow = stack.enter_context(
+            AirflowStack(executor="CeleryExecutor", sql_alchemy_conn=postgres.url, dags=dags, extra_env=env)
+        )
+        with phase(f"CeleryExecutor: Celery workers up ({', '.join(workers)})"):
+            started = {name: airflow.start(name, _celery_worker_args(airflow, name)) for name in workers}
+            for name, worker in started.items():
+                wait_until(f"{name} ready", functools.partial(worker.logged, b" ready."), 120)
+        yield airflow, started, postgres
+
+
+def _celery_worker_args(airflow: AirflowStack, name: str) -> list[str]:
+    flags = ["--skip-serve-logs", "--without-mingle", "--without-gossip"]
+    return ["celery", "worker", "-H", f"{name}@%h", "--pid", str(airflow.home / f"{name}.pid"), *flags]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import FIGURES, AirflowStack, Postgres, Redis, RunWatcher, Service, phase, wait_until
+from harness import FIGURES, AirflowStack, RunWatcher, Service, celery_stack, phase, wait_until
 
 pytestmark = pytest.mark.deployment
 DAG_ID = "smsww_scale_out"
@@ -42,18 +42,7 @@ def sandbox() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def stack(sandbox: Any) -> Iterator[tuple[AirflowStack, dict[str, Service]]]:
-    with phase("CeleryExecutor: PostgreSQL and Redis up"):
-        postgres, redis = Postgres().__enter__(), None
-        try:
-            redis = Redis().__enter__()
-        except BaseException:
-            postgres.__exit__(None, None, None)
-            raise
     env = {
-        "AIRFLOW__CELERY__BROKER_URL": redis.url,
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres.url,
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         # A task whose worker died has no heartbeat: fail that try after 20 s (default 5 min).
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
@@ -61,39 +50,11 @@ def stack(sandbox: Any) -> Iterator[tuple[AirflowStack, dict[str, Service]]]:
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "40",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
     }
-    try:
-        stack = AirflowStack(
-            executor="CeleryExecutor", sql_alchemy_conn=postgres.url, dags=[DAG_FILE], extra_env=env
-        )
-        with stack:
-            with phase("CeleryExecutor: two Celery workers up"):
-                workers = {
-                    name: stack.start(
-                        name,
-                        [
-                            "celery",
-                            "worker",
-                            "-H",
-                            f"{name}@%h",
-                            "--pid",
-                            str(stack.home / f"{name}.pid"),
-                            "--skip-serve-logs",
-                            "--without-mingle",
-                            "--without-gossip",
-                        ],
-                    )
-                    for name in ("worker1", "worker2")
-                }
-                for name, worker in workers.items():
-                    wait_until(f"{name} ready", lambda w=worker: w.logged(b" ready."), 120)
-            stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
-            stack.api.call("POST", "/pools", json={"name": "smsww_gateway", "slots": 4})
-            stack.wait_for_dags([DAG_ID])
-            yield stack, workers
-    finally:
-        if redis is not None:
-            redis.__exit__(None, None, None)
-        postgres.__exit__(None, None, None)
+    with celery_stack([DAG_FILE], env) as (airflow, workers, _postgres):
+        airflow.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
+        airflow.api.call("POST", "/pools", json={"name": "smsww_gateway", "slots": 4})
+        airflow.wait_for_dags([DAG_ID])
+        yield airflow, workers
 
 
 def worker_of(pid: int | None, workers: dict[str, Service]) -> str | None:
