@@ -2,7 +2,7 @@
 
 Example::
 
-    smsww-sandbox --port 8765 --credit 20 --fault-5xx-rate 0.1 --fault-seed 7
+    smsww-sandbox --port 8765 --credit 20 --fault-5xx-rate 0.1 --seed 7
     smsww-sandbox --rate-limit 20   # the account's rate limit, shared by every process that sends
     export AIRFLOW_CONN_SMSWW_DEFAULT='<the JSON printed>'
 

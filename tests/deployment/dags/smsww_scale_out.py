@@ -1,8 +1,9 @@
 """Scale-out: 2,000 recipients in mapped batches, spread over the Celery workers.
 
 Each mapped ``send_batch`` sends one batch; at most ``GATEWAY_SLOTS`` batches run at once because they
-share the ``smsww_gateway`` pool, which stands for the gateway's rate limit. A retried batch (its worker
-died mid-send) skips what its ledger holds and looks up the rest before sending: nobody gets it twice.
+share the ``smsww_gateway`` pool, which bounds the batches in flight (the rate is the connection's
+``rate_limit``, docs/campaigns.md). A retried batch (its worker died mid-send) skips what its ledger holds
+and looks up the rest before sending: nobody gets it twice.
 """
 
 from __future__ import annotations
