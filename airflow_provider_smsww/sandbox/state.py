@@ -109,8 +109,9 @@ class Sandbox:
         assert self._store is not None
         now, wall = self.config.clock(), self.config.wall_clock()
         self._account.load()
-        for row in self._store.load("message"):
-            message = message_from_row(row, now, wall)
+        rows = self._store.load("message")
+        # In the order they were stored (seq): the listing reads them newest first from the end.
+        for message in sorted((message_from_row(row, now, wall) for row in rows), key=_seq):
             self.messages[message.id] = message
             if message.state in (MessageState.NEW, MessageState.PENDING):
                 self._in_flight[message.id] = None
@@ -410,14 +411,16 @@ class Sandbox:
             return render_message(message, self.config.email)
 
     def list_messages(self, skip: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest first, ``skip``/``limit`` like the API."""
+        """Newest first, ``skip``/``limit`` like the API. ``messages`` keeps the order they were stored
+        in (``seq``), so a page costs ``skip + limit`` steps from the newest, not a sort of the whole
+        account: a campaign's sensors read pages deep into 100,000 messages."""
         if skip < 0 or limit < 0:
             raise SandboxError(422, CODE_INVALID_BODY, "skip and limit must not be negative.")
         with self._lock:
             self.advance()
             now, lag = self.config.clock(), self.config.listing_lag  # lagging: the newest are not listed yet
-            listed = [m for m in self.messages.values() if not lag or now >= m.created + lag]
-            page = sorted(listed, key=lambda m: m.seq, reverse=True)[skip : skip + limit]
+            listed = (m for m in reversed(self.messages.values()) if not lag or now >= m.created + lag)
+            page = list(itertools.islice(listed, skip, skip + limit))
             self._looked_at(page)
             return [render_message(m, self.config.email) for m in page]
 
@@ -430,3 +433,7 @@ class Sandbox:
         with self._lock:
             message = self.messages.get(message_id)
             return message.callback if message else None
+
+
+def _seq(message: StoredMessage) -> int:
+    return message.seq
