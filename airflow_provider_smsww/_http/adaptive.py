@@ -55,7 +55,6 @@ class AdaptiveRate:
         self.floor = rate_limit * FLOOR_SHARE
         self._steepness = rate_limit * CUBIC_SCALE
         self._throttled_at_rate = rate_limit  # the curve's plateau: the rate the last 429 cut
-        self._cut_to = rate_limit
         self._climb_from: float | None = None  # when the climb after the last cut starts (None: no cut)
         self._plateau_after = 0.0  # seconds from the climb's start to the plateau
         self._first_seen: float | None = None
@@ -94,7 +93,6 @@ class AdaptiveRate:
         current = self.rate(now)
         cut = max(self.floor, DEEPEST_CUT * current, min(BACKOFF * current, self.accepted_rate(now)))
         self._throttled_at_rate = current
-        self._cut_to = cut
         self._plateau_after = ((current - cut) / self._steepness) ** (1 / 3)
         self._climb_from = max(now, climb_from)
 

@@ -183,9 +183,8 @@ def check_locally(
     if not recipients:
         problems["recipients"] = "no recipients given"
     valid, given, bad_numbers = _parse_recipients(recipients, region, default_country)
-    refused = tuple(Refused(raw, why) for raw, why in bad_numbers.items()) if skip_invalid else ()
-    if problems or (bad_numbers and not skip_invalid):
-        raise refused_locally({**problems, **({} if skip_invalid else bad_numbers)})
+    refused = tuple(Refused(raw, why) for raw, why in bad_numbers.items())
+    refuse_unless_skipped(problems, refused, skip_invalid)
     assert isinstance(segments, SegmentInfo)
     assert not isinstance(parsed_callback, Problem)
     if len(valid) + len(refused) < len(recipients):
@@ -222,6 +221,14 @@ def _parse_recipients(
         elif parsed.e164 not in valid:
             valid[parsed.e164], given[parsed.e164] = parsed, str(raw)
     return valid, given, bad
+
+
+def refuse_unless_skipped(problems: dict[str, str], refused: Sequence[Refused], skip_invalid: bool) -> None:
+    """Refuse the batch, every problem named, when something is wrong with it as a whole (``problems``)
+    or, unless ``skip_invalid`` (``on_invalid="skip"``), with any of its rows (``refused``)."""
+    if problems or (refused and not skip_invalid):
+        rows = {} if skip_invalid else {r.label: r.reason for r in refused}
+        raise refused_locally({**problems, **rows})
 
 
 def refused_locally(problems: dict[str, str]) -> SmsWwGateError:

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_provider_smsww.models import Callback
 from airflow_provider_smsww.segments import SegmentInfo
-from airflow_provider_smsww.sending.batch import Batch, Entry, refused_locally
+from airflow_provider_smsww.sending.batch import Batch, Entry, refuse_unless_skipped
 from airflow_provider_smsww.sending.refusals import Refused
 from airflow_provider_smsww.validation import (
     Problem,
@@ -66,8 +66,7 @@ def check_entries(
             refused.append(Refused(str(item["recipient"]), entry, index))
         elif entry.key not in valid:
             valid[entry.key], given[entry.key] = entry, str(item["recipient"])
-    if problems or (refused and not skip_invalid):
-        raise refused_locally({**problems, **({} if skip_invalid else {r.label: r.reason for r in refused})})
+    refuse_unless_skipped(problems, refused, skip_invalid)
     assert not isinstance(parsed_callback, Problem)
     if len(valid) + len(refused) < len(messages):
         log.warning(
