@@ -1,8 +1,12 @@
-"""Reading many messages by listing pages: ``GET /messages`` (newest first, 100 a page) down to the
-oldest tracked message, then ``GET /messages/{id}`` only for the ids the listing did not show.
+"""Reading many messages by listing pages: ``GET /messages`` (newest first, 100 a page) from the first
+page that can hold a tracked message down to the oldest, then ``GET /messages/{id}`` only for the ids
+the listing did not show.
 
 Why: the API has no bulk read by id, so a sensor tracking 1,000 messages would otherwise make 1,000
-requests per poll; ten pages cover them when they are the account's newest. The walk never costs much
+requests per poll; ten pages cover them when they are the account's newest. A batch sent early in a
+campaign lies deep (100,000 newer messages are 1,000 pages): the walk seeks its first page by doubling,
+then halving, the page index against the newest tracked message's creation time (known from an earlier
+read, or from one GET of the last id given), about 20 pages at that depth. The walk never costs much
 more than reading by id: it stops when a page would cost as much as one GET per id still missing or
 the pages read reach the number of ids, when it has passed the oldest tracked message (known from an
 earlier read), at an empty or short page, and as soon as the listing is not newest first (the spec does
@@ -108,48 +112,125 @@ async def read_by_listing(
     """
     report = ListingReport()
     missing = dict.fromkeys(ids)
-    floor = oldest_known(list(missing), into)
-    order = NewestFirst()
-    skip = 0
-    walking = True
-    while walking and missing:
-        # A page is worth it only while cheaper than one GET per id still missing, and the whole walk
-        # never costs more pages than there are ids (so at most twice what reading by id would).
-        budget = min(len(missing) - 1, len(ids) - report.pages)
-        batch = min(math.ceil(len(missing) / page_size), max(1, max_concurrency), budget)
-        if batch <= 0:
-            break
-        pages: dict[int, list[dict[str, Any]]] = {}
-
-        async def fetch(k: int, start: int = skip, into_pages: dict[int, Any] = pages) -> None:
-            into_pages[k] = await fetch_page(start + k * page_size, page_size)
-
-        error: Exception | None = None
-        try:
-            await bounded(range(batch), fetch, max_concurrency)
-        except Exception as exc:  # keep the pages that arrived before it (a poll counts them)
-            error = exc
-        skip += batch * page_size
-        for k in range(batch):
-            if k not in pages:
-                break
-            page = pages[k]
-            report.pages += 1
-            passed = _scan(page, missing, into, order, floor)
-            # An empty or short page is the end (or a gateway capping ``limit``: then later pages were
-            # fetched with gaps); past the oldest tracked message or out of order, pages cannot help.
-            if passed or len(page) < page_size or not order.in_order:
-                walking = False
-                break
-        if error is not None:
-            raise error
 
     async def read(message_id: str) -> None:
         report.gets += 1
         into[message_id] = await read_one(message_id)
+        missing.pop(message_id, None)
 
+    walk = _Walk(ids, missing, into, fetch_page, report, page_size)
+    ceiling = newest_known(list(missing), into)
+    if ceiling is None and missing:  # a first read: the front page says whether the ids are near the top
+        walk.take(await walk.page_at(0))
+        if walk.walking and len(missing) == len(dict.fromkeys(ids)) and len(missing) >= LISTING_MIN_IDS:
+            await read(ids[-1])  # none there: the last id given is about the newest sent, a place to seek
+            if (ceiling := newest_known(ids[-1:], into)) is not None:
+                await walk.seek(ceiling, start=1)
+    elif ceiling is not None and missing:
+        await walk.seek(ceiling, start=0)
+    await walk.run(max_concurrency)
     await bounded(list(missing), read, max_concurrency)
     return report
+
+
+class _Walk:
+    """One walk down the listing: where it stands (``skip``), what it has found, when to stop."""
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        missing: dict[str, None],
+        into: dict[str, Message],
+        fetch_page: FetchPage,
+        report: ListingReport,
+        page_size: int,
+    ) -> None:
+        self.ids, self.missing, self.into = ids, missing, into
+        self.fetch_page, self.report, self.page_size = fetch_page, report, page_size
+        self.floor = oldest_known(list(missing), into)
+        self.order = NewestFirst()
+        self.skip = 0
+        self.walking = True
+
+    def budget(self) -> int:
+        """Pages worth fetching now: while cheaper than one GET per id still missing, and never more
+        pages in all than there are ids (so at most twice what reading by id would cost)."""
+        return min(len(self.missing) - 1, len(self.ids) - self.report.pages)
+
+    async def page_at(self, index: int) -> list[dict[str, Any]]:
+        page = await self.fetch_page(index * self.page_size, self.page_size)
+        self.report.pages += 1
+        return page
+
+    def take(self, page: list[dict[str, Any]]) -> None:
+        """Scan one page (the next in the walk); stop the walk when later pages cannot help."""
+        passed = _scan(page, self.missing, self.into, self.order, self.floor)
+        self.skip += self.page_size
+        # An empty or short page is the end (or a gateway capping ``limit``: then later pages were
+        # fetched with gaps); past the oldest tracked message or out of order, pages cannot help.
+        if passed or len(page) < self.page_size or not self.order.in_order:
+            self.walking = False
+
+    async def seek(self, ceiling: datetime, *, start: int) -> None:
+        """Go on from the first page (``start`` or deeper) not wholly newer than ``ceiling``, the newest
+        tracked message: by doubling, then halving, the page index, so a batch under 100,000 newer
+        messages costs about 20 pages instead of 1,000. A page wholly newer holds none of the tracked
+        messages whatever the order; if the listing is not newest first, the pages skipped may have, and
+        what the walk misses is read by id, as always.
+
+        :param ceiling: the creation time of the newest tracked message (known or probed).
+        :param start: the first page index to look at (pages before it are read already).
+        """
+
+        def newer(page: list[dict[str, Any]]) -> bool:
+            return len(page) == self.page_size and all(
+                (t := _created(entry)) is not None and t > ceiling + LISTING_ORDER_TOLERANCE for entry in page
+            )
+
+        below, index = start - 1, start
+        page = await self.page_at(index)
+        while newer(page) and self.budget() > 0:
+            below, index = index, max(1, 2 * index)
+            page = await self.page_at(index)
+        while index - below > 1 and self.budget() > 0:
+            middle = (below + index) // 2
+            probe = await self.page_at(middle)
+            if newer(probe):
+                below = middle
+            else:
+                index, page = middle, probe
+        self.skip = index * self.page_size
+        self.take(page)
+
+    async def run(self, max_concurrency: int) -> None:
+        """Walk on, ``max_concurrency`` pages at a time, until a stopping rule or the budget ends it."""
+        while self.walking and self.missing:
+            batch = min(math.ceil(len(self.missing) / self.page_size), max(1, max_concurrency), self.budget())
+            if batch <= 0:
+                return
+            pages: dict[int, list[dict[str, Any]]] = {}
+            first = self.skip // self.page_size
+
+            async def fetch(k: int, into_pages: dict[int, Any] = pages, first: int = first) -> None:
+                into_pages[k] = await self.page_at(first + k)
+
+            error: Exception | None = None
+            try:
+                await bounded(range(batch), fetch, max_concurrency)
+            except Exception as exc:  # keep the pages that arrived before it (a poll counts them)
+                error = exc
+            for k in range(batch):
+                if k not in pages or not self.walking:
+                    break
+                self.take(pages[k])
+            if error is not None:
+                raise error
+
+
+def newest_known(ids: Sequence[str], known: Mapping[str, Message]) -> datetime | None:
+    """The creation time of the newest of ``ids`` an earlier read gave, if any."""
+    times = [as_utc(m.created_at) for i in ids if (m := known.get(i)) is not None and m.created_at]
+    return max(times, default=None)
 
 
 def _scan(

@@ -412,15 +412,19 @@ class Sandbox:
 
     def list_messages(self, skip: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first, ``skip``/``limit`` like the API. ``messages`` keeps the order they were stored
-        in (``seq``), so a page costs ``skip + limit`` steps from the newest, not a sort of the whole
-        account: a campaign's sensors read pages deep into 100,000 messages."""
+        in (``seq``), so a page is a slice from the newest, not a sort of the whole account: a campaign's
+        sensors read pages deep into 100,000 messages."""
         if skip < 0 or limit < 0:
             raise SandboxError(422, CODE_INVALID_BODY, "skip and limit must not be negative.")
         with self._lock:
             self.advance()
             now, lag = self.config.clock(), self.config.listing_lag  # lagging: the newest are not listed yet
-            listed = (m for m in reversed(self.messages.values()) if not lag or now >= m.created + lag)
-            page = list(itertools.islice(listed, skip, skip + limit))
+            if lag:
+                listed = (m for m in reversed(self.messages.values()) if now >= m.created + lag)
+                page = list(itertools.islice(listed, skip, skip + limit))
+            else:
+                stored = list(self.messages.values())
+                page = stored[max(0, len(stored) - skip - limit) : max(0, len(stored) - skip)][::-1]
             self._looked_at(page)
             return [render_message(m, self.config.email) for m in page]
 

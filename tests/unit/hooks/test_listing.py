@@ -36,6 +36,11 @@ class Account:
         self.gets: list[str] = []
         self.fail_pages_from: int | None = None
 
+    def add(self, n: int) -> None:
+        """``n`` newer messages, listed before every earlier one."""
+        start = len(self.state)
+        self.state.update({mid(i): "PENDING" for i in range(start, start + n)})
+
     def entry(self, message_id: str) -> dict[str, Any]:
         created = T0 + timedelta(seconds=10 * int(message_id, 16))
         return {
@@ -152,10 +157,37 @@ async def test_the_walk_stops_past_the_oldest_tracked_message_known_from_an_earl
 
 async def test_buried_messages_cost_at_most_about_twice_reading_by_id() -> None:
     account = Account(100_000)
-    ids = [mid(i) for i in range(0, 50)]  # the account's 50 oldest, under 99,950 newer ones
+    # The account's 50 oldest, under 99,950 newer ones, and the newest: found on the front page, so the
+    # walk does not seek, and its budget bounds what it costs.
+    ids = [mid(i) for i in range(0, 50)] + [mid(99_999)]
     await read(account, ids)
     assert account.calls <= 2 * len(ids)
-    assert len(account.gets) == len(ids)
+
+
+async def test_a_batch_under_50000_newer_messages_is_found_by_seeking_not_walking() -> None:
+    account = Account(51_000)
+    ids = [mid(i) for i in range(0, 1000)]  # an early batch of a campaign: 50,000 sent after it
+    known = await read(account, ids)
+    assert set(known) == set(ids)
+    assert account.gets == [mid(999)]  # the last id given: about the newest of the batch, where to seek
+    assert len(account.pages) <= 35  # a walk from the top would read 510
+    account.pages.clear(), account.gets.clear()
+    account.add(5000)  # the campaign goes on: the batch is 50 pages deeper at the next poll
+    again = await read(account, ids, into=dict(known))
+    assert set(again) == set(ids)
+    assert account.gets == []  # known creation times: no probe
+    assert len(account.pages) <= 35
+    assert account.calls / len(ids) <= 0.05
+
+
+async def test_a_seek_never_skips_the_tracked_messages_on_the_front_page() -> None:
+    account = Account(3000)
+    ids = [mid(i) for i in range(2000, 3000)]
+    known = await read(account, ids)
+    account.pages.clear()
+    await read(account, ids, into=dict(known))
+    assert account.gets == []
+    assert len(account.pages) == 10  # the seek's first page is the walk's first page
 
 
 async def test_a_transient_error_keeps_what_was_read_and_counts_as_not_yet(monkeypatch: Any) -> None:
