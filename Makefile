@@ -122,7 +122,7 @@ system-deps:
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
 
-## One account's rate limit shared by 4 and 8 processes: per-process pacing vs adaptive (about 3 minutes).
+## One account's rate limit shared by 4 and 8 processes: on one host, apart, and per-process (about 4 minutes).
 bench-rate-limit: $(BIN)/.installed
 	$(BIN)/python benchmarks/shared_account.py
 

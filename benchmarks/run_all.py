@@ -180,20 +180,27 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
 
 
 def _shared_account_rows(shared: dict[str, Any] | None) -> list[str]:
-    """The shared account's rows: per-process pacing vs adaptive, for each process count."""
+    """The shared account's rows, one per process count: processes of one host (the target), processes
+    that share nothing (as on separate hosts) and the per-process pacing of earlier releases."""
     if not shared:
         return []
     rows = []
     thr, thr_target = shared["target_throughput_share"], shared["target_throttled_share"]
     for c in shared["cases"]:
-        old, new = c["per_process"], c["adaptive"]
+        host, apart, old = c["one_host"], c["apart"], c["per_process"]
+
+        def figures(run: dict[str, Any]) -> str:
+            return (
+                f"{run['throughput_share']} of the limit, {run['throttled_share']} throttled "
+                f"({run['throttled']} of {run['requests']})"
+            )
+
         rows.append(
-            f"| shared account ({c['processes']} processes, {new['texts']} texts, "
-            f"{shared['rate_limit']:g} req/s) | adaptive vs per-process pacing: share of the limit "
-            f"{new['throughput_share']} vs {old['throughput_share']} ({c['throughput_ratio']}x); requests "
-            f"throttled {new['throttled_share']} vs {old['throttled_share']} ({c['throttled_ratio']}x); "
-            f"exactly once {new['exactly_once']} | {new['throughput_share']}; {new['throttled_share']} | "
-            f">= {thr:g}; <= {thr_target:g} | {_mark(c['ok'])} |"
+            f"| shared account ({c['processes']} processes, {host['texts']} texts, "
+            f"{shared['rate_limit']:g} req/s) | one host: {figures(host)}; apart (as on separate hosts): "
+            f"{figures(apart)}; per-process pacing (earlier releases): {figures(old)}; exactly once: "
+            f"{host['exactly_once'] and apart['exactly_once']} | {host['throughput_share']}; "
+            f"{host['throttled_share']} | >= {thr:g}; <= {thr_target:g} | {_mark(c['ok'])} |"
         )
     return rows
 

@@ -21,6 +21,11 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
 from demo import migrated_database
 
+# A paced connection's schedule is a file in the temporary directory that the host's processes share
+# (airflow_provider_smsww/_http/pace.py): each test process gets its own directory, so that two workers'
+# tests of the same connection do not pace each other, nor a run the next.
+tempfile.tempdir = tempfile.mkdtemp(prefix="smsww-tests-tmp-")
+
 #: Tests of the parts that import no Airflow (the HTTP client, parts, input rules, models): marked
 #: ``airflow_independent``, they run on the newest Airflow and on the floor only (the Makefile's
 #: ``test-airflow-*`` deselect them); tests/unit/test_layout.py checks these modules import no Airflow.
@@ -34,6 +39,7 @@ AIRFLOW_INDEPENDENT = (
     "unit/_http/test_client_otp.py",
     "unit/_http/test_client_requests.py",
     "unit/_http/test_client_secrets.py",
+    "unit/_http/test_pace.py",
     "unit/_http/test_responses.py",
     "unit/_http/test_retry.py",
     "unit/test_models.py",
