@@ -12,9 +12,9 @@ second) that tells one client how many others there are; the gateway's 429 does,
 How, after the AWS SDKs' adaptive retry mode (botocore's ``ClientRateLimiter`` and its CUBIC
 calculator): a process starts at the configured ``rate_limit`` (alone, it keeps it and never hears a 429).
 A 429 cuts its rate to the lower of :data:`BACKOFF` times the current rate and the rate the gateway
-actually accepted from it over the last :data:`ACCEPTED_WINDOW` seconds (a host's shared rate: the
-backoff alone; so N processes that start
-together land near their share in a step or two, not in many halvings; never below
+actually accepted from it over the last :data:`ACCEPTED_WINDOW` seconds (from the host, when its
+processes share the rate; so N processes that start together land near their share in a step or two,
+not in many halvings; never below
 :data:`DEEPEST_CUT` of the current rate at once). After a cut the rate climbs back on a
 cubic curve: fast at first, flat around the rate that was throttled, then faster again, so a process
 whose neighbours have finished takes their share. Never above ``rate_limit``, never below

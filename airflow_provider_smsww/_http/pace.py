@@ -1,5 +1,5 @@
 """Where a paced connection's schedule stands: the next request's start slot, the 429 pause, the
-adaptive rate's curve. Kept in memory for one process, or in a small file that every process on this host
+adaptive rate's state. Kept in memory for one process, or in a small file that every process on this host
 shares, so that they pace as one client.
 
 Why a host's processes share it: the gateway's rate limit is the account's, and a LocalExecutor, each
@@ -12,9 +12,11 @@ starts its requests one slot at a time, at one rate; between hosts the adaptive 
 
 The accepted rate a 429 may cut to is then the host's, as the gateway saw it. The file is named after
 the connection, its API URL and rate, the user and the boot (``CLOCK_MONOTONIC``, which the slots are
-measured on, starts again at each boot), and is created ``0600`` without following a link. Where it
-cannot be used (no ``fcntl``, no boot id, a directory not writable), each process keeps its own state,
-as it did before: slower to agree, never wrong.
+measured on, starts again at each boot), and is created ``0600`` without following a link; a file
+another user owns, or others may write, is not used, and a schedule more than :data:`MOST_AHEAD` seconds
+ahead of the clock is not one this host wrote: it starts afresh. Where the file cannot be used (no
+``fcntl``, no boot id, a directory not writable), each process keeps its own state, as it did before:
+slower to agree, never wrong.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import math
 import os
 import struct
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +38,8 @@ from airflow_provider_smsww._http.adaptive import WINDOW_BUCKETS, RateState
 # plateau after, first seen (nan: none), newest bucket, the counts.
 _LAYOUT = struct.Struct(f"<ddqqddddq{WINDOW_BUCKETS}q")
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+#: No slot or pause this host sets lies further ahead (a 429's longest ``Retry-After`` honoured is 120 s).
+MOST_AHEAD = 3600.0
 
 
 @dataclass
@@ -94,8 +99,6 @@ class Pace:
 class ProcessPace:
     """The schedule of one process (in memory)."""
 
-    shared = False
-
     def __init__(self) -> None:
         self._pace = Pace()
 
@@ -108,14 +111,21 @@ class ProcessPace:
 class HostPace:
     """The schedule every process of this host shares, in the file at ``path``.
 
-    :param path: the file (created ``0600`` if missing; a link there is refused).
+    :param path: the file (created ``0600`` if missing; a link there is refused, and so is a file another
+        user owns or others may write: :class:`PermissionError`).
     """
-
-    shared = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        self._fd, self._pid = self._open(), os.getpid()
+
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        info = os.fstat(fd)
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            os.close(fd)
+            raise PermissionError(f"{self.path} is not this user's alone: the schedule stays in the process")
+        return fd
 
     @contextmanager
     def hold(self) -> Iterator[Pace]:
@@ -123,10 +133,14 @@ class HostPace:
         written back when changed."""
         import fcntl
 
+        if self._pid != os.getpid():  # a forked child: a lock on the parent's open file is the parent's too
+            self._fd, self._pid = self._open(), os.getpid()
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             before = os.pread(self._fd, _LAYOUT.size, 0)
             pace = Pace.unpack(before)
+            if max(pace.next_start, pace.paused_until) > time.monotonic() + MOST_AHEAD:
+                pace = Pace()
             yield pace
             after = pace.pack()
             if after != before:

@@ -5,6 +5,7 @@ and a host where the file cannot be used falls back to each process's own schedu
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,33 @@ def test_turns_are_named_by_the_shared_counts(tmp_path: Path) -> None:
     one, two, _ = two_limiters(tmp_path / "pace")
     one.pause(0.5)
     assert two.reserve()[1] == Turn(changes=1, cuts=0)
+
+
+def test_a_file_others_may_write_is_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "pace"
+    path.write_bytes(b"")
+    path.chmod(0o666)
+    with pytest.raises(PermissionError, match="not this user's alone"):
+        HostPace(path)
+
+
+def test_a_schedule_far_ahead_of_the_clock_starts_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "pace"
+    path.write_bytes(Pace(next_start=time.monotonic() + 10 * 3600, paused_until=1e12).pack())
+    path.chmod(0o600)
+    gate = RateLimiter(10, pace=HostPace(path))
+    assert gate.reserve()[0] == 0.0  # not a wait of hours for a slot nobody on this host set
+
+
+def test_a_forked_child_locks_the_file_on_its_own(tmp_path: Path) -> None:
+    """flock belongs to the open file, which a fork shares: the child must open its own, or its lock
+    would be its parent's and exclude nothing."""
+    pace = HostPace(tmp_path / "pace")
+    parent_fd = pace._fd
+    child = os.fork()
+    if child == 0:
+        with pace.hold():
+            pass
+        os._exit(0 if pace._fd != parent_fd else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
