@@ -28,12 +28,6 @@ from airflow_provider_smsww._http.adaptive import AdaptiveRate
 from airflow_provider_smsww._http.pace import HostPace, Pace, ProcessPace, pace_for
 from airflow_provider_smsww.exceptions import SmsWwValidationError
 
-#: Seconds of slots a late request may catch up on. A sleeper woken a few milliseconds late on a busy
-#: machine would otherwise lose its slot for good (at 150 requests/s a slot is 7 ms: measured, a campaign
-#: on 2 cores then kept 88% of the rate instead of 99%); over any span longer than this the rate holds,
-#: and the burst it allows (a tenth of a second of requests) is within a gateway's own bucket.
-CATCH_UP = 0.1
-
 
 class Turn(NamedTuple):
     """When a request took its start slot: how many pauses and cuts had been made by then."""
@@ -90,10 +84,10 @@ class RateLimiter:
         with self._holding() as pace:
             now = self._clock()
             paused_until = pace.paused_until if pace.paused_until > own_pause else 0.0
-            slot = max(paused_until, pace.next_start, now - CATCH_UP) if self.adaptive else paused_until
+            start = max(now, pace.next_start, paused_until)
             if self.adaptive:
-                pace.next_start = slot + 1.0 / self.adaptive.rate(max(now, slot))
-            return max(0.0, slot - now), Turn(pace.changes, pace.cuts)
+                pace.next_start = start + 1.0 / self.adaptive.rate(start)
+            return start - now, Turn(pace.changes, pace.cuts)
 
     def pause(self, seconds: float) -> float:
         """Hold every request start for ``seconds`` from now (a 429's ``Retry-After``); the pause's end."""
