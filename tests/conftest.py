@@ -23,8 +23,10 @@ from demo import migrated_database
 
 # A paced connection's schedule is a file in the temporary directory that the host's processes share
 # (airflow_provider_smsww/_http/pace.py): each test process gets its own directory, so that two workers'
-# tests of the same connection do not pace each other, nor a run the next.
+# tests of the same connection do not pace each other, nor a run the next. Open to all, with the sticky
+# bit, as /tmp is: the deployment tests' PostgreSQL runs as its own user inside it.
 tempfile.tempdir = tempfile.mkdtemp(prefix="smsww-tests-tmp-")
+os.chmod(tempfile.tempdir, 0o1777)
 
 #: Tests of the parts that import no Airflow (the HTTP client, parts, input rules, models): marked
 #: ``airflow_independent``, they run on the newest Airflow and on the floor only (the Makefile's
