@@ -121,8 +121,9 @@ async def read_by_listing(
     walk = _Walk(ids, missing, into, fetch_page, report, page_size)
     ceiling = newest_known(list(missing), into)
     if ceiling is None and missing:  # a first read: the front page says whether the ids are near the top
+        wanted = len(missing)
         walk.take(await walk.page_at(0))
-        if walk.walking and len(missing) == len(dict.fromkeys(ids)) and len(missing) >= LISTING_MIN_IDS:
+        if walk.walking and len(missing) == wanted and wanted >= LISTING_MIN_IDS:
             await read(ids[-1])  # none there: the last id given is about the newest sent, a place to seek
             if (ceiling := newest_known(ids[-1:], into)) is not None:
                 await walk.seek(ceiling, start=1)
