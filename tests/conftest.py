@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -10,8 +12,10 @@ from pathlib import Path
 import pytest
 
 # Set before anything imports airflow (Airflow reads AIRFLOW_HOME once, at import), and always: the
-# tests migrate and write this home's database, which must never be a real one.
+# tests migrate and write this home's database, which must never be a real one. Removed when the test
+# process exits, as the temporary directory below: each run would otherwise leave a megabyte per process.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="smsww-tests-airflow-")
+atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 # dag.test() runs only DAGs that live in a bundle: the integration tests' DAGs are in this folder.
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parent / "integration" / "dags")
@@ -27,6 +31,7 @@ from demo import migrated_database
 # bit, as /tmp is: the deployment tests' PostgreSQL runs as its own user inside it.
 tempfile.tempdir = tempfile.mkdtemp(prefix="smsww-tests-tmp-")
 os.chmod(tempfile.tempdir, 0o1777)
+atexit.register(shutil.rmtree, tempfile.tempdir, True)
 
 #: Tests of the parts that import no Airflow (the HTTP client, parts, input rules, models): marked
 #: ``airflow_independent``, they run on the newest Airflow and on the floor only (the Makefile's
