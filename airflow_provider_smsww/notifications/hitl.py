@@ -7,7 +7,8 @@ success callback of the same task is an ordinary alert). The link is the standar
 ``generate_link_to_ui_from_context``, on ``[api] base_url``. A text with a link is never cut through
 the link: the text before it is shortened instead, and when the link leaves too little room for the
 subject (a long run id) the text goes out whole, in several parts. Without a link (no ``base_url``) the
-text says where to respond.
+text says where to respond: the Required Actions page, with the DAG, task and run. A request opened again
+(a wrong one-time code) starts with the task's ``request_notice``, so the text sent again says why.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ from airflow_provider_smsww.notifications.fallback import TRUNCATION_MARK, cut_t
 
 #: Characters of the text before the link kept at least; to keep them the text takes several parts.
 KEEP = 40
-#: Where to respond when there is no link (``[api] base_url`` unset).
-NO_LINK = "(Airflow UI, Required Actions)"
+#: Where to respond when there is no link (``[api] base_url`` unset): filled with the DAG, task and run.
+NO_LINK = "(Airflow UI, Required Actions: {task}, run {run_id})"
+#: What the task log says once per request when there is no link.
+SET_BASE_URL = (
+    "set [api] base_url (AIRFLOW__API__BASE_URL) to the address people open Airflow at, and the text "
+    "carries the link to the response page"
+)
 
 
 @dataclass(frozen=True)
@@ -31,11 +37,21 @@ class Request:
     :param subject: the request's subject, as the operator rendered it.
     :param link: the response page; None when it cannot be made.
     :param problem: why there is no link.
+    :param place: where to respond without a link (:data:`NO_LINK`, filled in).
+    :param notice: what the approver must read first in a request opened again (the task's
+        ``request_notice``: a wrong code, the tries left), or None.
     """
 
     subject: str
     link: str | None
     problem: str | None = None
+    place: str = ""
+    notice: str | None = None
+
+    @property
+    def answer_at(self) -> str:
+        """The link, or where to respond without one."""
+        return self.link or self.place
 
 
 def request_of(context: Any) -> Request | None:
@@ -51,11 +67,17 @@ def request_of(context: Any) -> Request | None:
     if state is not None and str(state) != "running":
         return None
     subject = str(getattr(task, "subject", "") or "").strip()
+    notice = str(getattr(task, "request_notice", None) or "").strip() or None
+    run_id = getattr(ti, "run_id", None) or _get(context, "run_id")
+    place = NO_LINK.format(task=_where(context), run_id=run_id)
+    base_url = conf.get("api", "base_url", fallback="") or ""
+    if not base_url.strip():
+        return Request(subject, None, "[api] base_url is not set", place, notice)
     try:
         link = hitl.generate_link_to_ui_from_context(context=context)
     except Exception as exc:
-        return Request(subject, None, f"{type(exc).__name__}: {exc}")
-    return Request(subject, _with_base_path(link, conf.get("api", "base_url", fallback="") or ""))
+        return Request(subject, None, f"{type(exc).__name__}: {exc}", place, notice)
+    return Request(subject, _with_base_path(link, base_url), None, place, notice)
 
 
 def _get(context: Any, name: str) -> Any:
@@ -75,29 +97,39 @@ def _with_base_path(link: str, base_url: str) -> str:
     return urlunsplit(parts._replace(path=prefix + parts.path))
 
 
-def default_text(context: Any, request: Request) -> str:
-    """``"Airflow etl.approve: Release Q3 data? https://..."``: what the approver
-    gets without a ``message``, and the fallback when the message cannot be used."""
+def _where(context: Any) -> str:
+    """``"etl.approve"``: the DAG and task of the request."""
     ti = _get(context, "ti") or _get(context, "task_instance")
-    task_id = getattr(ti, "task_id", None)
-    where = ".".join(str(part) for part in (dag_id_of(context), task_id) if part)
-    head = f"Airflow {where}: " + (request.subject or "awaits your response")
-    return with_link(head, request.link)[0]
+    return ".".join(str(part) for part in (dag_id_of(context), getattr(ti, "task_id", None)) if part)
 
 
-def with_link(head: str, link: str | None) -> tuple[str, bool]:
+def default_text(context: Any, request: Request) -> str:
+    """``"Airflow etl.approve: Release Q3 data? https://..."``: what the approver gets without a
+    ``message``, and the fallback when the message cannot be used. Without a link the place to respond
+    names the DAG and task, so the head does not."""
+    head = f"Airflow {_where(context)}: " if request.link else "Airflow: "
+    head += with_notice(request.subject or "awaits your response", request)
+    return with_link(head, request.answer_at)[0]
+
+
+def with_notice(text: str, request: Request) -> str:
+    """``text`` after the request's notice (a wrong code, the tries left), when it has one."""
+    return f"{request.notice} {text}" if request.notice else text
+
+
+def with_link(head: str, answer_at: str) -> tuple[str, bool]:
     """``head`` then the link (or where to respond), and whether that fits one SMS part. ``head`` is cut
     to make room for the link, but not below :data:`KEEP` characters: a link that leaves less room
     leaves the text whole, in several parts.
 
     :param head: the text before the link.
-    :param link: the response page, or None.
+    :param answer_at: the response page, or where to respond without one (:attr:`Request.answer_at`).
     """
     from airflow_provider_smsww.segments import analyse, char_cost
 
-    tail = f" {link or NO_LINK}"
+    tail = f" {answer_at}"
     head = head.strip()
-    if link and link in head:
+    if answer_at in head:
         tail = ""
     text = head + tail
     info = analyse(text)

@@ -155,24 +155,28 @@ class SmsWwNotifier(BaseNotifier):
         """This alert's rendered templates and settings, with its fallback text (built once). In
         ``notifiers=`` of a human-in-the-loop operator the text carries the link to the response page
         (:mod:`~airflow_provider_smsww.notifications.hitl`), and is never cut through the link."""
+        from airflow_provider_smsww.notifications import hitl
         from airflow_provider_smsww.notifications.alert import Rendered
         from airflow_provider_smsww.notifications.fallback import fallback_text
-        from airflow_provider_smsww.notifications.hitl import default_text, request_of, with_link
         from airflow_provider_smsww.segments import analyse
 
         message, one_part, truncate = self.message, self.fail_on_multiple_messages, self.truncate
-        request = request_of(context)
-        fallback = fallback_text(context) if request is None else default_text(context, request)
+        request = hitl.request_of(context)
+        fallback = fallback_text(context) if request is None else hitl.default_text(context, request)
         if self._templates["message"] is None and "message" not in self.render_problems:
             message = fallback  # no message given: the default text, without a warning
         elif request is not None and isinstance(message, str) and message.strip():
-            message, fits = with_link(message, request.link)
+            message, fits = hitl.with_link(hitl.with_notice(message, request), request.answer_at)
             one_part = one_part and fits
         if request is not None:
             truncate = False  # cutting would cut the link: a text too long goes to the fallback
             one_part = one_part and analyse(fallback).parts <= 1  # a link longer than one part
             if request.problem:
-                self.log.warning("SMS approval request: no link to the response page (%s)", request.problem)
+                self.log.warning(
+                    "SMS approval request: no link to the response page (%s): %s",
+                    request.problem,
+                    hitl.SET_BASE_URL,
+                )
         return Rendered(
             message=message,
             sender=self.sender,

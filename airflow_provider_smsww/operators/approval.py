@@ -73,6 +73,9 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
     """
 
     template_fields = (*ApprovalOperator.template_fields, "approver")
+    #: In a request opened again after a wrong code, what the approver reads first in the text the
+    #: provider's notifier sends again (:func:`wrong_code_notice`); None in the first request.
+    request_notice: str | None = None
 
     def __init__(
         self,
@@ -155,6 +158,9 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
         if remaining <= timedelta(0):
             raise AirflowFailException(self._expired(attempt - 1, expires_at))
         self.response_timeout = remaining
+        if attempt > 1:  # asked again after a wrong code: the text the notifiers send again says so
+            # (not the form: Airflow keeps the first request's subject and body when it opens one again)
+            self.request_notice = wrong_code_notice(self.max_attempts - attempt + 1, expires_at)
         try:
             super().execute(context)
         except HITL_WAITS as wait:
@@ -213,9 +219,10 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
                         f"the most max_attempts={self.max_attempts} allows"
                     )
                 self.log.warning(
-                    "Not approved: the one-time code typed (attempt %d of %d) is wrong; asking again",
+                    "Not approved: the one-time code typed (attempt %d of %d) is wrong; asking again: %s",
                     attempt,
                     self.max_attempts,
+                    wrong_code_notice(self.max_attempts - attempt, deadline),
                 )
                 self._ask(context, message_id=message_id, attempt=attempt + 1, expires_at=deadline)
             self.log.info("One-time code verified (attempt %d): approval accepted", attempt)
@@ -244,3 +251,16 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
             f"{deadline.isoformat(timespec='seconds')} (code_valid_for={self.code_valid_for}; "
             f"{wrong} wrong code(s) typed)"
         )
+
+
+def wrong_code_notice(tries_left: int, expires_at: datetime) -> str:
+    """``"Wrong code: 2 tries left; the same code is valid until 14:32 UTC."``: what a request opened
+    again after a wrong code says first (the date too when the code outlives the day).
+
+    :param tries_left: codes the approver may still type.
+    :param expires_at: when the code stops being accepted (timezone-aware).
+    """
+    until = expires_at.astimezone(UTC)
+    when = f"{until:%H:%M} UTC" if until.date() == datetime.now(UTC).date() else f"{until:%Y-%m-%d %H:%M} UTC"
+    tries = "1 try" if tries_left == 1 else f"{tries_left} tries"
+    return f"Wrong code: {tries} left; the same code is valid until {when}."

@@ -3,9 +3,11 @@
 
 The DAG is triggered through the REST API; the approval task texts a one-time code to the approver (the
 sandbox keeps it) and waits (deferred to the triggerer on 3.1 and 3.2, ``awaiting_input`` on 3.3). The
-approver answers with ``PATCH .../hitlDetails``: once "Approve" with a wrong code (not approved: the
-request is opened again in the same task and the link texted again), then with the code the sandbox
-sent (approved: ``publish`` runs). Then every file under AIRFLOW_HOME but the metadata database (task
+approver answers in a headless chromium, on the page the texted link opens (through the REST API on 3.1,
+whose UI has no page at that path): once "Approve" with a wrong
+code (not approved: the request is opened again in the same task, and the text sent again says the code
+was wrong and how many tries are left), then with the code the sandbox sent (approved: ``publish``
+runs). Then every file under AIRFLOW_HOME but the metadata database (task
 and service logs), every task log through the REST API, every XCom row, every rendered field and the
 audit log are searched for the code: it is in none of them.
 """
@@ -16,6 +18,8 @@ import json
 from typing import Any
 
 from harness import AirflowStack, RunWatcher, phase, wait_until
+
+from airflow_provider_smsww.compat import AIRFLOW_VERSION
 
 DAG_ID, TASK = "example_smsww_approval", "approve_release"
 APPROVER = "+393331234567"
@@ -49,18 +53,34 @@ def waiting_for_a_response(stack: AirflowStack, run_id: str, request: int, sandb
     return not stack.api.call("GET", hitl_path(run_id))["response_received"]
 
 
-def respond(stack: AirflowStack, run_id: str, code: str) -> None:
-    body = {"chosen_options": ["Approve"], "params_input": {"one_time_password": code}}
-    stack.api.call("PATCH", hitl_path(run_id), json=body)
+def respond(stack: AirflowStack, run_id: str, page: Any, link: str, code: str) -> None:
+    """Open the texted link, type ``code`` in the form and press "Approve", as the approver does. On
+    Airflow 3.1 the link opens the UI's home page (its UI has no page at that path): the same answer
+    through the REST API there."""
+    if AIRFLOW_VERSION < (3, 2):
+        body = {"chosen_options": ["Approve"], "params_input": {"one_time_password": code}}
+        stack.api.call("PATCH", hitl_path(run_id), json=body)
+        return
+    page.goto(link)
+    # The form's label is not tied to its input: the input of the nearest block that holds the label.
+    field = page.get_by_text("One-time code", exact=True).locator("xpath=ancestor::*[.//input][1]//input")
+    field.fill(code)
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text(f"{TASK} response successful").wait_for()
+
+
+def link_of(text: str) -> str:
+    """The response page's link: the texted request ends with it."""
+    return text.split()[-1]
 
 
 def wrong_code_for(code: str) -> str:
     return "".join("B" if c == "A" else "A" for c in code[:1]) + code[1:]
 
 
-def approve(stack: AirflowStack, sandbox: Any) -> dict[str, Any]:
-    """Trigger the example, answer once with a wrong code and then with the right one, until the run
-    ends; the run id, the code, the final state and the OTP message."""
+def approve(stack: AirflowStack, sandbox: Any, page: Any) -> dict[str, Any]:
+    """Trigger the example, answer once with a wrong code and then with the right one in ``page``, until
+    the run ends; the run id, the code, the final state and the OTP message."""
     api = stack.api
     run_id = api.trigger(DAG_ID)
     with phase("approval: the code texted, the request open"):
@@ -68,11 +88,11 @@ def approve(stack: AirflowStack, sandbox: Any) -> dict[str, Any]:
     (otp,) = [m for m in sandbox.sandbox.messages.values() if m.otp is not None]
     assert otp.recipient.e164 == APPROVER
     code = str(otp.otp)
-    with phase("approval: a wrong code, asked again"):
-        respond(stack, run_id, wrong_code_for(code))
+    with phase("approval: a wrong code typed in chromium, asked again"):
+        respond(stack, run_id, page, link_of(link_texts(sandbox)[0]), wrong_code_for(code))
         wait_until("the request opened again", lambda: waiting_for_a_response(stack, run_id, 2, sandbox), 180)
-    with phase("approval: the right code, until the run ends"):
-        respond(stack, run_id, code.lower())  # the case typed does not count
+    with phase("approval: the right code typed in chromium, until the run ends"):
+        respond(stack, run_id, page, link_of(link_texts(sandbox)[1]), code.lower())  # case: no matter
         final = RunWatcher(api).wait([(DAG_ID, run_id)], timeout=180)
     return {"run_id": run_id, "code": code, "final": final[(DAG_ID, run_id)], "otp": otp}
 
@@ -90,6 +110,10 @@ def check_approved_after_a_wrong_code(approved: dict[str, Any], stack: AirflowSt
     assert len(texts) == 2  # the request, then the same request again after the wrong code
     link = f"{stack.url}/dags/{DAG_ID}/runs/{run_id}/tasks/{TASK}/required_actions"
     assert all(link in text and "q3-sales-partners.parquet" in text for text in texts), texts
+    # The text sent again says why; the first did not.
+    notice = "Wrong code: 2 tries left; the same code is valid until "
+    assert notice not in texts[0], texts
+    assert notice in texts[1], texts
     response = stack.api.xcom(DAG_ID, run_id, TASK)
     assert response["chosen_options"] == ["Approve"]
     assert response["params_input"] == {"one_time_password": None}

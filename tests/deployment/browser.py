@@ -41,7 +41,8 @@ SCREENSHOTS = Path(os.environ.get("SMSWW_SCREENSHOTS", REPO / "deployment-screen
 
 @contextmanager
 def open_page(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A page of a headless chromium on a new empty profile; its screenshots kept when the test failed."""
+    """A page of a headless chromium on a new empty profile; its screenshots kept when the test, or the
+    fixture steps run in it, failed."""
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="smsww-chromium-")
@@ -57,10 +58,14 @@ def open_page(request: pytest.FixtureRequest) -> Iterator[Any]:
         page = browser.new_page()
         page.set_default_timeout(30_000)
         page.shots = shots  # type: ignore[attr-defined]
+        raised = False
         try:
             yield page
+        except BaseException:  # a fixture's steps failed (the approval's): no test item is marked
+            raised = True
+            raise
         finally:
-            failed = request.node.stash.get(FAILED, False)
+            failed = raised or request.node.stash.get(FAILED, False)
             if failed:
                 page.screenshot(path=str(shots / "99-at-failure.png"), full_page=True)
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)

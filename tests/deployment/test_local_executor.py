@@ -198,8 +198,9 @@ def test_no_task_log_holds_the_token(runs: dict[str, Any], stack: AirflowStack, 
 
 
 @pytest.fixture(scope="module")
-def approved(stack: AirflowStack, sandbox: Any) -> dict[str, Any]:
-    return approval.approve(stack, sandbox)
+def approved(stack: AirflowStack, sandbox: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
+    with browser.open_page(request) as page:
+        return approval.approve(stack, sandbox, page)
 
 
 @needs_hitl

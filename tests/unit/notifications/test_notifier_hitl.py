@@ -82,8 +82,13 @@ def test_without_base_url_the_text_says_where_to_respond(
 ) -> None:
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "")
     SmsWwNotifier(recipients=[APPROVER])(hitl_context())
-    assert texts(gateway) == [f"Airflow release.approve: Release Q3 data? {NO_LINK}"]
-    assert "no link to the response page" in capsys.readouterr().out
+    place = "(Airflow UI, Required Actions: release.approve, run manual__1)"
+    assert place == NO_LINK.format(task="release.approve", run_id="manual__1")
+    assert texts(gateway) == [f"Airflow: Release Q3 data? {place}"]  # the DAG, task and run: once
+    SmsWwNotifier(recipients=[APPROVER], message="Approve the Q3 release, please")(hitl_context())
+    assert texts(gateway)[1] == f"Approve the Q3 release, please {place}"
+    out = capsys.readouterr().out
+    assert out.count("no link to the response page ([api] base_url is not set): set [api] base_url") == 2
 
 
 def test_a_template_that_fails_still_sends_the_request_with_its_link(

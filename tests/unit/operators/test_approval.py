@@ -181,8 +181,14 @@ def test_a_wrong_code_asks_again_then_the_right_one_approves(
     assert again.kwargs["expires_at"] == first.kwargs["expires_at"]  # the same code, the same expiry
     assert len(requests_opened) == 2  # the request opened again, in the same task
     assert len(otp_gateway.texts) == 2  # and the approver texted again
+    # The text sent again says why, how many tries are left and until when the code holds.
+    until = datetime.fromisoformat(first.kwargs["expires_at"]).astimezone(UTC)
+    notice = f"Wrong code: 2 tries left; the same code is valid until {until:%H:%M} UTC."
+    assert op.request_notice == notice
+    assert notice not in otp_gateway.texts[0]
+    assert otp_gateway.texts[1].startswith(f"Airflow: {notice} Release Q3 data? (Airflow UI, Required")
     lines = task_log_lines(capsys, caplog)
-    assert any("attempt 1 of 3) is wrong; asking again" in line for line in lines)
+    assert any("attempt 1 of 3) is wrong; asking again: Wrong code: 2 tries left" in line for line in lines)
     result = op.execute_complete(ctx, response(CODE), **again.kwargs)
     assert result["chosen_options"] == ["Approve"]
     assert otp_gateway.otp_sends == 1  # one code for every attempt
@@ -323,3 +329,23 @@ async def test_the_trigger_masks_the_typed_code_before_the_triggerer_logs_it(
     events = [event async for event in trigger.run()]
     assert events[0].payload["params_input"] == {"one_time_password": "typed-Z9Y8X7"}  # the task checks it
     assert "typed-Z9Y8X7" not in str(redact(repr(events[0])))  # the triggerer's "fired event" line
+
+
+@pytest.mark.parametrize(
+    ("tries_left", "days", "expected"),
+    [
+        (2, 0, "Wrong code: 2 tries left; the same code is valid until 14:32 UTC."),
+        (1, 0, "Wrong code: 1 try left; the same code is valid until 14:32 UTC."),
+        (1, 1, "Wrong code: 1 try left; the same code is valid until 2026-12-08 14:32 UTC."),
+    ],
+)
+def test_the_wrong_code_notice_says_the_tries_left_and_until_when(
+    tries_left: int, days: int, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_smsww.operators import approval
+
+    now = datetime(2026, 12, 7, 14, 17, tzinfo=UTC)
+    clock = type("Clock", (datetime,), {"now": staticmethod(lambda tz: now)})
+    monkeypatch.setattr(approval, "datetime", clock)
+    expires = now.replace(minute=32) + timedelta(days=days)
+    assert approval.wrong_code_notice(tries_left, expires) == expected
