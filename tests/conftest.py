@@ -15,7 +15,6 @@ import pytest
 # tests migrate and write this home's database, which must never be a real one. Removed when the test
 # process exits, as the temporary directory below: each run would otherwise leave a megabyte per process.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="smsww-tests-airflow-")
-atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 # dag.test() runs only DAGs that live in a bundle: the integration tests' DAGs are in this folder.
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parent / "integration" / "dags")
@@ -24,6 +23,8 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parent / "integrat
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
 from demo import migrated_database
+
+atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
 
 # A paced connection's schedule is a file in the temporary directory that the host's processes share
 # (airflow_provider_smsww/_http/pace.py): each test process gets its own directory, so that two workers'
