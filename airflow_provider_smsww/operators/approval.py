@@ -158,9 +158,11 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
         if remaining <= timedelta(0):
             raise AirflowFailException(self._expired(attempt - 1, expires_at))
         self.response_timeout = remaining
-        if attempt > 1:  # asked again after a wrong code: the text the notifiers send again says so
-            # (not the form: Airflow keeps the first request's subject and body when it opens one again)
+        if attempt > 1:  # asked again after a wrong code: the text the notifiers send again says so, and
+            # the body too, which Airflow 3.1-3.3 do not show: they keep a task's first request's text
+            # (apache/airflow#73235 would refresh it)
             self.request_notice = wrong_code_notice(self.max_attempts - attempt + 1, expires_at)
+            self.body = f"**{self.request_notice}**" + (f"\n\n{self.body}" if self.body else "")
         try:
             super().execute(context)
         except HITL_WAITS as wait:

@@ -185,6 +185,8 @@ def test_a_wrong_code_asks_again_then_the_right_one_approves(
     until = datetime.fromisoformat(first.kwargs["expires_at"]).astimezone(UTC)
     notice = f"Wrong code: 2 tries left; the same code is valid until {until:%H:%M} UTC."
     assert op.request_notice == notice
+    assert requests_opened[1]["body"].startswith(f"**{notice}**")  # shown where Airflow refreshes it
+    assert requests_opened[0]["body"] is None or notice not in requests_opened[0]["body"]
     assert notice not in otp_gateway.texts[0]
     assert otp_gateway.texts[1].startswith(f"Airflow: {notice} Release Q3 data? (Airflow UI, Required")
     lines = task_log_lines(capsys, caplog)
