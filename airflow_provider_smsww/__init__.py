@@ -96,6 +96,23 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Override for the token service (the embedded sandbox serves both).",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "receipts_url": {
+                        "label": "Receipts URL",
+                        "description": "Switches delivery receipts on: where the gateway reaches this "
+                        "Airflow's API server, ending in /smsww/receipts (docs/receipts.md).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "receipts_secret": {
+                        "label": "Receipts secret",
+                        "description": "At least 32 random characters: each message's receipt credential "
+                        "is made with it.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "receipts_asset": {
+                        "label": "Receipts asset",
+                        "description": "The asset each receipt becomes an event of (default smsww_receipts).",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             }
         ],

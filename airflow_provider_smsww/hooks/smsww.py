@@ -40,6 +40,7 @@ from airflow_provider_smsww.validation import OtpParams, build_otp_request, buil
 
 if TYPE_CHECKING:
     from airflow_provider_smsww._http.client import AsyncSmsWwClient, SmsWwClient
+    from airflow_provider_smsww.receipts import ReceiptStamp
 
 T = TypeVar("T")
 
@@ -127,6 +128,40 @@ class SmsWwHook(BaseHook):
 
         conn = self.get_connection(self.smsww_conn_id)
         self._async_client = AsyncSmsWwClient(**self._client_kwargs(conn, conn.extra_dejson))
+
+    def receipts_for(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> ReceiptStamp | None:
+        """What stamps each message of a task with its receipt callback and credential, read from the
+        connection the sync way; None when the connection does not switch receipts on (docs/receipts.md).
+
+        :param dag_id: the DAG of the messages.
+        :param run_id: their DAG run.
+        :param task_id: their task.
+        :param map_index: their task's map index (-1 when not mapped).
+        :raises SmsWwError: ``receipts_url`` without a usable ``receipts_secret``.
+        """
+        conn = self.get_connection(self.smsww_conn_id)
+        return self._stamp(conn.extra_dejson, dag_id, run_id, task_id, map_index)
+
+    async def areceipts_for(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int
+    ) -> ReceiptStamp | None:
+        """:meth:`receipts_for`, the connection read the async way (the triggerer)."""
+        conn = await aget_connection(self.smsww_conn_id)
+        return self._stamp(await aextra_dejson(conn), dag_id, run_id, task_id, map_index)
+
+    def _stamp(
+        self, extra: dict[str, Any], dag_id: str, run_id: str, task_id: str, map_index: int
+    ) -> ReceiptStamp | None:
+        from airflow_provider_smsww.receipts import Origin, ReceiptSettings, ReceiptStamp
+
+        try:
+            settings = ReceiptSettings.of_extra(extra)
+        except ValueError as exc:
+            raise SmsWwError(f"Connection {self.smsww_conn_id!r}: {exc}") from None
+        if settings is None:
+            return None
+        origin = Origin(self.smsww_conn_id, dag_id, run_id, task_id, map_index, settings.asset)
+        return ReceiptStamp(settings, origin)
 
     def run_async(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run async hook calls from sync code on a new event loop that ``execution_timeout`` still ends,

@@ -78,6 +78,20 @@ def dag_id_of(context: Any) -> str | None:
     return None
 
 
+def run_place(context: Any) -> tuple[str, str, str, int]:
+    """The DAG, run, task and map index the context is about ("" and -1 where it has none: a DAG-level
+    callback has no task, a deadline alert may have no run)."""
+    ti = _get(context, "ti")
+    run_id = _text(_get(context, "run_id")) or _text(_get(_get(context, "dag_run"), "run_id"))
+    map_index = _get(ti, "map_index")
+    return (
+        dag_id_of(context) or "",
+        run_id or "",
+        _text(_get(ti, "task_id")) or "",
+        map_index if isinstance(map_index, int) else -1,
+    )
+
+
 def exception_line(exc: Any) -> str | None:
     """``"RuntimeError: first line"`` of the exception (secrets masked), None without one."""
     if exc is None:

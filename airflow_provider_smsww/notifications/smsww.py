@@ -7,7 +7,7 @@ hook, the client (httpx) and the phone-number checks are imported only when an a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.notifications.alert import Outcome, Plan, Rendered
     from airflow_provider_smsww.notifications.storm_guard import Claim
+    from airflow_provider_smsww.receipts import ReceiptStamp
     from airflow_provider_smsww.sending.batch import Batch
     from airflow_provider_smsww.validation import Recipient
 
@@ -206,6 +207,7 @@ class SmsWwNotifier(BaseNotifier):
         from airflow_provider_smsww.concurrency import run_in_new_loop
         from airflow_provider_smsww.hooks.smsww import SmsWwHook
         from airflow_provider_smsww.notifications.alert import plan
+        from airflow_provider_smsww.notifications.fallback import run_place
 
         alert = self._rendered(context)
         claim = self._claim(context, alert)
@@ -214,12 +216,14 @@ class SmsWwNotifier(BaseNotifier):
             return
         planned = plan(alert, self.log, summary)
         hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
-        unusable = None
+        unusable, stamp = None, None
         try:
             hook.open_async_client()
         except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
             unusable = exc
-        outcome = run_in_new_loop(self._send(hook, planned, alert, unusable))
+        else:
+            stamp = self._receipts(lambda: hook.receipts_for(*run_place(context)))
+        outcome = run_in_new_loop(self._send(hook, planned, alert, unusable, stamp))
         if claim is not None:
             claim.done(outcome.sent)
         outcome.report(self.log, raise_on_failure=self.raise_on_failure)
@@ -236,21 +240,52 @@ class SmsWwNotifier(BaseNotifier):
         if summary is None:
             return
         planned = plan(alert, self.log, summary)
-        outcome = await self._send(SmsWwHook(smsww_conn_id=self.smsww_conn_id), planned, alert)
+        hook = SmsWwHook(smsww_conn_id=self.smsww_conn_id)
+        stamp = await self._areceipts(hook, context)
+        outcome = await self._send(hook, planned, alert, stamp=stamp)
         if claim is not None:
             await asyncio.to_thread(claim.done, outcome.sent)
         outcome.report(self.log, raise_on_failure=self.raise_on_failure)
 
+    def _receipts(self, read: Callable[[], ReceiptStamp | None]) -> ReceiptStamp | None:
+        """The receipt stamp ``read`` returns (the connection read the sync way)."""
+        try:
+            return read()
+        except Exception as exc:
+            return self._receipts_off(exc)
+
+    async def _areceipts(self, hook: SmsWwHook, context: Context) -> ReceiptStamp | None:
+        """The receipt stamp of the alert's messages, the connection read the async way (a deadline
+        alert in the triggerer)."""
+        from airflow_provider_smsww.notifications.fallback import run_place
+
+        try:
+            return await hook.areceipts_for(*run_place(context))
+        except Exception as exc:
+            return self._receipts_off(exc)
+
+    def _receipts_off(self, exc: Exception) -> ReceiptStamp | None:
+        """Unusable receipt settings: the alert goes out without receipts rather than not at all."""
+        self.log.warning("Receipts are off for this alert: %s", exc)
+        return None
+
     async def _send(
-        self, hook: SmsWwHook, planned: Plan, alert: Rendered, unusable: Exception | None = None
+        self,
+        hook: SmsWwHook,
+        planned: Plan,
+        alert: Rendered,
+        unusable: Exception | None = None,
+        stamp: ReceiptStamp | None = None,
     ) -> Outcome:
         """One dry run of the planned text, then every recipient through one fan-out; the hook's client
         is closed after.
 
         :param unusable: why the hook cannot be used at all (no connection): nobody gets the alert.
+        :param stamp: the receipts of the alert's messages (None: receipts off).
         :return: who got the alert (with the message id) and who did not (with the reason).
         """
         from airflow_provider_smsww.notifications.alert import Outcome, dry_run
+        from airflow_provider_smsww.sending.batch import with_receipts
 
         outcome = Outcome(failures=dict(planned.refused))
         if planned.batch is None:  # nothing passed the local checks: every recipient is in ``refused``
@@ -261,6 +296,7 @@ class SmsWwNotifier(BaseNotifier):
                 raise unusable
             batch = await dry_run(hook, planned, alert, self.log, outcome)
             if batch is not None:
+                batch = with_receipts(batch, stamp)
                 await hook.awarn_if_credit_low()  # loud below the threshold; an alert still goes out
                 await self._fan_out(hook, batch, outcome)
         except Exception as exc:  # no connection, unreadable connection: nobody else gets the alert

@@ -28,7 +28,9 @@ __all__ = ["SmsSendOperator", "SmsWwSpendingCapReachedError"]
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_smsww.hooks.smsww import SmsWwHook
     from airflow_provider_smsww.models import Callback
+    from airflow_provider_smsww.sending.batch import Batch
     from airflow_provider_smsww.sending.ledger import Ledger
     from airflow_provider_smsww.sending.order import SendSpec, SendWait
 
@@ -177,6 +179,7 @@ class SmsSendOperator(BaseOperator):
         # An ignored dry run, a spending cap, 401 or 403: no retry can cure it, and a retry could cost
         # money; the ledger is read inside the event loop of the send, as the task state store expects.
         with failing_for_good():
+            batch = self._with_receipts(hook, batch, context.get("run_id", ""), map_index)
             if self.dry_run_only:
                 return hook.run_async(lambda: order.estimate(hook, batch, ledger, spec))
             outcome = hook.run_async(lambda: order.send(hook, batch, ledger, spec))
@@ -192,6 +195,17 @@ class SmsSendOperator(BaseOperator):
         if (wait := outcome.next_wait()) is not None:
             self._wait_until(wait, rounds + 1 if wait.settles else rounds)
         return outcome.records
+
+    def _with_receipts(self, hook: SmsWwHook, batch: Batch, run_id: str, map_index: int) -> Batch:
+        """The batch with receipts when the connection switches them on (docs/receipts.md)."""
+        from airflow_provider_smsww.sending.batch import with_receipts
+
+        stamp = hook.receipts_for(self.dag_id, run_id, self.task_id, map_index)
+        if stamp is not None and batch.callback is not None:
+            self.log.info("Receipts are on, but this task's own callback is kept: no receipts for it")
+        elif stamp is not None:
+            self.log.info("Receipts on: events of asset %r", stamp.settings.asset)
+        return with_receipts(batch, stamp)
 
     def _prepare(self, context: Context, rounds: int) -> tuple[Ledger, SendSpec]:
         """The task's ledger, and the rendered arguments as the send order takes them. A ledger that

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +50,8 @@ class CallbackAttempt:
     # The message as the gateway renders it, callback header values included: kept out of repr so that
     # a failing assertion on the attempts does not print them.
     payload: dict[str, Any] = field(repr=False)
+    #: Seconds from the attempt's start to the receiver's answer (or the error).
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -125,6 +128,7 @@ class CallbackRunner:
         for n in range(1, attempts + 1):
             status: int | None = None
             error: str | None = None
+            started = time.monotonic()
             if allowed is not None and host not in allowed:
                 error = "not called: the sandbox only calls back to loopback hosts"
             else:
@@ -143,6 +147,7 @@ class CallbackRunner:
                 status,
                 error,
                 payload,
+                time.monotonic() - started,
             )
             self.sandbox.callback_attempts.append(record)
             if record.ok or (error and status is None and error.startswith("not called")):

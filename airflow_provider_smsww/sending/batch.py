@@ -7,7 +7,9 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
 
 from airflow_provider_smsww.exceptions import SmsWwGateError, describe_problems
 from airflow_provider_smsww.models import Callback, Region, SendRequest
@@ -20,6 +22,9 @@ from airflow_provider_smsww.validation import (
     check_region,
     parse_recipient,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_smsww.receipts import ReceiptStamp
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,8 @@ class Batch:
     rows: int = 0
     #: Each message's key -> its number as given, to name a row the gateway refuses as the user wrote it.
     given: dict[str, str] = field(default_factory=dict)
+    #: With receipts on (:func:`with_receipts`): what stamps each message's callback with its credential.
+    receipts: ReceiptStamp | None = None
 
     def without(self, reasons: Mapping[str, str]) -> Batch:
         """The batch less the messages of ``reasons`` (key or number -> why), each added to ``refused``."""
@@ -103,11 +110,15 @@ class Batch:
         return replace(self, recipients=tuple(kept), refused=self.refused + tuple(refused))
 
     def request(self, recipient: Recipient, *, dry_run: bool) -> SendRequest:
-        """The request for one recipient, its idempotency key in ``callback.custom``."""
+        """The request for one recipient, its idempotency key in ``callback.custom`` and, with
+        receipts on, its credential in ``callback.headers``."""
         callback = self.callback
         if callback is not None and recipient.key in self.keys:
             custom = {**callback.custom, CALLBACK_KEY_FIELD: self.keys[recipient.key]}
             callback = callback.model_copy(update={"custom": custom})
+        if callback is not None and self.receipts is not None:
+            headers = self.receipts.header(callback.custom, recipient.e164)
+            callback = callback.model_copy(update={"headers": {k: SecretStr(v) for k, v in headers.items()}})
         return SendRequest.of(
             recipient.e164,
             self.text_of(recipient),
@@ -144,6 +155,19 @@ class Batch:
 
 def _index(recipient: Recipient) -> int | None:
     return recipient.index if isinstance(recipient, Entry) else None
+
+
+def with_receipts(batch: Batch, stamp: ReceiptStamp | None) -> Batch:
+    """The batch with each message's callback pointed at the receipts endpoint (docs/receipts.md).
+
+    :param batch: the checked batch.
+    :param stamp: the connection's receipt settings and the messages' origin; None: receipts are off.
+    :return: the batch unchanged when receipts are off or it has a callback of the user's (theirs keeps
+        working: a message has one callback).
+    """
+    if stamp is None or batch.callback is not None:
+        return batch
+    return replace(batch, callback=Callback.model_validate(stamp.callback()), receipts=stamp)
 
 
 def idempotency_key(*parts: object) -> str:

@@ -16,9 +16,11 @@ from typing import Any
 import approval
 import browser
 import pytest
-from harness import FIGURES, REPO, AirflowStack, Postgres, RunWatcher, phase
+import receipts
+from harness import FIGURES, REPO, AirflowStack, Postgres, RunWatcher, phase, wait_until
 
 from airflow_provider_smsww.compat import AIRFLOW_VERSION
+from airflow_provider_smsww.receipts import RECEIPT_HEADER
 
 pytestmark = pytest.mark.deployment
 #: The SMS-verified approval example: human-in-the-loop needs Airflow 3.1 (on 3.0 its file fails to import).
@@ -52,8 +54,11 @@ def stack(sandbox: Any) -> Iterator[AirflowStack]:
         postgres = Postgres().__enter__()
     try:
         with AirflowStack(dags=dags, sql_alchemy_conn=postgres.url) as stack:
-            stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token)
-            stack.wait_for_dags([REPORT, ALERT, BULK] + ([approval.DAG_ID] if HITL else []))
+            # Receipts on, so that every message of this stack reports back to the API server's plugin.
+            extra = receipts.connection_extra(stack.url)
+            stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token, extra)
+            dags = [REPORT, ALERT, BULK, receipts.DAG_ID, receipts.FALLBACK_DAG_ID]
+            stack.wait_for_dags(dags + ([approval.DAG_ID] if HITL else []))
             yield stack
     finally:
         postgres.__exit__(None, None, None)
@@ -62,8 +67,13 @@ def stack(sandbox: Any) -> Iterator[AirflowStack]:
 @pytest.fixture(scope="module")
 def runs(stack: AirflowStack) -> dict[str, Any]:
     api = stack.api
-    with phase("LocalExecutor: 4 runs triggered through the REST API, until they end"):
+    with phase("LocalExecutor: 5 runs triggered through the REST API, until they end"):
+        api.call("PATCH", f"/dags/{receipts.FALLBACK_DAG_ID}", json={"is_paused": False})
         runs = {
+            "receipts": (
+                receipts.DAG_ID,
+                api.trigger(receipts.DAG_ID, conf={"recipients": receipts.READERS}),
+            ),
             "report": (REPORT, api.trigger(REPORT)),
             "report_dated": (REPORT, api.trigger(REPORT, logical_date="2025-06-01T00:00:00Z")),
             "alert": (ALERT, api.trigger(ALERT)),
@@ -121,9 +131,8 @@ def explain(runs: dict[str, Any], stack: AirflowStack) -> str:
 
 def test_every_run_and_task_ends_as_expected(runs: dict[str, Any], stack: AirflowStack) -> None:
     final = {name: runs["final"][run] for name, run in runs["runs"].items()}
-    assert final == {"report": "success", "report_dated": "success", "alert": "failed", "bulk": "success"}, (
-        explain(runs, stack)
-    )
+    expected = {"report": "success", "report_dated": "success", "alert": "failed", "bulk": "success"}
+    assert final == {**expected, "receipts": "success"}, explain(runs, stack)
     for name in ("report", "report_dated"):
         assert states(runs, name) == {
             ("build_report", -1): "success",
@@ -191,6 +200,48 @@ def test_no_task_log_holds_the_token(runs: dict[str, Any], stack: AirflowStack, 
     assert "Dry-run gate passed" in logs["report:notify_readers[-1]#1"]
     assert [key for key, text in logs.items() if sandbox.token in text] == []
     assert stack.files_containing(sandbox.token) == []  # nor any log file of any service
+    assert [key for key, text in logs.items() if receipts.SECRET in text] == []
+    assert stack.files_containing(receipts.SECRET) == []
+
+
+def test_receipts_become_asset_events_once_and_a_forged_one_nothing(
+    runs: dict[str, Any], stack: AirflowStack, sandbox: Any
+) -> None:
+    run = runs["runs"]["receipts"]
+    sent = stack.api.xcom(*run, "notify_readers")
+    assert sorted(r["recipient"] for r in sent) == sorted(receipts.READERS)
+    events = receipts.wait_for_events(stack, run[1], 2 * len(sent))  # PENDING, then the final state
+    ids = {r["id"] for r in sent}
+    attempts = [a for a in sandbox.sandbox.callback_attempts if a.message_id in ids]
+    assert len(events) == len(attempts) == 40
+    assert all(a.ok for a in attempts)
+    slowest = max(a.seconds for a in attempts)
+    assert slowest < receipts.RECORDED_WITHIN
+    undelivered = next(r["id"] for r in sent if r["recipient"] == "+393330000001")
+    finals = {
+        e["extra"]["message_id"]: e["extra"]["state"] for e in events if e["extra"]["state"] != "PENDING"
+    }
+    assert finals == {**dict.fromkeys(ids, "DELIVERED"), undelivered: "UNDELIVERABLE"}
+    extra = next(e["extra"] for e in events if e["extra"]["message_id"] == undelivered)
+    assert (extra["recipient"], extra["country"], extra["task_id"]) == (
+        "+39*******001",
+        "IT",
+        "notify_readers",
+    )
+    wait_until("the fallback DAG's run", lambda: receipts.fallback_runs_for(stack, undelivered), 120)
+
+    attempt = next(a for a in attempts if a.state == "DELIVERED")
+    header = sandbox.sandbox.callback_secrets(attempt.message_id)["headers"][RECEIPT_HEADER]
+    other = next(a for a in attempts if a.message_id != attempt.message_id)
+    assert receipts.forge(stack, attempt.payload, None).status_code == 401
+    assert receipts.forge(stack, attempt.payload, "v1=" + "0" * 64).status_code == 403
+    assert receipts.forge(stack, other.payload, header).status_code == 403
+    repeated = receipts.forge(stack, attempt.payload, header)
+    assert (repeated.status_code, repeated.json()) == (202, {"recorded": False})
+    assert len(receipts.events_of(stack, run[1])) == 40
+    FIGURES.append(
+        f"Receipts: 40 of 20 messages recorded, the slowest {slowest:.2f} s after the sandbox posted it"
+    )
 
 
 # -- the SMS-verified approval (tests/deployment/approval.py), on this stack ---------------------------

@@ -51,8 +51,16 @@ def test_provider_info_describes_the_connection_type() -> None:
     assert conn["hook-class-name"] == HOOK_CLASS
     assert DEFAULT_CONN_ID == SmsWwHook.default_conn_name == "smsww_default"
     fields = conn["conn-fields"]
-    assert set(fields) == {"api_key", "sandbox", "oauth_host"}
+    assert set(fields) == {
+        "api_key",
+        "sandbox",
+        "oauth_host",
+        "receipts_url",
+        "receipts_secret",
+        "receipts_asset",
+    }
     assert fields["api_key"]["schema"]["format"] == "password"  # masked in the UI
+    assert fields["receipts_secret"]["schema"]["format"] == "password"
     assert fields["sandbox"]["schema"]["type"] == ["boolean", "null"]
     behaviour = conn["ui-field-behaviour"]
     assert set(behaviour) == {"hidden-fields", "relabeling", "placeholders"}
