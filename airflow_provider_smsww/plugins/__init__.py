@@ -1,4 +1,5 @@
-"""The provider's Airflow plugin: the receipts endpoint on Airflow's API server (docs/receipts.md).
+"""The provider's Airflow plugin: the receipts endpoint and the Messages view on Airflow's API server
+(docs/receipts.md).
 
 Registered as an ``airflow.plugins`` entry point (pyproject.toml says why not the provider info's
 ``plugins``), so every Airflow component that loads plugins imports this module: it imports neither
@@ -31,7 +32,17 @@ class _LazyApps:
 
 
 class SmsWwPlugin(AirflowPlugin):
-    """The receipts endpoint, mounted by Airflow's API server (3.0 and up)."""
+    """The receipts endpoint and the Messages view, mounted by Airflow's API server (3.0 and up); the
+    view is a tab on the DAG run page from 3.1 (``external_views``; 3.0 ignores the attribute)."""
 
     name = "smsww"
     fastapi_apps = _LazyApps()
+    external_views = [
+        {
+            "name": "SMS",
+            "href": URL_PREFIX + "/runs/{DAG_ID}/{RUN_ID}/messages",
+            "destination": "dag_run",
+            "url_route": "smsww_messages",
+            "category": "SMS Worldwide",
+        }
+    ]

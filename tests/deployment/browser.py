@@ -77,6 +77,13 @@ def open_page(request: pytest.FixtureRequest) -> Iterator[Any]:
             shutil.rmtree(shots, ignore_errors=True)
 
 
+def log_in(page: Any, stack: AirflowStack) -> None:
+    """Log the browser in as the stack's API client is: the token in the cookie where Airflow's login
+    puts it (a stack under all_admins needs none: its UI logs itself in)."""
+    if stack.password is not None:
+        page.context.add_cookies([{"name": "_token", "value": stack.api.token, "url": stack.url}])
+
+
 def check_a_connection_made_in_the_form_passes_the_test_button(
     page: Any, stack: AirflowStack, sandbox: Any
 ) -> None:

@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TIMINGS: list[tuple[str, float]] = []
 FIGURES: list[str] = []  # lines for the end-of-run summary (conftest.py)
+#: The user a stack with a real login (``AirflowStack(log_in=True)``) has.
+ADMIN = "admin"
 FAILED = pytest.StashKey[bool]()  # set on a test item whose call failed (conftest.py)
 
 
@@ -142,12 +144,18 @@ class Api:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.token = ""
 
-    def login(self) -> None:
-        # The simple auth manager with all_admins hands out a token without credentials (GET /auth/token).
-        answer = self.http.get("/auth/token")
+    def login(self, password: str | None = None) -> None:
+        """A token for the stack's ``admin`` (``POST /auth/token``), or, with the simple auth manager's
+        all_admins, one handed out without credentials (``GET /auth/token``)."""
+        if password is None:
+            answer = self.http.get("/auth/token")
+        else:
+            answer = self.http.post("/auth/token", json={"username": ADMIN, "password": password})
         answer.raise_for_status()
-        self.http.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+        self.token = str(answer.json()["access_token"])
+        self.http.headers["Authorization"] = f"Bearer {self.token}"
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         answer = self.http.request(method, f"/api/v2{path}", **kwargs)
@@ -231,7 +239,10 @@ class AirflowStack:
         sql_alchemy_conn: str | None = None,
         dags: list[Path] = (),  # type: ignore[assignment]
         extra_env: dict[str, str] | None = None,
+        log_in: bool = False,
     ) -> None:
+        """:param log_in: a real login (the user ``admin`` and a random password) instead of the simple
+        auth manager's all_admins, under which every caller, even one with no token, is an admin."""
         self.home = Path(tempfile.mkdtemp(prefix="smsww-deploy-"))
         self.dags_folder = self.home / "dags"
         self.dags_folder.mkdir()
@@ -268,6 +279,15 @@ class AirflowStack:
             **({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn} if sql_alchemy_conn else {}),
             **(extra_env or {}),
         }
+        self.password = secrets.token_urlsafe(16) if log_in else None
+        if self.password is not None:
+            passwords = self.home / "passwords.json"
+            passwords.write_text(json.dumps({ADMIN: self.password}))
+            self.env.update(
+                AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
+                AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN}:admin",
+                AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+            )
         for name in [k for k in self.env if k.startswith("AIRFLOW_CONN_")]:
             del self.env[name]  # the connection comes from the metadata database, as in production
         self.api = Api(self.url)
@@ -289,7 +309,7 @@ class AirflowStack:
                 wait_until(
                     "the api-server", lambda: httpx.get(f"{self.url}/api/v2/monitor/health").is_success, 120
                 )
-                self.api.login()
+                self.api.login(self.password)
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise

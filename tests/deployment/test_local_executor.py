@@ -15,6 +15,7 @@ from typing import Any
 
 import approval
 import browser
+import messages_view
 import pytest
 import receipts
 from harness import FIGURES, REPO, AirflowStack, Postgres, RunWatcher, phase, wait_until
@@ -53,7 +54,8 @@ def stack(sandbox: Any) -> Iterator[AirflowStack]:
     with phase("LocalExecutor: PostgreSQL up"):
         postgres = Postgres().__enter__()
     try:
-        with AirflowStack(dags=dags, sql_alchemy_conn=postgres.url) as stack:
+        env = messages_view.stack_env()  # an auth manager that can refuse a DAG
+        with AirflowStack(dags=dags, sql_alchemy_conn=postgres.url, extra_env=env, log_in=True) as stack:
             # Receipts on, so that every message of this stack reports back to the API server's plugin.
             extra = receipts.connection_extra(stack.url)
             stack.add_connection("smsww_default", "smsww", sandbox.url, sandbox.token, extra)
@@ -244,6 +246,25 @@ def test_receipts_become_asset_events_once_and_a_forged_one_nothing(
     )
 
 
+def test_the_messages_view_shows_a_runs_sms_to_whom_the_auth_manager_allows(
+    runs: dict[str, Any], stack: AirflowStack, page: Any
+) -> None:
+    run = runs["runs"]["receipts"]
+    view = messages_view.settled(stack, *run, count=20)
+    assert view["states"] == {"DELIVERED": 19, "UNDELIVERABLE": 1}
+    assert view["cost"] == pytest.approx(20 * 0.065)
+    assert {r["recipient"] for r in view["rows"]} >= {"+39*******001"}
+    alert = messages_view.settled(stack, *runs["runs"]["alert"], count=1)  # the failed run's alert
+    assert [(r["task"], r["state"]) for r in alert["rows"]] == [("load_warehouse", "DELIVERED")]
+
+    shown = messages_view.open_in_browser(page, stack, *run)
+    assert shown.locator("#count").inner_text() == "20"
+    assert shown.locator("#cost").inner_text() == f"{view['cost']:.4f}"
+    assert shown.get_by_text("UNDELIVERABLE 1").count() == 1
+    assert shown.locator("tbody tr").count() == 20
+    assert messages_view.refusals(stack, *run) == (401, 403)
+
+
 # -- the SMS-verified approval (tests/deployment/approval.py), on this stack ---------------------------
 # `make test-approval-3.1` (-3.2) runs only these: `-k approval`.
 
@@ -251,6 +272,7 @@ def test_receipts_become_asset_events_once_and_a_forged_one_nothing(
 @pytest.fixture(scope="module")
 def approved(stack: AirflowStack, sandbox: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
     with browser.open_page(request) as page:
+        browser.log_in(page, stack)
         return approval.approve(stack, sandbox, page)
 
 
@@ -272,8 +294,9 @@ def test_approval_code_is_in_no_log_xcom_rendered_field_or_audit_log(
 
 
 @pytest.fixture
-def page(request: pytest.FixtureRequest) -> Iterator[Any]:
+def page(request: pytest.FixtureRequest, stack: AirflowStack) -> Iterator[Any]:
     with browser.open_page(request) as page:
+        browser.log_in(page, stack)
         yield page
 
 

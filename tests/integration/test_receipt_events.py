@@ -113,3 +113,46 @@ def test_each_receipt_becomes_one_asset_event_and_a_forged_one_none(
     repeated = httpx.post(receipts_url, json=body, headers={RECEIPT_HEADER: header})
     assert (repeated.status_code, repeated.json()) == (202, {"recorded": False})
     assert len(receipt_events()) == before + 2 * len(accepted)
+
+
+@pytest.fixture
+def auth_manager(airflow_db: str) -> Any:
+    """The configured auth manager (Airflow's simple one here), initialised as the API server does."""
+    from airflow.api_fastapi.app import create_auth_manager
+
+    return create_auth_manager()
+
+
+def test_the_messages_view_shows_the_runs_messages_to_whom_the_auth_manager_allows(
+    airflow_db: str,
+    smsww_sandbox: Any,
+    receipts_url: str,
+    auth_manager: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    declare_asset()
+    connect(monkeypatch, smsww_sandbox, receipts_url=receipts_url, receipts_secret=SECRET)
+    before = len(receipt_events())
+    run = dag.test()
+    wait_for(before + 8)
+    page = receipts_url.replace("/receipts", f"/runs/{dag.dag_id}/{run.run_id}/messages")
+    token = auth_manager.generate_jwt(SimpleAuthManagerUser(username="reader", role="viewer"))
+
+    view = httpx.get(f"{page}.json", headers={"Authorization": f"Bearer {token}"}).json()
+    assert (view["messages"], view["states"]) == (4, {"DELIVERED": 3, "UNDELIVERABLE": 1})
+    assert view["cost"] == pytest.approx(4 * 0.065)
+    rows = {r["recipient"]: r for r in view["rows"]}
+    assert rows["+39*******001"]["state"] == "UNDELIVERABLE"
+    assert (rows["+39*******888"]["task"], rows["+39*******567"]["task"]) == ("load", "send")
+    html_page = httpx.get(page, cookies={"_token": token})
+    assert html_page.status_code == 200
+    assert "UNDELIVERABLE 1" in html_page.text
+    assert "3331234567" not in html_page.text
+    assert "Report ready" not in html_page.text
+
+    assert httpx.get(page).status_code == 401
+    assert httpx.get(page, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    monkeypatch.setattr(type(auth_manager), "is_authorized_dag", lambda *a, **k: False)
+    assert httpx.get(page, headers={"Authorization": f"Bearer {token}"}).status_code == 403

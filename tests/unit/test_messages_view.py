@@ -1,0 +1,44 @@
+"""The Messages view's rows and page (airflow_provider_smsww/plugins/messages.py): a receipt's facts win
+over the send task's record, numbers are masked, text is escaped. The view over a real database and its
+auth: tests/integration/test_receipt_events.py; in a browser: tests/deployment/messages_view.py."""
+
+from __future__ import annotations
+
+from airflow_provider_smsww.plugins.messages import _row, as_html, as_json, summary
+
+RECORD = {"id": "m1", "recipient": "+393331234567", "state": "NEW", "messageCount": 1, "totalPrice": 0.0}
+RECEIPT = {
+    "receipt": "m1:DELIVERED",
+    "message_id": "m1",
+    "state": "DELIVERED",
+    "recipient": "+39*******567",
+    "country": "IT",
+    "parts": 1,
+    "price": 0.065,
+    "task_id": "send",
+    "map_index": 2,
+    "sent_at": "2026-12-07T18:37:39.727Z",
+    "delivered_at": "2026-12-07T18:37:54.527Z",
+}
+
+
+def test_a_receipt_wins_over_the_record_and_the_record_fills_in_without_one() -> None:
+    with_receipt = _row("m1", {**RECORD, "task": "send[2]"}, RECEIPT)
+    assert (with_receipt.state, with_receipt.price, with_receipt.task) == ("DELIVERED", 0.065, "send[2]")
+    alone = _row("m1", {**RECORD, "task": "send"}, None)
+    assert (alone.recipient, alone.country, alone.state, alone.price) == ("+39*******567", "IT", "NEW", 0.0)
+    alert = _row("m2", None, {**RECEIPT, "task_id": "", "map_index": -1})
+    assert alert.task == "(DAG)"
+
+
+def test_the_page_shows_totals_masks_numbers_and_escapes_names() -> None:
+    rows = [_row("m1", None, RECEIPT), _row("m2", None, {**RECEIPT, "state": "UNDELIVERABLE"})]
+    assert summary(rows) == {"messages": 2, "states": {"DELIVERED": 1, "UNDELIVERABLE": 1}, "cost": 0.13}
+    page = as_html("<dag>", "run&1", rows)
+    assert "&lt;dag&gt; / run&amp;1" in page
+    assert "<dag>" not in page
+    assert "UNDELIVERABLE 1" in page
+    assert "3331234567" not in page
+    assert "2026-12-07 18:37:54" in page
+    assert as_json("d", "r", [])["rows"] == []
+    assert "No SMS in this run." in as_html("d", "r", [])
