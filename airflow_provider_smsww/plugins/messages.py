@@ -1,26 +1,35 @@
 """The Messages view: every SMS of a DAG run in one page, a tab on the run in Airflow 3.1+ (docs/receipts.md).
 
 A run's messages are those its send tasks returned (their XCom) and those its receipts name (the send
-tasks' and the notifier's, with receipts on). A message's state is its latest receipt's, else the state
-the send task recorded. Numbers are masked; no text, secret or code is shown. Airflow does not
-authenticate a plugin's routes, so :func:`allowed` asks the deployment's auth manager itself: no login
-401, a user it does not let read the DAG's runs 403.
+tasks' and the notifier's, with receipts on). A message's state is its latest receipt's; without one,
+the gateway is asked (through the hook, at most :data:`MAX_LOOKUPS` messages a page), and if it cannot
+answer, the state the send task recorded stays. Numbers are masked; no text, secret or code is shown.
+Airflow does not authenticate a plugin's routes, so :func:`allowed` asks the deployment's auth manager
+itself: no login 401, a user it does not let read the DAG's runs 403.
 """
 
 from __future__ import annotations
 
 import html
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from fastapi import HTTPException, Request
 
+from airflow_provider_smsww import DEFAULT_CONN_ID
 from airflow_provider_smsww.receipts import mask_number
+
+log = logging.getLogger(__name__)
 
 #: The operator whose return values are message records (``Message.summary``).
 SEND_OPERATOR = "SmsSendOperator"
+#: Messages without a receipt whose state one page view asks the gateway for (one listing page per 100).
+MAX_LOOKUPS = 500
+#: The states after which a message does not change.
+FINAL_STATES = frozenset({"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"})
 #: The cookie in which Airflow's UI keeps the user's token (``COOKIE_NAME_JWT_TOKEN``).
 TOKEN_COOKIE = "_token"
 
@@ -38,6 +47,8 @@ class Row:
     sent_at: str | None
     delivered_at: str | None
     task: str
+    #: Where the state comes from: ``receipt``, ``gateway`` (looked up) or ``send`` (the task's record).
+    source: str = "send"
 
 
 async def allowed(request: Request, dag_id: str) -> None:
@@ -65,7 +76,8 @@ async def allowed(request: Request, dag_id: str) -> None:
 
 
 def run_messages(dag_id: str, run_id: str) -> list[Row]:
-    """The run's messages, from its send tasks' records and its receipts, in the order they were sent."""
+    """The run's messages, from its send tasks' records and its receipts, in the order they were sent;
+    those without a receipt in the gateway's state."""
     from airflow.utils.session import create_session
 
     with create_session() as session:
@@ -75,7 +87,41 @@ def run_messages(dag_id: str, run_id: str) -> list[Row]:
     rows += [
         _row(message_id, None, extra) for message_id, extra in receipts.items() if message_id not in sent
     ]
-    return rows
+    conn_ids = {str(e.get("conn_id")) for e in receipts.values() if e.get("conn_id")}
+    return looked_up(rows, conn_ids.pop() if len(conn_ids) == 1 else DEFAULT_CONN_ID)
+
+
+def looked_up(rows: list[Row], conn_id: str) -> list[Row]:
+    """The rows, those with no receipt and no final state in the state the gateway reports now.
+
+    :param rows: the run's rows.
+    :param conn_id: the connection to ask through (the one the run's receipts name, else the default).
+    :return: the rows unchanged where the gateway cannot be asked (logged): the page still shows.
+    """
+    from airflow_provider_smsww.hooks.smsww import SmsWwHook
+
+    ids = [r.message_id for r in rows if r.source == "send" and r.state not in FINAL_STATES][:MAX_LOOKUPS]
+    if not ids:
+        return rows
+    try:
+        found = SmsWwHook(smsww_conn_id=conn_id).get_messages(ids, by_listing=len(ids) > 10)
+    except Exception as exc:
+        log.warning("The Messages view could not ask the gateway for %d message(s): %s", len(ids), exc)
+        return rows
+    return [_updated(r, found[r.message_id]) if r.message_id in found else r for r in rows]
+
+
+def _updated(row: Row, message: Any) -> Row:
+    """``row`` with the state and price the gateway reports (``message``: a
+    :class:`~airflow_provider_smsww.models.Message`)."""
+    return replace(
+        row,
+        state=message.state_name,
+        price=_price(float(message.total_price), row.price),
+        sent_at=message.sent_at.isoformat() if message.sent_at else row.sent_at,
+        delivered_at=message.delivered_at.isoformat() if message.delivered_at else row.delivered_at,
+        source="gateway",
+    )
 
 
 def _sent(session: Any, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
@@ -151,6 +197,7 @@ def _row(message_id: str, record: Mapping[str, Any] | None, receipt: Mapping[str
         sent_at=receipt.get("sent_at"),
         delivered_at=receipt.get("delivered_at"),
         task=str(task),
+        source="receipt" if receipt else "send",
     )
 
 

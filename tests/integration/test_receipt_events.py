@@ -82,7 +82,9 @@ def test_each_receipt_becomes_one_asset_event_and_a_forged_one_none(
     run = dag.test()
 
     assert str(run.state) == "failed"  # load fails, by design: its alert is the notifier's message
-    accepted = smsww_sandbox.sandbox.accepted()
+    deadline = time.monotonic() + 10  # the alert is sent by the failed task's callback, as it ends
+    while len(accepted := smsww_sandbox.sandbox.accepted()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert sorted(m.recipient.e164 for m in accepted) == sorted([*REPORT_TO, ON_CALL])
     events = wait_for(before + 2 * len(accepted))[before:]  # PENDING, then the final state
     assert len(events) == 2 * len(accepted)
@@ -156,3 +158,25 @@ def test_the_messages_view_shows_the_runs_messages_to_whom_the_auth_manager_allo
     assert httpx.get(page, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
     monkeypatch.setattr(type(auth_manager), "is_authorized_dag", lambda *a, **k: False)
     assert httpx.get(page, headers={"Authorization": f"Bearer {token}"}).status_code == 403
+
+
+def test_without_receipts_the_view_asks_the_gateway(
+    airflow_db: str, smsww_sandbox: Any, receipts_url: str, auth_manager: Any
+) -> None:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    run = dag.test()  # the connection has no receipts_url: the send is as before, with no callback
+    sent = [m for m in smsww_sandbox.sandbox.accepted() if m.recipient.e164 in REPORT_TO]
+    assert len(sent) == len(REPORT_TO)
+    assert all(m.callback is None for m in sent)
+    deadline = time.monotonic() + 15  # final, so that the gateway's answer cannot change under the test
+    while not all(m.state.is_final for m in sent) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    page = receipts_url.replace("/receipts", f"/runs/{dag.dag_id}/{run.run_id}/messages.json")
+    token = auth_manager.generate_jwt(SimpleAuthManagerUser(username="reader", role="viewer"))
+    view = httpx.get(page, headers={"Authorization": f"Bearer {token}"}).json()
+    assert view["messages"] == len(REPORT_TO)  # the alert left no record without receipts
+    gateway = {m.id: m.state.value for m in sent}
+    assert sorted(gateway.values()) == ["DELIVERED", "DELIVERED", "UNDELIVERABLE"]
+    assert {r["message_id"]: r["state"] for r in view["rows"]} == gateway
+    assert {r["source"] for r in view["rows"]} == {"gateway"}

@@ -4,7 +4,10 @@ auth: tests/integration/test_receipt_events.py; in a browser: tests/deployment/m
 
 from __future__ import annotations
 
-from airflow_provider_smsww.plugins.messages import _row, as_html, as_json, summary
+from typing import Any
+
+from airflow_provider_smsww.plugins.messages import _row, as_html, as_json, looked_up, summary
+from tests.fakes import API
 
 RECORD = {"id": "m1", "recipient": "+393331234567", "state": "NEW", "messageCount": 1, "totalPrice": 0.0}
 RECEIPT = {
@@ -42,3 +45,22 @@ def test_the_page_shows_totals_masks_numbers_and_escapes_names() -> None:
     assert "2026-12-07 18:37:54" in page
     assert as_json("d", "r", [])["rows"] == []
     assert "No SMS in this run." in as_html("d", "r", [])
+
+
+def test_a_message_without_a_receipt_takes_the_gateways_state_and_one_with_one_is_not_asked(
+    httpx_mock: Any,
+) -> None:
+    delivered = {"id": "m1", "state": "DELIVERED", "totalPrice": 0.065, "deliveredAt": "2026-12-07T18:37:54Z"}
+    httpx_mock.add_response(url=f"{API}/messages/m1", json={"data": delivered})
+    rows = [_row("m1", {**RECORD, "task": "send"}, None), _row("m2", None, {**RECEIPT, "state": "PENDING"})]
+    updated = looked_up(rows, "smsww_default")
+    assert [(r.state, r.source) for r in updated] == [("DELIVERED", "gateway"), ("PENDING", "receipt")]
+    assert updated[0].price == 0.065
+    assert [r.url.path for r in httpx_mock.get_requests()] == ["/messages/m1"]
+
+
+def test_a_gateway_that_cannot_answer_leaves_the_recorded_state(httpx_mock: Any) -> None:
+    httpx_mock.add_response(url=f"{API}/messages/m1", status_code=503)
+    rows = [_row("m1", {**RECORD, "task": "send"}, None)]
+    assert looked_up(rows, "smsww_default") == rows
+    assert looked_up(rows, "no_such_connection") == rows
