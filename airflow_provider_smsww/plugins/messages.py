@@ -158,7 +158,9 @@ def _records(value: Any) -> Iterable[Mapping[str, Any]]:
 
 
 def _latest_receipts(session: Any, dag_id: str, run_id: str) -> dict[str, Mapping[str, Any]]:
-    """Message id -> its latest receipt's ``extra``, from the asset events the run's messages caused."""
+    """Message id -> its latest receipt's ``extra``, from the asset events the run's messages caused; a
+    final state is never replaced by an in-flight one (the gateway's retry of an earlier receipt may
+    arrive after a later one)."""
     from airflow.models.asset import AssetEvent
     from sqlalchemy import select
 
@@ -170,7 +172,9 @@ def _latest_receipts(session: Any, dag_id: str, run_id: str) -> dict[str, Mappin
     latest: dict[str, Mapping[str, Any]] = {}
     for extra in session.scalars(query):
         if isinstance(extra, Mapping) and "receipt" in extra and isinstance(extra.get("message_id"), str):
-            latest[extra["message_id"]] = extra
+            known = latest.get(extra["message_id"])
+            if known is None or known.get("state") not in FINAL_STATES or extra.get("state") in FINAL_STATES:
+                latest[extra["message_id"]] = extra
     return latest
 
 

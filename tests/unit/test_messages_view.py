@@ -64,3 +64,19 @@ def test_a_gateway_that_cannot_answer_leaves_the_recorded_state(httpx_mock: Any)
     rows = [_row("m1", {**RECORD, "task": "send"}, None)]
     assert looked_up(rows, "smsww_default") == rows
     assert looked_up(rows, "no_such_connection") == rows
+
+
+def test_a_late_in_flight_receipt_does_not_hide_a_final_state() -> None:
+    from airflow_provider_smsww.plugins.messages import _latest_receipts
+
+    class Session:
+        def scalars(self, query: Any) -> list[dict[str, Any]]:  # oldest first, as the query orders them
+            return [
+                {**RECEIPT, "state": "DELIVERED", "receipt": "m1:DELIVERED"},
+                {**RECEIPT, "state": "PENDING", "receipt": "m1:PENDING"},  # a retry, late
+                {**RECEIPT, "message_id": "m2", "state": "PENDING", "receipt": "m2:PENDING"},
+                {**RECEIPT, "message_id": "m2", "state": "EXPIRED", "receipt": "m2:EXPIRED"},
+            ]
+
+    latest = _latest_receipts(Session(), "etl", "manual__1")
+    assert {k: v["state"] for k, v in latest.items()} == {"m1": "DELIVERED", "m2": "EXPIRED"}
