@@ -7,7 +7,7 @@ hook, the client (httpx) and the phone-number checks are imported only when an a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -222,7 +222,10 @@ class SmsWwNotifier(BaseNotifier):
         except Exception as exc:  # no connection, unreadable connection: nobody gets the alert
             unusable = exc
         else:
-            stamp = self._receipts(lambda: hook.receipts_for(*run_place(context)))
+            try:
+                stamp = hook.receipts_for(*run_place(context))
+            except Exception as exc:
+                stamp = self._receipts_off(exc)
         outcome = run_in_new_loop(self._send(hook, planned, alert, unusable, stamp))
         if claim is not None:
             claim.done(outcome.sent)
@@ -246,13 +249,6 @@ class SmsWwNotifier(BaseNotifier):
         if claim is not None:
             await asyncio.to_thread(claim.done, outcome.sent)
         outcome.report(self.log, raise_on_failure=self.raise_on_failure)
-
-    def _receipts(self, read: Callable[[], ReceiptStamp | None]) -> ReceiptStamp | None:
-        """The receipt stamp ``read`` returns (the connection read the sync way)."""
-        try:
-            return read()
-        except Exception as exc:
-            return self._receipts_off(exc)
 
     async def _areceipts(self, hook: SmsWwHook, context: Context) -> ReceiptStamp | None:
         """The receipt stamp of the alert's messages, the connection read the async way (a deadline

@@ -151,18 +151,29 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
         )
         self._ask(context, message_id=message.id, attempt=1, expires_at=expires_at)
 
-    def _ask(self, context: Context, *, message_id: str, attempt: int, expires_at: datetime) -> None:
+    def _ask(
+        self,
+        context: Context,
+        *,
+        message_id: str,
+        attempt: int,
+        expires_at: datetime,
+        notice: str | None = None,
+    ) -> None:
         """Open (or open again) the request and wait for it, with this operator's state in the wait's
-        kwargs: the message id, the attempt and the expiry (never the code)."""
+        kwargs: the message id, the attempt and the expiry (never the code).
+
+        :param notice: why the request opens again (:func:`wrong_code_notice`); None the first time.
+        """
         remaining = expires_at - datetime.now(UTC)
         if remaining <= timedelta(0):
             raise AirflowFailException(self._expired(attempt - 1, expires_at))
         self.response_timeout = remaining
-        if attempt > 1:  # asked again after a wrong code: the text the notifiers send again says so, and
-            # the body too, which Airflow 3.1-3.3 do not show: they keep a task's first request's text
-            # (apache/airflow#73235 would refresh it)
-            self.request_notice = wrong_code_notice(self.max_attempts - attempt + 1, expires_at)
-            self.body = f"**{self.request_notice}**" + (f"\n\n{self.body}" if self.body else "")
+        if notice is not None:  # asked again after a wrong code: the text the notifiers send again says
+            # so, and the body too, which Airflow 3.1-3.3 do not show: they keep a task's first request's
+            # text (apache/airflow#73235 would refresh it)
+            self.request_notice = notice
+            self.body = f"**{notice}**" + (f"\n\n{self.body}" if self.body else "")
         try:
             super().execute(context)
         except HITL_WAITS as wait:
@@ -220,13 +231,16 @@ class SmsVerifiedApprovalOperator(ApprovalOperator):
                         f"Not approved: {attempt} wrong one-time code(s) typed for message {message_id}, "
                         f"the most max_attempts={self.max_attempts} allows"
                     )
+                notice = wrong_code_notice(self.max_attempts - attempt, deadline)
                 self.log.warning(
                     "Not approved: the one-time code typed (attempt %d of %d) is wrong; asking again: %s",
                     attempt,
                     self.max_attempts,
-                    wrong_code_notice(self.max_attempts - attempt, deadline),
+                    notice,
                 )
-                self._ask(context, message_id=message_id, attempt=attempt + 1, expires_at=deadline)
+                self._ask(
+                    context, message_id=message_id, attempt=attempt + 1, expires_at=deadline, notice=notice
+                )
             self.log.info("One-time code verified (attempt %d): approval accepted", attempt)
         return super().execute_complete(context, event)
 

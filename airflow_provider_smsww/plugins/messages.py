@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from airflow_provider_smsww import DEFAULT_CONN_ID
+from airflow_provider_smsww.models import MessageState
 from airflow_provider_smsww.receipts import mask_number
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 SEND_OPERATOR = "SmsSendOperator"
 #: Messages without a receipt whose state one page view asks the gateway for (one listing page per 100).
 MAX_LOOKUPS = 500
-#: The states after which a message does not change.
-FINAL_STATES = frozenset({"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"})
+#: The states after which a message does not change (:attr:`MessageState.is_final`).
+FINAL_STATES = frozenset(state.value for state in MessageState if state.is_final)
 #: The cookie in which Airflow's UI keeps the user's token (``COOKIE_NAME_JWT_TOKEN``).
 TOKEN_COOKIE = "_token"
 

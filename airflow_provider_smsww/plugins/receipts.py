@@ -158,8 +158,13 @@ def check(receipt: Receipt, header: str | None, secrets: Secrets) -> Origin:
 
 async def receive(request: Request, secrets: Secrets) -> dict[str, Any]:
     """Check a receipt and record it (:mod:`.events`); the route of ``POST /smsww/receipts``."""
+    receipt = Receipt.of(parse_body(await read_body(request), request.headers.get("content-type", "")))
+    header = request.headers.get(RECEIPT_HEADER)
+    return {"recorded": await run_in_threadpool(_accept, receipt, header, secrets)}
+
+
+def _accept(receipt: Receipt, header: str | None, secrets: Secrets) -> bool:
+    """:func:`check`, then record: both read the database, so they share one worker thread."""
     from airflow_provider_smsww.plugins.events import record
 
-    receipt = Receipt.of(parse_body(await read_body(request), request.headers.get("content-type", "")))
-    origin = await run_in_threadpool(check, receipt, request.headers.get(RECEIPT_HEADER), secrets)
-    return {"recorded": await run_in_threadpool(record, receipt.message, origin)}
+    return record(receipt.message, check(receipt, header, secrets))
